@@ -1,0 +1,197 @@
+//! The subcommands: serve, migrate, admin, functions.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use config::{Config, Overrides};
+use secrecy::SecretString;
+
+#[derive(Parser)]
+#[command(name = "supportsignal", version, about = "The SupportSignal backend")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (SQLite in ./data and 127.0.0.1:3210 unless configured otherwise).
+    Serve(Where),
+    /// Apply database migrations and exit.
+    Migrate(Where),
+    /// Administrative tasks.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+        #[command(flatten)]
+        place: Where,
+    },
+    /// Print the spec of every function (path, kind, args and returns validators) as JSON.
+    Functions,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a system administrator. The password comes from --password-stdin or
+    /// SUPPORTSIGNAL_ADMIN_PASSWORD.
+    CreateSystemAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// Where the server listens and keeps its data; flags win over the environment.
+#[derive(Args, Clone, Default)]
+struct Where {
+    /// Address to listen on [env: SUPPORTSIGNAL_LISTEN] [default: 127.0.0.1:3210]
+    #[arg(long)]
+    listen: Option<String>,
+    /// Directory for the SQLite database and files [env: SUPPORTSIGNAL_DATA_DIR] [default: ./data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// postgres://... to use PostgreSQL instead of SQLite [env: DATABASE_URL]
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+impl Where {
+    fn config(&self) -> anyhow::Result<Config> {
+        Ok(Config::load(Overrides {
+            listen: self.listen.clone(),
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+        })?)
+    }
+}
+
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SUPPORTSIGNAL_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("SUPPORTSIGNAL_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(place) => serve(place.config()?).await,
+        Command::Migrate(place) => {
+            let config = place.config()?;
+            let store = server::open_store(&config, app::schema()).await?;
+            store.close().await?;
+            println!("migrations applied ({:?})", config.database);
+            Ok(())
+        }
+        Command::Admin { command, place } => match command {
+            AdminCommand::CreateSystemAdmin {
+                email,
+                name,
+                password_stdin,
+            } => {
+                let password = read_password(password_stdin)?;
+                let config = place.config()?;
+                let store = server::open_store(&config, app::schema()).await?;
+                let result =
+                    app::users::create_system_admin(&store, &email, &name, &password).await;
+                store.close().await?;
+                let id = result?;
+                println!("created system administrator {email} ({id})");
+                Ok(())
+            }
+        },
+        Command::Functions => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&app::registry().spec_json())?
+            );
+            Ok(())
+        }
+    }
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        let password = line.trim_end_matches(['\n', '\r']).to_string();
+        if password.is_empty() {
+            bail!("no password on standard input");
+        }
+        return Ok(SecretString::from(password));
+    }
+    match std::env::var("SUPPORTSIGNAL_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => Ok(SecretString::from(p)),
+        _ => bail!("give the password with --password-stdin or SUPPORTSIGNAL_ADMIN_PASSWORD"),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = server::open_store(&config, app::schema()).await?;
+    bootstrap_admin(&store).await?;
+    let running = server::start(config.clone(), store, app::registry(), shutdown_signal()).await?;
+    // The one line a person (or a script) looks for.
+    println!(
+        "supportsignal {} listening on http://{}",
+        server::VERSION,
+        running.addr
+    );
+    tracing::info!(environment = config.environment.as_str(), database = ?config.database, "serving");
+    running.wait().await
+}
+
+/// Creates the first system administrator from SUPPORTSIGNAL_ADMIN_EMAIL / _PASSWORD when none exists.
+async fn bootstrap_admin(store: &store::Store) -> anyhow::Result<()> {
+    let (Ok(email), Ok(password)) = (
+        std::env::var("SUPPORTSIGNAL_ADMIN_EMAIL"),
+        std::env::var("SUPPORTSIGNAL_ADMIN_PASSWORD"),
+    ) else {
+        return Ok(());
+    };
+    if app::users::has_system_admin(store).await? {
+        return Ok(());
+    }
+    let name =
+        std::env::var("SUPPORTSIGNAL_ADMIN_NAME").unwrap_or_else(|_| "System Administrator".into());
+    app::users::create_system_admin(store, &email, &name, &SecretString::from(password))
+        .await
+        .context("creating the first system administrator from SUPPORTSIGNAL_ADMIN_EMAIL")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

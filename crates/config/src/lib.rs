@@ -1,0 +1,313 @@
+//! One typed configuration for the whole server, read once at start from flags and the environment,
+//! validated with messages that say what to fix; and the generator of every outward URL.
+
+mod urls;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+pub use urls::{OAuthProvider, UrlError, Urls};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3210";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// Where the SupportSignal web app runs in development and tests when no public URL is given.
+pub const DEV_PUBLIC_URL: &str = "http://localhost:3200";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+    Test,
+}
+
+impl Environment {
+    fn parse(s: &str) -> Option<Environment> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "development" | "dev" => Some(Environment::Development),
+            "production" | "prod" => Some(Environment::Production),
+            "test" => Some(Environment::Test),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Production => "production",
+            Environment::Test => "test",
+        }
+    }
+}
+
+/// Where documents live.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// The embedded default: `<data dir>/supportsignal.db`.
+    Sqlite { path: PathBuf },
+    /// `postgres://...` from `DATABASE_URL`.
+    Postgres { url: String },
+}
+
+impl fmt::Debug for Database {
+    // The URL may carry a password; never print it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite { path } => write!(f, "Sqlite({})", path.display()),
+            Database::Postgres { url } => write!(f, "Postgres({})", redact_url(url)),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparseable url>".to_string(),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub environment: Environment,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: Database,
+    /// The SupportSignal web app's base URL (links in emails, OAuth callbacks). No trailing slash.
+    pub public_url: Url,
+    /// This server's own externally reachable URL (file download links).
+    pub api_url: Url,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// How long a query or action may run before the client gets a timeout error.
+    pub function_timeout: Duration,
+    /// How long a client may take to send its request body.
+    pub body_read_timeout: Duration,
+}
+
+/// Values given on the command line; they win over the environment.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+}
+
+/// Everything wrong with the configuration, reported together so one restart fixes it all.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError(pub Vec<String>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn load(overrides: Overrides) -> Result<Config, ConfigError> {
+        Config::from_env(overrides, |key| std::env::var(key).ok())
+    }
+
+    /// Reads configuration from `env` (injected so tests need not touch the process environment).
+    pub fn from_env(
+        overrides: Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let var = |key: &str| {
+            env(key)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let mut problems = Vec::new();
+
+        let ci = var("CI").is_some_and(|v| v == "true" || v == "1");
+        // CI only picks the default; an explicit production setting is never weakened by it.
+        let environment = match var("SUPPORTSIGNAL_ENV") {
+            Some(raw) => Environment::parse(&raw).unwrap_or_else(|| {
+                problems.push(format!(
+                    "SUPPORTSIGNAL_ENV must be development, production or test (got {raw:?})"
+                ));
+                Environment::Development
+            }),
+            None if ci => Environment::Test,
+            None => Environment::Development,
+        };
+
+        let listen_raw = overrides
+            .listen
+            .or_else(|| var("SUPPORTSIGNAL_LISTEN"))
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = match listen_raw.parse::<SocketAddr>() {
+            Ok(addr) => addr,
+            Err(_) => {
+                problems.push(format!(
+                    "listen address must be host:port with an IP host, e.g. 127.0.0.1:3210 (got {listen_raw:?})"
+                ));
+                DEFAULT_LISTEN
+                    .parse()
+                    .expect("default listen address parses")
+            }
+        };
+
+        let data_dir = overrides
+            .data_dir
+            .or_else(|| var("SUPPORTSIGNAL_DATA_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+
+        let database = match overrides.database_url.or_else(|| var("DATABASE_URL")) {
+            None => Database::Sqlite {
+                path: data_dir.join("supportsignal.db"),
+            },
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                if Url::parse(&url).is_err() {
+                    problems.push(format!(
+                        "DATABASE_URL is not a valid URL: {}",
+                        redact_url(&url)
+                    ));
+                }
+                Database::Postgres { url }
+            }
+            Some(url) if url.starts_with("sqlite:") => Database::Sqlite {
+                path: PathBuf::from(
+                    url.trim_start_matches("sqlite://")
+                        .trim_start_matches("sqlite:"),
+                ),
+            },
+            Some(url) => {
+                problems.push(format!(
+                    "DATABASE_URL must start with postgres:// or sqlite: (got {})",
+                    redact_url(&url)
+                ));
+                Database::Sqlite {
+                    path: data_dir.join("supportsignal.db"),
+                }
+            }
+        };
+
+        let public_url = match var("SUPPORTSIGNAL_PUBLIC_URL") {
+            Some(raw) => {
+                check_base_url("SUPPORTSIGNAL_PUBLIC_URL", &raw, environment, &mut problems)
+            }
+            None if environment == Environment::Production => {
+                problems.push(
+                    "SUPPORTSIGNAL_PUBLIC_URL is required in production (the web app's base URL, e.g. https://app.example.org)"
+                        .to_string(),
+                );
+                None
+            }
+            None => Url::parse(DEV_PUBLIC_URL).ok(),
+        };
+
+        let api_url = match var("SUPPORTSIGNAL_API_URL") {
+            Some(raw) => check_base_url("SUPPORTSIGNAL_API_URL", &raw, environment, &mut problems),
+            None => Url::parse(&format!("http://{listen}")).ok(),
+        };
+
+        let max_body_bytes = parse_number(
+            &var,
+            "SUPPORTSIGNAL_MAX_BODY_BYTES",
+            16 * 1024 * 1024 + 2000,
+            &mut problems,
+        );
+        let function_timeout = Duration::from_secs(parse_number(
+            &var,
+            "SUPPORTSIGNAL_FUNCTION_TIMEOUT_SECS",
+            120,
+            &mut problems,
+        ) as u64);
+        let body_read_timeout = Duration::from_secs(parse_number(
+            &var,
+            "SUPPORTSIGNAL_BODY_TIMEOUT_SECS",
+            30,
+            &mut problems,
+        ) as u64);
+
+        match (problems.is_empty(), public_url, api_url) {
+            (true, Some(public_url), Some(api_url)) => Ok(Config {
+                environment,
+                listen,
+                data_dir,
+                database,
+                public_url,
+                api_url,
+                max_body_bytes,
+                function_timeout,
+                body_read_timeout,
+            }),
+            _ => Err(ConfigError(problems)),
+        }
+    }
+
+    /// The URL generator for this configuration.
+    pub fn urls(&self) -> Urls {
+        Urls::new(self.public_url.clone(), self.api_url.clone())
+    }
+}
+
+fn parse_number(
+    var: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: usize,
+    problems: &mut Vec<String>,
+) -> usize {
+    match var(key) {
+        None => default,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                problems.push(format!(
+                    "{key} must be a positive whole number (got {raw:?})"
+                ));
+                default
+            }
+        },
+    }
+}
+
+/// A base URL must parse, be http(s), have no trailing slash, query or fragment, and use https in
+/// production unless it points at this machine.
+fn check_base_url(
+    name: &str,
+    raw: &str,
+    env: Environment,
+    problems: &mut Vec<String>,
+) -> Option<Url> {
+    let url = match Url::parse(raw) {
+        Ok(url) => url,
+        Err(e) => {
+            problems.push(format!("{name} must be a valid URL ({e}): {raw:?}"));
+            return None;
+        }
+    };
+    let before = problems.len();
+    if !matches!(url.scheme(), "http" | "https") {
+        problems.push(format!("{name} must use http or https: {raw:?}"));
+    }
+    if raw.ends_with('/') {
+        problems.push(format!(
+            "{name} must not end with a trailing slash: {raw:?}"
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        problems.push(format!("{name} must not have a query or fragment: {raw:?}"));
+    }
+    let local = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    if env == Environment::Production && url.scheme() != "https" && !local {
+        problems.push(format!("{name} must use https in production: {raw:?}"));
+    }
+    (problems.len() == before).then_some(url)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,208 @@
+//! The contexts handlers receive. A `QueryCtx` can only read; a `MutationCtx` reads and writes in one
+//! transaction; an `ActionCtx` has no database handle at all, only calls to other functions and the
+//! outside world. These rules hold by construction: the types offer nothing else.
+
+use std::fmt;
+
+use store::{Document, Patch, Query, Txn};
+use values::{DocumentId, Object, Value};
+
+use crate::runtime::{Call, Caller, RequestId, Runtime};
+use crate::{FnResult, FunctionKind};
+
+/// Who is calling: the bearer token presented with the request, if any. Later layers resolve it to a
+/// session and user. Never printed.
+#[derive(Clone, Default)]
+pub struct Auth {
+    token: Option<String>,
+}
+
+impl Auth {
+    pub fn anonymous() -> Auth {
+        Auth { token: None }
+    }
+    pub fn bearer(token: impl Into<String>) -> Auth {
+        Auth {
+            token: Some(token.into()),
+        }
+    }
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.token {
+            Some(_) => f.write_str("Auth(bearer ***)"),
+            None => f.write_str("Auth(anonymous)"),
+        }
+    }
+}
+
+/// Read access to the database.
+pub struct Db<'a> {
+    txn: &'a mut Txn,
+}
+
+impl Db<'_> {
+    pub fn get(&mut self, id: &DocumentId) -> store::Result<Option<Document>> {
+        self.txn.get(id)
+    }
+    /// A document of `table` by its Id string; `None` for malformed Ids, Ids of other tables and
+    /// missing documents alike, so callers cannot tell them apart.
+    pub fn get_in(&mut self, table: &str, id: &str) -> store::Result<Option<Document>> {
+        match self.txn.normalize_id(table, id) {
+            Some(id) => self.txn.get(&id),
+            None => Ok(None),
+        }
+    }
+    pub fn normalize_id(&self, table: &str, id: &str) -> Option<DocumentId> {
+        self.txn.normalize_id(table, id)
+    }
+    pub fn query(&mut self, table: &str) -> store::Result<Query<'_>> {
+        self.txn.query(table)
+    }
+}
+
+/// Read and write access to the database, inside the mutation's transaction.
+pub struct DbWriter<'a> {
+    txn: &'a mut Txn,
+}
+
+impl DbWriter<'_> {
+    pub fn get(&mut self, id: &DocumentId) -> store::Result<Option<Document>> {
+        self.txn.get(id)
+    }
+    pub fn get_in(&mut self, table: &str, id: &str) -> store::Result<Option<Document>> {
+        match self.txn.normalize_id(table, id) {
+            Some(id) => self.txn.get(&id),
+            None => Ok(None),
+        }
+    }
+    pub fn normalize_id(&self, table: &str, id: &str) -> Option<DocumentId> {
+        self.txn.normalize_id(table, id)
+    }
+    pub fn query(&mut self, table: &str) -> store::Result<Query<'_>> {
+        self.txn.query(table)
+    }
+    pub fn insert(&mut self, table: &str, fields: Object) -> store::Result<DocumentId> {
+        self.txn.insert(table, fields)
+    }
+    pub fn patch(&mut self, id: &DocumentId, patch: Patch) -> store::Result<()> {
+        self.txn.patch(id, patch)
+    }
+    pub fn replace(&mut self, id: &DocumentId, fields: Object) -> store::Result<()> {
+        self.txn.replace(id, fields)
+    }
+    pub fn delete(&mut self, id: &DocumentId) -> store::Result<()> {
+        self.txn.delete(id)
+    }
+}
+
+/// Lines a handler logs, returned to the client as `logLines` (as Convex returns `console.log`).
+#[derive(Default)]
+pub(crate) struct LogLines(pub Vec<String>);
+
+impl LogLines {
+    fn push(&mut self, message: &str) {
+        self.0.push(format!("[LOG] {message:?}"));
+    }
+}
+
+pub struct QueryCtx<'a> {
+    pub db: Db<'a>,
+    pub auth: &'a Auth,
+    pub request_id: &'a RequestId,
+    now_ms: f64,
+    pub(crate) logs: LogLines,
+}
+
+impl<'a> QueryCtx<'a> {
+    pub(crate) fn new(txn: &'a mut Txn, auth: &'a Auth, request_id: &'a RequestId) -> QueryCtx<'a> {
+        let now_ms = txn.now_ms();
+        QueryCtx {
+            db: Db { txn },
+            auth,
+            request_id,
+            now_ms,
+            logs: LogLines::default(),
+        }
+    }
+    /// The transaction's "now" in ms since the epoch (stable for the whole call).
+    pub fn now_ms(&self) -> f64 {
+        self.now_ms
+    }
+    pub fn log(&mut self, message: &str) {
+        self.logs.push(message);
+    }
+}
+
+pub struct MutationCtx<'a> {
+    pub db: DbWriter<'a>,
+    pub auth: &'a Auth,
+    pub request_id: &'a RequestId,
+    now_ms: f64,
+    pub(crate) logs: LogLines,
+}
+
+impl<'a> MutationCtx<'a> {
+    pub(crate) fn new(
+        txn: &'a mut Txn,
+        auth: &'a Auth,
+        request_id: &'a RequestId,
+    ) -> MutationCtx<'a> {
+        let now_ms = txn.now_ms();
+        MutationCtx {
+            db: DbWriter { txn },
+            auth,
+            request_id,
+            now_ms,
+            logs: LogLines::default(),
+        }
+    }
+    pub fn now_ms(&self) -> f64 {
+        self.now_ms
+    }
+    pub fn log(&mut self, message: &str) {
+        self.logs.push(message);
+    }
+}
+
+/// An action's world: other functions (internal ones included), an HTTP client, and nothing that
+/// touches the database directly.
+#[derive(Clone)]
+pub struct ActionCtx {
+    pub(crate) runtime: Runtime,
+    pub auth: Auth,
+    pub request_id: RequestId,
+}
+
+impl ActionCtx {
+    async fn run(&self, kind: FunctionKind, path: &str, args: Object) -> FnResult<Value> {
+        let call = Call {
+            path: path.to_string(),
+            expected: Some(kind),
+            args: Value::Object(args),
+            auth: self.auth.clone(),
+            request_id: self.request_id.clone(),
+            caller: Caller::Server,
+        };
+        Box::pin(self.runtime.call(call))
+            .await
+            .map(|outcome| outcome.value)
+    }
+    pub async fn run_query(&self, path: &str, args: Object) -> FnResult<Value> {
+        self.run(FunctionKind::Query, path, args).await
+    }
+    pub async fn run_mutation(&self, path: &str, args: Object) -> FnResult<Value> {
+        self.run(FunctionKind::Mutation, path, args).await
+    }
+    pub async fn run_action(&self, path: &str, args: Object) -> FnResult<Value> {
+        self.run(FunctionKind::Action, path, args).await
+    }
+    /// A shared HTTP client for calls to external services.
+    pub fn http(&self) -> &reqwest::Client {
+        self.runtime.http()
+    }
+}

@@ -1,0 +1,17 @@
+//! Named queries, mutations and actions: the registry, typed contexts, argument validation, errors,
+//! and the runtime that executes a call against the store.
+
+mod context;
+mod error;
+mod path;
+mod registry;
+mod runtime;
+
+pub use context::{ActionCtx, Auth, Db, DbWriter, MutationCtx, QueryCtx};
+pub use error::{ErrorCode, FunctionError};
+pub use path::{FunctionPath, PathError};
+pub use registry::{no_args, FunctionKind, FunctionSpec, Registry, Visibility};
+pub use runtime::{Call, Caller, Outcome, RequestId, Runtime};
+
+/// What handlers return.
+pub type FnResult<T = values::Value> = Result<T, FunctionError>;

@@ -1,0 +1,251 @@
+//! The registry of named functions, each with a kind, a visibility, an args validator and an optional
+//! returns validator. Its specs can be exported so typed client code can be generated from them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use values::validator::v;
+use values::{Object, Validator};
+
+use crate::context::{ActionCtx, MutationCtx, QueryCtx};
+use crate::path::FunctionPath;
+use crate::FnResult;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FunctionKind {
+    Query,
+    Mutation,
+    Action,
+}
+
+impl FunctionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FunctionKind::Query => "query",
+            FunctionKind::Mutation => "mutation",
+            FunctionKind::Action => "action",
+        }
+    }
+}
+
+impl fmt::Display for FunctionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FunctionKind::Query => "Query",
+            FunctionKind::Mutation => "Mutation",
+            FunctionKind::Action => "Action",
+        })
+    }
+}
+
+/// Internal functions can be called by actions and background jobs, never over the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visibility {
+    Public,
+    Internal,
+}
+
+#[derive(Clone, Debug)]
+pub struct FunctionSpec {
+    pub path: FunctionPath,
+    pub kind: FunctionKind,
+    pub visibility: Visibility,
+    /// Always a `Validator::Object`.
+    pub args: Validator,
+    pub returns: Option<Validator>,
+}
+
+impl FunctionSpec {
+    /// Declares what the function returns; a handler returning anything else is a server error.
+    pub fn returns(&mut self, validator: Validator) -> &mut FunctionSpec {
+        self.returns = Some(validator);
+        self
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "path": self.path.to_string(),
+            "kind": self.kind.as_str(),
+            "visibility": match self.visibility { Visibility::Public => "public", Visibility::Internal => "internal" },
+            "args": self.args.to_json(),
+            "returns": self.returns.as_ref().map(Validator::to_json),
+        })
+    }
+}
+
+pub(crate) type QueryFn = Arc<dyn Fn(&mut QueryCtx<'_>, Object) -> FnResult + Send + Sync>;
+pub(crate) type MutationFn = Arc<dyn Fn(&mut MutationCtx<'_>, Object) -> FnResult + Send + Sync>;
+pub(crate) type ActionFn =
+    Arc<dyn Fn(ActionCtx, Object) -> BoxFuture<'static, FnResult> + Send + Sync>;
+
+#[derive(Clone)]
+pub(crate) enum Handler {
+    Query(QueryFn),
+    Mutation(MutationFn),
+    Action(ActionFn),
+}
+
+#[derive(Clone)]
+pub(crate) struct Registered {
+    pub spec: FunctionSpec,
+    pub handler: Handler,
+}
+
+#[derive(Clone, Default)]
+pub struct Registry {
+    functions: BTreeMap<FunctionPath, Registered>,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    fn add(
+        &mut self,
+        path: &str,
+        visibility: Visibility,
+        args: Validator,
+        handler: Handler,
+    ) -> &mut FunctionSpec {
+        // Registration happens at start-up from code; a bad or duplicate path is a programming error.
+        let path = FunctionPath::parse(path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            matches!(args, Validator::Object(_)),
+            "args validator of {path} must be v::object(...)"
+        );
+        assert!(
+            !self.functions.contains_key(&path),
+            "function {path} registered twice"
+        );
+        let kind = match handler {
+            Handler::Query(_) => FunctionKind::Query,
+            Handler::Mutation(_) => FunctionKind::Mutation,
+            Handler::Action(_) => FunctionKind::Action,
+        };
+        let spec = FunctionSpec {
+            path: path.clone(),
+            kind,
+            visibility,
+            args,
+            returns: None,
+        };
+        &mut self
+            .functions
+            .entry(path)
+            .or_insert(Registered { spec, handler })
+            .spec
+    }
+
+    pub fn query(
+        &mut self,
+        path: &str,
+        args: Validator,
+        f: impl Fn(&mut QueryCtx<'_>, Object) -> FnResult + Send + Sync + 'static,
+    ) -> &mut FunctionSpec {
+        self.add(path, Visibility::Public, args, Handler::Query(Arc::new(f)))
+    }
+
+    pub fn internal_query(
+        &mut self,
+        path: &str,
+        args: Validator,
+        f: impl Fn(&mut QueryCtx<'_>, Object) -> FnResult + Send + Sync + 'static,
+    ) -> &mut FunctionSpec {
+        self.add(
+            path,
+            Visibility::Internal,
+            args,
+            Handler::Query(Arc::new(f)),
+        )
+    }
+
+    pub fn mutation(
+        &mut self,
+        path: &str,
+        args: Validator,
+        f: impl Fn(&mut MutationCtx<'_>, Object) -> FnResult + Send + Sync + 'static,
+    ) -> &mut FunctionSpec {
+        self.add(
+            path,
+            Visibility::Public,
+            args,
+            Handler::Mutation(Arc::new(f)),
+        )
+    }
+
+    pub fn internal_mutation(
+        &mut self,
+        path: &str,
+        args: Validator,
+        f: impl Fn(&mut MutationCtx<'_>, Object) -> FnResult + Send + Sync + 'static,
+    ) -> &mut FunctionSpec {
+        self.add(
+            path,
+            Visibility::Internal,
+            args,
+            Handler::Mutation(Arc::new(f)),
+        )
+    }
+
+    pub fn action<F, Fut>(&mut self, path: &str, args: Validator, f: F) -> &mut FunctionSpec
+    where
+        F: Fn(ActionCtx, Object) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = FnResult> + Send + 'static,
+    {
+        let handler: ActionFn = Arc::new(move |ctx, args| Box::pin(f(ctx, args)));
+        self.add(path, Visibility::Public, args, Handler::Action(handler))
+    }
+
+    pub fn internal_action<F, Fut>(
+        &mut self,
+        path: &str,
+        args: Validator,
+        f: F,
+    ) -> &mut FunctionSpec
+    where
+        F: Fn(ActionCtx, Object) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = FnResult> + Send + 'static,
+    {
+        let handler: ActionFn = Arc::new(move |ctx, args| Box::pin(f(ctx, args)));
+        self.add(path, Visibility::Internal, args, Handler::Action(handler))
+    }
+
+    /// Adds every function of `other` (modules register into their own registry and are merged).
+    pub fn merge(&mut self, other: Registry) {
+        for (path, registered) in other.functions {
+            assert!(
+                !self.functions.contains_key(&path),
+                "function {path} registered twice"
+            );
+            self.functions.insert(path, registered);
+        }
+    }
+
+    pub(crate) fn lookup(&self, path: &FunctionPath) -> Option<&Registered> {
+        self.functions.get(path)
+    }
+
+    pub fn specs(&self) -> impl Iterator<Item = &FunctionSpec> {
+        self.functions.values().map(|r| &r.spec)
+    }
+
+    /// The whole API as JSON, in path order (stable, so it can be snapshot-tested).
+    pub fn spec_json(&self) -> serde_json::Value {
+        serde_json::json!({ "functions": self.specs().map(FunctionSpec::to_json).collect::<Vec<_>>() })
+    }
+
+    pub fn len(&self) -> usize {
+        self.functions.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.functions.is_empty()
+    }
+}
+
+/// Shorthand for functions without arguments.
+pub fn no_args() -> Validator {
+    v::object(Vec::<(&str, Validator)>::new())
+}

@@ -1,0 +1,270 @@
+//! Executes calls: resolves the path, checks visibility and kind, validates arguments, runs the
+//! handler in the right kind of transaction, and validates what it returns.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use store::{ReadSet, Store, Ts};
+use values::{Object, Validator, Value};
+
+use crate::context::{ActionCtx, Auth, MutationCtx, QueryCtx};
+use crate::error::{ErrorCode, FunctionError};
+use crate::path::FunctionPath;
+use crate::registry::{Handler, Registered, Registry, Visibility};
+use crate::{FnResult, FunctionKind};
+
+/// Correlates a request's log lines with what the client was told.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RequestId(String);
+
+impl RequestId {
+    pub fn generate() -> RequestId {
+        RequestId(hex::encode(rand::random::<[u8; 8]>()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether the call comes from outside (only public functions) or from server code (any function).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    Client,
+    Server,
+}
+
+pub struct Call {
+    pub path: String,
+    /// The kind the endpoint expects (`/api/query` expects a query); `None` accepts any kind.
+    pub expected: Option<FunctionKind>,
+    pub args: Value,
+    pub auth: Auth,
+    pub request_id: RequestId,
+    pub caller: Caller,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub kind: FunctionKind,
+    pub value: Value,
+    pub log_lines: Vec<String>,
+    /// Commit ts for mutations, snapshot ts for queries.
+    pub ts: Option<Ts>,
+    /// What a query read (for live queries).
+    pub read_set: Option<ReadSet>,
+}
+
+struct Inner {
+    registry: Registry,
+    store: Store,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+impl Runtime {
+    /// `timeout` bounds queries and actions. Mutations are not cut off once started: the client must
+    /// never be told "failed" about a write that then commits.
+    pub fn new(registry: Registry, store: Store, timeout: Duration) -> Runtime {
+        Runtime {
+            inner: Arc::new(Inner {
+                registry,
+                store,
+                http: reqwest::Client::builder()
+                    .timeout(timeout)
+                    .build()
+                    .expect("HTTP client builds with default TLS settings"),
+                timeout,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    fn resolve(&self, call: &Call) -> FnResult<&Registered> {
+        let path = FunctionPath::parse(&call.path)
+            .map_err(|e| FunctionError::user(ErrorCode::Validation, e.to_string()))?;
+        let not_found =
+            || FunctionError::not_found(format!("Could not find public function for '{path}'."));
+        let registered = self.inner.registry.lookup(&path).ok_or_else(not_found)?;
+        // Internal functions answer exactly like missing ones, so clients learn nothing about them.
+        if registered.spec.visibility == Visibility::Internal && call.caller == Caller::Client {
+            return Err(not_found());
+        }
+        if let Some(expected) = call.expected {
+            if expected != registered.spec.kind {
+                return Err(FunctionError::user(
+                    ErrorCode::Validation,
+                    format!(
+                        "Trying to execute {path} as {expected}, but it is defined as {}.",
+                        registered.spec.kind
+                    ),
+                ));
+            }
+        }
+        Ok(registered)
+    }
+
+    fn check_args(&self, registered: &Registered, args: Value) -> FnResult<Object> {
+        let args = match args {
+            Value::Object(o) => o,
+            other => {
+                return Err(FunctionError::user(
+                    ErrorCode::Validation,
+                    format!(
+                        "ArgumentValidationError: arguments must be an object, not {}",
+                        other.type_name()
+                    ),
+                ))
+            }
+        };
+        let value = Value::Object(args);
+        registered
+            .spec
+            .args
+            .check(&value, &self.inner.store.table_numbers())
+            .map_err(|e| {
+                let field = e.path.trim_start_matches('.').to_string();
+                FunctionError::User {
+                    code: ErrorCode::Validation,
+                    message: format!("ArgumentValidationError: {}", e.message),
+                    field: (!field.is_empty()).then_some(field),
+                }
+            })?;
+        Ok(value.into_object().expect("checked above"))
+    }
+
+    fn check_returns(
+        &self,
+        returns: Option<&Validator>,
+        path: &FunctionPath,
+        value: &Value,
+    ) -> FnResult<()> {
+        match returns {
+            Some(validator) => validator
+                .check(value, &self.inner.store.table_numbers())
+                .map_err(|e| {
+                    FunctionError::internal(format!(
+                        "{path} returned a value that does not match its returns validator: {e}"
+                    ))
+                }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs one call. Errors come back as `FunctionError`; internal ones are logged here with the
+    /// request id.
+    pub async fn call(&self, call: Call) -> FnResult<Outcome> {
+        let result = self.call_inner(&call).await;
+        if let Err(FunctionError::Internal(detail)) = &result {
+            tracing::error!(request_id = %call.request_id, path = %call.path, %detail, "function failed");
+        }
+        result
+    }
+
+    async fn call_inner(&self, call: &Call) -> FnResult<Outcome> {
+        let registered = self.resolve(call)?.clone();
+        let args = self.check_args(&registered, call.args.clone())?;
+        let spec = registered.spec;
+        let (auth, request_id) = (call.auth.clone(), call.request_id.clone());
+        let outcome = match registered.handler {
+            Handler::Query(handler) => {
+                let run = self.inner.store.query(move |txn| {
+                    let mut ctx = QueryCtx::new(txn, &auth, &request_id);
+                    let value = guard(|| handler(&mut ctx, args))?;
+                    Ok::<_, FunctionError>((value, std::mem::take(&mut ctx.logs.0)))
+                });
+                let ((value, log_lines), read_set, ts) =
+                    tokio::time::timeout(self.inner.timeout, run)
+                        .await
+                        .map_err(|_| timeout_error(FunctionKind::Query, self.inner.timeout))??;
+                Outcome {
+                    kind: FunctionKind::Query,
+                    value,
+                    log_lines,
+                    ts: Some(ts),
+                    read_set: Some(read_set),
+                }
+            }
+            Handler::Mutation(handler) => {
+                let ((value, log_lines), ts, _writes) = self
+                    .inner
+                    .store
+                    .mutate(move |txn| {
+                        let mut ctx = MutationCtx::new(txn, &auth, &request_id);
+                        let value = guard(|| handler(&mut ctx, args.clone()))?;
+                        Ok::<_, FunctionError>((value, std::mem::take(&mut ctx.logs.0)))
+                    })
+                    .await?;
+                Outcome {
+                    kind: FunctionKind::Mutation,
+                    value,
+                    log_lines,
+                    ts: Some(ts),
+                    read_set: None,
+                }
+            }
+            Handler::Action(handler) => {
+                let ctx = ActionCtx {
+                    runtime: self.clone(),
+                    auth,
+                    request_id,
+                };
+                let value = tokio::time::timeout(self.inner.timeout, handler(ctx, args))
+                    .await
+                    .map_err(|_| timeout_error(FunctionKind::Action, self.inner.timeout))??;
+                Outcome {
+                    kind: FunctionKind::Action,
+                    value,
+                    log_lines: Vec::new(),
+                    ts: None,
+                    read_set: None,
+                }
+            }
+        };
+        self.check_returns(spec.returns.as_ref(), &spec.path, &outcome.value)?;
+        Ok(outcome)
+    }
+}
+
+fn timeout_error(kind: FunctionKind, limit: Duration) -> FunctionError {
+    FunctionError::user(
+        ErrorCode::Timeout,
+        format!("{kind} timed out after {} s", limit.as_secs()),
+    )
+}
+
+/// A panicking handler must not take down the thread it runs on (the store's writer thread, for
+/// mutations); it becomes an internal error for that one call.
+fn guard(f: impl FnOnce() -> FnResult) -> FnResult {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let detail = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic".to_string());
+        Err(FunctionError::internal(format!(
+            "handler panicked: {detail}"
+        )))
+    })
+}

@@ -1,0 +1,385 @@
+//! The Convex HTTP API (protocol §A): `/api/query`, `/api/mutation`, `/api/action`, `/api/function`,
+//! `/api/run/{path}`, plus `/version` and `/health`.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use functions::{Auth, Call, Caller, FunctionError, FunctionKind, FunctionPath, RequestId};
+use serde_json::{json, Map, Value as Json_};
+use values::{Format, Value};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub async fn query(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    udf(state, request_id, headers, body, Some(FunctionKind::Query)).await
+}
+
+pub async fn mutation(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    udf(
+        state,
+        request_id,
+        headers,
+        body,
+        Some(FunctionKind::Mutation),
+    )
+    .await
+}
+
+pub async fn action(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    udf(state, request_id, headers, body, Some(FunctionKind::Action)).await
+}
+
+/// `/api/function`: any kind, `args` an object.
+pub async fn function(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    udf(state, request_id, headers, body, None).await
+}
+
+/// `/api/run/messages/list` with `{args, format?}`; the default format is clean JSON.
+pub async fn run(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    Path(route): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let prepared = (|| {
+        let path = FunctionPath::from_run_route(&route)
+            .map_err(|e| ApiError::bad_request("BadConvexFunctionIdentifier", e.to_string()))?;
+        let mut body = read_json_body(&headers, body)?;
+        let format = parse_format(body.get("format"), Format::Clean)?;
+        let args = parse_args(body.remove("args"), format)?;
+        Ok::<_, ApiError>((path.to_string(), format, args))
+    })();
+    match prepared {
+        Ok((path, format, args)) => {
+            execute(&state, request_id, &headers, path, None, args, format).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct QueryParams {
+    path: Option<String>,
+    args: Option<String>,
+    format: Option<String>,
+}
+
+/// `GET /api/query?path=&args=<json>&format=`
+pub async fn query_get(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    Query(params): Query<QueryParams>,
+) -> Response {
+    let prepared = (|| {
+        let path = params
+            .path
+            .ok_or_else(|| ApiError::bad_request("BadRequest", "Missing query parameter `path`"))?;
+        let format = parse_format(
+            params.format.map(Json_::String).as_ref(),
+            default_format(&headers),
+        )?;
+        let args = match params.args {
+            Some(raw) => Some(serde_json::from_str::<Json_>(&raw).map_err(|e| {
+                ApiError::bad_request("BadJsonBody", format!("`args` is not valid JSON: {e}"))
+            })?),
+            None => None,
+        };
+        Ok::<_, ApiError>((path, format, parse_args(args, format)?))
+    })();
+    match prepared {
+        Ok((path, format, args)) => {
+            execute(
+                &state,
+                request_id,
+                &headers,
+                path,
+                Some(FunctionKind::Query),
+                args,
+                format,
+            )
+            .await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn udf(
+    state: AppState,
+    request_id: RequestId,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    expected: Option<FunctionKind>,
+) -> Response {
+    let prepared = (|| {
+        let mut body = read_json_body(&headers, body)?;
+        let path = match body.remove("path") {
+            Some(Json_::String(p)) => p,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "BadRequest",
+                    "`path` must be a string",
+                ))
+            }
+            None => {
+                return Err(ApiError::bad_request(
+                    "BadRequest",
+                    "Missing `path` in the request body",
+                ))
+            }
+        };
+        let format = parse_format(body.get("format"), default_format(&headers))?;
+        let args = parse_args(body.remove("args"), format)?;
+        Ok::<_, ApiError>((path, format, args))
+    })();
+    match prepared {
+        Ok((path, format, args)) => {
+            execute(&state, request_id, &headers, path, expected, args, format).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn execute(
+    state: &AppState,
+    request_id: RequestId,
+    headers: &HeaderMap,
+    path: String,
+    expected: Option<FunctionKind>,
+    args: Value,
+    format: Format,
+) -> Response {
+    let call = Call {
+        path,
+        expected,
+        args,
+        auth: auth_from_headers(headers),
+        request_id: request_id.clone(),
+        caller: Caller::Client,
+    };
+    match state.runtime.call(call).await {
+        Ok(outcome) => {
+            let mut body = Map::new();
+            body.insert("status".into(), json!("success"));
+            body.insert("value".into(), format.encode(&outcome.value));
+            if !outcome.log_lines.is_empty() {
+                body.insert("logLines".into(), json!(outcome.log_lines));
+            }
+            Json(Json_::Object(body)).into_response()
+        }
+        Err(error) => function_error_response(&error, &request_id, format),
+    }
+}
+
+/// Function errors are HTTP 200 with `status: "error"`; `errorData` only for user (ConvexError) errors.
+fn function_error_response(
+    error: &FunctionError,
+    request_id: &RequestId,
+    format: Format,
+) -> Response {
+    let mut body = Map::new();
+    body.insert("status".into(), json!("error"));
+    body.insert(
+        "errorMessage".into(),
+        json!(error.client_message(request_id.as_str())),
+    );
+    if let Some(data) = error.error_data() {
+        body.insert("errorData".into(), format.encode(&data));
+    }
+    Json(Json_::Object(body)).into_response()
+}
+
+fn auth_from_headers(headers: &HeaderMap) -> Auth {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|token| Auth::bearer(token.trim()))
+        .unwrap_or_default()
+}
+
+fn read_json_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Map<String, Json_>, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedContentType",
+            format!("Expected Content-Type: application/json, got {content_type:?}"),
+        ));
+    }
+    let bytes = body.map_err(body_rejection)?;
+    match serde_json::from_slice::<Json_>(&bytes) {
+        Ok(Json_::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::bad_request(
+            "BadJsonBody",
+            "The request body must be a JSON object",
+        )),
+        Err(e) => Err(ApiError::bad_request(
+            "BadJsonBody",
+            format!("The request body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+fn body_rejection(rejection: BytesRejection) -> ApiError {
+    let status = rejection.status();
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(status, "PayloadTooLarge", "The request body is too large")
+        }
+        StatusCode::REQUEST_TIMEOUT => ApiError::new(
+            status,
+            "RequestTimeout",
+            "The request body arrived too slowly",
+        ),
+        _ => {
+            // A body read that timed out surfaces as a generic buffering failure.
+            let text = rejection.body_text();
+            if text.contains("timed out") || text.contains("timeout") {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "RequestTimeout",
+                    "The request body arrived too slowly",
+                )
+            } else if text.contains("length limit") {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "PayloadTooLarge",
+                    "The request body is too large",
+                )
+            } else {
+                ApiError::new(status, "BadRequestBody", text)
+            }
+        }
+    }
+}
+
+/// Without a `format`, current npm, Rust and unknown clients get clean JSON; npm ≤ 1.4.1 got the
+/// encoded form (protocol §A.3).
+fn default_format(headers: &HeaderMap) -> Format {
+    let client = headers
+        .get("convex-client")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match client
+        .strip_prefix("npm-")
+        .and_then(crate::middleware::parse_version)
+    {
+        Some(version) if version <= (1, 4, 1) => Format::Encoded,
+        _ => Format::Clean,
+    }
+}
+
+fn parse_format(raw: Option<&Json_>, default: Format) -> Result<Format, ApiError> {
+    match raw {
+        None | Some(Json_::Null) => Ok(default),
+        Some(Json_::String(name)) => Format::parse(name).ok_or_else(|| {
+            ApiError::bad_request(
+                "InvalidFormat",
+                format!("Unknown format {name:?}; use \"json\" or \"convex_encoded_json\""),
+            )
+        }),
+        Some(_) => Err(ApiError::bad_request(
+            "InvalidFormat",
+            "`format` must be a string",
+        )),
+    }
+}
+
+/// `args` may be `[{...}]` (what clients send), a bare object, or missing (`{}`).
+fn parse_args(raw: Option<Json_>, format: Format) -> Result<Value, ApiError> {
+    let object = match raw {
+        None | Some(Json_::Null) => Json_::Object(Map::new()),
+        Some(Json_::Array(mut items)) if items.len() == 1 => items.pop().expect("one item"),
+        Some(Json_::Array(items)) => {
+            return Err(ApiError::bad_request(
+                "InvalidArgs",
+                format!(
+                    "`args` must be an array of exactly one object, got {} items",
+                    items.len()
+                ),
+            ))
+        }
+        Some(other) => other,
+    };
+    if !object.is_object() {
+        return Err(ApiError::bad_request(
+            "InvalidArgs",
+            "`args` must be an object",
+        ));
+    }
+    format.decode(&object).map_err(|e| {
+        ApiError::bad_request("InvalidArgs", format!("`args` could not be decoded: {e}"))
+    })
+}
+
+pub async fn version() -> impl IntoResponse {
+    crate::VERSION
+}
+
+/// Reports whether the database answers, so load balancers can take a broken node out.
+pub async fn health(State(state): State<AppState>) -> Response {
+    let check =
+        tokio::time::timeout(Duration::from_secs(5), state.runtime.store().health_check()).await;
+    let (status, database, detail) = match check {
+        Ok(Ok(())) => (StatusCode::OK, "ok", None),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            Some(e.to_string()),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            Some("timed out".to_string()),
+        ),
+    };
+    if let Some(detail) = &detail {
+        tracing::warn!(%detail, "health check failed");
+    }
+    let body = json!({
+        "status": if status == StatusCode::OK { "ok" } else { "error" },
+        "database": database,
+        "version": crate::VERSION,
+        "environment": state.config.environment.as_str(),
+    });
+    (status, Json(body)).into_response()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NotFound", "No such route")
+}

@@ -1,0 +1,131 @@
+//! The HTTP server: the Convex HTTP API, health and version, CORS, limits, timeouts and request ids.
+
+mod api;
+mod error;
+mod middleware;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use axum::routing::{get, post};
+use axum::Router;
+use config::Config;
+use functions::{Registry, Runtime};
+use store::{Backend, Schema, Store, StoreConfig};
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub runtime: Runtime,
+    pub config: Arc<Config>,
+    #[allow(dead_code)]
+    pub started: Instant,
+}
+
+/// Opens the store the configuration names and applies migrations.
+pub async fn open_store(config: &Config, schema: Schema) -> anyhow::Result<Store> {
+    let backend = match &config.database {
+        config::Database::Sqlite { path } => Backend::Sqlite { path: path.clone() },
+        config::Database::Postgres { url } => Backend::Postgres { url: url.clone() },
+    };
+    let pool_size = std::thread::available_parallelism()
+        .map_or(4, |n| n.get() * 4)
+        .max(8);
+    Store::open(StoreConfig { backend, pool_size }, schema)
+        .await
+        .with_context(|| format!("opening the database ({:?})", config.database))
+}
+
+pub fn router(runtime: Runtime, config: Arc<Config>) -> Router {
+    let state = AppState {
+        runtime,
+        config: config.clone(),
+        started: Instant::now(),
+    };
+    let api = Router::new()
+        .route("/api/query", post(api::query).get(api::query_get))
+        .route("/api/mutation", post(api::mutation))
+        .route("/api/action", post(api::action))
+        .route("/api/function", post(api::function))
+        .route("/api/run/{*path}", post(api::run))
+        .layer(axum::middleware::from_fn(middleware::client_version));
+    let app = Router::new()
+        .merge(api)
+        .route("/version", get(api::version))
+        .route("/health", get(api::health))
+        .fallback(api::not_found)
+        .with_state(state);
+    middleware::apply(app, &config)
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub runtime: Runtime,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting connections, lets in-flight requests finish, then closes the database.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        self.task.await.context("server task panicked")?
+    }
+
+    /// Waits until the server stops by itself (after a shutdown signal).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let Running { shutdown, task, .. } = self;
+        let result = task.await.context("server task panicked")?;
+        drop(shutdown);
+        result
+    }
+}
+
+/// Binds the configured address (port 0 picks a free one), and serves until `stop` is called or
+/// `external_shutdown` completes.
+pub async fn start(
+    config: Config,
+    store: Store,
+    registry: Registry,
+    external_shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let runtime = Runtime::new(registry, store.clone(), config.function_timeout);
+    let app = router(runtime.clone(), Arc::new(config));
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let signal = async move {
+            tokio::select! {
+                _ = stopped => {}
+                _ = external_shutdown => {}
+            }
+            tracing::info!("shutting down: finishing in-flight requests");
+        };
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal)
+        .await
+        .context("serving HTTP")?;
+        store.close().await.context("closing the database")?;
+        tracing::info!("database closed");
+        Ok(())
+    });
+    Ok(Running {
+        addr,
+        runtime,
+        shutdown,
+        task,
+    })
+}

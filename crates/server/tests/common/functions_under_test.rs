@@ -1,0 +1,161 @@
+//! Functions that exist only in tests, to exercise the runtime through the real HTTP API.
+
+use functions::{no_args, ErrorCode, FunctionError, Registry};
+use store::{Order, Schema, TableDef};
+use values::validator::v;
+use values::{Object, Value};
+
+pub fn schema() -> Schema {
+    Schema::new().table(
+        TableDef::new("messages")
+            .field("body", v::string())
+            .field("author", v::string())
+            .optional("n", v::int64())
+            .index("by_author", &["author"]),
+    )
+}
+
+fn str_arg<'a>(args: &'a Object, name: &str) -> &'a str {
+    args.get(name).and_then(Value::as_str).unwrap_or_default()
+}
+
+pub fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.mutation(
+        "messages:send",
+        v::object([
+            ("body", v::string().into()),
+            ("author", v::optional(v::string())),
+            ("n", v::optional(v::int64())),
+        ]),
+        |ctx, args| {
+            let mut doc = Object::new();
+            doc.insert("body".into(), Value::from(str_arg(&args, "body")));
+            doc.insert(
+                "author".into(),
+                Value::from(args.get("author").and_then(Value::as_str).unwrap_or("anon")),
+            );
+            if let Some(n) = args.get("n") {
+                doc.insert("n".into(), n.clone());
+            }
+            ctx.log("sent");
+            Ok(Value::from(ctx.db.insert("messages", doc)?))
+        },
+    );
+    r.query("messages:list", no_args(), |ctx, _| {
+        let docs = ctx.db.query("messages")?.collect()?;
+        Ok(Value::Array(docs.iter().map(|d| d.to_value()).collect()))
+    });
+    r.query("messages:count", no_args(), |ctx, _| {
+        Ok(Value::from(
+            ctx.db.query("messages")?.collect()?.len() as f64
+        ))
+    });
+    r.query(
+        "messages:byAuthor",
+        v::object([("author", v::string())]),
+        |ctx, args| {
+            let docs = ctx
+                .db
+                .query("messages")?
+                .with_index("by_author", |q| q.eq("author", str_arg(&args, "author")))?
+                .order(Order::Desc)
+                .collect()?;
+            Ok(Value::Array(
+                docs.iter()
+                    .map(|d| d.get("body").cloned().unwrap_or(Value::Null))
+                    .collect(),
+            ))
+        },
+    );
+    r.query(
+        "messages:get",
+        v::object([("id", v::string())]),
+        |ctx, args| {
+            Ok(ctx
+                .db
+                .get_in("messages", str_arg(&args, "id"))?
+                .map(|d| d.to_value())
+                .unwrap_or(Value::Null))
+        },
+    );
+    r.query(
+        "messages:echo",
+        v::object([("value", v::any())]),
+        |_, args| Ok(args.get("value").cloned().unwrap_or(Value::Null)),
+    );
+    r.query(
+        "messages:typed",
+        v::object([
+            ("id", v::id("messages").into()),
+            ("count", v::int64().into()),
+            ("tags", v::array(v::string()).into()),
+            ("nested", v::object([("email", v::string())]).into()),
+            (
+                "mode",
+                v::optional(v::union(vec![v::literal("a"), v::literal("b")])),
+            ),
+        ]),
+        |_, _| Ok(Value::from(true)),
+    );
+    // Writes, then refuses: nothing may be left behind.
+    r.mutation(
+        "messages:sendThenFail",
+        v::object([("body", v::string())]),
+        |ctx, args| {
+            let mut doc = Object::new();
+            doc.insert("body".into(), Value::from(str_arg(&args, "body")));
+            doc.insert("author".into(), Value::from("failing"));
+            ctx.db.insert("messages", doc)?;
+            Err(FunctionError::field(
+                ErrorCode::Conflict,
+                "body",
+                "That message clashes with another",
+            ))
+        },
+    );
+    r.mutation("messages:invalidWrite", no_args(), |ctx, _| {
+        let mut doc = Object::new();
+        doc.insert("body".into(), Value::from(42.0));
+        doc.insert("author".into(), Value::from("x"));
+        Ok(Value::from(ctx.db.insert("messages", doc)?))
+    });
+    r.query("messages:boom", no_args(), |_, _| {
+        Err(FunctionError::internal(
+            "secret detail: connection string postgres://u:pw@h/db",
+        ))
+    });
+    r.mutation("messages:panic", no_args(), |_, _| panic!("handler bug"));
+    r.query("messages:wrongReturn", no_args(), |_, _| {
+        Ok(Value::from(1.0))
+    })
+    .returns(v::string());
+    r.query("messages:whoami", no_args(), |ctx, _| {
+        Ok(Value::from(
+            ctx.auth
+                .token()
+                .map(|t| format!("token of length {}", t.len())),
+        ))
+    });
+    r.internal_query("messages:secretCount", no_args(), |ctx, _| {
+        Ok(Value::from(
+            ctx.db.query("messages")?.collect()?.len() as f64
+        ))
+    });
+    r.action(
+        "messages:act",
+        v::object([("body", v::string())]),
+        |ctx, args| async move {
+            let id = ctx.run_mutation("messages:send", args.clone()).await?;
+            let count = ctx.run_query("messages:secretCount", Object::new()).await?;
+            let mut out = Object::new();
+            out.insert("id".into(), id);
+            out.insert("count".into(), count);
+            Ok(Value::Object(out))
+        },
+    );
+    r.action("messages:actFail", no_args(), |_, _| async move {
+        Err(FunctionError::user(ErrorCode::RateLimited, "Slow down"))
+    });
+    r
+}

@@ -1,0 +1,292 @@
+//! Commit timestamps, restarts, migrations of the catalog, group commit and serializable concurrency.
+
+mod common;
+
+use common::{insert, obj, schema, test_dbs, user, R};
+use store::{Schema, StoreError, TableDef, Ts};
+use values::validator::v;
+use values::Value;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts_strictly_increases_and_survives_reopen() {
+    for db in test_dbs() {
+        let store = db.open(schema()).await;
+        let mut last = store.last_ts();
+        for i in 0..10 {
+            let (_, ts, _) = store
+                .mutate(move |txn| txn.insert("users", user(&format!("u{i}"), 1.0)))
+                .await
+                .unwrap();
+            assert!(ts > last, "{}: {ts:?} after {last:?}", db.name);
+            assert_eq!(store.last_ts(), ts);
+            last = ts;
+        }
+        // A mutation that only reads still gets its own ts.
+        let (_, ts, writes) = store
+            .mutate(|txn| txn.query("users")?.collect())
+            .await
+            .unwrap();
+        assert!(ts > last && writes.is_empty());
+        last = ts;
+        let (_, _, snapshot) = store
+            .query(|txn| txn.query("users")?.first())
+            .await
+            .unwrap();
+        assert_eq!(snapshot, last, "{}: a query sees the last commit", db.name);
+        store.close().await.unwrap();
+        let closed: R<_> = store
+            .mutate(|txn| txn.insert("users", user("late", 1.0)))
+            .await;
+        assert!(
+            matches!(closed, Err(StoreError::Unavailable(_))),
+            "{closed:?}"
+        );
+        drop(store);
+
+        let store = db.open(schema()).await;
+        assert_eq!(store.last_ts(), last, "{}: last ts recovered", db.name);
+        let (_, ts, _) = store
+            .mutate(|txn| txn.insert("users", user("after", 1.0)))
+            .await
+            .unwrap();
+        assert!(ts > last);
+        let (all, _, _) = store
+            .query(|txn| txn.query("users")?.collect())
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 11);
+        store.close().await.unwrap();
+    }
+}
+
+fn schema_v1() -> Schema {
+    Schema::new().table(
+        TableDef::new("notes")
+            .field("topic", v::string())
+            .field("rank", v::float64())
+            .index("by_rank", &["rank"]),
+    )
+}
+
+fn schema_v2() -> Schema {
+    Schema::new()
+        .table(TableDef::new("tags").field("label", v::string()))
+        .table(
+            TableDef::new("notes")
+                .field("topic", v::string())
+                .field("rank", v::float64())
+                .index("by_topic", &["topic", "rank"]),
+        )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_indexes_are_backfilled_on_reopen() {
+    for db in test_dbs() {
+        let store = db.open(schema_v1()).await;
+        let notes_number = store.table_number("notes").unwrap();
+        for (topic, rank) in [("b", 2.0), ("a", 3.0), ("b", 1.0), ("c", 0.0)] {
+            insert(
+                &store,
+                "notes",
+                obj([("topic", topic.into()), ("rank", rank.into())]),
+            )
+            .await;
+        }
+        store.close().await.unwrap();
+        drop(store);
+
+        let store = db.open(schema_v2()).await;
+        assert_eq!(
+            store.table_number("notes"),
+            Some(notes_number),
+            "{}: table numbers are stable",
+            db.name
+        );
+        assert_ne!(store.table_number("tags"), Some(notes_number));
+        let (docs, _, _) = store
+            .query(|txn| {
+                txn.query("notes")?
+                    .with_index("by_topic", |q| q.eq("topic", "b"))?
+                    .collect()
+            })
+            .await
+            .unwrap();
+        let ranks: Vec<_> = docs.iter().map(|d| d.get("rank").cloned()).collect();
+        assert_eq!(
+            ranks,
+            vec![Some(Value::from(1.0)), Some(Value::from(2.0))],
+            "{}",
+            db.name
+        );
+        let dropped: R<_> = store
+            .query(|txn| txn.query("notes")?.with_index("by_rank", |q| q).map(|_| ()))
+            .await;
+        assert!(dropped.is_err());
+        insert(
+            &store,
+            "notes",
+            obj([("topic", "b".into()), ("rank", 1.5.into())]),
+        )
+        .await;
+        store.close().await.unwrap();
+        drop(store);
+
+        // Re-adding the dropped index rebuilds it from the documents, including ones written meanwhile.
+        let store = db.open(schema_v1()).await;
+        let (docs, _, _) = store
+            .query(|txn| {
+                txn.query("notes")?
+                    .with_index("by_rank", |q| q.gte("rank", 1.0))?
+                    .collect()
+            })
+            .await
+            .unwrap();
+        let ranks: Vec<_> = docs
+            .iter()
+            .filter_map(|d| d.get("rank").and_then(Value::as_f64))
+            .collect();
+        assert_eq!(ranks, vec![1.0, 1.5, 2.0, 3.0], "{}", db.name);
+        store.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_inserts_are_all_acknowledged_and_durable() {
+    for db in test_dbs() {
+        let store = db.open(schema()).await;
+        let mut tasks = Vec::new();
+        for i in 0..300 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .mutate(move |txn| txn.insert("users", user(&format!("u{i}"), i as f64)))
+                    .await
+            }));
+        }
+        let mut stamps = Vec::new();
+        for task in tasks {
+            let (_, ts, _) = task
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{}: {e}", db.name));
+            stamps.push(ts);
+        }
+        stamps.sort();
+        stamps.dedup();
+        assert_eq!(
+            stamps.len(),
+            300,
+            "{}: every commit has its own ts",
+            db.name
+        );
+        store.close().await.unwrap();
+        drop(store);
+
+        let store = db.open(schema()).await;
+        let (all, _, _) = store
+            .query(|txn| txn.query("users")?.collect())
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 300, "{}", db.name);
+        assert_eq!(store.last_ts(), *stamps.last().unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_read_modify_write_loses_no_update() {
+    for db in test_dbs() {
+        // On PostgreSQL two stores stand for two server nodes; they even migrate the fresh database
+        // at the same time.
+        let stores = if db.is_postgres() {
+            let (a, b) = tokio::join!(db.open(schema()), db.open(schema()));
+            vec![a, b]
+        } else {
+            vec![db.open(schema()).await]
+        };
+        let counter = insert(
+            &stores[0],
+            "counters",
+            obj([("name", "hits".into()), ("value", Value::Int64(0))]),
+        )
+        .await;
+        let mut tasks = Vec::new();
+        for task in 0..8 {
+            let store = stores[task % stores.len()].clone();
+            tasks.push(tokio::spawn(async move {
+                let mut stamps = Vec::new();
+                for _ in 0..50 {
+                    // A Conflict after the store's own retries is an honest answer; the caller retries.
+                    loop {
+                        let result: R<_> = store
+                            .mutate(move |txn| {
+                                let doc = txn.get(&counter)?.expect("counter exists");
+                                let value = doc.get("value").and_then(Value::as_i64).unwrap();
+                                txn.patch(
+                                    &counter,
+                                    store::Patch::from([(
+                                        "value".to_string(),
+                                        Some(Value::Int64(value + 1)),
+                                    )]),
+                                )
+                            })
+                            .await;
+                        match result {
+                            Ok((_, ts, _)) => break stamps.push(ts),
+                            Err(StoreError::Conflict) => continue,
+                            Err(e) => panic!("increment failed: {e}"),
+                        }
+                    }
+                }
+                stamps
+            }));
+        }
+        let mut stamps: Vec<Ts> = Vec::new();
+        for task in tasks {
+            stamps.extend(task.await.unwrap());
+        }
+        let (doc, _, snapshot) = stores[0].query(move |txn| txn.get(&counter)).await.unwrap();
+        assert_eq!(
+            doc.unwrap().get("value"),
+            Some(&Value::Int64(400)),
+            "{}",
+            db.name
+        );
+        stamps.sort();
+        stamps.dedup();
+        assert_eq!(stamps.len(), 400, "{}: distinct commit ts", db.name);
+        assert_eq!(
+            snapshot,
+            *stamps.last().unwrap(),
+            "{}: the snapshot ts is the last commit's",
+            db.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_recovers_when_connections_drop() {
+    for db in test_dbs().into_iter().filter(|db| db.is_postgres()) {
+        let store = db.open(schema()).await;
+        insert(&store, "users", user("before", 1.0)).await;
+        let store::Backend::Postgres { url } = db.config.backend.clone() else {
+            unreachable!()
+        };
+        // Kill every server connection of the pool, as a database restart or failover would.
+        std::thread::spawn(move || {
+            let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            admin
+                .batch_execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                .unwrap();
+        })
+        .join()
+        .unwrap();
+        store.health_check().await.unwrap();
+        insert(&store, "users", user("after", 2.0)).await;
+        let (all, _, _) = store
+            .query(|txn| txn.query("users")?.collect())
+            .await
+            .unwrap();
+        assert_eq!(common::names(&all), vec!["before", "after"]);
+        store.health_check().await.unwrap();
+    }
+}
