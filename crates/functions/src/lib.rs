@@ -3,12 +3,16 @@
 
 mod context;
 mod error;
+mod pagination;
 mod path;
 mod registry;
 mod runtime;
 
 pub use context::{ActionCtx, Auth, Db, DbWriter, MutationCtx, QueryCtx};
 pub use error::{ErrorCode, FunctionError};
+pub use pagination::{
+    pagination_opts_validator, pagination_result, parse_pagination_opts, MAX_PAGE_SIZE,
+};
 pub use path::{FunctionPath, PathError};
 pub use registry::{no_args, FunctionKind, FunctionSpec, Registry, Visibility};
 pub use runtime::{Call, Caller, Outcome, RequestId, Runtime};

@@ -508,3 +508,87 @@ async fn database_outage_is_reported_not_hidden() {
     assert_eq!(body["errorData"]["code"], "UNAVAILABLE", "{body}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn pagination_walks_every_document_once() {
+    each_backend!(|s, place| {
+        for i in 0..23 {
+            s.ok(
+                "mutation",
+                "messages:send",
+                json!({"body": format!("p{i:02}"), "author": "pager"}),
+            )
+            .await;
+            s.ok(
+                "mutation",
+                "messages:send",
+                json!({"body": "other", "author": "someone else"}),
+            )
+            .await;
+        }
+        let mut seen = Vec::new();
+        let mut cursor = serde_json::Value::Null;
+        let mut pages = 0;
+        loop {
+            let page = s
+                .ok("query", "messages:page", json!({"author": "pager", "paginationOpts": {"numItems": 10, "cursor": cursor}}))
+                .await;
+            pages += 1;
+            seen.extend(
+                page["page"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|b| b.as_str().unwrap().to_string()),
+            );
+            if page["isDone"] == true {
+                break;
+            }
+            cursor = page["continueCursor"].clone();
+            assert!(pages < 10, "pagination never finishes");
+        }
+        let expected: Vec<String> = (0..23).map(|i| format!("p{i:02}")).collect();
+        assert_eq!(seen, expected);
+        let body = s.call("query", "messages:page", json!({"author": "pager", "paginationOpts": {"numItems": 10, "cursor": "garbage!"}})).await;
+        assert_eq!(
+            body["errorData"]["code"], "VALIDATION",
+            "a forged cursor is refused: {body}"
+        );
+        let body = s
+            .call(
+                "query",
+                "messages:page",
+                json!({"author": "pager", "paginationOpts": {"numItems": 5000, "cursor": null}}),
+            )
+            .await;
+        assert_eq!(
+            body["errorData"]["field"], "paginationOpts.numItems",
+            "{body}"
+        );
+    });
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let place = Place::new(common::Db::Sqlite).await;
+    let s = TestServer::start(&place).await;
+    let (http, url) = (s.http.clone(), s.url.clone());
+    let in_flight = tokio::spawn(async move {
+        http.post(format!("{url}/api/action"))
+            .json(&json!({"path": "messages:slow", "args": [{}]}))
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let url = s.url.clone();
+    s.stop().await;
+    assert_eq!(in_flight.await.unwrap()["value"], "finished");
+    assert!(
+        reqwest::get(format!("{url}/version")).await.is_err(),
+        "no new connections after shutdown"
+    );
+}

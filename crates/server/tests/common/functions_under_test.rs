@@ -1,6 +1,9 @@
 //! Functions that exist only in tests, to exercise the runtime through the real HTTP API.
 
-use functions::{no_args, ErrorCode, FunctionError, Registry};
+use functions::{
+    no_args, pagination_opts_validator, pagination_result, parse_pagination_opts, ErrorCode,
+    FunctionError, Registry,
+};
 use store::{Order, Schema, TableDef};
 use values::validator::v;
 use values::{Object, Value};
@@ -68,6 +71,29 @@ pub fn registry() -> Registry {
             ))
         },
     );
+    r.query(
+        "messages:page",
+        v::object([
+            ("author", v::string()),
+            ("paginationOpts", pagination_opts_validator()),
+        ]),
+        |ctx, args| {
+            let opts = parse_pagination_opts(&args)?;
+            let page = ctx
+                .db
+                .query("messages")?
+                .with_index("by_author", |q| q.eq("author", str_arg(&args, "author")))?
+                .paginate(opts)?;
+            Ok(pagination_result(&page, |d| {
+                d.get("body").cloned().unwrap_or(Value::Null)
+            }))
+        },
+    );
+    // Runs long enough for a shutdown to arrive while it is in flight.
+    r.action("messages:slow", no_args(), |_, _| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        Ok(Value::from("finished"))
+    });
     r.query(
         "messages:get",
         v::object([("id", v::string())]),
