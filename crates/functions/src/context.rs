@@ -8,7 +8,8 @@ use store::{Document, Patch, Query, Txn};
 use values::{DocumentId, Object, Value};
 
 use crate::runtime::{Call, Caller, RequestId, Runtime};
-use crate::{FnResult, FunctionKind};
+use crate::tenancy::{refuse_unscoped, CrossTenant, Scope, Scoped, ScopedWriter};
+use crate::{FnResult, FunctionError, FunctionKind};
 
 /// Who is calling: the bearer token presented with the request, if any. Later layers resolve it to a
 /// session and user. Never printed.
@@ -46,12 +47,14 @@ pub struct Db<'a> {
 }
 
 impl Db<'_> {
+    /// A document of an unscoped table (tenant-scoped tables go through `scoped`).
     pub fn get(&mut self, id: &DocumentId) -> store::Result<Option<Document>> {
-        self.txn.get(id)
+        unscoped_get(self.txn, id)
     }
     /// A document of `table` by its Id string; `None` for malformed Ids, Ids of other tables and
     /// missing documents alike, so callers cannot tell them apart.
     pub fn get_in(&mut self, table: &str, id: &str) -> store::Result<Option<Document>> {
+        refuse_unscoped(self.txn, table)?;
         match self.txn.normalize_id(table, id) {
             Some(id) => self.txn.get(&id),
             None => Ok(None),
@@ -61,8 +64,24 @@ impl Db<'_> {
         self.txn.normalize_id(table, id)
     }
     pub fn query(&mut self, table: &str) -> store::Result<Query<'_>> {
+        refuse_unscoped(self.txn, table)?;
         self.txn.query(table)
     }
+    /// Access limited to `scope`: the only way to reach tenant-scoped tables.
+    pub fn scoped(&mut self, scope: &Scope) -> Scoped<'_> {
+        Scoped {
+            txn: self.txn,
+            scope: scope.clone(),
+        }
+    }
+}
+
+fn unscoped_get(txn: &mut Txn, id: &DocumentId) -> store::Result<Option<Document>> {
+    let doc = txn.get(id)?;
+    if let Some(doc) = &doc {
+        refuse_unscoped(txn, &doc.table)?;
+    }
+    Ok(doc)
 }
 
 /// Read and write access to the database, inside the mutation's transaction.
@@ -72,9 +91,10 @@ pub struct DbWriter<'a> {
 
 impl DbWriter<'_> {
     pub fn get(&mut self, id: &DocumentId) -> store::Result<Option<Document>> {
-        self.txn.get(id)
+        unscoped_get(self.txn, id)
     }
     pub fn get_in(&mut self, table: &str, id: &str) -> store::Result<Option<Document>> {
+        refuse_unscoped(self.txn, table)?;
         match self.txn.normalize_id(table, id) {
             Some(id) => self.txn.get(&id),
             None => Ok(None),
@@ -84,19 +104,37 @@ impl DbWriter<'_> {
         self.txn.normalize_id(table, id)
     }
     pub fn query(&mut self, table: &str) -> store::Result<Query<'_>> {
+        refuse_unscoped(self.txn, table)?;
         self.txn.query(table)
     }
     pub fn insert(&mut self, table: &str, fields: Object) -> store::Result<DocumentId> {
+        refuse_unscoped(self.txn, table)?;
         self.txn.insert(table, fields)
     }
     pub fn patch(&mut self, id: &DocumentId, patch: Patch) -> store::Result<()> {
+        if unscoped_get(self.txn, id)?.is_none() {
+            return Err(store::StoreError::NotFound(id.encode()));
+        }
         self.txn.patch(id, patch)
     }
     pub fn replace(&mut self, id: &DocumentId, fields: Object) -> store::Result<()> {
+        if unscoped_get(self.txn, id)?.is_none() {
+            return Err(store::StoreError::NotFound(id.encode()));
+        }
         self.txn.replace(id, fields)
     }
     pub fn delete(&mut self, id: &DocumentId) -> store::Result<()> {
+        if unscoped_get(self.txn, id)?.is_none() {
+            return Err(store::StoreError::NotFound(id.encode()));
+        }
         self.txn.delete(id)
+    }
+    /// Read and write access limited to `scope`: the only way to reach tenant-scoped tables.
+    pub fn scoped(&mut self, scope: &Scope) -> ScopedWriter<'_> {
+        ScopedWriter {
+            txn: self.txn,
+            scope: scope.clone(),
+        }
     }
 }
 
@@ -110,24 +148,53 @@ impl LogLines {
     }
 }
 
+/// What the runtime tells a context about the call.
+#[derive(Clone, Copy)]
+pub(crate) struct CallInfo<'a> {
+    pub auth: &'a Auth,
+    pub request_id: &'a RequestId,
+    pub path: &'a str,
+    pub cross_tenant: bool,
+}
+
+impl CallInfo<'_> {
+    fn cross_tenant(&self) -> FnResult<CrossTenant> {
+        if self.cross_tenant {
+            Ok(CrossTenant(()))
+        } else {
+            Err(FunctionError::internal(format!(
+                "{} asked for all companies but is not declared cross-tenant",
+                self.path
+            )))
+        }
+    }
+}
+
 pub struct QueryCtx<'a> {
     pub db: Db<'a>,
     pub auth: &'a Auth,
     pub request_id: &'a RequestId,
     now_ms: f64,
+    info: CallInfo<'a>,
     pub(crate) logs: LogLines,
 }
 
 impl<'a> QueryCtx<'a> {
-    pub(crate) fn new(txn: &'a mut Txn, auth: &'a Auth, request_id: &'a RequestId) -> QueryCtx<'a> {
+    pub(crate) fn new(txn: &'a mut Txn, info: CallInfo<'a>) -> QueryCtx<'a> {
         let now_ms = txn.now_ms();
         QueryCtx {
             db: Db { txn },
-            auth,
-            request_id,
+            auth: info.auth,
+            request_id: info.request_id,
             now_ms,
+            info,
             logs: LogLines::default(),
         }
+    }
+    /// The grant for `Scope::all_companies`, available only to functions declared cross-tenant
+    /// (callers still check the viewer's permission before using it).
+    pub fn cross_tenant(&self) -> FnResult<CrossTenant> {
+        self.info.cross_tenant()
     }
     /// The transaction's "now" in ms since the epoch (stable for the whole call).
     pub fn now_ms(&self) -> f64 {
@@ -143,23 +210,32 @@ pub struct MutationCtx<'a> {
     pub auth: &'a Auth,
     pub request_id: &'a RequestId,
     now_ms: f64,
+    info: CallInfo<'a>,
     pub(crate) logs: LogLines,
+    pub(crate) error_after_commit: Option<FunctionError>,
 }
 
 impl<'a> MutationCtx<'a> {
-    pub(crate) fn new(
-        txn: &'a mut Txn,
-        auth: &'a Auth,
-        request_id: &'a RequestId,
-    ) -> MutationCtx<'a> {
+    pub(crate) fn new(txn: &'a mut Txn, info: CallInfo<'a>) -> MutationCtx<'a> {
         let now_ms = txn.now_ms();
         MutationCtx {
             db: DbWriter { txn },
-            auth,
-            request_id,
+            auth: info.auth,
+            request_id: info.request_id,
             now_ms,
+            info,
             logs: LogLines::default(),
+            error_after_commit: None,
         }
+    }
+    pub fn cross_tenant(&self) -> FnResult<CrossTenant> {
+        self.info.cross_tenant()
+    }
+    /// Commits this mutation's writes, then answers the caller with `error` instead of the result.
+    /// For failures that must leave a durable trace (a failed sign-in counts towards lockout).
+    pub fn fail_after_commit(&mut self, error: FunctionError) -> FnResult {
+        self.error_after_commit = Some(error);
+        Ok(Value::Null)
     }
     pub fn now_ms(&self) -> f64 {
         self.now_ms

@@ -7,6 +7,7 @@ mod pagination;
 mod path;
 mod registry;
 mod runtime;
+mod tenancy;
 
 pub use context::{ActionCtx, Auth, Db, DbWriter, MutationCtx, QueryCtx};
 pub use error::{ErrorCode, FunctionError};
@@ -16,6 +17,7 @@ pub use pagination::{
 pub use path::{FunctionPath, PathError};
 pub use registry::{no_args, FunctionKind, FunctionSpec, Registry, Visibility};
 pub use runtime::{Call, Caller, Outcome, RequestId, Runtime};
+pub use tenancy::{CrossTenant, Scope, Scoped, ScopedWriter};
 
 /// What handlers return.
 pub type FnResult<T = values::Value> = Result<T, FunctionError>;

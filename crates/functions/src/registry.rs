@@ -1,6 +1,7 @@
 //! The registry of named functions, each with a kind, a visibility, an args validator and an optional
 //! returns validator. Its specs can be exported so typed client code can be generated from them.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -55,9 +56,17 @@ pub struct FunctionSpec {
     /// Always a `Validator::Object`.
     pub args: Validator,
     pub returns: Option<Validator>,
+    /// May act on every company's data (for viewers whose permission allows it).
+    pub cross_tenant: bool,
 }
 
 impl FunctionSpec {
+    /// Declares that the function may obtain a scope over all companies (see `tenancy`).
+    pub fn cross_tenant(&mut self) -> &mut FunctionSpec {
+        self.cross_tenant = true;
+        self
+    }
+
     /// Declares what the function returns; a handler returning anything else is a server error.
     pub fn returns(&mut self, validator: Validator) -> &mut FunctionSpec {
         self.returns = Some(validator);
@@ -71,19 +80,28 @@ impl FunctionSpec {
             "visibility": match self.visibility { Visibility::Public => "public", Visibility::Internal => "internal" },
             "args": self.args.to_json(),
             "returns": self.returns.as_ref().map(Validator::to_json),
+            "crossTenant": self.cross_tenant,
         })
     }
 }
 
 pub(crate) type QueryFn = Arc<dyn Fn(&mut QueryCtx<'_>, Object) -> FnResult + Send + Sync>;
-pub(crate) type MutationFn = Arc<dyn Fn(&mut MutationCtx<'_>, Object) -> FnResult + Send + Sync>;
+/// What a mutation's `prepare` step hands to its transaction.
+pub(crate) type Prepared = Arc<dyn Any + Send + Sync>;
+pub(crate) type MutationFn =
+    Arc<dyn Fn(&mut MutationCtx<'_>, Object, &Prepared) -> FnResult + Send + Sync>;
+pub(crate) type PrepareFn =
+    Arc<dyn Fn(ActionCtx, Object) -> BoxFuture<'static, FnResult<Prepared>> + Send + Sync>;
 pub(crate) type ActionFn =
     Arc<dyn Fn(ActionCtx, Object) -> BoxFuture<'static, FnResult> + Send + Sync>;
 
 #[derive(Clone)]
 pub(crate) enum Handler {
     Query(QueryFn),
-    Mutation(MutationFn),
+    Mutation {
+        apply: MutationFn,
+        prepare: Option<PrepareFn>,
+    },
     Action(ActionFn),
 }
 
@@ -122,7 +140,7 @@ impl Registry {
         );
         let kind = match handler {
             Handler::Query(_) => FunctionKind::Query,
-            Handler::Mutation(_) => FunctionKind::Mutation,
+            Handler::Mutation { .. } => FunctionKind::Mutation,
             Handler::Action(_) => FunctionKind::Action,
         };
         let spec = FunctionSpec {
@@ -131,6 +149,7 @@ impl Registry {
             visibility,
             args,
             returns: None,
+            cross_tenant: false,
         };
         &mut self
             .functions
@@ -168,12 +187,7 @@ impl Registry {
         args: Validator,
         f: impl Fn(&mut MutationCtx<'_>, Object) -> FnResult + Send + Sync + 'static,
     ) -> &mut FunctionSpec {
-        self.add(
-            path,
-            Visibility::Public,
-            args,
-            Handler::Mutation(Arc::new(f)),
-        )
+        self.add(path, Visibility::Public, args, plain_mutation(f))
     }
 
     pub fn internal_mutation(
@@ -182,12 +196,41 @@ impl Registry {
         args: Validator,
         f: impl Fn(&mut MutationCtx<'_>, Object) -> FnResult + Send + Sync + 'static,
     ) -> &mut FunctionSpec {
-        self.add(
-            path,
-            Visibility::Internal,
-            args,
-            Handler::Mutation(Arc::new(f)),
-        )
+        self.add(path, Visibility::Internal, args, plain_mutation(f))
+    }
+
+    /// A mutation whose slow, side-effect-free part (password hashing, reads it can verify later)
+    /// runs in `prepare`, outside the transaction, so it never holds the writer. `apply` runs in the
+    /// transaction with what `prepare` produced and must re-check anything `prepare` read. Clients
+    /// see an ordinary mutation.
+    pub fn mutation_with_prepare<P, Prep, Fut, Apply>(
+        &mut self,
+        path: &str,
+        args: Validator,
+        prepare: Prep,
+        apply: Apply,
+    ) -> &mut FunctionSpec
+    where
+        P: Send + Sync + 'static,
+        Prep: Fn(ActionCtx, Object) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = FnResult<P>> + Send + 'static,
+        Apply: Fn(&mut MutationCtx<'_>, Object, &P) -> FnResult + Send + Sync + 'static,
+    {
+        let prepare: PrepareFn = Arc::new(move |ctx, args| {
+            let fut = prepare(ctx, args);
+            Box::pin(async move { fut.await.map(|p| Arc::new(p) as Prepared) })
+        });
+        let apply: MutationFn = Arc::new(move |ctx, args, prepared| {
+            let prepared = prepared.downcast_ref::<P>().ok_or_else(|| {
+                crate::FunctionError::internal("prepared value has the wrong type")
+            })?;
+            apply(ctx, args, prepared)
+        });
+        let handler = Handler::Mutation {
+            apply,
+            prepare: Some(prepare),
+        };
+        self.add(path, Visibility::Public, args, handler)
     }
 
     pub fn action<F, Fut>(&mut self, path: &str, args: Validator, f: F) -> &mut FunctionSpec
@@ -242,6 +285,15 @@ impl Registry {
     }
     pub fn is_empty(&self) -> bool {
         self.functions.is_empty()
+    }
+}
+
+fn plain_mutation(
+    f: impl Fn(&mut MutationCtx<'_>, Object) -> FnResult + Send + Sync + 'static,
+) -> Handler {
+    Handler::Mutation {
+        apply: Arc::new(move |ctx, args, _| f(ctx, args)),
+        prepare: None,
     }
 }
 

@@ -9,10 +9,10 @@ use std::time::Duration;
 use store::{ReadSet, Store, Ts};
 use values::{Object, Validator, Value};
 
-use crate::context::{ActionCtx, Auth, MutationCtx, QueryCtx};
+use crate::context::{ActionCtx, Auth, CallInfo, MutationCtx, QueryCtx};
 use crate::error::{ErrorCode, FunctionError};
 use crate::path::FunctionPath;
-use crate::registry::{Handler, Registered, Registry, Visibility};
+use crate::registry::{Handler, Prepared, Registered, Registry, Visibility};
 use crate::{FnResult, FunctionKind};
 
 /// Correlates a request's log lines with what the client was told.
@@ -187,10 +187,18 @@ impl Runtime {
         let args = self.check_args(&registered, call.args.clone())?;
         let spec = registered.spec;
         let (auth, request_id) = (call.auth.clone(), call.request_id.clone());
+        let path = spec.path.to_string();
+        let cross_tenant = spec.cross_tenant;
         let outcome = match registered.handler {
             Handler::Query(handler) => {
                 let run = self.inner.store.query(move |txn| {
-                    let mut ctx = QueryCtx::new(txn, &auth, &request_id);
+                    let info = CallInfo {
+                        auth: &auth,
+                        request_id: &request_id,
+                        path: &path,
+                        cross_tenant,
+                    };
+                    let mut ctx = QueryCtx::new(txn, info);
                     let value = guard(|| handler(&mut ctx, args))?;
                     Ok::<_, FunctionError>((value, std::mem::take(&mut ctx.logs.0)))
                 });
@@ -206,16 +214,44 @@ impl Runtime {
                     read_set: Some(read_set),
                 }
             }
-            Handler::Mutation(handler) => {
-                let ((value, log_lines), ts, _writes) = self
+            Handler::Mutation { apply, prepare } => {
+                let prepared: Prepared = match prepare {
+                    Some(prepare) => {
+                        let ctx = ActionCtx {
+                            runtime: self.clone(),
+                            auth: auth.clone(),
+                            request_id: request_id.clone(),
+                        };
+                        tokio::time::timeout(self.inner.timeout, prepare(ctx, args.clone()))
+                            .await
+                            .map_err(|_| {
+                                timeout_error(FunctionKind::Mutation, self.inner.timeout)
+                            })??
+                    }
+                    None => Arc::new(()),
+                };
+                let ((value, log_lines, deferred), ts, _writes) = self
                     .inner
                     .store
                     .mutate(move |txn| {
-                        let mut ctx = MutationCtx::new(txn, &auth, &request_id);
-                        let value = guard(|| handler(&mut ctx, args.clone()))?;
-                        Ok::<_, FunctionError>((value, std::mem::take(&mut ctx.logs.0)))
+                        let info = CallInfo {
+                            auth: &auth,
+                            request_id: &request_id,
+                            path: &path,
+                            cross_tenant,
+                        };
+                        let mut ctx = MutationCtx::new(txn, info);
+                        let value = guard(|| apply(&mut ctx, args.clone(), &prepared))?;
+                        Ok::<_, FunctionError>((
+                            value,
+                            std::mem::take(&mut ctx.logs.0),
+                            ctx.error_after_commit.take(),
+                        ))
                     })
                     .await?;
+                if let Some(error) = deferred {
+                    return Err(error);
+                }
                 Outcome {
                     kind: FunctionKind::Mutation,
                     value,

@@ -93,6 +93,7 @@ pub(crate) struct TableInfo {
     pub validator: Validator,
     /// `by_id`, `by_creation_time`, then the declared indexes.
     pub indexes: Vec<IndexInfo>,
+    pub tenant_field: Option<String>,
 }
 
 impl TableInfo {
@@ -218,6 +219,7 @@ pub(crate) fn plan(schema: &Schema, rows: &CatalogRows) -> Plan {
             number,
             validator: def.validator(),
             indexes,
+            tenant_field: def.tenant_field.clone(),
         });
         plan.catalog.by_name.insert(def.name.clone(), info.clone());
         plan.catalog.by_number.insert(number, info);

@@ -21,6 +21,9 @@ pub struct TableDef {
     /// The document validator: `Validator::Object` of the user fields.
     pub fields: BTreeMap<String, FieldValidator>,
     pub indexes: Vec<IndexDef>,
+    /// The field naming the company a document belongs to, for tenant-scoped tables (`_id` for the
+    /// companies table itself). The functions layer enforces it; the store only records it.
+    pub tenant_field: Option<String>,
 }
 
 impl TableDef {
@@ -30,6 +33,7 @@ impl TableDef {
             name: name.to_string(),
             fields: BTreeMap::new(),
             indexes: Vec::new(),
+            tenant_field: None,
         }
     }
     /// A required field.
@@ -62,6 +66,12 @@ impl TableDef {
         self
     }
 
+    /// Declares the table tenant-scoped by `field` (a declared Id field, or `_id`).
+    pub fn tenant(mut self, field: &str) -> TableDef {
+        self.tenant_field = Some(field.to_string());
+        self
+    }
+
     /// The validator of a whole document's user fields.
     pub fn validator(&self) -> Validator {
         Validator::Object(self.fields.clone())
@@ -77,6 +87,11 @@ impl TableDef {
         for name in self.fields.keys() {
             if name.starts_with('_') || !is_field_name(name) {
                 return Err(format!("Field name {name:?} in table {table:?} must be printable ASCII, not start with '_' or '$'"));
+            }
+        }
+        if let Some(field) = &self.tenant_field {
+            if field != "_id" && !self.fields.contains_key(field) {
+                return Err(format!("Tenant field {field:?} of table {table:?} is not declared"));
             }
         }
         let mut seen = HashSet::new();

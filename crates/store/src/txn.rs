@@ -228,6 +228,16 @@ impl Txn {
     }
 
     /// Whether this transaction may write.
+    /// The tenant field a table declares (see `TableDef::tenant`); `None` for unscoped or unknown tables.
+    pub fn tenant_field(&self, table: &str) -> Option<&str> {
+        self.catalog.table(table)?.tenant_field.as_deref()
+    }
+
+    /// The declared fields of an index (empty for `by_id` / `by_creation_time`); `None` if unknown.
+    pub fn index_fields(&self, table: &str, index: &str) -> Option<&[String]> {
+        Some(&self.catalog.table(table)?.index(index)?.fields)
+    }
+
     pub fn is_read_only(&self) -> bool {
         self.mode == Mode::Read
     }

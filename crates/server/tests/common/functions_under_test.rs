@@ -2,20 +2,33 @@
 
 use functions::{
     no_args, pagination_opts_validator, pagination_result, parse_pagination_opts, ErrorCode,
-    FunctionError, Registry,
+    FunctionError, Registry, Scope,
 };
 use store::{Order, Schema, TableDef};
 use values::validator::v;
 use values::{Object, Value};
 
 pub fn schema() -> Schema {
-    Schema::new().table(
-        TableDef::new("messages")
-            .field("body", v::string())
-            .field("author", v::string())
-            .optional("n", v::int64())
-            .index("by_author", &["author"]),
-    )
+    Schema::new()
+        .table(
+            TableDef::new("companies")
+                .field("name", v::string())
+                .tenant("_id"),
+        )
+        .table(
+            TableDef::new("notes")
+                .field("company_id", v::id("companies"))
+                .field("text", v::string())
+                .index("by_company", &["company_id"])
+                .tenant("company_id"),
+        )
+        .table(
+            TableDef::new("messages")
+                .field("body", v::string())
+                .field("author", v::string())
+                .optional("n", v::int64())
+                .index("by_author", &["author"]),
+        )
 }
 
 fn str_arg<'a>(args: &'a Object, name: &str) -> &'a str {
@@ -183,5 +196,154 @@ pub fn registry() -> Registry {
     r.action("messages:actFail", no_args(), |_, _| async move {
         Err(FunctionError::user(ErrorCode::RateLimited, "Slow down"))
     });
+    tenancy_functions(&mut r);
     r
+}
+
+/// Tests pass the company to act for as an argument; real modules take it from the signed-in user.
+fn company_scope(ctx_db: &functions::Db<'_>, args: &Object) -> Result<Scope, FunctionError> {
+    ctx_db
+        .normalize_id("companies", str_arg(args, "company"))
+        .map(Scope::company)
+        .ok_or_else(|| FunctionError::validation("company", "unknown company"))
+}
+
+fn tenancy_functions(r: &mut Registry) {
+    r.mutation(
+        "tenancy:createCompany",
+        v::object([("name", v::string())]),
+        |ctx, args| {
+            let scope = Scope::all_companies(&ctx.cross_tenant()?);
+            let mut doc = Object::new();
+            doc.insert("name".into(), Value::from(str_arg(&args, "name")));
+            Ok(Value::from(ctx.db.scoped(&scope).insert("companies", doc)?))
+        },
+    )
+    .cross_tenant();
+    let note_args = || v::object([("company", v::string()), ("text", v::string())]);
+    r.mutation("tenancy:addNote", note_args(), |ctx, args| {
+        let scope = ctx
+            .db
+            .normalize_id("companies", str_arg(&args, "company"))
+            .map(Scope::company)
+            .ok_or_else(|| FunctionError::validation("company", "unknown company"))?;
+        let mut doc = Object::new();
+        doc.insert("text".into(), Value::from(str_arg(&args, "text")));
+        Ok(Value::from(ctx.db.scoped(&scope).insert("notes", doc)?))
+    });
+    // Tries to file a note under another company than its scope.
+    r.mutation(
+        "tenancy:addNoteElsewhere",
+        v::object([("company", v::string()), ("other", v::string())]),
+        |ctx, args| {
+            let scope = ctx
+                .db
+                .normalize_id("companies", str_arg(&args, "company"))
+                .map(Scope::company)
+                .ok_or_else(|| FunctionError::validation("company", "unknown company"))?;
+            let mut doc = Object::new();
+            doc.insert("text".into(), Value::from("sneaky"));
+            doc.insert("company_id".into(), Value::from(str_arg(&args, "other")));
+            Ok(Value::from(ctx.db.scoped(&scope).insert("notes", doc)?))
+        },
+    );
+    r.query(
+        "tenancy:listNotes",
+        v::object([("company", v::string())]),
+        |ctx, args| {
+            let scope = company_scope(&ctx.db, &args)?;
+            let notes = ctx
+                .db
+                .scoped(&scope)
+                .query("notes", "by_company", |q| q)?
+                .collect()?;
+            Ok(Value::Array(
+                notes
+                    .iter()
+                    .map(|d| d.get("text").cloned().unwrap_or(Value::Null))
+                    .collect(),
+            ))
+        },
+    );
+    r.query(
+        "tenancy:getNote",
+        v::object([("company", v::string()), ("id", v::string())]),
+        |ctx, args| {
+            let scope = company_scope(&ctx.db, &args)?;
+            let note = ctx
+                .db
+                .scoped(&scope)
+                .get_in("notes", str_arg(&args, "id"))?;
+            Ok(note.map(|d| d.to_value()).unwrap_or(Value::Null))
+        },
+    );
+    r.mutation(
+        "tenancy:deleteNote",
+        v::object([("company", v::string()), ("id", v::string())]),
+        |ctx, args| {
+            let scope = ctx
+                .db
+                .normalize_id("companies", str_arg(&args, "company"))
+                .map(Scope::company)
+                .ok_or_else(|| FunctionError::validation("company", "unknown company"))?;
+            let id = ctx
+                .db
+                .normalize_id("notes", str_arg(&args, "id"))
+                .ok_or_else(|| FunctionError::not_found("Record not found"))?;
+            ctx.db.scoped(&scope).delete(&id)?;
+            Ok(Value::Null)
+        },
+    );
+    // Forgets the scope: must fail loudly rather than read every company's notes.
+    r.query("tenancy:listUnscoped", no_args(), |ctx, _| {
+        Ok(Value::from(ctx.db.query("notes")?.collect()?.len() as f64))
+    });
+    r.query("tenancy:countAll", no_args(), |ctx, _| {
+        let scope = Scope::all_companies(&ctx.cross_tenant()?);
+        Ok(Value::from(
+            ctx.db
+                .scoped(&scope)
+                .query("notes", "by_company", |q| q)?
+                .collect()?
+                .len() as f64,
+        ))
+    })
+    .cross_tenant();
+    // Asks for all companies without being declared cross-tenant.
+    r.query("tenancy:countAllUndeclared", no_args(), |ctx, _| {
+        let scope = Scope::all_companies(&ctx.cross_tenant()?);
+        Ok(Value::from(
+            ctx.db
+                .scoped(&scope)
+                .query("notes", "by_company", |q| q)?
+                .collect()?
+                .len() as f64,
+        ))
+    });
+    // Records an attempt durably, then fails (as a failed sign-in does).
+    r.mutation(
+        "tenancy:recordThenFail",
+        v::object([("company", v::string())]),
+        |ctx, args| {
+            let scope = ctx
+                .db
+                .normalize_id("companies", str_arg(&args, "company"))
+                .map(Scope::company)
+                .ok_or_else(|| FunctionError::validation("company", "unknown company"))?;
+            let mut doc = Object::new();
+            doc.insert("text".into(), Value::from("attempt"));
+            ctx.db.scoped(&scope).insert("notes", doc)?;
+            ctx.fail_after_commit(FunctionError::user(
+                ErrorCode::Unauthenticated,
+                "Invalid email or password",
+            ))
+        },
+    );
+    // The slow part runs before the transaction; the transaction sees its result.
+    r.mutation_with_prepare(
+        "tenancy:prepared",
+        v::object([("text", v::string())]),
+        |_, args| async move { Ok(str_arg(&args, "text").to_uppercase()) },
+        |_, _, prepared: &String| Ok(Value::from(prepared.as_str())),
+    );
 }
