@@ -1,5 +1,9 @@
 //! The SupportSignal modules: their tables and functions. Each module owns its tables.
 
+mod args;
+pub mod auth;
+pub mod email;
+pub mod identity;
 pub mod users;
 
 use functions::Registry;
@@ -9,10 +13,16 @@ use store::Schema;
 pub fn schema() -> Schema {
     users::tables()
         .into_iter()
+        .chain(identity::sessions::tables())
+        .chain(auth::reset::tables())
+        .chain(email::tables())
         .fold(Schema::new(), Schema::table)
 }
 
 /// Every function of the application.
-pub fn registry() -> Registry {
-    Registry::new()
+/// Every function of the application. Links in emails come from `urls`.
+pub fn registry(urls: &config::Urls) -> Registry {
+    let mut r = Registry::new();
+    auth::register(&mut r, urls);
+    r
 }

@@ -1,9 +1,9 @@
 //! Users and the first system administrator. (The identity issue adds sessions, roles and the rest.)
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-use argon2::Argon2;
 use secrecy::{ExposeSecret, SecretString};
 use store::{Store, StoreError, TableDef};
+
+use crate::auth::passwords;
 use values::validator::v;
 use values::{Object, Value};
 
@@ -32,7 +32,8 @@ pub fn tables() -> Vec<TableDef> {
             )
             .field("created_at", v::number())
             .index("by_slug", &["slug"])
-            .index("by_status", &["status"]),
+            .index("by_status", &["status"])
+            .tenant("_id"),
         TableDef::new("users")
             .field("name", v::string())
             .field("email", v::string())
@@ -45,9 +46,15 @@ pub fn tables() -> Vec<TableDef> {
             .optional("company_id", v::id("companies"))
             .optional("profile_image_url", v::string())
             .field("created_at", v::number())
+            // Sign-in failures since the last success, and the lockout they caused; stored so that
+            // lockout survives restarts and holds across nodes.
+            .optional("failed_logins", v::number())
+            .optional("locked_until", v::number())
+            .optional("last_login_at", v::number())
             .index("by_email", &["email"])
             .index("by_company", &["company_id"])
-            .index("by_role", &["role"]),
+            .index("by_role", &["role"])
+            .tenant("company_id"),
     ]
 }
 
@@ -78,52 +85,6 @@ impl Email {
     }
 }
 
-const SPECIAL: &str = "!@#$%^&*(),.?\":{}|<>";
-const COMMON: [&str; 4] = ["123456", "password", "qwerty", "admin"];
-
-/// The reference system's password rules: 8–128 characters; upper, lower, digit and special
-/// character; no character three times in a row; none of the well-known weak words.
-pub fn check_password_strength(password: &str) -> Result<(), AdminError> {
-    let mut problems = Vec::new();
-    let len = password.chars().count();
-    if !(8..=128).contains(&len) {
-        problems.push("must be 8 to 128 characters long");
-    }
-    if !password.chars().any(|c| c.is_ascii_uppercase()) {
-        problems.push("needs an uppercase letter");
-    }
-    if !password.chars().any(|c| c.is_ascii_lowercase()) {
-        problems.push("needs a lowercase letter");
-    }
-    if !password.chars().any(|c| c.is_ascii_digit()) {
-        problems.push("needs a digit");
-    }
-    if !password.chars().any(|c| SPECIAL.contains(c)) {
-        problems.push("needs a special character");
-    }
-    let chars: Vec<char> = password.chars().collect();
-    if chars.windows(3).any(|w| w[0] == w[1] && w[1] == w[2]) {
-        problems.push("must not repeat a character three times in a row");
-    }
-    let lower = password.to_ascii_lowercase();
-    if COMMON.iter().any(|weak| lower.contains(weak)) {
-        problems.push("must not contain a common password");
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(AdminError::WeakPassword(problems.join(", ")))
-    }
-}
-
-pub fn hash_password(password: &SecretString) -> Result<String, AdminError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.expose_secret().as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AdminError::Internal(format!("hashing failed: {e}")))
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("Invalid email format")]
@@ -152,8 +113,9 @@ pub async fn create_system_admin(
     if name.is_empty() {
         return Err(AdminError::EmptyName);
     }
-    check_password_strength(password.expose_secret())?;
-    let hash = hash_password(password)?;
+    passwords::check_strength(password.expose_secret()).map_err(AdminError::WeakPassword)?;
+    let hash = passwords::hash(password.expose_secret())
+        .map_err(|e| AdminError::Internal(e.to_string()))?;
     let (id, _, _) = store
         .mutate(move |txn| {
             let taken = txn
@@ -195,26 +157,6 @@ pub async fn has_system_admin(store: &Store) -> Result<bool, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn password_rules() {
-        assert!(check_password_strength("Str0ng!Pass").is_ok());
-        for weak in [
-            "short1!",
-            "alllowercase1!",
-            "ALLUPPER1!",
-            "NoDigits!!x",
-            "NoSpecial123",
-            "Paaa55word!",
-            "MyPassword1!",
-            "xAdmin#123",
-        ] {
-            assert!(
-                check_password_strength(weak).is_err(),
-                "{weak} should be refused"
-            );
-        }
-    }
 
     #[test]
     fn emails() {

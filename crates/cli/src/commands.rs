@@ -114,10 +114,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
         Command::Functions => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&app::registry().spec_json())?
-            );
+            let config = Where::default().config()?;
+            let spec = app::registry(&config.urls()).spec_json();
+            println!("{}", serde_json::to_string_pretty(&spec)?);
             Ok(())
         }
     }
@@ -145,7 +144,26 @@ fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let store = server::open_store(&config, app::schema()).await?;
     bootstrap_admin(&store).await?;
-    let running = server::start(config.clone(), store, app::registry(), shutdown_signal()).await?;
+    let registry = app::registry(&config.urls());
+    let mailer = app::email::mailer_from_config(&config)
+        .map_err(|e| anyhow::anyhow!("email: {}", e.message))?;
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = app::email::spawn_delivery_worker(
+        store.clone(),
+        mailer,
+        app::email::DeliveryOptions::default(),
+        async move {
+            let _ = worker_stopped.await;
+        },
+    );
+    // On a signal: stop the email worker first (it finishes sends in progress), then the server,
+    // which closes the database once in-flight requests are done.
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = stop_worker.send(());
+        let _ = worker.await;
+    };
+    let running = server::start(config.clone(), store, registry, shutdown).await?;
     // The one line a person (or a script) looks for.
     println!(
         "supportsignal {} listening on http://{}",

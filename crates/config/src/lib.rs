@@ -1,6 +1,7 @@
 //! One typed configuration for the whole server, read once at start from flags and the environment,
 //! validated with messages that say what to fix; and the generator of every outward URL.
 
+mod smtp;
 mod urls;
 
 use std::fmt;
@@ -8,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use smtp::{SmtpSettings, SmtpTls, DEFAULT_MAIL_FROM};
 use url::Url;
 pub use urls::{OAuthProvider, UrlError, Urls};
 
@@ -89,6 +91,10 @@ pub struct Config {
     pub function_timeout: Duration,
     /// How long a client may take to send its request body.
     pub body_read_timeout: Duration,
+    /// The SMTP relay (`SMTP_URL`); without one, outgoing mail is logged and kept in the outbox.
+    pub smtp: Option<SmtpSettings>,
+    /// The sender of outgoing mail (`SMTP_FROM`), `Name <address>` or a bare address.
+    pub mail_from: String,
 }
 
 /// Values given on the command line; they win over the environment.
@@ -233,6 +239,8 @@ impl Config {
             &mut problems,
         ) as u64);
 
+        let (smtp, mail_from) = smtp::load(&var, environment, &mut problems);
+
         match (problems.is_empty(), public_url, api_url) {
             (true, Some(public_url), Some(api_url)) => Ok(Config {
                 environment,
@@ -244,6 +252,8 @@ impl Config {
                 max_body_bytes,
                 function_timeout,
                 body_read_timeout,
+                smtp,
+                mail_from,
             }),
             _ => Err(ConfigError(problems)),
         }

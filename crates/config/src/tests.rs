@@ -165,3 +165,87 @@ fn url_inputs_are_validated() {
         Err(UrlError::TooLong { .. })
     ));
 }
+
+#[test]
+fn no_smtp_by_default_and_a_development_sender() {
+    let c = load(&[]).unwrap();
+    assert_eq!(c.smtp, None);
+    assert_eq!(c.mail_from, DEFAULT_MAIL_FROM);
+}
+
+#[test]
+fn smtp_url_schemes_choose_transport_security() {
+    let smtp = |url: &str| load(&[("SMTP_URL", url)]).unwrap().smtp.unwrap();
+    let plain = smtp("smtp://127.0.0.1:2525");
+    assert_eq!(
+        (plain.host.as_str(), plain.port, plain.tls),
+        ("127.0.0.1", 2525, SmtpTls::None)
+    );
+    assert_eq!(plain.username, None);
+    assert_eq!(smtp("smtp://relay.internal").port, 25);
+    // The submission port expects STARTTLS even when the URL says smtp://.
+    assert_eq!(smtp("smtp://mail.example.org:587").tls, SmtpTls::StartTls);
+    let starttls = smtp("smtp+starttls://mail.example.org");
+    assert_eq!((starttls.port, starttls.tls), (587, SmtpTls::StartTls));
+    let implicit = smtp("smtps://apikey:s%40cret%2F1@smtp.example.org");
+    assert_eq!((implicit.port, implicit.tls), (465, SmtpTls::Implicit));
+    assert_eq!(implicit.username.as_deref(), Some("apikey"));
+    assert_eq!(implicit.password(), Some("s@cret/1"));
+    assert_eq!(smtp("smtp://[::1]:2525").host, "::1");
+}
+
+#[test]
+fn bad_smtp_settings_are_refused_with_the_reason() {
+    for (url, expected) in [
+        ("http://mail.example.org", "must start with smtp://"),
+        ("smtp://", "must name a host"),
+        ("smtps://mail.example.org/x?tls=none", "no path or query"),
+        ("smtp://:pw@mail.example.org", "password but no user name"),
+        ("not a url", "must be a URL"),
+    ] {
+        let msg = problems(&[("SMTP_URL", url)]);
+        assert!(msg.contains(expected), "{url}: {msg}");
+    }
+    let msg = problems(&[("SMTP_FROM", "nobody")]);
+    assert!(msg.contains("SMTP_FROM must be an address"), "{msg}");
+    assert!(problems(&[("SMTP_FROM", "Support <help@x.org")]).contains("angle brackets"));
+    let ok = load(&[("SMTP_FROM", "Support Team <help@example.org>")]).unwrap();
+    assert_eq!(ok.mail_from, "Support Team <help@example.org>");
+    assert!(load(&[("SMTP_FROM", "help@example.org")]).is_ok());
+}
+
+#[test]
+fn production_mail_settings_must_be_safe() {
+    let base = [
+        ("SUPPORTSIGNAL_ENV", "production"),
+        ("SUPPORTSIGNAL_PUBLIC_URL", "https://app.example.org"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| [&base[..], extra].concat();
+    let msg = problems(&with(&[
+        ("SMTP_URL", "smtp://user:hunter2@mail.example.org"),
+        ("SMTP_FROM", "no-reply@example.org"),
+    ]));
+    assert!(msg.contains("unencrypted"), "{msg}");
+    assert!(!msg.contains("hunter2"), "{msg}");
+    let msg = problems(&with(&[("SMTP_URL", "smtps://mail.example.org")]));
+    assert!(msg.contains("SMTP_FROM is required in production"), "{msg}");
+    // A relay on this machine may be plain; production without SMTP logs mail to the outbox.
+    assert!(load(&with(&[
+        ("SMTP_URL", "smtp://user:pw@localhost:25"),
+        ("SMTP_FROM", "no-reply@example.org"),
+    ]))
+    .is_ok());
+    assert!(load(&base).is_ok());
+}
+
+#[test]
+fn smtp_password_never_printed() {
+    let c = load(&[("SMTP_URL", "smtps://apikey:hunter2@smtp.example.org")]).unwrap();
+    let printed = format!("{c:?}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("smtp.example.org") && printed.contains("***"));
+    let msg = problems(&[("SMTP_URL", "smtps://apikey:hunter2@smtp.example.org/path")]);
+    assert!(!msg.contains("hunter2"), "{msg}");
+    let msg = problems(&[("SMTP_URL", "ftp://apikey:hunter2@smtp.example.org")]);
+    assert!(!msg.contains("hunter2"), "{msg}");
+}

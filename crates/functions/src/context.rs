@@ -138,6 +138,48 @@ impl DbWriter<'_> {
     }
 }
 
+/// Reading, whether inside a query or a mutation, so shared helpers (session resolution, permission
+/// checks) serve both.
+pub trait DbRead {
+    fn get_in(&mut self, table: &str, id: &str) -> store::Result<Option<Document>>;
+    fn normalize_id(&self, table: &str, id: &str) -> Option<DocumentId>;
+    fn query(&mut self, table: &str) -> store::Result<Query<'_>>;
+    fn read_scoped(&mut self, scope: &Scope) -> Scoped<'_>;
+}
+
+impl DbRead for Db<'_> {
+    fn get_in(&mut self, table: &str, id: &str) -> store::Result<Option<Document>> {
+        Db::get_in(self, table, id)
+    }
+    fn normalize_id(&self, table: &str, id: &str) -> Option<DocumentId> {
+        Db::normalize_id(self, table, id)
+    }
+    fn query(&mut self, table: &str) -> store::Result<Query<'_>> {
+        Db::query(self, table)
+    }
+    fn read_scoped(&mut self, scope: &Scope) -> Scoped<'_> {
+        self.scoped(scope)
+    }
+}
+
+impl DbRead for DbWriter<'_> {
+    fn get_in(&mut self, table: &str, id: &str) -> store::Result<Option<Document>> {
+        DbWriter::get_in(self, table, id)
+    }
+    fn normalize_id(&self, table: &str, id: &str) -> Option<DocumentId> {
+        DbWriter::normalize_id(self, table, id)
+    }
+    fn query(&mut self, table: &str) -> store::Result<Query<'_>> {
+        DbWriter::query(self, table)
+    }
+    fn read_scoped(&mut self, scope: &Scope) -> Scoped<'_> {
+        Scoped {
+            txn: self.txn,
+            scope: scope.clone(),
+        }
+    }
+}
+
 /// Lines a handler logs, returned to the client as `logLines` (as Convex returns `console.log`).
 #[derive(Default)]
 pub(crate) struct LogLines(pub Vec<String>);

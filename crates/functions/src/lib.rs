@@ -9,7 +9,7 @@ mod registry;
 mod runtime;
 mod tenancy;
 
-pub use context::{ActionCtx, Auth, Db, DbWriter, MutationCtx, QueryCtx};
+pub use context::{ActionCtx, Auth, Db, DbRead, DbWriter, MutationCtx, QueryCtx};
 pub use error::{ErrorCode, FunctionError};
 pub use pagination::{
     pagination_opts_validator, pagination_result, parse_pagination_opts, MAX_PAGE_SIZE,

@@ -19,6 +19,15 @@ pub enum Scope {
 #[derive(Debug)]
 pub struct CrossTenant(pub(crate) ());
 
+impl CrossTenant {
+    /// For identity resolution only: turning a session token into its user, and sign-in and
+    /// registration, which must find a user before any viewer (and so any scope) exists. Every other
+    /// use goes through `ctx.cross_tenant()`. Kept greppable on purpose.
+    pub fn for_identity_resolution() -> CrossTenant {
+        CrossTenant(())
+    }
+}
+
 impl Scope {
     pub fn company(id: DocumentId) -> Scope {
         Scope::Company(id)

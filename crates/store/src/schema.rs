@@ -91,7 +91,9 @@ impl TableDef {
         }
         if let Some(field) = &self.tenant_field {
             if field != "_id" && !self.fields.contains_key(field) {
-                return Err(format!("Tenant field {field:?} of table {table:?} is not declared"));
+                return Err(format!(
+                    "Tenant field {field:?} of table {table:?} is not declared"
+                ));
             }
         }
         let mut seen = HashSet::new();

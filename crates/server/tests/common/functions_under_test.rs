@@ -1,8 +1,8 @@
 //! Functions that exist only in tests, to exercise the runtime through the real HTTP API.
 
 use functions::{
-    no_args, pagination_opts_validator, pagination_result, parse_pagination_opts, ErrorCode,
-    FunctionError, Registry, Scope,
+    no_args, pagination_opts_validator, pagination_result, parse_pagination_opts, DbRead,
+    ErrorCode, FunctionError, Registry, Scope,
 };
 use store::{Order, Schema, TableDef};
 use values::validator::v;
@@ -201,9 +201,8 @@ pub fn registry() -> Registry {
 }
 
 /// Tests pass the company to act for as an argument; real modules take it from the signed-in user.
-fn company_scope(ctx_db: &functions::Db<'_>, args: &Object) -> Result<Scope, FunctionError> {
-    ctx_db
-        .normalize_id("companies", str_arg(args, "company"))
+fn company_scope(db: &impl DbRead, args: &Object) -> Result<Scope, FunctionError> {
+    db.normalize_id("companies", str_arg(args, "company"))
         .map(Scope::company)
         .ok_or_else(|| FunctionError::validation("company", "unknown company"))
 }
@@ -222,11 +221,7 @@ fn tenancy_functions(r: &mut Registry) {
     .cross_tenant();
     let note_args = || v::object([("company", v::string()), ("text", v::string())]);
     r.mutation("tenancy:addNote", note_args(), |ctx, args| {
-        let scope = ctx
-            .db
-            .normalize_id("companies", str_arg(&args, "company"))
-            .map(Scope::company)
-            .ok_or_else(|| FunctionError::validation("company", "unknown company"))?;
+        let scope = company_scope(&ctx.db, &args)?;
         let mut doc = Object::new();
         doc.insert("text".into(), Value::from(str_arg(&args, "text")));
         Ok(Value::from(ctx.db.scoped(&scope).insert("notes", doc)?))
@@ -236,11 +231,7 @@ fn tenancy_functions(r: &mut Registry) {
         "tenancy:addNoteElsewhere",
         v::object([("company", v::string()), ("other", v::string())]),
         |ctx, args| {
-            let scope = ctx
-                .db
-                .normalize_id("companies", str_arg(&args, "company"))
-                .map(Scope::company)
-                .ok_or_else(|| FunctionError::validation("company", "unknown company"))?;
+            let scope = company_scope(&ctx.db, &args)?;
             let mut doc = Object::new();
             doc.insert("text".into(), Value::from("sneaky"));
             doc.insert("company_id".into(), Value::from(str_arg(&args, "other")));
@@ -281,11 +272,7 @@ fn tenancy_functions(r: &mut Registry) {
         "tenancy:deleteNote",
         v::object([("company", v::string()), ("id", v::string())]),
         |ctx, args| {
-            let scope = ctx
-                .db
-                .normalize_id("companies", str_arg(&args, "company"))
-                .map(Scope::company)
-                .ok_or_else(|| FunctionError::validation("company", "unknown company"))?;
+            let scope = company_scope(&ctx.db, &args)?;
             let id = ctx
                 .db
                 .normalize_id("notes", str_arg(&args, "id"))
@@ -325,11 +312,7 @@ fn tenancy_functions(r: &mut Registry) {
         "tenancy:recordThenFail",
         v::object([("company", v::string())]),
         |ctx, args| {
-            let scope = ctx
-                .db
-                .normalize_id("companies", str_arg(&args, "company"))
-                .map(Scope::company)
-                .ok_or_else(|| FunctionError::validation("company", "unknown company"))?;
+            let scope = company_scope(&ctx.db, &args)?;
             let mut doc = Object::new();
             doc.insert("text".into(), Value::from("attempt"));
             ctx.db.scoped(&scope).insert("notes", doc)?;

@@ -183,7 +183,9 @@ impl PgInner {
             let mut tx = PgTx { conn };
             match tx.conn.simple_query(begin) {
                 Ok(messages) => return Ok((tx, messages)),
-                Err(e) if tx.conn.is_closed() => last_error = Some(map_err(e)),
+                Err(e) if tx.conn.is_closed() || connection_lost(&e) => {
+                    last_error = Some(map_err(e))
+                }
                 Err(e) => return Err(map_err(e)),
             }
         }
@@ -569,6 +571,14 @@ fn map_err(error: postgres::Error) -> StoreError {
         }
         Some(_) => StoreError::Internal(format!("PostgreSQL: {error}")),
     }
+}
+
+/// The connection itself is gone: closed, an I/O failure, or the server ending the session
+/// (class 57P: admin or crash shutdown, which arrives as an error before the socket closes).
+fn connection_lost(error: &postgres::Error) -> bool {
+    error.is_closed()
+        || io_error(error)
+        || error.code().is_some_and(|c| c.code().starts_with("57P"))
 }
 
 fn io_error(error: &postgres::Error) -> bool {

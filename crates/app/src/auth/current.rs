@@ -1,0 +1,122 @@
+//! Who am I: `auth:getCurrentUser`, `auth:verifySession`, `users:getCurrent`,
+//! `permissions:getUserPermissions`; and `auth:logoutUser`, and workflow state kept on the session.
+
+use functions::{FnResult, MutationCtx, QueryCtx};
+use store::Patch;
+use values::{Object, Value};
+
+use crate::args::object;
+use crate::identity::{presented_token, require_session, resolve, sessions, Viewer};
+
+fn field(viewer: &Viewer, name: &str) -> Option<Value> {
+    viewer.user.get(name).cloned()
+}
+
+pub fn get_current_user(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    Ok(match resolve(&mut ctx.db, ctx.auth, &args, now)? {
+        Some(v) => object([
+            ("id", Some(Value::from(v.user_id))),
+            ("name", Some(Value::from(v.name.as_str()))),
+            ("email", Some(Value::from(v.email.as_str()))),
+            ("role", Some(Value::from(v.role.as_str()))),
+        ]),
+        None => Value::Null,
+    })
+}
+
+pub fn verify_session(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    Ok(match resolve(&mut ctx.db, ctx.auth, &args, now)? {
+        Some(v) => object([
+            ("id", Some(Value::from(v.user_id))),
+            ("_id", Some(Value::from(v.user_id))),
+            ("name", Some(Value::from(v.name.as_str()))),
+            ("email", Some(Value::from(v.email.as_str()))),
+            ("role", Some(Value::from(v.role.as_str()))),
+            ("company_id", v.company_id.map(Value::from)),
+        ]),
+        None => Value::Null,
+    })
+}
+
+/// `users:getCurrent`: the user document as the web app shows it (never the password hash).
+pub fn get_current(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    Ok(match resolve(&mut ctx.db, ctx.auth, &args, now)? {
+        Some(v) => object([
+            ("_id", Some(Value::from(v.user_id))),
+            ("_creationTime", Some(Value::from(v.user.creation_time))),
+            ("name", Some(Value::from(v.name.as_str()))),
+            ("email", Some(Value::from(v.email.as_str()))),
+            ("profile_image_url", field(&v, "profile_image_url")),
+            ("role", Some(Value::from(v.role.as_str()))),
+            ("company_id", v.company_id.map(Value::from)),
+        ]),
+        None => Value::Null,
+    })
+}
+
+/// Never throws: a client asks this to decide what to show.
+pub fn get_user_permissions(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    Ok(match resolve(&mut ctx.db, ctx.auth, &args, now)? {
+        Some(v) => object([
+            (
+                "permissions",
+                Some(Value::Array(
+                    v.role
+                        .permissions()
+                        .into_iter()
+                        .map(|p| Value::from(p.as_str()))
+                        .collect(),
+                )),
+            ),
+            ("role", Some(Value::from(v.role.as_str()))),
+            (
+                "companyId",
+                Some(v.company_id.map(Value::from).unwrap_or(Value::Null)),
+            ),
+            ("reason", Some(Value::from("Success"))),
+        ]),
+        None => object([
+            ("permissions", Some(Value::Array(Vec::new()))),
+            ("role", Some(Value::Null)),
+            ("reason", Some(Value::from("Invalid or expired session"))),
+        ]),
+    })
+}
+
+/// Always succeeds, so a client can sign out even with a stale token.
+pub fn logout(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    if let Some(token) = presented_token(ctx.auth, &args).map(str::to_string) {
+        if let Some(session) = sessions::find(&mut ctx.db, &token, now)? {
+            ctx.db.delete(&session.id)?;
+        }
+    }
+    Ok(object([("success", Some(Value::from(true)))]))
+}
+
+pub fn update_workflow_state(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let mut patch = Patch::new();
+    patch.insert("workflow_state".into(), args.get("workflowState").cloned());
+    ctx.db.patch(&viewer.session_id, patch)?;
+    Ok(object([("success", Some(Value::from(true)))]))
+}
+
+pub fn recover_state(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let session = ctx.db.get(&viewer.session_id)?;
+    Ok(object([(
+        "workflowState",
+        Some(
+            session
+                .and_then(|s| s.get("workflow_state").cloned())
+                .unwrap_or(Value::Null),
+        ),
+    )]))
+}

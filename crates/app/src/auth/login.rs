@@ -1,0 +1,144 @@
+//! `auth:loginUser`: sign-in with lockout. The password check (slow by design) runs before the
+//! transaction; the transaction re-checks that the hash it was checked against is still current.
+
+use functions::{ActionCtx, CrossTenant, ErrorCode, FnResult, FunctionError, MutationCtx, Scope};
+use store::Patch;
+use values::{Object, Value};
+
+use super::passwords::{self, Verified};
+use crate::args::{flag, object, text};
+use crate::identity::sessions;
+use crate::users::Email;
+
+pub const MAX_FAILED_LOGINS: f64 = 5.0;
+pub const LOCKOUT_MS: f64 = 15.0 * 60.0 * 1000.0;
+
+pub fn invalid_credentials() -> FunctionError {
+    FunctionError::user(ErrorCode::Unauthenticated, "Invalid email or password")
+}
+
+fn locked(until: f64, now: f64) -> FunctionError {
+    let minutes = ((until - now) / 60_000.0).ceil().max(1.0);
+    FunctionError::user(
+        ErrorCode::RateLimited,
+        format!("Account temporarily locked after too many failed sign-in attempts. Try again in {minutes} minutes."),
+    )
+}
+
+pub struct LoginCheck {
+    user_id: Option<String>,
+    hash_seen: String,
+    verified: Verified,
+}
+
+pub async fn prepare(ctx: ActionCtx, args: Object) -> FnResult<LoginCheck> {
+    let Ok(email) = Email::parse(text(&args, "email")) else {
+        return Err(invalid_credentials());
+    };
+    let mut query = Object::new();
+    query.insert("email".into(), Value::from(email.as_str()));
+    let found = ctx.run_query("auth:credentialsForLogin", query).await?;
+    let user_id = found
+        .get("userId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let hash_seen = found
+        .get("passwordHash")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let password = text(&args, "password").to_string();
+    let stored = (!hash_seen.is_empty()).then(|| hash_seen.clone());
+    let verified =
+        tokio::task::spawn_blocking(move || passwords::verify(&password, stored.as_deref()))
+            .await
+            .map_err(|e| FunctionError::internal(format!("password check failed: {e}")))?;
+    Ok(LoginCheck {
+        user_id,
+        hash_seen,
+        verified,
+    })
+}
+
+pub fn apply(ctx: &mut MutationCtx<'_>, args: Object, check: &LoginCheck) -> FnResult {
+    let now = ctx.now_ms();
+    let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
+    let Some(user_id) = &check.user_id else {
+        return Err(invalid_credentials());
+    };
+    let user = ctx
+        .db
+        .scoped(&all)
+        .get_in("users", user_id)?
+        .ok_or_else(invalid_credentials)?;
+    let number = |field: &str| user.get(field).and_then(Value::as_f64).unwrap_or(0.0);
+    let locked_until = number("locked_until");
+    if locked_until > now {
+        return Err(locked(locked_until, now));
+    }
+    let current_hash = user
+        .get("password")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if current_hash.is_empty() {
+        return Err(FunctionError::user(
+            ErrorCode::Forbidden,
+            "Account requires password reset. Check your email for a link to set your password.",
+        ));
+    }
+    if current_hash != check.hash_seen {
+        // The password changed between the check and now; the check proves nothing.
+        return Err(invalid_credentials());
+    }
+    let mut patch = Patch::new();
+    if check.verified == Verified::No {
+        let failures = number("failed_logins") + 1.0;
+        let error = if failures >= MAX_FAILED_LOGINS {
+            patch.insert("failed_logins".into(), Some(Value::from(0.0)));
+            patch.insert("locked_until".into(), Some(Value::from(now + LOCKOUT_MS)));
+            locked(now + LOCKOUT_MS, now)
+        } else {
+            patch.insert("failed_logins".into(), Some(Value::from(failures)));
+            invalid_credentials()
+        };
+        ctx.db.scoped(&all).patch(&user.id, patch)?;
+        return ctx.fail_after_commit(error);
+    }
+    let company_id = user
+        .get("company_id")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(company_id) = &company_id {
+        let company = ctx.db.scoped(&all).get_in("companies", company_id)?;
+        if company.and_then(|c| c.get("status").cloned()) == Some(Value::from("suspended")) {
+            return Err(FunctionError::forbidden(
+                "Your organisation's account is suspended",
+            ));
+        }
+    }
+    patch.insert("failed_logins".into(), Some(Value::from(0.0)));
+    patch.insert("locked_until".into(), None);
+    patch.insert("last_login_at".into(), Some(Value::from(now)));
+    if let Verified::YesRehash(new_hash) = &check.verified {
+        patch.insert("password".into(), Some(Value::from(new_hash.as_str())));
+    }
+    ctx.db.scoped(&all).patch(&user.id, patch)?;
+    let (token, expires) = sessions::create(&mut ctx.db, &user.id, flag(&args, "rememberMe"), now)?;
+    let field = |name: &str| user.get(name).cloned();
+    Ok(object([
+        ("success", Some(Value::from(true))),
+        (
+            "user",
+            Some(object([
+                ("id", Some(Value::from(user.id))),
+                ("name", field("name")),
+                ("email", field("email")),
+                ("role", field("role")),
+                ("company_id", company_id.map(Value::from)),
+            ])),
+        ),
+        ("sessionToken", Some(Value::from(token.expose()))),
+        ("expires", Some(Value::from(expires))),
+        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
+    ]))
+}

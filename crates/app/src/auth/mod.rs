@@ -1,0 +1,147 @@
+//! Signing in and out, registration, the current user, and password changes.
+
+mod change_password;
+mod current;
+mod login;
+pub mod passwords;
+mod register;
+pub mod reset;
+
+use config::Urls;
+use functions::{CrossTenant, FnResult, QueryCtx, Registry, Scope};
+use values::validator::v;
+use values::{Object, Value};
+
+use crate::args::{object, text, with_session};
+use crate::identity::require_session;
+
+pub use login::{LOCKOUT_MS, MAX_FAILED_LOGINS};
+
+pub fn register(r: &mut Registry, urls: &Urls) {
+    r.mutation_with_prepare(
+        "auth:registerUser",
+        with_session([
+            ("name", v::string().into()),
+            ("email", v::string().into()),
+            ("password", v::string().into()),
+            ("company_id", v::optional(v::string())),
+            ("invitationToken", v::optional(v::string())),
+        ]),
+        register::prepare,
+        register::apply,
+    )
+    .cross_tenant();
+    r.mutation_with_prepare(
+        "auth:loginUser",
+        with_session([
+            ("email", v::string().into()),
+            ("password", v::string().into()),
+            ("rememberMe", v::optional(v::boolean())),
+        ]),
+        login::prepare,
+        login::apply,
+    )
+    .cross_tenant();
+    r.mutation("auth:logoutUser", with_session([]), current::logout);
+    r.query(
+        "auth:getCurrentUser",
+        with_session([]),
+        current::get_current_user,
+    );
+    r.query(
+        "auth:verifySession",
+        with_session([]),
+        current::verify_session,
+    );
+    r.query("users:getCurrent", with_session([]), current::get_current);
+    r.query(
+        "users:getCurrentUser",
+        with_session([]),
+        current::get_current,
+    );
+    r.query(
+        "permissions:getUserPermissions",
+        with_session([("companyId", v::optional(v::string()))]),
+        current::get_user_permissions,
+    );
+    r.mutation_with_prepare(
+        "auth:changePassword",
+        with_session([
+            ("currentPassword", v::string().into()),
+            ("newPassword", v::string().into()),
+        ]),
+        change_password::prepare,
+        change_password::apply,
+    );
+    r.mutation(
+        "sessionManagement:updateWorkflowState",
+        with_session([("workflowState", v::any().into())]),
+        current::update_workflow_state,
+    );
+    r.query(
+        "sessionManagement:recoverState",
+        with_session([]),
+        current::recover_state,
+    );
+
+    r.action(
+        "auth:requestPasswordReset",
+        with_session([("email", v::string().into())]),
+        reset::request,
+    );
+    let reset_urls = urls.clone();
+    r.internal_mutation(
+        "auth:createPasswordReset",
+        v::object([("email", v::string())]),
+        move |ctx, args| reset::create(ctx, &reset_urls, args),
+    )
+    .cross_tenant();
+    r.mutation_with_prepare(
+        "auth:resetPassword",
+        with_session([
+            ("token", v::string().into()),
+            ("newPassword", v::string().into()),
+        ]),
+        reset::prepare_reset,
+        reset::apply_reset,
+    )
+    .cross_tenant();
+
+    // What the prepare steps read; internal, so no client can look up password hashes.
+    r.internal_query(
+        "auth:credentialsForLogin",
+        v::object([("email", v::string())]),
+        credentials_for_login,
+    )
+    .cross_tenant();
+    r.internal_query(
+        "auth:credentialsForSession",
+        with_session([]),
+        credentials_for_session,
+    );
+}
+
+fn credentials_for_login(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+    let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
+    let user = ctx
+        .db
+        .scoped(&all)
+        .query("users", "by_email", |q| q.eq("email", text(&args, "email")))?
+        .first()?;
+    Ok(match user {
+        Some(u) => object([
+            ("userId", Some(Value::from(u.id))),
+            ("passwordHash", u.get("password").cloned()),
+        ]),
+        None => Value::Null,
+    })
+}
+
+fn credentials_for_session(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    Ok(object([
+        ("userId", Some(Value::from(viewer.user_id))),
+        ("passwordHash", viewer.user.get("password").cloned()),
+    ]))
+}

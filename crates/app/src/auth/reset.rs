@@ -1,0 +1,174 @@
+//! Password reset: `auth:requestPasswordReset` mails a one-hour, single-use link (the same answer
+//! whether or not the email has an account); `auth:resetPassword` sets a new password, which must meet
+//! the rules, clears any lockout and ends every session of the user.
+
+use config::Urls;
+use functions::{ActionCtx, CrossTenant, FnResult, FunctionError, MutationCtx, Scope};
+use store::{Patch, TableDef};
+use values::validator::v;
+use values::{Object, Value};
+
+use super::passwords;
+use crate::args::{object, text};
+use crate::email::{self, OutgoingEmail};
+use crate::identity::sessions::{self, hash_token, SessionToken};
+use crate::users::Email;
+
+pub const RESET_TTL_MS: f64 = 3600.0 * 1000.0;
+/// A new link is not sent while the last one is this fresh, so the endpoint cannot flood an inbox.
+pub const RESET_MIN_INTERVAL_MS: f64 = 60.0 * 1000.0;
+
+pub fn tables() -> Vec<TableDef> {
+    vec![TableDef::new("password_reset_tokens")
+        .field("user_id", v::id("users"))
+        .field("token_hash", v::string())
+        .field("created_at", v::number())
+        .field("expires_at", v::number())
+        .index("by_token_hash", &["token_hash"])
+        .index("by_user", &["user_id", "created_at"])]
+}
+
+fn success() -> Value {
+    object([
+        ("success", Some(Value::from(true))),
+        (
+            "message",
+            Some(Value::from(
+                "If an account exists for that email, a reset link is on its way.",
+            )),
+        ),
+    ])
+}
+
+/// `auth:requestPasswordReset` (an action, as in the reference API).
+pub async fn request(ctx: ActionCtx, args: Object) -> FnResult {
+    if let Ok(email) = Email::parse(text(&args, "email")) {
+        let mut inner = Object::new();
+        inner.insert("email".into(), Value::from(email.as_str()));
+        ctx.run_mutation("auth:createPasswordReset", inner).await?;
+    }
+    Ok(success())
+}
+
+/// Issues a reset token for `user_id` and queues the email, inside the caller's transaction.
+/// Returns `None` when a fresh link was sent moments ago.
+pub fn issue(
+    ctx: &mut MutationCtx<'_>,
+    urls: &Urls,
+    user: &store::Document,
+) -> FnResult<Option<()>> {
+    let now = ctx.now_ms();
+    let previous = ctx
+        .db
+        .query("password_reset_tokens")?
+        .with_index("by_user", |q| q.eq("user_id", user.id.encode()))?
+        .collect()?;
+    if previous.iter().any(|t| {
+        t.get("created_at").and_then(Value::as_f64).unwrap_or(0.0) > now - RESET_MIN_INTERVAL_MS
+    }) {
+        return Ok(None);
+    }
+    for old in &previous {
+        ctx.db.delete(&old.id)?;
+    }
+    let token = SessionToken::generate();
+    let mut row = Object::new();
+    row.insert("user_id".into(), Value::from(user.id));
+    row.insert("token_hash".into(), Value::from(hash_token(token.expose())));
+    row.insert("created_at".into(), Value::from(now));
+    row.insert("expires_at".into(), Value::from(now + RESET_TTL_MS));
+    ctx.db.insert("password_reset_tokens", row)?;
+    let link = urls
+        .password_reset(token.expose())
+        .map_err(|e| FunctionError::internal(e.to_string()))?;
+    let name = user.get("name").and_then(Value::as_str).unwrap_or("there");
+    let to = user
+        .get("email")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let company_id = user
+        .get("company_id")
+        .and_then(Value::as_str)
+        .and_then(|c| ctx.db.normalize_id("companies", c));
+    email::enqueue(
+        &mut ctx.db,
+        OutgoingEmail {
+            to,
+            subject: "Set your SupportSignal password".into(),
+            text: format!(
+                "Hello {name},\n\nUse this link within the next hour to set your SupportSignal password:\n\n{link}\n\nIf you did not ask for this, you can ignore this email.\n"
+            ),
+            kind: "password_reset".into(),
+            company_id,
+            correlation_id: Some(ctx.request_id.to_string()),
+        },
+    )?;
+    Ok(Some(()))
+}
+
+/// `auth:createPasswordReset` (internal): the database half of `requestPasswordReset`.
+pub fn create(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult {
+    let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
+    let user = ctx
+        .db
+        .scoped(&all)
+        .query("users", "by_email", |q| q.eq("email", text(&args, "email")))?
+        .first()?;
+    if let Some(user) = user {
+        issue(ctx, urls, &user)?;
+    }
+    Ok(Value::Null)
+}
+
+/// The new password's hash, computed before the transaction.
+pub struct NewHash(String);
+
+pub async fn prepare_reset(_ctx: ActionCtx, args: Object) -> FnResult<NewHash> {
+    let password = text(&args, "newPassword").to_string();
+    passwords::require_strong("newPassword", &password)?;
+    tokio::task::spawn_blocking(move || passwords::hash(&password))
+        .await
+        .map_err(|e| FunctionError::internal(format!("hashing failed: {e}")))?
+        .map(NewHash)
+}
+
+pub fn apply_reset(
+    ctx: &mut MutationCtx<'_>,
+    args: Object,
+    NewHash(new_hash): &NewHash,
+) -> FnResult {
+    let now = ctx.now_ms();
+    let invalid = || FunctionError::validation("token", "Invalid or expired token");
+    let row = ctx
+        .db
+        .query("password_reset_tokens")?
+        .with_index("by_token_hash", |q| {
+            q.eq("token_hash", hash_token(text(&args, "token")))
+        })?
+        .first()?
+        .ok_or_else(invalid)?;
+    // Single use: the token goes whether or not it was still valid.
+    ctx.db.delete(&row.id)?;
+    if row.get("expires_at").and_then(Value::as_f64).unwrap_or(0.0) <= now {
+        return ctx.fail_after_commit(invalid());
+    }
+    let user_id = row
+        .get("user_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
+    let user = ctx
+        .db
+        .scoped(&all)
+        .get_in("users", &user_id)?
+        .ok_or_else(invalid)?;
+    let mut patch = Patch::new();
+    patch.insert("password".into(), Some(Value::from(new_hash.as_str())));
+    patch.insert("failed_logins".into(), Some(Value::from(0.0)));
+    patch.insert("locked_until".into(), None);
+    ctx.db.scoped(&all).patch(&user.id, patch)?;
+    sessions::end_all(&mut ctx.db, &user.id, None)?;
+    Ok(object([("success", Some(Value::from(true)))]))
+}

@@ -1,0 +1,225 @@
+//! Outgoing email through a transactional outbox.
+//!
+//! A mutation queues an email with [`enqueue`], which only inserts a row into `email_outbox` inside
+//! the mutation's own transaction: the email exists if and only if the business write committed, and
+//! nothing leaves the server while a transaction that may still roll back is open. A delivery worker
+//! ([`spawn_delivery_worker`]) picks committed rows up and hands them to a [`Mailer`]: SMTP when
+//! `SMTP_URL` is configured, otherwise [`LogMailer`], which logs the envelope (never the body) and
+//! keeps the message in the outbox for a developer to read.
+//!
+//! Row life cycle (`status`):
+//! `pending` → `sending` (claimed by one worker, under a lease) → `sent` | `logged` | `failed`,
+//! or back to `pending` with a later `next_attempt_at` after a transient failure.
+//!
+//! Delivery is at least once: a worker that dies between the relay accepting a message and recording
+//! `sent` leaves the row `sending`; when its lease expires another worker sends it again. Every
+//! attempt of one row carries the same `Message-ID`, so receiving systems can tell the copies apart.
+
+mod mailer;
+mod worker;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use functions::DbWriter;
+use store::{Order, StoreError, TableDef, Txn};
+use values::validator::v;
+use values::{DocumentId, Object, Value};
+
+pub use mailer::{
+    mailer_from_config, Delivered, LogMailer, MailError, Mailer, QueuedEmail, SmtpMailer,
+};
+pub use worker::{spawn_delivery_worker, DeliveryOptions};
+
+pub const TABLE: &str = "email_outbox";
+/// `[status, next_attempt_at]`: the worker's queue (due rows first) and the purge's range.
+pub const INDEX_BY_STATUS: &str = "by_status_next_attempt";
+
+/// Where a queued email stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Waiting for its first or next attempt at `next_attempt_at`.
+    Pending,
+    /// Claimed by a worker until `next_attempt_at` (the lease); reclaimed after that.
+    Sending,
+    /// Accepted by the SMTP relay.
+    Sent,
+    /// Gave up: a permanent refusal, or too many attempts. `last_error` says why.
+    Failed,
+    /// No SMTP configured: logged and kept here instead of being sent.
+    Logged,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::Pending,
+        Status::Sending,
+        Status::Sent,
+        Status::Failed,
+        Status::Logged,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Sending => "sending",
+            Status::Sent => "sent",
+            Status::Failed => "failed",
+            Status::Logged => "logged",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+    /// Whether the row is done with (no worker will touch it again).
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Sent | Status::Failed | Status::Logged)
+    }
+}
+
+pub fn tables() -> Vec<TableDef> {
+    vec![TableDef::new(TABLE)
+        .field("to", v::string())
+        .field("subject", v::string())
+        .field("text", v::string())
+        // "password_reset", "invitation", ...: free text, for filtering and logs.
+        .field("kind", v::string())
+        .field(
+            "status",
+            v::union(Status::ALL.iter().map(|s| v::literal(s.as_str())).collect()),
+        )
+        .field("attempts", v::number())
+        // Pending: when to try next. Sending: when the claim's lease runs out. Final states: when
+        // the row got there (so the same index serves retention).
+        .field("next_attempt_at", v::number())
+        .optional("last_error", v::string())
+        .field("created_at", v::number())
+        .optional("sent_at", v::number())
+        .optional("company_id", v::id("companies"))
+        // Ties the email to what caused it (an invitation id, a request id) for support and tests.
+        .optional("correlation_id", v::string())
+        .index(INDEX_BY_STATUS, &["status", "next_attempt_at"])]
+}
+
+/// An email to queue. `Debug` leaves out the body: it carries reset and invitation tokens.
+#[derive(Clone, PartialEq)]
+pub struct OutgoingEmail {
+    pub to: String,
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    pub kind: String,
+    pub company_id: Option<DocumentId>,
+    pub correlation_id: Option<String>,
+}
+
+impl OutgoingEmail {
+    pub fn new(
+        to: impl Into<String>,
+        subject: impl Into<String>,
+        text: impl Into<String>,
+        kind: impl Into<String>,
+    ) -> OutgoingEmail {
+        OutgoingEmail {
+            to: to.into(),
+            subject: subject.into(),
+            text: text.into(),
+            kind: kind.into(),
+            company_id: None,
+            correlation_id: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for OutgoingEmail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingEmail")
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .field("text", &format_args!("<{} bytes>", self.text.len()))
+            .field("kind", &self.kind)
+            .field("company_id", &self.company_id)
+            .field("correlation_id", &self.correlation_id)
+            .finish()
+    }
+}
+
+/// Queues `email` in the calling mutation's transaction; the worker sends it once that commits.
+/// Refuses (as a validation error on the field) a recipient the mailer could not address, and a
+/// subject with line breaks.
+pub fn enqueue(db: &mut DbWriter<'_>, email: OutgoingEmail) -> store::Result<DocumentId> {
+    // `DbWriter` does not expose the transaction's clock; the wall clock differs from it by the
+    // mutation's run time at most, which does not matter for a send time or an audit stamp.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let fields = outbox_row(email, now)?;
+    db.insert(TABLE, fields)
+}
+
+/// [`enqueue`] for server code that runs its own `Store::mutate` rather than a registered mutation.
+pub fn enqueue_in_txn(txn: &mut Txn, email: OutgoingEmail) -> store::Result<DocumentId> {
+    let fields = outbox_row(email, txn.now_ms())?;
+    txn.insert(TABLE, fields)
+}
+
+fn outbox_row(email: OutgoingEmail, now_ms: f64) -> store::Result<Object> {
+    let invalid = |field: &str, message: &str| StoreError::Validation {
+        path: format!(".{field}"),
+        message: message.to_string(),
+    };
+    let to = email.to.trim();
+    if to.parse::<lettre::Address>().is_err() || to.chars().any(char::is_whitespace) {
+        return Err(invalid(
+            "to",
+            "The recipient must be an email address like name@example.org",
+        ));
+    }
+    // lettre encodes headers safely, but a line break in a subject is always a caller's bug (or an
+    // injection attempt through user input), so it is refused rather than silently folded.
+    if email.subject.contains(['\r', '\n']) {
+        return Err(invalid("subject", "The subject must be a single line"));
+    }
+    if email.subject.trim().is_empty() {
+        return Err(invalid("subject", "The subject must not be empty"));
+    }
+    let mut row = Object::new();
+    row.insert("to".into(), Value::from(to));
+    row.insert("subject".into(), Value::from(email.subject));
+    row.insert("text".into(), Value::from(email.text));
+    row.insert("kind".into(), Value::from(email.kind));
+    row.insert("status".into(), Value::from(Status::Pending.as_str()));
+    row.insert("attempts".into(), Value::from(0.0));
+    row.insert("next_attempt_at".into(), Value::from(now_ms));
+    row.insert("created_at".into(), Value::from(now_ms));
+    if let Some(company) = email.company_id {
+        row.insert("company_id".into(), Value::from(company));
+    }
+    if let Some(correlation) = email.correlation_id {
+        row.insert("correlation_id".into(), Value::from(correlation));
+    }
+    Ok(row)
+}
+
+/// Deletes up to `limit` rows that reached a final state before `before_ms` (bodies hold tokens, so
+/// they should not be kept forever); returns how many went. For a retention cron: call it again
+/// while it returns `limit`.
+pub fn purge_finished(db: &mut DbWriter<'_>, before_ms: f64, limit: usize) -> store::Result<usize> {
+    let mut purged = 0;
+    for status in Status::ALL.into_iter().filter(|s| s.is_final()) {
+        let rows = db
+            .query(TABLE)?
+            .with_index(INDEX_BY_STATUS, |q| {
+                q.eq("status", status.as_str())
+                    .lt("next_attempt_at", before_ms)
+            })?
+            .order(Order::Asc)
+            .take(limit - purged)?;
+        for row in rows {
+            db.delete(&row.id)?;
+            purged += 1;
+        }
+        if purged == limit {
+            break;
+        }
+    }
+    Ok(purged)
+}

@@ -1,0 +1,109 @@
+//! Sessions: 32 random bytes shown to the client once, stored only as a SHA-256 hash; 24 hours, or
+//! 30 days with remember-me; at most five per user, the oldest evicted.
+
+use functions::{DbRead, DbWriter, FnResult};
+use sha2::{Digest, Sha256};
+use store::{Document, Order, TableDef};
+use values::validator::v;
+use values::{DocumentId, Object, Value};
+
+pub const SESSION_TTL_MS: f64 = 24.0 * 3600.0 * 1000.0;
+pub const REMEMBER_ME_TTL_MS: f64 = 30.0 * 24.0 * 3600.0 * 1000.0;
+pub const MAX_SESSIONS_PER_USER: usize = 5;
+
+pub fn tables() -> Vec<TableDef> {
+    vec![TableDef::new("sessions")
+        .field("user_id", v::id("users"))
+        .field("token_hash", v::string())
+        .field("created_at", v::number())
+        .field("expires_at", v::number())
+        .field("remember_me", v::boolean())
+        // Where the user was in a workflow, so an interrupted wizard can resume.
+        .optional("workflow_state", v::any())
+        .index("by_token_hash", &["token_hash"])
+        .index("by_user", &["user_id", "created_at"])]
+}
+
+/// A session token as handed to the client. Never printed.
+pub struct SessionToken(String);
+
+impl SessionToken {
+    pub fn generate() -> SessionToken {
+        SessionToken(hex::encode(rand::random::<[u8; 32]>()))
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionToken(***)")
+    }
+}
+
+/// How tokens (sessions, resets, invitations) are stored: only their hash, so a database leak
+/// hands out no usable token.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Creates a session, evicting the user's oldest ones beyond the cap. Returns the token and expiry.
+pub fn create(
+    db: &mut DbWriter<'_>,
+    user_id: &DocumentId,
+    remember_me: bool,
+    now: f64,
+) -> FnResult<(SessionToken, f64)> {
+    let existing = db
+        .query("sessions")?
+        .with_index("by_user", |q| q.eq("user_id", user_id.encode()))?
+        .order(Order::Asc)
+        .collect()?;
+    let excess = (existing.len() + 1).saturating_sub(MAX_SESSIONS_PER_USER);
+    for oldest in existing.iter().take(excess) {
+        db.delete(&oldest.id)?;
+    }
+    let token = SessionToken::generate();
+    let expires_at = now
+        + if remember_me {
+            REMEMBER_ME_TTL_MS
+        } else {
+            SESSION_TTL_MS
+        };
+    let mut session = Object::new();
+    session.insert("user_id".into(), Value::from(user_id.encode()));
+    session.insert("token_hash".into(), Value::from(hash_token(token.expose())));
+    session.insert("created_at".into(), Value::from(now));
+    session.insert("expires_at".into(), Value::from(expires_at));
+    session.insert("remember_me".into(), Value::from(remember_me));
+    db.insert("sessions", session)?;
+    Ok((token, expires_at))
+}
+
+/// The live session for `token`; expired and unknown tokens are both `None`.
+pub fn find(db: &mut impl DbRead, token: &str, now: f64) -> FnResult<Option<Document>> {
+    let session = db
+        .query("sessions")?
+        .with_index("by_token_hash", |q| q.eq("token_hash", hash_token(token)))?
+        .first()?;
+    Ok(session.filter(|s| s.get("expires_at").and_then(Value::as_f64).unwrap_or(0.0) > now))
+}
+
+/// Ends every session of a user (password reset), optionally keeping one.
+pub fn end_all(
+    db: &mut DbWriter<'_>,
+    user_id: &DocumentId,
+    keep: Option<&DocumentId>,
+) -> FnResult<usize> {
+    let sessions = db
+        .query("sessions")?
+        .with_index("by_user", |q| q.eq("user_id", user_id.encode()))?
+        .collect()?;
+    let mut ended = 0;
+    for s in sessions.iter().filter(|s| Some(&s.id) != keep) {
+        db.delete(&s.id)?;
+        ended += 1;
+    }
+    Ok(ended)
+}

@@ -1,0 +1,158 @@
+//! Who is calling: `require_permission` resolves the session token (the `sessionToken` argument, or
+//! the `Authorization: Bearer` token the official clients send), the user, their role's permissions
+//! and their company. Every public function checks access through it.
+
+use functions::{Auth, CrossTenant, DbRead, ErrorCode, FnResult, FunctionError, Scope};
+use store::Document;
+use values::{DocumentId, Object, Value};
+
+use super::permissions::{Permission, Role};
+use super::sessions;
+
+#[derive(Clone, Debug)]
+pub struct Viewer {
+    pub user_id: DocumentId,
+    pub session_id: DocumentId,
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+    pub company_id: Option<DocumentId>,
+    pub user: Document,
+}
+
+impl Viewer {
+    pub fn has(&self, permission: Permission) -> bool {
+        self.role.has(permission)
+    }
+
+    pub fn require(&self, permission: Permission) -> FnResult<()> {
+        if self.has(permission) {
+            Ok(())
+        } else {
+            Err(FunctionError::forbidden("Insufficient permissions"))
+        }
+    }
+
+    /// The viewer's own company, the scope of almost every function.
+    pub fn company_scope(&self) -> FnResult<Scope> {
+        self.company_id
+            .map(Scope::company)
+            .ok_or_else(|| FunctionError::forbidden("User must be associated with a company"))
+    }
+
+    /// Every company, for functions declared cross-tenant, when the viewer holds `permission`.
+    pub fn all_companies_scope(
+        &self,
+        grant: &CrossTenant,
+        permission: Permission,
+    ) -> FnResult<Scope> {
+        self.require(permission)?;
+        Ok(Scope::all_companies(grant))
+    }
+
+    /// A company chosen by the caller: their own, or any with `permission` in a cross-tenant function.
+    pub fn scope_for(
+        &self,
+        company: &DocumentId,
+        grant: Option<&CrossTenant>,
+        permission: Permission,
+    ) -> FnResult<Scope> {
+        if self.company_id.as_ref() == Some(company) {
+            return Ok(Scope::company(*company));
+        }
+        match grant {
+            Some(_) if self.has(permission) => Ok(Scope::company(*company)),
+            _ => Err(FunctionError::forbidden(
+                "You can only act on your own company",
+            )),
+        }
+    }
+}
+
+/// The token the caller presented: the `sessionToken` argument wins (the reference web app sends it
+/// with every call), then the bearer token.
+pub fn presented_token<'a>(auth: &'a Auth, args: &'a Object) -> Option<&'a str> {
+    args.get("sessionToken")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .or_else(|| auth.token())
+}
+
+/// The viewer behind a token, or `None` when there is no valid session.
+pub fn resolve(
+    db: &mut impl DbRead,
+    auth: &Auth,
+    args: &Object,
+    now: f64,
+) -> FnResult<Option<Viewer>> {
+    let Some(token) = presented_token(auth, args) else {
+        return Ok(None);
+    };
+    let Some(session) = sessions::find(db, token, now)? else {
+        return Ok(None);
+    };
+    let user_id = session
+        .get("user_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let grant = CrossTenant::for_identity_resolution();
+    let Some(user) = db
+        .read_scoped(&Scope::all_companies(&grant))
+        .get_in("users", &user_id)?
+    else {
+        return Ok(None);
+    };
+    let text = |field: &str| {
+        user.get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let role = Role::parse(&text("role"))
+        .ok_or_else(|| FunctionError::internal(format!("user {user_id} has an unknown role")))?;
+    let company_id = user
+        .get("company_id")
+        .and_then(Value::as_str)
+        .and_then(|c| db.normalize_id("companies", c));
+    Ok(Some(Viewer {
+        user_id: user.id,
+        session_id: session.id,
+        name: text("name"),
+        email: text("email"),
+        role,
+        company_id,
+        user,
+    }))
+}
+
+/// The viewer, who must be signed in and hold `permission`.
+pub fn require_permission(
+    db: &mut impl DbRead,
+    auth: &Auth,
+    args: &Object,
+    now: f64,
+    permission: Permission,
+) -> FnResult<Viewer> {
+    let viewer = require_session(db, auth, args, now)?;
+    viewer.require(permission)?;
+    Ok(viewer)
+}
+
+/// The viewer, who must be signed in (any role).
+pub fn require_session(
+    db: &mut impl DbRead,
+    auth: &Auth,
+    args: &Object,
+    now: f64,
+) -> FnResult<Viewer> {
+    if presented_token(auth, args).is_none() {
+        return Err(FunctionError::user(
+            ErrorCode::Unauthenticated,
+            "Authentication required",
+        ));
+    }
+    resolve(db, auth, args, now)?.ok_or_else(|| {
+        FunctionError::user(ErrorCode::Unauthenticated, "Invalid or expired session")
+    })
+}

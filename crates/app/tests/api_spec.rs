@@ -1,0 +1,38 @@
+//! The exported function spec (paths, kinds, argument and return validators) is kept in
+//! `tests/api_spec.json`, so any change to the client-facing API shows up in review.
+//! After an intended change: `UPDATE_API_SPEC=1 cargo test -p app --test api_spec`.
+
+use std::path::Path;
+
+#[test]
+fn function_spec_matches_the_committed_snapshot() {
+    let urls = config::Urls::new(
+        "http://localhost:3200".parse().unwrap(),
+        "http://127.0.0.1:3210".parse().unwrap(),
+    );
+    let current = serde_json::to_string_pretty(&app::registry(&urls).spec_json()).unwrap() + "\n";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api_spec.json");
+    if std::env::var("UPDATE_API_SPEC").is_ok() {
+        std::fs::write(&path, &current).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == current,
+        "the function spec changed; review the difference and run with UPDATE_API_SPEC=1 to accept it:\n{}",
+        first_difference(&committed, &current)
+    );
+}
+
+fn first_difference(a: &str, b: &str) -> String {
+    for (i, (x, y)) in a.lines().zip(b.lines()).enumerate() {
+        if x != y {
+            return format!("line {}: committed `{x}`, now `{y}`", i + 1);
+        }
+    }
+    format!(
+        "committed {} lines, now {} lines",
+        a.lines().count(),
+        b.lines().count()
+    )
+}

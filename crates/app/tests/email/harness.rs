@@ -1,0 +1,318 @@
+//! Test plumbing: a store per test (SQLite in a temporary directory, or a fresh PostgreSQL
+//! database), a runtime with mutations that queue email, a worker handle, and bounded polling.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app::email::{self, DeliveryOptions, Mailer, OutgoingEmail, SmtpMailer, Status};
+use functions::{Auth, Call, Caller, ErrorCode, FnResult, FunctionError, FunctionKind, Registry};
+use functions::{RequestId, Runtime};
+use store::{Backend, Document, Patch, Store, StoreConfig, StoreError};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use values::validator::v;
+use values::Value;
+
+/// How long any expected state may take to appear; generous, since tests never assert on time.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// SQLite always; PostgreSQL too when TEST_DATABASE_URL is set.
+pub fn backends() -> Vec<Db> {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(_) => vec![Db::Sqlite, Db::Postgres],
+        Err(_) => vec![Db::Sqlite],
+    }
+}
+
+pub struct Env {
+    pub store: Store,
+    runtime: Runtime,
+    backend: Backend,
+    _dir: tempfile::TempDir,
+    _pg: Option<PgDatabase>,
+}
+
+impl Env {
+    pub async fn open(db: Db) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pg = match db {
+            Db::Postgres => Some(PgDatabase::create().await),
+            Db::Sqlite => None,
+        };
+        let backend = match &pg {
+            Some(pg) => Backend::Postgres {
+                url: pg.url.clone(),
+            },
+            None => Backend::Sqlite {
+                path: dir.path().join("test.db"),
+            },
+        };
+        let store = open_store(&backend).await;
+        let runtime = Runtime::new(registry(), store.clone(), Duration::from_secs(30));
+        Env {
+            store,
+            runtime,
+            backend,
+            _dir: dir,
+            _pg: pg,
+        }
+    }
+
+    /// Another server's store on the same database (PostgreSQL); SQLite has one process per file.
+    pub async fn second_node(&self) -> Store {
+        match &self.backend {
+            Backend::Postgres { .. } => open_store(&self.backend).await,
+            Backend::Sqlite { .. } => self.store.clone(),
+        }
+    }
+
+    pub fn smtp(&self, url: &str) -> Arc<dyn Mailer> {
+        let settings = config::SmtpSettings::parse(url).expect("test SMTP URL");
+        Arc::new(
+            SmtpMailer::new(&settings, "SupportSignal <no-reply@example.org>").expect("mailer"),
+        )
+    }
+
+    async fn run(&self, path: &str, args: Value) -> FnResult<Value> {
+        let call = Call {
+            path: path.to_string(),
+            expected: Some(FunctionKind::Mutation),
+            args,
+            auth: Auth::anonymous(),
+            request_id: RequestId::generate(),
+            caller: Caller::Server,
+        };
+        self.runtime.call(call).await.map(|outcome| outcome.value)
+    }
+
+    /// Runs the test mutation that queues an email and then fails if `fail`.
+    pub async fn call(
+        &self,
+        function: &str,
+        to: &str,
+        subject: &str,
+        text: &str,
+        fail: bool,
+    ) -> FnResult<Value> {
+        let args = Value::object([
+            ("to", Value::from(to)),
+            ("subject", Value::from(subject)),
+            ("text", Value::from(text)),
+            ("fail", Value::Boolean(fail)),
+        ]);
+        self.run(&format!("emails:{function}"), args).await
+    }
+
+    /// Queues an email in a committed mutation; returns the outbox id.
+    pub async fn queue(&self, to: &str, subject: &str, text: &str) -> FnResult<String> {
+        let id = self.call("queue", to, subject, text, false).await?;
+        Ok(id.as_str().expect("id string").to_string())
+    }
+
+    /// Purges rows finished before now + `offset_ms`.
+    pub async fn purge(&self, offset_ms: f64) -> usize {
+        let args = Value::object([("offset_ms", Value::from(offset_ms))]);
+        let purged = self.run("emails:purge", args).await.expect("purge");
+        purged.as_f64().expect("count") as usize
+    }
+
+    pub async fn rows(&self) -> Vec<Document> {
+        let (rows, _, _) = self
+            .store
+            .query(|txn| txn.query(email::TABLE)?.collect())
+            .await
+            .expect("read outbox");
+        rows
+    }
+
+    pub async fn row(&self, id: &str) -> Document {
+        let id = id.to_string();
+        self.rows()
+            .await
+            .into_iter()
+            .find(|row| row.id.encode() == id)
+            .unwrap_or_else(|| panic!("no outbox row {id}"))
+    }
+
+    /// Polls until `done(row)` holds; panics with the row's last state after the deadline.
+    pub async fn wait_for(&self, id: &str, done: impl Fn(&Document) -> bool) -> Document {
+        let start = Instant::now();
+        loop {
+            let row = self.row(id).await;
+            if done(&row) {
+                return row;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "outbox row never reached the expected state: {row:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn wait_for_status(&self, id: &str, status: Status) -> Document {
+        self.wait_for(id, |row| field(row, "status") == status.as_str())
+            .await
+    }
+
+    /// Leaves a row as a worker's claim would: `sending`, with a lease ending at now + `lease_ms`.
+    pub async fn set_claim(&self, id: &str, attempts: f64, lease_ms: f64) {
+        let id = self.row(id).await.id;
+        self.store
+            .mutate(move |txn| {
+                let mut patch = Patch::new();
+                patch.insert("status".into(), Some(Value::from("sending")));
+                patch.insert("attempts".into(), Some(Value::from(attempts)));
+                let lease = txn.now_ms() + lease_ms;
+                patch.insert("next_attempt_at".into(), Some(Value::from(lease)));
+                txn.patch(&id, patch)
+            })
+            .await
+            .expect("claim row");
+    }
+}
+
+async fn open_store(backend: &Backend) -> Store {
+    let config = StoreConfig {
+        backend: backend.clone(),
+        pool_size: 4,
+    };
+    Store::open(config, app::schema())
+        .await
+        .expect("open store")
+}
+
+fn registry() -> Registry {
+    let mut registry = Registry::new();
+    let args = v::object([
+        ("to", v::string()),
+        ("subject", v::string()),
+        ("text", v::string()),
+        ("fail", v::boolean()),
+    ]);
+    registry.mutation("emails:queue", args, |ctx, args| {
+        let text = |name: &str| args[name].as_str().unwrap_or_default().to_string();
+        let mut outgoing =
+            OutgoingEmail::new(text("to"), text("subject"), text("text"), "password_reset");
+        outgoing.correlation_id = Some("test-correlation".into());
+        let id = email::enqueue(&mut ctx.db, outgoing)?;
+        if args["fail"].as_bool() == Some(true) {
+            // The business write failed after queuing: the email must vanish with it.
+            return Err(FunctionError::user(ErrorCode::Conflict, "rolled back"));
+        }
+        Ok(Value::from(id))
+    });
+    registry.mutation(
+        "emails:purge",
+        v::object([("offset_ms", v::number())]),
+        |ctx, args| {
+            let before = ctx.now_ms() + args["offset_ms"].as_f64().unwrap_or_default();
+            let purged = email::purge_finished(&mut ctx.db, before, 100)?;
+            Ok(Value::from(purged as f64))
+        },
+    );
+    registry
+}
+
+/// A running delivery worker and the switch that stops it.
+pub struct Worker {
+    stop: oneshot::Sender<()>,
+    handle: JoinHandle<()>,
+}
+
+impl Worker {
+    pub fn start(store: &Store, mailer: Arc<dyn Mailer>, options: DeliveryOptions) -> Worker {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let handle = email::spawn_delivery_worker(store.clone(), mailer, options, shutdown);
+        Worker { stop, handle }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Stops the worker and checks it ended cleanly (did not panic).
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(DEADLINE, self.handle)
+            .await
+            .expect("worker stops")
+            .expect("worker did not panic");
+    }
+}
+
+pub fn field(doc: &Document, name: &str) -> String {
+    doc.get(name)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub fn number(doc: &Document, name: &str) -> f64 {
+    doc.get(name).and_then(Value::as_f64).unwrap_or(-1.0)
+}
+
+/// A database of its own for one test on the TEST_DATABASE_URL server, dropped afterwards.
+struct PgDatabase {
+    url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    async fn create() -> PgDatabase {
+        let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+        let name = format!("ss_t_{:016x}", rand::random::<u64>());
+        admin(&admin_url, &format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
+        url.set_path(&name);
+        PgDatabase {
+            url: url.to_string(),
+            admin_url,
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin_url, sql) = (
+            self.admin_url.clone(),
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+        // Drop runs inside the test's runtime, which cannot block on itself: use a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let _ = runtime.block_on(admin(&admin_url, &sql));
+        })
+        .join();
+    }
+}
+
+async fn admin(url: &str, sql: &str) -> Result<(), StoreError> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let connection = tokio::spawn(connection);
+    let result = client
+        .batch_execute(sql)
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()));
+    drop(client);
+    let _ = connection.await;
+    result
+}

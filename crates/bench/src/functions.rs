@@ -1,0 +1,127 @@
+//! The table and functions the benchmark calls. They exist only in this crate so the measured
+//! server runs exactly what the scenarios need and nothing of the application.
+
+use functions::Registry;
+use store::{Schema, TableDef};
+use values::validator::v;
+use values::{Object, Value};
+
+/// Items per seeded group: the range scenario reads exactly one group's worth.
+pub const RANGE_LEN: usize = 50;
+
+pub fn schema() -> Schema {
+    Schema::new().table(
+        TableDef::new("items")
+            .field("group", v::string())
+            .field("key", v::string())
+            .field("n", v::number())
+            .field("payload", v::string())
+            .index("by_key", &["key"])
+            .index("by_group", &["group", "n"]),
+    )
+}
+
+/// The key of the `i`-th seeded item, shared by the seeding code and the point-read scenario.
+pub fn item_key(i: usize) -> String {
+    format!("k{i:07}")
+}
+
+/// The name of the `g`-th seeded group.
+pub fn group_name(g: usize) -> String {
+    format!("g{g:05}")
+}
+
+/// A payload of `len` bytes, so documents have a realistic size without random content.
+pub fn payload(len: usize) -> String {
+    "x".repeat(len)
+}
+
+fn str_arg(args: &Object, name: &str) -> String {
+    args.get(name)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn num_arg(args: &Object, name: &str) -> f64 {
+    args.get(name).and_then(Value::as_f64).unwrap_or_default()
+}
+
+fn item(group: String, key: String, n: f64, payload: String) -> Object {
+    Object::from([
+        ("group".to_string(), Value::from(group)),
+        ("key".to_string(), Value::from(key)),
+        ("n".to_string(), Value::from(n)),
+        ("payload".to_string(), Value::from(payload)),
+    ])
+}
+
+pub fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.query(
+        "bench:getOne",
+        v::object([("key", v::string())]),
+        |ctx, args| {
+            let key = str_arg(&args, "key");
+            let doc = ctx
+                .db
+                .query("items")?
+                .with_index("by_key", |q| q.eq("key", key))?
+                .first()?;
+            Ok(doc.map(|d| d.to_value()).unwrap_or(Value::Null))
+        },
+    );
+    r.query(
+        "bench:range50",
+        v::object([("group", v::string())]),
+        |ctx, args| {
+            let group = str_arg(&args, "group");
+            let docs = ctx
+                .db
+                .query("items")?
+                .with_index("by_group", |q| q.eq("group", group))?
+                .take(RANGE_LEN)?;
+            Ok(Value::Array(docs.iter().map(|d| d.to_value()).collect()))
+        },
+    );
+    r.mutation(
+        "bench:insert",
+        v::object([
+            ("group", v::string()),
+            ("key", v::string()),
+            ("n", v::number()),
+            ("payload", v::string()),
+        ]),
+        |ctx, args| {
+            let doc = item(
+                str_arg(&args, "group"),
+                str_arg(&args, "key"),
+                num_arg(&args, "n"),
+                str_arg(&args, "payload"),
+            );
+            Ok(Value::from(ctx.db.insert("items", doc)?))
+        },
+    );
+    // Seeding through the API in one transaction per group keeps set-up to a few hundred requests.
+    r.mutation(
+        "bench:seed",
+        v::object([
+            ("group", v::string()),
+            ("first", v::number()),
+            ("count", v::number()),
+            ("payloadLen", v::number()),
+        ]),
+        |ctx, args| {
+            let group = str_arg(&args, "group");
+            let first = num_arg(&args, "first") as usize;
+            let count = num_arg(&args, "count") as usize;
+            let body = payload(num_arg(&args, "payloadLen") as usize);
+            for n in 0..count {
+                let doc = item(group.clone(), item_key(first + n), n as f64, body.clone());
+                ctx.db.insert("items", doc)?;
+            }
+            Ok(Value::from(count as f64))
+        },
+    );
+    r
+}

@@ -1,0 +1,148 @@
+//! `supportsignal-bench`: parses the command line; the hidden `serve` subcommand is the server
+//! process the benchmark starts from its own executable.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bench::runner::{Backend, Options};
+use bench::scenarios::SeedPlan;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "supportsignal-bench",
+    about = "Loopback HTTP benchmark of the supportsignal server on SQLite and PostgreSQL"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Internal: the server process the benchmark measures.
+    #[command(hide = true)]
+    Serve {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Concurrent clients per cell.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    clients: Vec<usize>,
+    /// Seconds of load before measuring, per cell.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Seconds measured per cell.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Smoke run: 0.2 s warm-up and 0.5 s measured per cell.
+    #[arg(long)]
+    quick: bool,
+    /// Scenarios to run (getOne, range50, insert); all by default.
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
+    /// Also run on PostgreSQL: a fresh database is created through this URL and dropped after.
+    #[arg(long, env = "BENCH_DATABASE_URL")]
+    postgres_url: Option<String>,
+    /// Skip SQLite (e.g. to measure only PostgreSQL).
+    #[arg(long)]
+    no_sqlite: bool,
+    /// Worker threads of the load generator's runtime.
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
+    /// Documents seeded before measuring.
+    #[arg(long, default_value_t = 10_000)]
+    items: usize,
+    /// Groups the documents are spread over (items / groups must be at least 50).
+    #[arg(long, default_value_t = 200)]
+    groups: usize,
+    /// Bytes of the `payload` field of each document.
+    #[arg(long, default_value_t = 100)]
+    payload_len: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Serve {
+            data_dir,
+            database_url,
+        }) => bench::serve::serve_main(data_dir, database_url).map(|()| ExitCode::SUCCESS),
+        None => bench_main(cli.run),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn bench_main(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let plan = SeedPlan {
+        items: args.items,
+        groups: args.groups,
+        payload_len: args.payload_len,
+    };
+    plan.validate().map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        !args.clients.is_empty() && !args.clients.contains(&0),
+        "--clients needs positive counts"
+    );
+    anyhow::ensure!(args.client_threads > 0, "--client-threads must be positive");
+    let (warmup, duration) = if args.quick {
+        (0.2, 0.5)
+    } else {
+        (args.warmup, args.duration)
+    };
+    let seconds = |s: f64, flag: &str| {
+        Duration::try_from_secs_f64(s)
+            .ok()
+            .filter(|_| s.is_finite())
+            .with_context(|| format!("{flag} must be a number of seconds"))
+    };
+    let options = Options {
+        exe: std::env::current_exe().context("locating the bench executable")?,
+        clients: args.clients,
+        warmup: seconds(warmup, "--warmup")?,
+        duration: seconds(duration, "--duration")?,
+        plan,
+        scenarios: args.scenarios,
+    };
+    anyhow::ensure!(!options.duration.is_zero(), "--duration must be positive");
+    bench::runner::selected_scenarios(&options)?;
+    let mut backends = Vec::new();
+    if !args.no_sqlite {
+        backends.push(Backend::Sqlite);
+    }
+    if let Some(admin_url) = args.postgres_url {
+        backends.push(Backend::Postgres { admin_url });
+    }
+    anyhow::ensure!(
+        !backends.is_empty(),
+        "nothing to run: --no-sqlite without --postgres-url"
+    );
+
+    // Few threads on purpose: every thread the client uses is taken from the server's cores.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads)
+        .enable_all()
+        .build()
+        .context("starting the client runtime")?;
+    let report = runtime.block_on(bench::run(&options, &backends))?;
+    print!("{}", bench::render(&options, args.client_threads, &report));
+    // Failed requests make the run fail, so a script or CI job cannot mistake it for a clean one.
+    Ok(if report.total_errors() > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,225 @@
+//! What the load generator sends. A scenario builds each client's requests and checks a sample
+//! answer in full before it is measured. To add one (an authenticated read, say): implement
+//! `Scenario`, do any set-up (sign-in, per-client tokens) where it is constructed, and list it in
+//! `standard`.
+
+use std::sync::Arc;
+
+use hyper::header::{HeaderName, HeaderValue};
+use serde_json::{json, Value as Json};
+
+use crate::functions::{group_name, item_key, payload, RANGE_LEN};
+use crate::http::request_body;
+
+pub trait Scenario: Send + Sync {
+    /// Short name for the results table and `--scenarios`.
+    fn name(&self) -> &'static str;
+    /// `/api/query` or `/api/mutation`.
+    fn route(&self) -> &'static str;
+    /// Body of request `seq` of client `client`, as the npm client would send it.
+    fn body(&self, client: usize, seq: u64) -> Vec<u8>;
+    /// Headers every request of `client` carries (an authenticated scenario adds `authorization`).
+    fn headers(&self, _client: usize) -> Vec<(HeaderName, HeaderValue)> {
+        Vec::new()
+    }
+    /// Checks the value request (`client`, `seq`) returned; run on a sample before measuring, so a
+    /// scenario that "succeeds" without doing its work is caught.
+    fn check(&self, client: usize, seq: u64, value: &Json) -> Result<(), String>;
+}
+
+/// How the database is seeded: `items` documents, `items / groups` per group.
+#[derive(Clone, Copy, Debug)]
+pub struct SeedPlan {
+    pub items: usize,
+    pub groups: usize,
+    pub payload_len: usize,
+}
+
+impl SeedPlan {
+    pub fn per_group(&self) -> usize {
+        self.items / self.groups
+    }
+
+    /// Documents actually seeded (whole groups only).
+    pub fn seeded(&self) -> usize {
+        self.per_group() * self.groups
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.groups == 0 || self.per_group() < RANGE_LEN {
+            return Err(format!(
+                "--items / --groups must be at least {RANGE_LEN} so a range read returns {RANGE_LEN} documents"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A cheap, well-mixed hash (splitmix64): spreads the keys clients pick without shared RNG state.
+fn mix(client: usize, seq: u64, salt: u64) -> u64 {
+    let mut z = (client as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(seq)
+        .wrapping_add(salt.rotate_left(17));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// `bench:getOne`: one document by the `by_key` index.
+pub struct GetOne {
+    plan: SeedPlan,
+}
+
+impl GetOne {
+    fn key(&self, client: usize, seq: u64) -> String {
+        item_key((mix(client, seq, 1) % self.plan.seeded() as u64) as usize)
+    }
+}
+
+impl Scenario for GetOne {
+    fn name(&self) -> &'static str {
+        "getOne"
+    }
+    fn route(&self) -> &'static str {
+        "/api/query"
+    }
+    fn body(&self, client: usize, seq: u64) -> Vec<u8> {
+        request_body("bench:getOne", &json!({"key": self.key(client, seq)}))
+    }
+    fn check(&self, client: usize, seq: u64, value: &Json) -> Result<(), String> {
+        let key = self.key(client, seq);
+        if value["key"] != key.as_str() {
+            return Err(format!("getOne({key}) returned {value}"));
+        }
+        Ok(())
+    }
+}
+
+/// `bench:range50`: the first 50 documents of a group by the `by_group` index.
+pub struct Range50 {
+    plan: SeedPlan,
+}
+
+impl Range50 {
+    fn group(&self, client: usize, seq: u64) -> String {
+        group_name((mix(client, seq, 2) % self.plan.groups as u64) as usize)
+    }
+}
+
+impl Scenario for Range50 {
+    fn name(&self) -> &'static str {
+        "range50"
+    }
+    fn route(&self) -> &'static str {
+        "/api/query"
+    }
+    fn body(&self, client: usize, seq: u64) -> Vec<u8> {
+        request_body("bench:range50", &json!({"group": self.group(client, seq)}))
+    }
+    fn check(&self, client: usize, seq: u64, value: &Json) -> Result<(), String> {
+        let group = self.group(client, seq);
+        let docs = value.as_array().map(Vec::as_slice).unwrap_or_default();
+        if docs.len() != RANGE_LEN || docs.iter().any(|d| d["group"] != group.as_str()) {
+            return Err(format!(
+                "range50({group}) returned {} documents, expected {RANGE_LEN} of that group",
+                docs.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `bench:insert`: one durable insert per request (the store commits before answering).
+pub struct Insert {
+    plan: SeedPlan,
+    payload: String,
+    /// Keeps keys from different runs against the same database apart.
+    run: String,
+}
+
+impl Scenario for Insert {
+    fn name(&self) -> &'static str {
+        "insert"
+    }
+    fn route(&self) -> &'static str {
+        "/api/mutation"
+    }
+    fn body(&self, client: usize, seq: u64) -> Vec<u8> {
+        let group = group_name((mix(client, seq, 3) % self.plan.groups as u64) as usize);
+        let args = json!({
+            "group": group,
+            "key": format!("ins-{}-{client}-{seq}", self.run),
+            "n": (self.plan.per_group() as u64 + seq) as f64,
+            "payload": self.payload,
+        });
+        request_body("bench:insert", &args)
+    }
+    fn check(&self, _client: usize, _seq: u64, value: &Json) -> Result<(), String> {
+        match value.as_str() {
+            Some(id) if !id.is_empty() => Ok(()),
+            _ => Err(format!("insert returned {value}, expected a document Id")),
+        }
+    }
+}
+
+/// The scenarios of the issue, in the order they run: reads first, so inserts do not change what
+/// they read between client counts.
+pub fn standard(plan: SeedPlan) -> Vec<Arc<dyn Scenario>> {
+    vec![
+        Arc::new(GetOne { plan }),
+        Arc::new(Range50 { plan }),
+        Arc::new(Insert {
+            plan,
+            payload: payload(plan.payload_len),
+            run: hex::encode(rand::random::<[u8; 4]>()),
+        }),
+    ]
+}
+
+/// The seeding requests: one `bench:seed` mutation per group.
+pub fn seed_requests(plan: SeedPlan) -> impl Iterator<Item = (String, Json)> {
+    let per_group = plan.per_group();
+    (0..plan.groups).map(move |g| {
+        let args = json!({
+            "group": group_name(g),
+            "first": (g * per_group) as f64,
+            "count": per_group as f64,
+            "payloadLen": plan.payload_len as f64,
+        });
+        ("bench:seed".to_string(), args)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_fall_in_the_seeded_range_and_spread() {
+        let plan = SeedPlan {
+            items: 10_000,
+            groups: 200,
+            payload_len: 10,
+        };
+        let get = GetOne { plan };
+        let keys: std::collections::HashSet<String> =
+            (0..1000).map(|seq| get.key(3, seq)).collect();
+        assert!(keys.len() > 900, "keys repeat too often: {}", keys.len());
+        assert!(keys
+            .iter()
+            .all(|k| k.as_str() < item_key(plan.seeded()).as_str()));
+    }
+
+    #[test]
+    fn plans_too_thin_for_a_range_read_are_refused() {
+        let plan = |items, groups| SeedPlan {
+            items,
+            groups,
+            payload_len: 1,
+        };
+        assert!(plan(10_000, 200).validate().is_ok());
+        assert!(plan(10_000, 201).validate().is_err());
+        assert!(plan(10_000, 0).validate().is_err());
+    }
+}
