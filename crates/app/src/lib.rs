@@ -1,6 +1,7 @@
 //! The SupportSignal modules: their tables and functions. Each module owns its tables.
 
 mod args;
+pub mod audit;
 pub mod auth;
 pub mod email;
 pub mod identity;
@@ -15,6 +16,7 @@ pub fn schema() -> Schema {
         .into_iter()
         .chain(identity::sessions::tables())
         .chain(auth::reset::tables())
+        .chain(audit::tables())
         .chain(email::tables())
         .fold(Schema::new(), Schema::table)
 }
@@ -24,5 +26,6 @@ pub fn schema() -> Schema {
 pub fn registry(urls: &config::Urls) -> Registry {
     let mut r = Registry::new();
     auth::register(&mut r, urls);
+    audit::register(&mut r);
     r
 }

@@ -7,6 +7,7 @@ use values::{Object, Value};
 
 use super::passwords::{self, Verified};
 use crate::args::{object, text};
+use crate::audit::{self, Entry, Event};
 use crate::identity::{require_session, sessions};
 
 pub struct Change {
@@ -74,5 +75,13 @@ pub fn apply(ctx: &mut MutationCtx<'_>, args: Object, change: &Change) -> FnResu
     );
     ctx.db.scoped(&all).patch(&viewer.user_id, patch)?;
     sessions::end_all(&mut ctx.db, &viewer.user_id, Some(&viewer.session_id))?;
+    let entry = Entry {
+        event: Event::PasswordChanged,
+        actor: Some(&viewer.user_id),
+        target: Some(viewer.user_id.encode()),
+        company: viewer.company_id.as_ref(),
+        details: &[],
+    };
+    audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
     Ok(object([("success", Some(Value::from(true)))]))
 }

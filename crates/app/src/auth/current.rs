@@ -6,6 +6,7 @@ use store::Patch;
 use values::{Object, Value};
 
 use crate::args::object;
+use crate::audit::{self, Entry, Event};
 use crate::identity::{presented_token, require_session, resolve, sessions, Viewer};
 
 fn field(viewer: &Viewer, name: &str) -> Option<Value> {
@@ -91,6 +92,16 @@ pub fn get_user_permissions(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 pub fn logout(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
     if let Some(token) = presented_token(ctx.auth, &args).map(str::to_string) {
+        if let Some(viewer) = resolve(&mut ctx.db, ctx.auth, &args, now)? {
+            let entry = Entry {
+                event: Event::SignOut,
+                actor: Some(&viewer.user_id),
+                target: Some(viewer.user_id.encode()),
+                company: viewer.company_id.as_ref(),
+                details: &[],
+            };
+            audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+        }
         if let Some(session) = sessions::find(&mut ctx.db, &token, now)? {
             ctx.db.delete(&session.id)?;
         }

@@ -7,6 +7,7 @@ use values::{Object, Value};
 
 use super::passwords::{self, Verified};
 use crate::args::{flag, object, text};
+use crate::audit::{self, Entry, Event};
 use crate::identity::sessions;
 use crate::users::Email;
 
@@ -64,7 +65,17 @@ pub fn apply(ctx: &mut MutationCtx<'_>, args: Object, check: &LoginCheck) -> FnR
     let now = ctx.now_ms();
     let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
     let Some(user_id) = &check.user_id else {
-        return Err(invalid_credentials());
+        // Unknown email: nothing to count against, but the attempt is worth a record.
+        let tried = text(&args, "email").trim().to_ascii_lowercase();
+        let entry = Entry {
+            event: Event::SignInFailed,
+            actor: None,
+            target: None,
+            company: None,
+            details: &[("email", &tried), ("reason", "unknown email")],
+        };
+        audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+        return ctx.fail_after_commit(invalid_credentials());
     };
     let user = ctx
         .db
@@ -90,24 +101,35 @@ pub fn apply(ctx: &mut MutationCtx<'_>, args: Object, check: &LoginCheck) -> FnR
         // The password changed between the check and now; the check proves nothing.
         return Err(invalid_credentials());
     }
-    let mut patch = Patch::new();
-    if check.verified == Verified::No {
-        let failures = number("failed_logins") + 1.0;
-        let error = if failures >= MAX_FAILED_LOGINS {
-            patch.insert("failed_logins".into(), Some(Value::from(0.0)));
-            patch.insert("locked_until".into(), Some(Value::from(now + LOCKOUT_MS)));
-            locked(now + LOCKOUT_MS, now)
-        } else {
-            patch.insert("failed_logins".into(), Some(Value::from(failures)));
-            invalid_credentials()
-        };
-        ctx.db.scoped(&all).patch(&user.id, patch)?;
-        return ctx.fail_after_commit(error);
-    }
     let company_id = user
         .get("company_id")
         .and_then(Value::as_str)
         .map(str::to_string);
+    let company = company_id
+        .as_deref()
+        .and_then(|c| ctx.db.normalize_id("companies", c));
+    let mut patch = Patch::new();
+    if check.verified == Verified::No {
+        let failures = number("failed_logins") + 1.0;
+        let (error, event) = if failures >= MAX_FAILED_LOGINS {
+            patch.insert("failed_logins".into(), Some(Value::from(0.0)));
+            patch.insert("locked_until".into(), Some(Value::from(now + LOCKOUT_MS)));
+            (locked(now + LOCKOUT_MS, now), Event::AccountLocked)
+        } else {
+            patch.insert("failed_logins".into(), Some(Value::from(failures)));
+            (invalid_credentials(), Event::SignInFailed)
+        };
+        ctx.db.scoped(&all).patch(&user.id, patch)?;
+        let entry = Entry {
+            event,
+            actor: None,
+            target: Some(user.id.encode()),
+            company: company.as_ref(),
+            details: &[("reason", "wrong password")],
+        };
+        audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+        return ctx.fail_after_commit(error);
+    }
     if let Some(company_id) = &company_id {
         let company = ctx.db.scoped(&all).get_in("companies", company_id)?;
         if company.and_then(|c| c.get("status").cloned()) == Some(Value::from("suspended")) {
@@ -124,6 +146,14 @@ pub fn apply(ctx: &mut MutationCtx<'_>, args: Object, check: &LoginCheck) -> FnR
     }
     ctx.db.scoped(&all).patch(&user.id, patch)?;
     let (token, expires) = sessions::create(&mut ctx.db, &user.id, flag(&args, "rememberMe"), now)?;
+    let entry = Entry {
+        event: Event::SignIn,
+        actor: Some(&user.id),
+        target: Some(user.id.encode()),
+        company: company.as_ref(),
+        details: &[],
+    };
+    audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
     let field = |name: &str| user.get(name).cloned();
     Ok(object([
         ("success", Some(Value::from(true))),

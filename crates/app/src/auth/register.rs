@@ -6,6 +6,7 @@ use values::{Object, Value};
 
 use super::passwords;
 use crate::args::{object, opt_text, text};
+use crate::audit::{self, Entry, Event};
 use crate::users::Email;
 
 pub struct Registration {
@@ -65,6 +66,14 @@ pub fn apply(ctx: &mut MutationCtx<'_>, _args: Object, r: &Registration) -> FnRe
     user.insert("role".into(), Value::from("frontline_worker"));
     user.insert("created_at".into(), Value::from(now));
     let id = users.insert("users", user)?;
+    let entry = Entry {
+        event: Event::UserRegistered,
+        actor: Some(&id),
+        target: Some(id.encode()),
+        company: None,
+        details: &[],
+    };
+    audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
     Ok(object([
         ("success", Some(Value::from(true))),
         ("userId", Some(Value::from(id))),

@@ -10,6 +10,7 @@ use values::{Object, Value};
 
 use super::passwords;
 use crate::args::{object, text};
+use crate::audit::{self, Entry, Event};
 use crate::email::{self, OutgoingEmail};
 use crate::identity::sessions::{self, hash_token, SessionToken};
 use crate::users::Email;
@@ -116,7 +117,21 @@ pub fn create(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult 
         .query("users", "by_email", |q| q.eq("email", text(&args, "email")))?
         .first()?;
     if let Some(user) = user {
-        issue(ctx, urls, &user)?;
+        if issue(ctx, urls, &user)?.is_some() {
+            let company = user
+                .get("company_id")
+                .and_then(Value::as_str)
+                .and_then(|c| ctx.db.normalize_id("companies", c));
+            let entry = Entry {
+                event: Event::PasswordResetRequested,
+                actor: None,
+                target: Some(user.id.encode()),
+                company: company.as_ref(),
+                details: &[],
+            };
+            let now = ctx.now_ms();
+            audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+        }
     }
     Ok(Value::Null)
 }
@@ -170,5 +185,17 @@ pub fn apply_reset(
     patch.insert("locked_until".into(), None);
     ctx.db.scoped(&all).patch(&user.id, patch)?;
     sessions::end_all(&mut ctx.db, &user.id, None)?;
+    let company = user
+        .get("company_id")
+        .and_then(Value::as_str)
+        .and_then(|c| ctx.db.normalize_id("companies", c));
+    let entry = Entry {
+        event: Event::PasswordReset,
+        actor: Some(&user.id),
+        target: Some(user.id.encode()),
+        company: company.as_ref(),
+        details: &[],
+    };
+    audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
     Ok(object([("success", Some(Value::from(true)))]))
 }

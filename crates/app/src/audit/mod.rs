@@ -1,0 +1,195 @@
+//! The security audit log: a durable, append-only record of sign-ins, failures, lockouts, password
+//! resets, role changes, invitations, impersonation and company status changes. Readable by those
+//! with `view_audit_logs` (their own company) or `view_security_logs` (every company).
+
+use functions::{CrossTenant, DbWriter, FnResult, QueryCtx, Registry, Scope};
+use store::{Order, TableDef};
+use values::validator::v;
+use values::{DocumentId, Object, Value};
+
+use crate::args::{opt_text, with_session};
+use crate::identity::{require_permission, Permission};
+
+pub const TABLE: &str = "audit_log";
+
+/// What happened. The names are stable: clients filter by them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    SignIn,
+    SignInFailed,
+    AccountLocked,
+    SignOut,
+    PasswordChanged,
+    PasswordResetRequested,
+    PasswordReset,
+    UserRegistered,
+    RoleChanged,
+    UserDeleted,
+    InvitationSent,
+    InvitationAccepted,
+    InvitationRevoked,
+    ImpersonationStarted,
+    ImpersonationEnded,
+    CompanyCreated,
+    CompanyStatusChanged,
+}
+
+impl Event {
+    pub const ALL: [Event; 17] = [
+        Event::SignIn,
+        Event::SignInFailed,
+        Event::AccountLocked,
+        Event::SignOut,
+        Event::PasswordChanged,
+        Event::PasswordResetRequested,
+        Event::PasswordReset,
+        Event::UserRegistered,
+        Event::RoleChanged,
+        Event::UserDeleted,
+        Event::InvitationSent,
+        Event::InvitationAccepted,
+        Event::InvitationRevoked,
+        Event::ImpersonationStarted,
+        Event::ImpersonationEnded,
+        Event::CompanyCreated,
+        Event::CompanyStatusChanged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::SignIn => "sign_in",
+            Event::SignInFailed => "sign_in_failed",
+            Event::AccountLocked => "account_locked",
+            Event::SignOut => "sign_out",
+            Event::PasswordChanged => "password_changed",
+            Event::PasswordResetRequested => "password_reset_requested",
+            Event::PasswordReset => "password_reset",
+            Event::UserRegistered => "user_registered",
+            Event::RoleChanged => "role_changed",
+            Event::UserDeleted => "user_deleted",
+            Event::InvitationSent => "invitation_sent",
+            Event::InvitationAccepted => "invitation_accepted",
+            Event::InvitationRevoked => "invitation_revoked",
+            Event::ImpersonationStarted => "impersonation_started",
+            Event::ImpersonationEnded => "impersonation_ended",
+            Event::CompanyCreated => "company_created",
+            Event::CompanyStatusChanged => "company_status_changed",
+        }
+    }
+}
+
+pub fn tables() -> Vec<TableDef> {
+    vec![TableDef::new(TABLE)
+        .field(
+            "event",
+            v::union(Event::ALL.iter().map(|e| v::literal(e.as_str())).collect()),
+        )
+        .field("at", v::number())
+        .optional("actor_id", v::id("users"))
+        .optional("target_id", v::string())
+        .optional("company_id", v::id("companies"))
+        .field("correlation_id", v::string())
+        // Small, non-secret facts (the email tried, the new role, the reason given).
+        .optional("details", v::record(v::string(), v::string()))
+        .index("by_company_time", &["company_id", "at"])
+        .index("by_event_time", &["event", "at"])
+        .index("by_time", &["at"])
+        .tenant("company_id")]
+}
+
+/// One entry. `details` must never hold secrets (passwords, tokens).
+pub struct Entry<'a> {
+    pub event: Event,
+    pub actor: Option<&'a DocumentId>,
+    pub target: Option<String>,
+    pub company: Option<&'a DocumentId>,
+    pub details: &'a [(&'a str, &'a str)],
+}
+
+/// Appends an entry inside the caller's transaction, so the record exists iff the change committed.
+pub fn record(
+    db: &mut DbWriter<'_>,
+    now: f64,
+    correlation_id: &str,
+    entry: Entry<'_>,
+) -> FnResult<()> {
+    let mut row = Object::new();
+    row.insert("event".into(), Value::from(entry.event.as_str()));
+    row.insert("at".into(), Value::from(now));
+    row.insert("correlation_id".into(), Value::from(correlation_id));
+    if let Some(actor) = entry.actor {
+        row.insert("actor_id".into(), Value::from(*actor));
+    }
+    if let Some(target) = entry.target {
+        row.insert("target_id".into(), Value::from(target));
+    }
+    if let Some(company) = entry.company {
+        row.insert("company_id".into(), Value::from(*company));
+    }
+    if !entry.details.is_empty() {
+        let details: Object = entry
+            .details
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::from(*v)))
+            .collect();
+        row.insert("details".into(), Value::Object(details));
+    }
+    // The log is security infrastructure: entries without a company (system events) must be writable.
+    let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
+    db.scoped(&all).insert(TABLE, row)?;
+    Ok(())
+}
+
+const MAX_ENTRIES: usize = 500;
+
+/// `audit:listEvents`: newest first. Company admins see their company; holders of
+/// `view_security_logs` may pass `allCompanies: true` or another `companyId`.
+fn list_events(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    let viewer = require_permission(&mut ctx.db, ctx.auth, &args, now, Permission::ViewAuditLogs)?;
+    let limit = args
+        .get("limit")
+        .and_then(Value::as_f64)
+        .unwrap_or(100.0)
+        .clamp(1.0, MAX_ENTRIES as f64) as usize;
+    let event = opt_text(&args, "event").map(str::to_string);
+    let wants_all = args
+        .get("allCompanies")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let company = opt_text(&args, "companyId").and_then(|c| ctx.db.normalize_id("companies", c));
+    let grant = ctx.cross_tenant()?;
+    let scope = match (&company, wants_all) {
+        (_, true) => viewer.all_companies_scope(&grant, Permission::ViewSecurityLogs)?,
+        (Some(c), false) => viewer.scope_for(c, Some(&grant), Permission::ViewSecurityLogs)?,
+        (None, false) => viewer.company_scope()?,
+    };
+    let mut db = ctx.db.scoped(&scope);
+    let query = match (&scope, &event) {
+        (Scope::Company(_), _) => db.query(TABLE, "by_company_time", |q| q)?,
+        (Scope::AllCompanies, Some(e)) => {
+            db.query(TABLE, "by_event_time", |q| q.eq("event", e.as_str()))?
+        }
+        (Scope::AllCompanies, None) => db.query(TABLE, "by_time", |q| q)?,
+    };
+    let mut query = query.order(Order::Desc);
+    if let Some(e) = event {
+        query = query.filter(move |d| d.get("event").and_then(Value::as_str) == Some(e.as_str()));
+    }
+    let rows = query.take(limit)?;
+    Ok(Value::Array(rows.iter().map(|d| d.to_value()).collect()))
+}
+
+pub fn register(r: &mut Registry) {
+    r.query(
+        "audit:listEvents",
+        with_session([
+            ("event", v::optional(v::string())),
+            ("companyId", v::optional(v::string())),
+            ("allCompanies", v::optional(v::boolean())),
+            ("limit", v::optional(v::number())),
+        ]),
+        list_events,
+    )
+    .cross_tenant();
+}
