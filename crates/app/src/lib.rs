@@ -3,6 +3,7 @@
 mod args;
 pub mod audit;
 pub mod auth;
+pub mod companies;
 pub mod email;
 pub mod identity;
 pub mod users;
@@ -12,8 +13,9 @@ use store::Schema;
 
 /// Every table of the application.
 pub fn schema() -> Schema {
-    users::tables()
+    companies::tables()
         .into_iter()
+        .chain(users::tables())
         .chain(identity::sessions::tables())
         .chain(auth::reset::tables())
         .chain(audit::tables())

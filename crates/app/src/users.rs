@@ -16,46 +16,27 @@ pub const ROLES: [&str; 5] = [
 ];
 
 pub fn tables() -> Vec<TableDef> {
-    vec![
-        TableDef::new("companies")
-            .field("name", v::string())
-            .field("slug", v::string())
-            .field("contact_email", v::string())
-            .field(
-                "status",
-                v::union(vec![
-                    v::literal("active"),
-                    v::literal("trial"),
-                    v::literal("suspended"),
-                    v::literal("test"),
-                ]),
-            )
-            .field("created_at", v::number())
-            .index("by_slug", &["slug"])
-            .index("by_status", &["status"])
-            .tenant("_id"),
-        TableDef::new("users")
-            .field("name", v::string())
-            .field("email", v::string())
-            // argon2id PHC string; empty for accounts that must set a password first.
-            .field("password", v::string())
-            .field(
-                "role",
-                v::union(ROLES.iter().map(|r| v::literal(*r)).collect()),
-            )
-            .optional("company_id", v::id("companies"))
-            .optional("profile_image_url", v::string())
-            .field("created_at", v::number())
-            // Sign-in failures since the last success, and the lockout they caused; stored so that
-            // lockout survives restarts and holds across nodes.
-            .optional("failed_logins", v::number())
-            .optional("locked_until", v::number())
-            .optional("last_login_at", v::number())
-            .index("by_email", &["email"])
-            .index("by_company", &["company_id"])
-            .index("by_role", &["role"])
-            .tenant("company_id"),
-    ]
+    vec![TableDef::new("users")
+        .field("name", v::string())
+        .field("email", v::string())
+        // argon2id PHC string; empty for accounts that must set a password first.
+        .field("password", v::string())
+        .field(
+            "role",
+            v::union(ROLES.iter().map(|r| v::literal(*r)).collect()),
+        )
+        .optional("company_id", v::id("companies"))
+        .optional("profile_image_url", v::string())
+        .field("created_at", v::number())
+        // Sign-in failures since the last success, and the lockout they caused; stored so that
+        // lockout survives restarts and holds across nodes.
+        .optional("failed_logins", v::number())
+        .optional("locked_until", v::number())
+        .optional("last_login_at", v::number())
+        .index("by_email", &["email"])
+        .index("by_company", &["company_id"])
+        .index("by_role", &["role"])
+        .tenant("company_id")]
 }
 
 /// A lower-cased, trimmed email address that looks deliverable (one `@`, a dot in the domain).

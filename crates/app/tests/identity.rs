@@ -548,29 +548,81 @@ async fn security_events_are_audited_and_readable_only_with_permission() {
     for db in backends() {
         let place = Place::new(db).await;
         let app = App::start(&place).await;
-        app::users::create_system_admin(&app.store, "root@x.org", "Root", &secrecy::SecretString::from(PW.to_string()))
-            .await
-            .unwrap();
+        app::users::create_system_admin(
+            &app.store,
+            "root@x.org",
+            "Root",
+            &secrecy::SecretString::from(PW.to_string()),
+        )
+        .await
+        .unwrap();
         app.register("A", "a@x.org", PW).await;
         let worker = app.token("a@x.org", PW).await;
-        app.call("mutation", "auth:loginUser", json!({"email": "a@x.org", "password": "Wr0ng!Pass"})).await;
-        app.call("mutation", "auth:loginUser", json!({"email": "ghost@x.org", "password": PW})).await;
-        app.ok("mutation", "auth:logoutUser", json!({"sessionToken": worker})).await;
+        app.call(
+            "mutation",
+            "auth:loginUser",
+            json!({"email": "a@x.org", "password": "Wr0ng!Pass"}),
+        )
+        .await;
+        app.call(
+            "mutation",
+            "auth:loginUser",
+            json!({"email": "ghost@x.org", "password": PW}),
+        )
+        .await;
+        app.ok(
+            "mutation",
+            "auth:logoutUser",
+            json!({"sessionToken": worker}),
+        )
+        .await;
 
         let worker = app.token("a@x.org", PW).await;
-        assert_eq!(app.code("query", "audit:listEvents", json!({"sessionToken": worker})).await, "FORBIDDEN");
+        assert_eq!(
+            app.code("query", "audit:listEvents", json!({"sessionToken": worker}))
+                .await,
+            "FORBIDDEN"
+        );
         let admin = app.token("root@x.org", PW).await;
-        let events = app.ok("query", "audit:listEvents", json!({"sessionToken": admin, "allCompanies": true})).await;
-        let names: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+        let events = app
+            .ok(
+                "query",
+                "audit:listEvents",
+                json!({"sessionToken": admin, "allCompanies": true}),
+            )
+            .await;
+        let names: Vec<&str> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap())
+            .collect();
         assert_eq!(
             names,
-            ["sign_in", "sign_in", "sign_out", "sign_in_failed", "sign_in_failed", "sign_in", "user_registered"],
+            [
+                "sign_in",
+                "sign_in",
+                "sign_out",
+                "sign_in_failed",
+                "sign_in_failed",
+                "sign_in",
+                "user_registered"
+            ],
             "{db:?}: newest first"
         );
         let unknown = &events[3];
         assert_eq!(unknown["details"]["email"], "ghost@x.org");
-        assert!(!events.to_string().contains(PW) && !events.to_string().contains("Wr0ng"), "no secrets in the log");
-        let failed = app.ok("query", "audit:listEvents", json!({"sessionToken": admin, "allCompanies": true, "event": "sign_in_failed"})).await;
+        assert!(
+            !events.to_string().contains(PW) && !events.to_string().contains("Wr0ng"),
+            "no secrets in the log"
+        );
+        let failed = app
+            .ok(
+                "query",
+                "audit:listEvents",
+                json!({"sessionToken": admin, "allCompanies": true, "event": "sign_in_failed"}),
+            )
+            .await;
         assert_eq!(failed.as_array().unwrap().len(), 2);
         app.stop().await;
     }
