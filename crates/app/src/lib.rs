@@ -6,6 +6,10 @@ pub mod auth;
 pub mod companies;
 pub mod email;
 pub mod identity;
+pub mod impersonation;
+pub mod invitations;
+pub mod oauth;
+pub mod participants;
 pub mod users;
 
 use functions::Registry;
@@ -19,6 +23,10 @@ pub fn schema() -> Schema {
         .chain(identity::sessions::tables())
         .chain(auth::reset::tables())
         .chain(audit::tables())
+        .chain(invitations::tables())
+        .chain(participants::tables())
+        .chain(impersonation::tables())
+        .chain(oauth::tables())
         .chain(email::tables())
         .fold(Schema::new(), Schema::table)
 }
@@ -29,5 +37,11 @@ pub fn registry(urls: &config::Urls) -> Registry {
     let mut r = Registry::new();
     auth::register(&mut r, urls);
     audit::register(&mut r);
+    companies::register(&mut r, urls);
+    users::register(&mut r, urls);
+    invitations::register(&mut r, urls);
+    participants::register(&mut r, urls);
+    impersonation::register(&mut r, urls);
+    oauth::register(&mut r, urls);
     r
 }
