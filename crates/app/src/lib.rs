@@ -10,6 +10,7 @@ pub mod impersonation;
 pub mod invitations;
 pub mod oauth;
 pub mod participants;
+pub mod rate_limit;
 pub mod users;
 
 use functions::Registry;
@@ -23,6 +24,7 @@ pub fn schema() -> Schema {
         .chain(identity::sessions::tables())
         .chain(auth::reset::tables())
         .chain(audit::tables())
+        .chain(rate_limit::tables())
         .chain(invitations::tables())
         .chain(participants::tables())
         .chain(impersonation::tables())
@@ -31,7 +33,6 @@ pub fn schema() -> Schema {
         .fold(Schema::new(), Schema::table)
 }
 
-/// Every function of the application.
 /// Every function of the application. Links in emails come from `urls`.
 pub fn registry(urls: &config::Urls) -> Registry {
     let mut r = Registry::new();

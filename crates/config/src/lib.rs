@@ -91,6 +91,8 @@ pub struct Config {
     pub function_timeout: Duration,
     /// How long a client may take to send its request body.
     pub body_read_timeout: Duration,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_proxy_headers: bool,
     /// The SMTP relay (`SMTP_URL`); without one, outgoing mail is logged and kept in the outbox.
     pub smtp: Option<SmtpSettings>,
     /// The sender of outgoing mail (`SMTP_FROM`), `Name <address>` or a bare address.
@@ -252,6 +254,8 @@ impl Config {
                 max_body_bytes,
                 function_timeout,
                 body_read_timeout,
+                trust_proxy_headers: var("SUPPORTSIGNAL_TRUST_PROXY_HEADERS")
+                    .is_some_and(|v| v == "true" || v == "1"),
                 smtp,
                 mail_from,
             }),

@@ -3,6 +3,7 @@
 //! outside world. These rules hold by construction: the types offer nothing else.
 
 use std::fmt;
+use std::net::IpAddr;
 
 use store::{Document, Patch, Query, Txn};
 use values::{DocumentId, Object, Value};
@@ -16,28 +17,40 @@ use crate::{FnResult, FunctionError, FunctionKind};
 #[derive(Clone, Default)]
 pub struct Auth {
     token: Option<String>,
+    client_ip: Option<IpAddr>,
 }
 
 impl Auth {
     pub fn anonymous() -> Auth {
-        Auth { token: None }
+        Auth::default()
     }
     pub fn bearer(token: impl Into<String>) -> Auth {
         Auth {
             token: Some(token.into()),
+            client_ip: None,
         }
+    }
+    /// The address the request came from (for per-client rate limits).
+    pub fn with_client_ip(mut self, ip: Option<IpAddr>) -> Auth {
+        self.client_ip = ip;
+        self
     }
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
+    }
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.client_ip
     }
 }
 
 impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.token {
-            Some(_) => f.write_str("Auth(bearer ***)"),
-            None => f.write_str("Auth(anonymous)"),
-        }
+        let who = if self.token.is_some() {
+            "bearer ***"
+        } else {
+            "anonymous"
+        };
+        write!(f, "Auth({who}, from {:?})", self.client_ip)
     }
 }
 

@@ -14,56 +14,50 @@ use serde_json::{json, Map, Value as Json_};
 use values::{Format, Value};
 
 use crate::error::ApiError;
+use crate::middleware::RequestMeta;
 use crate::AppState;
 
 pub async fn query(
     State(state): State<AppState>,
-    Extension(request_id): Extension<RequestId>,
+    Extension(meta): Extension<RequestMeta>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    udf(state, request_id, headers, body, Some(FunctionKind::Query)).await
+    udf(state, meta, headers, body, Some(FunctionKind::Query)).await
 }
 
 pub async fn mutation(
     State(state): State<AppState>,
-    Extension(request_id): Extension<RequestId>,
+    Extension(meta): Extension<RequestMeta>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    udf(
-        state,
-        request_id,
-        headers,
-        body,
-        Some(FunctionKind::Mutation),
-    )
-    .await
+    udf(state, meta, headers, body, Some(FunctionKind::Mutation)).await
 }
 
 pub async fn action(
     State(state): State<AppState>,
-    Extension(request_id): Extension<RequestId>,
+    Extension(meta): Extension<RequestMeta>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    udf(state, request_id, headers, body, Some(FunctionKind::Action)).await
+    udf(state, meta, headers, body, Some(FunctionKind::Action)).await
 }
 
 /// `/api/function`: any kind, `args` an object.
 pub async fn function(
     State(state): State<AppState>,
-    Extension(request_id): Extension<RequestId>,
+    Extension(meta): Extension<RequestMeta>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    udf(state, request_id, headers, body, None).await
+    udf(state, meta, headers, body, None).await
 }
 
 /// `/api/run/messages/list` with `{args, format?}`; the default format is clean JSON.
 pub async fn run(
     State(state): State<AppState>,
-    Extension(request_id): Extension<RequestId>,
+    Extension(meta): Extension<RequestMeta>,
     Path(route): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -77,9 +71,7 @@ pub async fn run(
         Ok::<_, ApiError>((path.to_string(), format, args))
     })();
     match prepared {
-        Ok((path, format, args)) => {
-            execute(&state, request_id, &headers, path, None, args, format).await
-        }
+        Ok((path, format, args)) => execute(&state, meta, &headers, path, None, args, format).await,
         Err(e) => e.into_response(),
     }
 }
@@ -94,7 +86,7 @@ pub struct QueryParams {
 /// `GET /api/query?path=&args=<json>&format=`
 pub async fn query_get(
     State(state): State<AppState>,
-    Extension(request_id): Extension<RequestId>,
+    Extension(meta): Extension<RequestMeta>,
     headers: HeaderMap,
     Query(params): Query<QueryParams>,
 ) -> Response {
@@ -118,7 +110,7 @@ pub async fn query_get(
         Ok((path, format, args)) => {
             execute(
                 &state,
-                request_id,
+                meta,
                 &headers,
                 path,
                 Some(FunctionKind::Query),
@@ -133,7 +125,7 @@ pub async fn query_get(
 
 async fn udf(
     state: AppState,
-    request_id: RequestId,
+    meta: RequestMeta,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     expected: Option<FunctionKind>,
@@ -161,7 +153,7 @@ async fn udf(
     })();
     match prepared {
         Ok((path, format, args)) => {
-            execute(&state, request_id, &headers, path, expected, args, format).await
+            execute(&state, meta, &headers, path, expected, args, format).await
         }
         Err(e) => e.into_response(),
     }
@@ -169,7 +161,7 @@ async fn udf(
 
 async fn execute(
     state: &AppState,
-    request_id: RequestId,
+    meta: RequestMeta,
     headers: &HeaderMap,
     path: String,
     expected: Option<FunctionKind>,
@@ -180,8 +172,8 @@ async fn execute(
         path,
         expected,
         args,
-        auth: auth_from_headers(headers),
-        request_id: request_id.clone(),
+        auth: auth_from_headers(headers).with_client_ip(meta.client_ip),
+        request_id: meta.id.clone(),
         caller: Caller::Client,
     };
     match state.runtime.call(call).await {
@@ -194,7 +186,7 @@ async fn execute(
             }
             Json(Json_::Object(body)).into_response()
         }
-        Err(error) => function_error_response(&error, &request_id, format),
+        Err(error) => function_error_response(&error, &meta.id, format),
     }
 }
 

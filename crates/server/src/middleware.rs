@@ -1,9 +1,10 @@
 //! The middleware stack in one place: request ids, CORS, body limits and timeouts, panic catching,
 //! and the client version check.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -23,6 +24,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Wraps `router` in the whole middleware stack (outermost first: panics, request ids, CORS, body
 /// timeout and limit).
 pub fn apply(router: Router, config: &Config) -> Router {
+    let trust_proxy = config.trust_proxy_headers;
     router.layer(
         ServiceBuilder::new()
             .layer(CatchPanicLayer::custom(|_| {
@@ -33,7 +35,9 @@ pub fn apply(router: Router, config: &Config) -> Router {
                 )
                 .into_response()
             }))
-            .layer(axum::middleware::from_fn(request_id))
+            .layer(axum::middleware::from_fn(move |request, next| {
+                request_meta(trust_proxy, request, next)
+            }))
             .layer(cors())
             .layer(RequestBodyTimeoutLayer::new(config.body_read_timeout))
             .layer(DefaultBodyLimit::max(config.max_body_bytes)),
@@ -58,11 +62,50 @@ fn cors() -> CorsLayer {
         .max_age(Duration::from_secs(86400))
 }
 
+/// What the handlers know about a request besides its body.
+#[derive(Clone, Debug)]
+pub struct RequestMeta {
+    pub id: RequestId,
+    /// The peer address, or with `SUPPORTSIGNAL_TRUST_PROXY_HEADERS` the first `X-Forwarded-For`
+    /// entry (only behind a proxy that sets it; otherwise clients could pick their own address).
+    pub client_ip: Option<IpAddr>,
+}
+
+fn client_ip(request: &Request, trust_proxy: bool) -> Option<IpAddr> {
+    let forwarded = || {
+        request
+            .headers()
+            .get("x-forwarded-for")?
+            .to_str()
+            .ok()?
+            .split(',')
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let peer = || {
+        request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+    };
+    if trust_proxy {
+        forwarded().or_else(peer)
+    } else {
+        peer()
+    }
+}
+
 /// Gives every request a fresh id (never taken from the client, so logs cannot be forged), runs it in
 /// a span carrying that id, and returns the id in `x-request-id`.
-async fn request_id(mut request: Request, next: Next) -> Response {
+async fn request_meta(trust_proxy: bool, mut request: Request, next: Next) -> Response {
     let id = RequestId::generate();
-    request.extensions_mut().insert(id.clone());
+    let meta = RequestMeta {
+        id: id.clone(),
+        client_ip: client_ip(&request, trust_proxy),
+    };
+    request.extensions_mut().insert(meta);
     let span = tracing::debug_span!("request", id = %id, method = %request.method(), path = %request.uri().path());
     let started = std::time::Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;

@@ -9,6 +9,7 @@ use super::passwords::{self, Verified};
 use crate::args::{flag, object, text};
 use crate::audit::{self, Entry, Event};
 use crate::identity::sessions;
+use crate::rate_limit;
 use crate::users::Email;
 
 pub const MAX_FAILED_LOGINS: f64 = 5.0;
@@ -63,6 +64,20 @@ pub async fn prepare(ctx: ActionCtx, args: Object) -> FnResult<LoginCheck> {
 
 pub fn apply(ctx: &mut MutationCtx<'_>, args: Object, check: &LoginCheck) -> FnResult {
     let now = ctx.now_ms();
+    let address_key = ctx
+        .auth
+        .client_ip()
+        .map(|ip| format!("sign_in_failures:{ip}"));
+    if let Some(key) = &address_key {
+        let message = "Too many failed sign-in attempts from your network. Try again later.";
+        rate_limit::check(
+            &mut ctx.db,
+            key,
+            rate_limit::SIGN_IN_FAILURES_PER_ADDRESS,
+            now,
+            message,
+        )?;
+    }
     let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
     let Some(user_id) = &check.user_id else {
         // Unknown email: nothing to count against, but the attempt is worth a record.
@@ -75,6 +90,14 @@ pub fn apply(ctx: &mut MutationCtx<'_>, args: Object, check: &LoginCheck) -> FnR
             details: &[("email", &tried), ("reason", "unknown email")],
         };
         audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+        if let Some(key) = &address_key {
+            rate_limit::record(
+                &mut ctx.db,
+                key,
+                rate_limit::SIGN_IN_FAILURES_PER_ADDRESS,
+                now,
+            )?;
+        }
         return ctx.fail_after_commit(invalid_credentials());
     };
     let user = ctx
@@ -128,6 +151,14 @@ pub fn apply(ctx: &mut MutationCtx<'_>, args: Object, check: &LoginCheck) -> FnR
             details: &[("reason", "wrong password")],
         };
         audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+        if let Some(key) = &address_key {
+            rate_limit::record(
+                &mut ctx.db,
+                key,
+                rate_limit::SIGN_IN_FAILURES_PER_ADDRESS,
+                now,
+            )?;
+        }
         return ctx.fail_after_commit(error);
     }
     if let Some(company_id) = &company_id {

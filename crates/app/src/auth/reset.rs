@@ -13,6 +13,7 @@ use crate::args::{object, text};
 use crate::audit::{self, Entry, Event};
 use crate::email::{self, OutgoingEmail};
 use crate::identity::sessions::{self, hash_token, SessionToken};
+use crate::rate_limit;
 use crate::users::Email;
 
 pub const RESET_TTL_MS: f64 = 3600.0 * 1000.0;
@@ -110,6 +111,18 @@ pub fn issue(
 
 /// `auth:createPasswordReset` (internal): the database half of `requestPasswordReset`.
 pub fn create(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult {
+    if let Some(ip) = ctx.auth.client_ip() {
+        let (key, now) = (format!("password_resets:{ip}"), ctx.now_ms());
+        let message = "Too many password reset requests from your network. Try again later.";
+        rate_limit::check(
+            &mut ctx.db,
+            &key,
+            rate_limit::RESETS_PER_ADDRESS,
+            now,
+            message,
+        )?;
+        rate_limit::record(&mut ctx.db, &key, rate_limit::RESETS_PER_ADDRESS, now)?;
+    }
     let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
     let user = ctx
         .db

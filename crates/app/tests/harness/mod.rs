@@ -91,7 +91,13 @@ pub struct App {
 
 impl App {
     pub async fn start(place: &Place) -> App {
-        let env: HashMap<&str, &str> = [("SUPPORTSIGNAL_ENV", "test")].into_iter().collect();
+        App::start_with(place, &[]).await
+    }
+
+    /// Starts with extra environment settings.
+    pub async fn start_with(place: &Place, extra: &[(&str, &str)]) -> App {
+        let mut env: HashMap<&str, &str> = [("SUPPORTSIGNAL_ENV", "test")].into_iter().collect();
+        env.extend(extra.iter().copied());
         let overrides = config::Overrides {
             listen: Some("127.0.0.1:0".into()),
             data_dir: Some(place.dir.path().join("data")),
