@@ -33,8 +33,9 @@ pub fn schema() -> Schema {
         .fold(Schema::new(), Schema::table)
 }
 
-/// Every function of the application. Links in emails come from `urls`.
-pub fn registry(urls: &config::Urls) -> Registry {
+/// Every function of the application, configured from `config` (links in emails, OAuth providers).
+pub fn registry(config: &config::Config) -> Registry {
+    let urls = &config.urls();
     let mut r = Registry::new();
     auth::register(&mut r, urls);
     audit::register(&mut r);
@@ -43,6 +44,6 @@ pub fn registry(urls: &config::Urls) -> Registry {
     invitations::register(&mut r, urls);
     participants::register(&mut r, urls);
     impersonation::register(&mut r, urls);
-    oauth::register(&mut r, urls);
+    oauth::register_with(&mut r, urls, &config.oauth);
     r
 }

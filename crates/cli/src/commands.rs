@@ -115,7 +115,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Functions => {
             let config = Where::default().config()?;
-            let spec = app::registry(&config.urls()).spec_json();
+            let spec = app::registry(&config).spec_json();
             println!("{}", serde_json::to_string_pretty(&spec)?);
             Ok(())
         }
@@ -144,7 +144,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let store = server::open_store(&config, app::schema()).await?;
     bootstrap_admin(&store).await?;
-    let registry = app::registry(&config.urls());
+    let registry = app::registry(&config);
     let mailer = app::email::mailer_from_config(&config)
         .map_err(|e| anyhow::anyhow!("email: {}", e.message))?;
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();

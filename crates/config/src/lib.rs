@@ -1,6 +1,7 @@
 //! One typed configuration for the whole server, read once at start from flags and the environment,
 //! validated with messages that say what to fix; and the generator of every outward URL.
 
+mod oauth;
 mod smtp;
 mod urls;
 
@@ -9,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use oauth::{OAuthClient, OAuthSettings, SecretKey, MIN_SECRET_KEY_LEN};
 pub use smtp::{SmtpSettings, SmtpTls, DEFAULT_MAIL_FROM};
 use url::Url;
 pub use urls::{OAuthProvider, UrlError, Urls};
@@ -97,6 +99,9 @@ pub struct Config {
     pub smtp: Option<SmtpSettings>,
     /// The sender of outgoing mail (`SMTP_FROM`), `Name <address>` or a bare address.
     pub mail_from: String,
+    /// GitHub and Google sign-in, and the server secret (`SUPPORTSIGNAL_SECRET_KEY`) that signs
+    /// OAuth state.
+    pub oauth: OAuthSettings,
 }
 
 /// Values given on the command line; they win over the environment.
@@ -242,6 +247,7 @@ impl Config {
         ) as u64);
 
         let (smtp, mail_from) = smtp::load(&var, environment, &mut problems);
+        let oauth = oauth::load(&var, environment, &mut problems);
 
         match (problems.is_empty(), public_url, api_url) {
             (true, Some(public_url), Some(api_url)) => Ok(Config {
@@ -258,6 +264,7 @@ impl Config {
                     .is_some_and(|v| v == "true" || v == "1"),
                 smtp,
                 mail_from,
+                oauth,
             }),
             _ => Err(ConfigError(problems)),
         }

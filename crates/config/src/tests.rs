@@ -219,6 +219,7 @@ fn production_mail_settings_must_be_safe() {
     let base = [
         ("SUPPORTSIGNAL_ENV", "production"),
         ("SUPPORTSIGNAL_PUBLIC_URL", "https://app.example.org"),
+        ("SUPPORTSIGNAL_SECRET_KEY", PROD_KEY),
     ];
     let with = |extra: &[(&'static str, &'static str)]| [&base[..], extra].concat();
     let msg = problems(&with(&[
@@ -248,4 +249,147 @@ fn smtp_password_never_printed() {
     assert!(!msg.contains("hunter2"), "{msg}");
     let msg = problems(&[("SMTP_URL", "ftp://apikey:hunter2@smtp.example.org")]);
     assert!(!msg.contains("hunter2"), "{msg}");
+}
+
+const PROD_KEY: &str = "0123456789abcdef0123456789abcdef";
+
+#[test]
+fn oauth_is_off_by_default_with_the_real_provider_endpoints() {
+    let c = load(&[]).unwrap();
+    assert!(c.oauth.github.is_none() && c.oauth.google.is_none());
+    assert_eq!(
+        c.oauth.github_authorize_url().as_str(),
+        "https://github.com/login/oauth/authorize"
+    );
+    assert_eq!(
+        c.oauth.github_token_url().as_str(),
+        "https://github.com/login/oauth/access_token"
+    );
+    assert_eq!(
+        c.oauth.github_user_url().as_str(),
+        "https://api.github.com/user"
+    );
+    assert_eq!(
+        c.oauth.github_emails_url().as_str(),
+        "https://api.github.com/user/emails"
+    );
+    assert_eq!(
+        c.oauth.google_authorize_url().as_str(),
+        "https://accounts.google.com/o/oauth2/v2/auth"
+    );
+    assert_eq!(
+        c.oauth.google_token_url().as_str(),
+        "https://oauth2.googleapis.com/token"
+    );
+    assert_eq!(
+        c.oauth.google_userinfo_url().as_str(),
+        "https://openidconnect.googleapis.com/v1/userinfo"
+    );
+    // Outside production a missing secret key is replaced by one that lives as long as the process.
+    assert!(c.oauth.secret_key.is_ephemeral());
+    assert_eq!(c.oauth.secret_key.expose().len(), 32);
+}
+
+#[test]
+fn oauth_clients_and_endpoint_overrides() {
+    let c = load(&[
+        ("GITHUB_CLIENT_ID", "gh-id"),
+        ("GITHUB_CLIENT_SECRET", "gh-secret"),
+        ("GOOGLE_CLIENT_ID", "g-id"),
+        ("GOOGLE_CLIENT_SECRET", "g-secret"),
+        ("GITHUB_OAUTH_BASE_URL", "http://127.0.0.1:9000/gh"),
+        ("GITHUB_API_BASE_URL", "http://127.0.0.1:9000/api"),
+        ("GOOGLE_OAUTH_BASE_URL", "http://127.0.0.1:9001"),
+        ("GOOGLE_TOKEN_BASE_URL", "http://127.0.0.1:9002"),
+        ("GOOGLE_API_BASE_URL", "http://127.0.0.1:9003"),
+        ("SUPPORTSIGNAL_SECRET_KEY", PROD_KEY),
+    ])
+    .unwrap();
+    let o = &c.oauth;
+    assert_eq!(o.github.as_ref().unwrap().client_id, "gh-id");
+    assert_eq!(o.github.as_ref().unwrap().client_secret(), "gh-secret");
+    assert_eq!(o.google.as_ref().unwrap().client_secret(), "g-secret");
+    assert_eq!(
+        o.github_token_url().as_str(),
+        "http://127.0.0.1:9000/gh/login/oauth/access_token"
+    );
+    assert_eq!(
+        o.github_emails_url().as_str(),
+        "http://127.0.0.1:9000/api/user/emails"
+    );
+    assert_eq!(
+        o.google_authorize_url().as_str(),
+        "http://127.0.0.1:9001/o/oauth2/v2/auth"
+    );
+    assert_eq!(o.google_token_url().as_str(), "http://127.0.0.1:9002/token");
+    assert_eq!(
+        o.google_userinfo_url().as_str(),
+        "http://127.0.0.1:9003/v1/userinfo"
+    );
+    assert_eq!(o.secret_key.expose(), PROD_KEY.as_bytes());
+    assert!(!o.secret_key.is_ephemeral());
+}
+
+#[test]
+fn oauth_problems_are_refused_with_the_reason() {
+    let msg = problems(&[("GITHUB_CLIENT_ID", "gh-id")]);
+    assert!(
+        msg.contains("GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET must be set together"),
+        "{msg}"
+    );
+    let msg = problems(&[("GOOGLE_CLIENT_SECRET", "hunter2")]);
+    assert!(
+        msg.contains("GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET"),
+        "{msg}"
+    );
+    assert!(!msg.contains("hunter2"), "{msg}");
+    let msg = problems(&[("GITHUB_OAUTH_BASE_URL", "https://github.com/")]);
+    assert!(
+        msg.contains("GITHUB_OAUTH_BASE_URL must not end with a trailing slash"),
+        "{msg}"
+    );
+    let msg = problems(&[("SUPPORTSIGNAL_SECRET_KEY", "short")]);
+    assert!(msg.contains("at least 32 characters"), "{msg}");
+    assert!(!msg.contains("short\""), "{msg}");
+    let msg = problems(&[
+        ("SUPPORTSIGNAL_ENV", "production"),
+        ("SUPPORTSIGNAL_PUBLIC_URL", "https://app.example.org"),
+    ]);
+    assert!(
+        msg.contains("SUPPORTSIGNAL_SECRET_KEY is required in production"),
+        "{msg}"
+    );
+    let msg = problems(&[
+        ("SUPPORTSIGNAL_ENV", "production"),
+        ("SUPPORTSIGNAL_PUBLIC_URL", "https://app.example.org"),
+        ("SUPPORTSIGNAL_SECRET_KEY", PROD_KEY),
+        ("GOOGLE_API_BASE_URL", "http://fake.example.org"),
+    ]);
+    assert!(
+        msg.contains("GOOGLE_API_BASE_URL must use https in production"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn oauth_secrets_never_printed() {
+    let c = load(&[
+        ("GITHUB_CLIENT_ID", "gh-id"),
+        ("GITHUB_CLIENT_SECRET", "hunter2-github"),
+        ("GOOGLE_CLIENT_ID", "g-id"),
+        ("GOOGLE_CLIENT_SECRET", "hunter2-google"),
+        (
+            "SUPPORTSIGNAL_SECRET_KEY",
+            "hunter2-server-key-0123456789abcdef",
+        ),
+    ])
+    .unwrap();
+    let printed = format!("{c:?}");
+    for secret in ["hunter2-github", "hunter2-google", "hunter2-server-key"] {
+        assert!(!printed.contains(secret), "{printed}");
+    }
+    assert!(
+        printed.contains("gh-id") && printed.contains("***"),
+        "{printed}"
+    );
 }

@@ -23,6 +23,8 @@ pub enum Event {
     PasswordResetRequested,
     PasswordReset,
     UserRegistered,
+    UserCreated,
+    UserUpdated,
     RoleChanged,
     UserDeleted,
     InvitationSent,
@@ -32,10 +34,12 @@ pub enum Event {
     ImpersonationEnded,
     CompanyCreated,
     CompanyStatusChanged,
+    OAuthAccountLinked,
+    ParticipantDeleted,
 }
 
 impl Event {
-    pub const ALL: [Event; 17] = [
+    pub const ALL: [Event; 21] = [
         Event::SignIn,
         Event::SignInFailed,
         Event::AccountLocked,
@@ -44,6 +48,8 @@ impl Event {
         Event::PasswordResetRequested,
         Event::PasswordReset,
         Event::UserRegistered,
+        Event::UserCreated,
+        Event::UserUpdated,
         Event::RoleChanged,
         Event::UserDeleted,
         Event::InvitationSent,
@@ -53,6 +59,8 @@ impl Event {
         Event::ImpersonationEnded,
         Event::CompanyCreated,
         Event::CompanyStatusChanged,
+        Event::OAuthAccountLinked,
+        Event::ParticipantDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +73,8 @@ impl Event {
             Event::PasswordResetRequested => "password_reset_requested",
             Event::PasswordReset => "password_reset",
             Event::UserRegistered => "user_registered",
+            Event::UserCreated => "user_created",
+            Event::UserUpdated => "user_updated",
             Event::RoleChanged => "role_changed",
             Event::UserDeleted => "user_deleted",
             Event::InvitationSent => "invitation_sent",
@@ -74,6 +84,8 @@ impl Event {
             Event::ImpersonationEnded => "impersonation_ended",
             Event::CompanyCreated => "company_created",
             Event::CompanyStatusChanged => "company_status_changed",
+            Event::OAuthAccountLinked => "oauth_account_linked",
+            Event::ParticipantDeleted => "participant_deleted",
         }
     }
 }

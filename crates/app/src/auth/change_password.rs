@@ -61,6 +61,11 @@ pub async fn prepare(ctx: ActionCtx, args: Object) -> FnResult<Change> {
 pub fn apply(ctx: &mut MutationCtx<'_>, args: Object, change: &Change) -> FnResult {
     let now = ctx.now_ms();
     let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    if viewer.impersonator.is_some() {
+        return Err(FunctionError::forbidden(
+            "Passwords cannot be changed while impersonating",
+        ));
+    }
     if viewer.user.get("password").and_then(Value::as_str) != Some(change.hash_seen.as_str()) {
         return Err(FunctionError::user(
             ErrorCode::Conflict,

@@ -1,11 +1,35 @@
-//! Companies (the tenants) and their sites.
+//! Companies (the tenants) and their sites: creating a company with its first admin and "Primary"
+//! site, reading and listing companies, changing their details and status, and managing sites.
+//!
+//! Error codes. The reference answered site errors with its own codes; here every error carries one
+//! of the stable `FunctionError` codes, and the `field` it names tells the cases apart:
+//!
+//! | reference code             | code        | field       |
+//! |----------------------------|-------------|-------------|
+//! | COMPANY_NOT_FOUND          | `NOT_FOUND` | `companyId` |
+//! | SITE_NOT_FOUND             | `NOT_FOUND` | `siteId`    |
+//! | INVALID_SITE_NAME          | `VALIDATION`| `name`      |
+//! | DUPLICATE_SITE_NAME        | `CONFLICT`  | `name`      |
+//! | LAST_SITE_DELETE_FORBIDDEN | `CONFLICT`  | `siteId`    |
+//! | DUPLICATE_EMAIL            | `CONFLICT`  | `adminEmail`|
+
+mod admin;
+mod create;
+mod read;
+mod sites;
 
 use config::Urls;
-use functions::Registry;
+use functions::{ErrorCode, FnResult, FunctionError, Registry, Scope};
 use store::TableDef;
 use values::validator::v;
+use values::{DocumentId, Validator, Value};
+
+use crate::args::with_session;
+use crate::identity::{Permission, Viewer};
 
 pub const STATUSES: [&str; 4] = ["active", "trial", "suspended", "test"];
+/// The site every new company starts with.
+pub const PRIMARY_SITE: &str = "Primary";
 
 pub fn tables() -> Vec<TableDef> {
     vec![
@@ -13,10 +37,7 @@ pub fn tables() -> Vec<TableDef> {
             .field("name", v::string())
             .field("slug", v::string())
             .field("contact_email", v::string())
-            .field(
-                "status",
-                v::union(STATUSES.iter().map(|s| v::literal(*s)).collect()),
-            )
+            .field("status", status_validator())
             .field("created_at", v::number())
             .optional("created_by", v::id("users"))
             .optional("updated_at", v::number())
@@ -35,4 +56,130 @@ pub fn tables() -> Vec<TableDef> {
     ]
 }
 
-pub fn register(_r: &mut Registry, _urls: &Urls) {}
+fn status_validator() -> Validator {
+    v::union(STATUSES.iter().map(|s| v::literal(*s)).collect())
+}
+
+pub fn register(r: &mut Registry, urls: &Urls) {
+    let create_urls = urls.clone();
+    r.mutation(
+        "companies:createCompany",
+        with_session([
+            ("name", v::string().into()),
+            ("contactEmail", v::string().into()),
+            ("adminEmail", v::string().into()),
+            ("adminName", v::string().into()),
+            ("status", v::optional(status_validator())),
+        ]),
+        move |ctx, args| create::create_company(ctx, &create_urls, args),
+    )
+    .cross_tenant();
+
+    r.query(
+        "companies/getCompany:getCurrentUserCompany",
+        with_session([]),
+        read::get_current_user_company,
+    );
+    r.query(
+        "companies/getCompanyDetails",
+        with_session([("companyId", v::id("companies").into())]),
+        read::get_company_details,
+    )
+    .cross_tenant();
+
+    r.query(
+        "companies/admin:listAllCompanies",
+        with_session([
+            ("statusFilter", v::optional(v::string())),
+            ("searchQuery", v::optional(v::string())),
+        ]),
+        admin::list_all_companies,
+    )
+    .cross_tenant();
+    r.query(
+        "companies/admin:getCompanyForEdit",
+        with_session([("companyId", v::id("companies").into())]),
+        admin::get_company_for_edit,
+    )
+    .cross_tenant();
+    r.mutation(
+        "companies/admin:updateCompany",
+        with_session([
+            ("companyId", v::id("companies").into()),
+            (
+                "updates",
+                v::object([
+                    ("name", v::optional(v::string())),
+                    ("contact_email", v::optional(v::string())),
+                    ("status", v::optional(status_validator())),
+                ])
+                .into(),
+            ),
+        ]),
+        admin::update_company,
+    )
+    .cross_tenant();
+
+    sites::register(r);
+}
+
+/// "Company not found" (the reference's COMPANY_NOT_FOUND), also the answer for another company's id.
+fn company_not_found() -> FunctionError {
+    FunctionError::field(ErrorCode::NotFound, "companyId", "Company not found")
+}
+
+/// The scope for acting on `company`: the viewer's own company, or any company for holders of
+/// `manage_all_companies` (the function must be cross-tenant). Anything else answers exactly as a
+/// missing company would, so ids of other tenants cannot be probed.
+fn scope_for_company(
+    viewer: &Viewer,
+    company: &DocumentId,
+    grant: &functions::CrossTenant,
+) -> FnResult<Scope> {
+    if viewer.company_id.as_ref() != Some(company) && !viewer.has(Permission::ManageAllCompanies) {
+        return Err(company_not_found());
+    }
+    viewer.scope_for(company, Some(grant), Permission::ManageAllCompanies)
+}
+
+fn str_field<'a>(doc: &'a store::Document, name: &str) -> &'a str {
+    doc.get(name).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// A URL-safe identifier from a company name: lower case, runs of anything outside `[a-z0-9]`
+/// become one `-`, none at either end. Callers add `-2`, `-3`… when it is taken.
+pub fn slugify(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            slug.push(c);
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    // Keep slugs short enough for URLs; cut on a character boundary (all ASCII here).
+    slug.truncate(60);
+    let slug = slug.trim_end_matches('-');
+    if slug.is_empty() {
+        "company".to_string()
+    } else {
+        slug.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slugify;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slugify("ABC Care"), "abc-care");
+        assert_eq!(
+            slugify("  St. Mary's -- Care & Support! "),
+            "st-mary-s-care-support"
+        );
+        assert_eq!(slugify("Café 21"), "caf-21");
+        assert_eq!(slugify("!!!"), "company");
+        assert!(slugify(&"x".repeat(200)).len() <= 60);
+    }
+}

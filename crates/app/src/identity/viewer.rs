@@ -1,6 +1,10 @@
 //! Who is calling: `require_permission` resolves the session token (the `sessionToken` argument, or
 //! the `Authorization: Bearer` token the official clients send), the user, their role's permissions
 //! and their company. Every public function checks access through it.
+//!
+//! An impersonation token (`imp_…`, see `crate::impersonation`) resolves to its TARGET, with
+//! `impersonator` naming the admin, so every function acts as the target without knowing about
+//! impersonation.
 
 use functions::{Auth, CrossTenant, DbRead, ErrorCode, FnResult, FunctionError, Scope};
 use store::Document;
@@ -12,7 +16,11 @@ use super::sessions;
 #[derive(Clone, Debug)]
 pub struct Viewer {
     pub user_id: DocumentId,
+    /// The `sessions` row, or the `impersonation_sessions` row when impersonating (it can hold
+    /// workflow state like a session, kept apart from the target's own sessions).
     pub session_id: DocumentId,
+    /// The system admin acting as this user, when the token was an impersonation token.
+    pub impersonator: Option<DocumentId>,
     pub name: String,
     pub email: String,
     pub role: Role,
@@ -88,6 +96,17 @@ pub fn resolve(
     let Some(token) = presented_token(auth, args) else {
         return Ok(None);
     };
+    if crate::impersonation::is_impersonation_token(token) {
+        return Ok(match crate::impersonation::find_active(db, token, now)? {
+            Some(active) => Some(viewer_for(
+                db,
+                active.target,
+                active.id,
+                Some(active.admin.id),
+            )?),
+            None => None,
+        });
+    }
     let Some(session) = sessions::find(db, token, now)? else {
         return Ok(None);
     };
@@ -103,6 +122,15 @@ pub fn resolve(
     else {
         return Ok(None);
     };
+    Ok(Some(viewer_for(db, user, session.id, None)?))
+}
+
+fn viewer_for(
+    db: &mut impl DbRead,
+    user: Document,
+    session_id: DocumentId,
+    impersonator: Option<DocumentId>,
+) -> FnResult<Viewer> {
     let text = |field: &str| {
         user.get(field)
             .and_then(Value::as_str)
@@ -110,20 +138,21 @@ pub fn resolve(
             .to_string()
     };
     let role = Role::parse(&text("role"))
-        .ok_or_else(|| FunctionError::internal(format!("user {user_id} has an unknown role")))?;
+        .ok_or_else(|| FunctionError::internal(format!("user {} has an unknown role", user.id)))?;
     let company_id = user
         .get("company_id")
         .and_then(Value::as_str)
         .and_then(|c| db.normalize_id("companies", c));
-    Ok(Some(Viewer {
+    Ok(Viewer {
         user_id: user.id,
-        session_id: session.id,
+        session_id,
+        impersonator,
         name: text("name"),
         email: text("email"),
         role,
         company_id,
         user,
-    }))
+    })
 }
 
 /// The viewer, who must be signed in and hold `permission`.

@@ -1,11 +1,159 @@
-//! impersonation: being built (see issue 3).
+//! Impersonation: a system admin acts as another user, for support, with a stated reason.
+//!
+//! `impersonation:startImpersonation` issues an `imp_…` token (stored only as its hash) that lasts
+//! 30 minutes; at most three are live per admin. While it is live, `identity::resolve` turns it into
+//! the TARGET as the viewer (with `impersonator` set), so every function acts as the target.
+//! Admin roles (system_admin, demo_admin) can never be impersonated, not even by the reference's
+//! hard-coded "owner". `impersonation:endImpersonation` may be called only by the impersonating
+//! admin; it returns `{success: true}` and no token: the admin's own session stays valid throughout
+//! (we keep only hashes, so there is no original token to hand back), and the client switches back to
+//! the token it already holds. An impersonation also dies with the admin's session or permission.
+
+mod end;
+mod start;
+mod status;
 
 use config::Urls;
-use functions::Registry;
-use store::TableDef;
+use functions::{CrossTenant, DbRead, FnResult, Registry, Scope};
+use store::{Document, TableDef};
+use values::validator::v;
+use values::{DocumentId, Value};
+
+use crate::args::with_session;
+use crate::identity::sessions::hash_token;
+use crate::identity::{Permission, Role};
+
+pub const TABLE: &str = "impersonation_sessions";
+/// Marks impersonation tokens, so resolution knows which table to look in.
+pub const TOKEN_PREFIX: &str = "imp_";
+pub const TTL_MS: f64 = 30.0 * 60.0 * 1000.0;
+pub const MAX_ACTIVE_PER_ADMIN: usize = 3;
 
 pub fn tables() -> Vec<TableDef> {
-    Vec::new()
+    // Not tenant-scoped: a row links a system admin (no company) to a user of any company, and only
+    // this module and identity resolution read it.
+    vec![TableDef::new(TABLE)
+        .field("admin_user_id", v::id("users"))
+        // The admin session that started it: signing out there ends the impersonation too.
+        .field("admin_session_id", v::id("sessions"))
+        .field("target_user_id", v::id("users"))
+        // Kept so the audit entry at the end lands in the target's company without a cross-tenant read.
+        .optional("target_company_id", v::id("companies"))
+        .field("token_hash", v::string())
+        .field("reason", v::string())
+        .field("created_at", v::number())
+        .field("expires_at", v::number())
+        .field("is_active", v::boolean())
+        .optional("terminated_at", v::number())
+        .field("correlation_id", v::string())
+        // Workflow state saved while impersonating (`sessionManagement:updateWorkflowState`), kept
+        // apart from the target's own sessions.
+        .optional("workflow_state", v::any())
+        .index("by_token_hash", &["token_hash"])
+        .index(
+            "by_admin_active",
+            &["admin_user_id", "is_active", "expires_at"],
+        )]
 }
 
-pub fn register(_r: &mut Registry, _urls: &Urls) {}
+pub fn register(r: &mut Registry, _urls: &Urls) {
+    r.mutation(
+        "impersonation:startImpersonation",
+        with_session([
+            ("admin_session_token", v::string().into()),
+            ("target_user_email", v::string().into()),
+            ("reason", v::string().into()),
+        ]),
+        start::start,
+    )
+    .cross_tenant();
+    r.mutation(
+        "impersonation:endImpersonation",
+        with_session([("impersonation_token", v::string().into())]),
+        end::end,
+    );
+    r.query(
+        "impersonation:getImpersonationStatus",
+        with_session([("session_token", v::string().into())]),
+        status::status,
+    );
+}
+
+pub fn is_impersonation_token(token: &str) -> bool {
+    token.starts_with(TOKEN_PREFIX)
+}
+
+/// Roles that may be impersonated: never an admin, whose powers an impersonator must not borrow.
+pub fn can_be_impersonated(role: Role) -> bool {
+    role < Role::DemoAdmin
+}
+
+/// A live impersonation and the two users it joins.
+pub struct Active {
+    pub id: DocumentId,
+    pub row: Document,
+    pub admin: Document,
+    pub target: Document,
+}
+
+/// The live impersonation behind `token`; `None` for unknown, ended and expired ones alike.
+pub fn find_active(db: &mut impl DbRead, token: &str, now: f64) -> FnResult<Option<Active>> {
+    if !is_impersonation_token(token) {
+        return Ok(None);
+    }
+    let row = db
+        .query(TABLE)?
+        .with_index("by_token_hash", |q| q.eq("token_hash", hash_token(token)))?
+        .first()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let Some((admin, target)) = live_users(db, &row, now)? else {
+        return Ok(None);
+    };
+    Ok(Some(Active {
+        id: row.id,
+        row,
+        admin,
+        target,
+    }))
+}
+
+/// The admin and target of `row` if it is still live. Re-checked on every call, not only at start:
+/// the admin may have signed out or lost the permission, and the target may have been promoted.
+pub(crate) fn live_users(
+    db: &mut impl DbRead,
+    row: &Document,
+    now: f64,
+) -> FnResult<Option<(Document, Document)>> {
+    let field = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
+    if row.get("is_active").and_then(Value::as_bool) != Some(true) || expires_at(row) <= now {
+        return Ok(None);
+    }
+    let admin_session_alive = db
+        .get_in("sessions", field("admin_session_id"))?
+        .and_then(|s| s.get("expires_at").and_then(Value::as_f64))
+        .is_some_and(|expires| expires > now);
+    if !admin_session_alive {
+        return Ok(None);
+    }
+    // Identity resolution: both users may be in any company (the admin in none).
+    let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
+    let mut users = db.read_scoped(&all);
+    let role = |user: &Document| {
+        user.get("role")
+            .and_then(Value::as_str)
+            .and_then(Role::parse)
+    };
+    let admin = users
+        .get_in("users", field("admin_user_id"))?
+        .filter(|a| role(a).is_some_and(|r| r.has(Permission::ImpersonateUsers)));
+    let target = users
+        .get_in("users", field("target_user_id"))?
+        .filter(|t| role(t).is_some_and(can_be_impersonated));
+    Ok(admin.zip(target))
+}
+
+pub(crate) fn expires_at(row: &Document) -> f64 {
+    row.get("expires_at").and_then(Value::as_f64).unwrap_or(0.0)
+}

@@ -1,11 +1,122 @@
-//! oauth: being built (see issue 3).
+//! OAuth sign-in with GitHub and Google: the authorization-code flow with signed state and PKCE
+//! (S256), callbacks from the URL generator; a verified email links an existing user, otherwise a
+//! companyless frontline worker is created; the result is a 30-day session.
 
-use config::Urls;
-use functions::Registry;
+mod login;
+mod providers;
+/// Public so tests can mint states (it takes the server secret to make one the server accepts).
+pub mod state;
+
+use std::sync::Arc;
+
+use config::{OAuthProvider, OAuthSettings, Urls};
+use functions::{FnResult, QueryCtx, Registry};
 use store::TableDef;
+use values::validator::v;
+use values::{Object, Value};
+
+use crate::args::{object, with_session};
+
+/// Which provider account belongs to which user.
+pub const ACCOUNTS: &str = "accounts";
+/// Nonces of states whose sign-in completed, kept until the state would have expired anyway.
+pub const USED_STATES: &str = "oauth_used_states";
 
 pub fn tables() -> Vec<TableDef> {
-    Vec::new()
+    let providers = [OAuthProvider::GitHub, OAuthProvider::Google];
+    vec![
+        TableDef::new(ACCOUNTS)
+            .field("user_id", v::id("users"))
+            .field(
+                "provider",
+                v::union(providers.iter().map(|p| v::literal(p.as_str())).collect()),
+            )
+            .field("provider_account_id", v::string())
+            .field("created_at", v::number())
+            .index("by_provider_account", &["provider", "provider_account_id"])
+            .index("by_user", &["user_id"]),
+        TableDef::new(USED_STATES)
+            .field("nonce", v::string())
+            .field("expires_at", v::number())
+            .index("by_nonce", &["nonce"])
+            .index("by_expires", &["expires_at"]),
+    ]
 }
 
-pub fn register(_r: &mut Registry, _urls: &Urls) {}
+/// Registers the functions with no provider configured (they answer "GitHub OAuth not
+/// configured"), for callers that only have the URLs. The server should use `register_with`.
+pub fn register(r: &mut Registry, urls: &Urls) {
+    register_with(r, urls, &OAuthSettings::unconfigured());
+}
+
+pub fn register_with(r: &mut Registry, urls: &Urls, oauth: &OAuthSettings) {
+    let settings = Arc::new(oauth.clone());
+    if settings.secret_key.is_ephemeral()
+        && (settings.github.is_some() || settings.google.is_some())
+    {
+        tracing::warn!(
+            "SUPPORTSIGNAL_SECRET_KEY is not set: using a random key, so OAuth sign-ins in progress fail after a restart or on another node"
+        );
+    }
+    for provider in [OAuthProvider::GitHub, OAuthProvider::Google] {
+        let (url_path, login_path) = match provider {
+            OAuthProvider::GitHub => ("auth:getGitHubOAuthUrl", "auth:githubOAuthLogin"),
+            OAuthProvider::Google => ("auth:getGoogleOAuthUrl", "auth:googleOAuthLogin"),
+        };
+        let (s, u) = (settings.clone(), urls.clone());
+        r.query(url_path, with_session([]), move |ctx, args| {
+            authorize_url(ctx, args, provider, &s, &u)
+        });
+        let (s, u) = (settings.clone(), urls.clone());
+        r.action(
+            login_path,
+            with_session([
+                ("code", v::string().into()),
+                ("state", v::optional(v::string())),
+            ]),
+            move |ctx, args| {
+                let (s, u) = (s.clone(), u.clone());
+                async move { login::login(ctx, args, provider, &s, &u).await }
+            },
+        );
+    }
+    r.internal_mutation(
+        "oauth:completeLogin",
+        v::object([
+            ("provider", v::required(v::string())),
+            ("accountId", v::required(v::string())),
+            ("email", v::required(v::string())),
+            ("name", v::required(v::string())),
+            ("picture", v::optional(v::string())),
+            ("nonce", v::required(v::string())),
+            ("stateExpiresAt", v::required(v::number())),
+        ]),
+        login::complete,
+    )
+    .cross_tenant();
+}
+
+/// `auth:getGitHubOAuthUrl` / `auth:getGoogleOAuthUrl`: `{url, state}`. A query in the contract,
+/// so it writes nothing: the state is signed instead of stored (see `state.rs`).
+fn authorize_url(
+    ctx: &mut QueryCtx<'_>,
+    _args: Object,
+    provider: OAuthProvider,
+    settings: &OAuthSettings,
+    urls: &Urls,
+) -> FnResult {
+    let client = providers::client(settings, provider)?;
+    let issued = state::issue(settings.secret_key.expose(), provider, ctx.now_ms());
+    let url = providers::authorize_url(
+        settings,
+        urls,
+        provider,
+        client,
+        &issued.state,
+        &issued.code_challenge,
+    );
+    Ok(object([
+        ("url", Some(Value::from(url))),
+        ("state", Some(Value::from(issued.state))),
+    ]))
+}

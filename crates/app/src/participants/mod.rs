@@ -1,11 +1,198 @@
-//! participants: being built (see issue 3).
+//! Participants: the NDIS clients of a company. Any member of a company lists, searches, views,
+//! creates, edits and changes the status of its participants; deleting is for administrators and
+//! refused once incidents refer to the participant (discharge instead).
+
+mod admin;
+mod fields;
+mod listing;
+mod write;
 
 use config::Urls;
-use functions::Registry;
-use store::TableDef;
+use functions::{pagination_opts_validator, FunctionError, Registry};
+use store::{Document, TableDef};
+use values::validator::v;
+use values::{FieldValidator, Validator, Value};
 
-pub fn tables() -> Vec<TableDef> {
-    Vec::new()
+use crate::args::{object, with_session};
+use fields::{STATUSES, SUPPORT_LEVELS};
+
+pub const TABLE: &str = "participants";
+
+fn one_of(options: &[&str]) -> Validator {
+    v::union(options.iter().map(|o| v::literal(*o)).collect())
 }
 
-pub fn register(_r: &mut Registry, _urls: &Urls) {}
+pub fn tables() -> Vec<TableDef> {
+    vec![TableDef::new(TABLE)
+        .field("company_id", v::id("companies"))
+        .optional("site_id", v::id("sites"))
+        .field("first_name", v::string())
+        .field("last_name", v::string())
+        // As sent: `YYYY-MM-DD`.
+        .field("date_of_birth", v::string())
+        .field("ndis_number", v::string())
+        .optional("contact_phone", v::string())
+        .optional("emergency_contact", v::string())
+        .field("support_level", one_of(&SUPPORT_LEVELS))
+        .optional("care_notes", v::string())
+        .field("status", one_of(&STATUSES))
+        .optional("discharge_reason", v::string())
+        // Lower-cased "last, first" (see `fields::name_key`): the order of every name-sorted list.
+        .field("name_key", v::string())
+        .field("created_at", v::number())
+        .field("created_by", v::id("users"))
+        .field("updated_at", v::number())
+        .field("updated_by", v::id("users"))
+        // Every list and search runs through one of these, so paging never sorts in memory.
+        .index("by_company_name", &["company_id", "name_key"])
+        .index(
+            "by_company_status_name",
+            &["company_id", "status", "name_key"],
+        )
+        .index(
+            "by_company_site_name",
+            &["company_id", "site_id", "name_key"],
+        )
+        .index("by_company_ndis", &["company_id", "ndis_number"])
+        .index("by_company_created", &["company_id", "created_at"])
+        .index("by_company_updated", &["company_id", "updated_at"])
+        .tenant("company_id")]
+}
+
+/// The participant fields a caller can set; `required` for creation.
+fn participant_fields(required: bool) -> [(&'static str, FieldValidator); 10] {
+    let field = |validator: Validator| -> FieldValidator {
+        if required {
+            validator.into()
+        } else {
+            v::optional(validator)
+        }
+    };
+    [
+        ("first_name", field(v::string())),
+        ("last_name", field(v::string())),
+        ("date_of_birth", field(v::string())),
+        ("ndis_number", field(v::string())),
+        ("support_level", field(one_of(&SUPPORT_LEVELS))),
+        ("site_id", v::optional(v::id("sites"))),
+        ("contact_phone", v::optional(v::string())),
+        ("emergency_contact", v::optional(v::string())),
+        ("care_notes", v::optional(v::string())),
+        // The contract lists status for creation; it defaults to active when left out.
+        ("status", v::optional(one_of(&STATUSES))),
+    ]
+}
+
+pub fn register(r: &mut Registry, _urls: &Urls) {
+    let filter = || v::optional(v::string());
+    r.query(
+        "participants/list:listParticipants",
+        with_session([
+            ("search", filter()),
+            ("status", filter()),
+            ("support_level", filter()),
+            ("site_id", v::optional(v::id("sites"))),
+            ("limit", v::optional(v::number())),
+            ("paginationOpts", v::optional(pagination_opts_validator())),
+        ]),
+        listing::list,
+    );
+    let age_range = v::object([
+        ("min_age", v::optional(v::number())),
+        ("max_age", v::optional(v::number())),
+    ]);
+    r.query(
+        "participants/search:searchParticipants",
+        with_session([
+            ("query", filter()),
+            ("status", filter()),
+            ("support_level", filter()),
+            ("site_id", v::optional(v::id("sites"))),
+            ("age_range", v::optional(age_range)),
+            (
+                "sort_by",
+                v::optional(one_of(&listing::SORT_BY.map(|(name, _)| name))),
+            ),
+            ("sort_order", v::optional(one_of(&["asc", "desc"]))),
+            ("limit", v::optional(v::number())),
+            ("offset", v::optional(v::number())),
+            ("paginationOpts", v::optional(pagination_opts_validator())),
+        ]),
+        listing::search,
+    );
+    r.query(
+        "participants/getById:getParticipantById",
+        with_session([("participantId", v::id(TABLE).into())]),
+        listing::get_by_id,
+    );
+
+    r.mutation(
+        "participants/create:createParticipant",
+        with_session(participant_fields(true)),
+        write::create,
+    );
+    let [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9] = participant_fields(false);
+    r.mutation(
+        "participants/update:updateParticipant",
+        with_session([
+            ("participantId", v::id(TABLE).into()),
+            f0,
+            f1,
+            f2,
+            f3,
+            f4,
+            f5,
+            f6,
+            f7,
+            f8,
+            f9,
+        ]),
+        write::update,
+    );
+    r.mutation(
+        "participants/updateStatus:updateParticipantStatus",
+        with_session([
+            ("participantId", v::id(TABLE).into()),
+            ("status", one_of(&STATUSES).into()),
+            ("reason", v::optional(v::string())),
+        ]),
+        write::update_status,
+    );
+
+    let incidents = admin::IncidentLink::from_schema(&crate::schema());
+    r.mutation(
+        "participants/admin:deleteParticipant",
+        with_session([("participantId", v::id(TABLE).into())]),
+        move |ctx, args| admin::delete(ctx, args, incidents.as_ref()),
+    )
+    .cross_tenant();
+}
+
+/// The one answer for missing and foreign participants alike.
+fn not_found() -> FunctionError {
+    FunctionError::not_found("Participant not found")
+}
+
+/// A participant as clients see it: the creation fields plus `_id`, `company_id`, the status
+/// reason and the times (never the internal sort key or who edited it).
+fn public(doc: &Document) -> Value {
+    let field = |name: &str| doc.get(name).cloned();
+    object([
+        ("_id", Some(Value::from(doc.id))),
+        ("_creationTime", Some(Value::from(doc.creation_time))),
+        ("company_id", field("company_id")),
+        ("site_id", field("site_id")),
+        ("first_name", field("first_name")),
+        ("last_name", field("last_name")),
+        ("date_of_birth", field("date_of_birth")),
+        ("ndis_number", field("ndis_number")),
+        ("contact_phone", field("contact_phone")),
+        ("emergency_contact", field("emergency_contact")),
+        ("support_level", field("support_level")),
+        ("care_notes", field("care_notes")),
+        ("status", field("status")),
+        ("discharge_reason", field("discharge_reason")),
+        ("created_at", field("created_at")),
+        ("updated_at", field("updated_at")),
+    ])
+}

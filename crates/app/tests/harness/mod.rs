@@ -106,7 +106,7 @@ impl App {
         let config =
             config::Config::from_env(overrides, |k| env.get(k).map(|v| v.to_string())).unwrap();
         let store = server::open_store(&config, app::schema()).await.unwrap();
-        let registry = app::registry(&config.urls());
+        let registry = app::registry(&config);
         let running = server::start(config, store.clone(), registry, std::future::pending())
             .await
             .unwrap();

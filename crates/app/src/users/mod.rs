@@ -1,11 +1,19 @@
-//! Users and the first system administrator. (The identity issue adds sessions, roles and the rest.)
+//! Users: the table, the first system administrator, and user management (listing, profiles,
+//! roles, creation and deletion). Role rules live in `roles`, the functions in `list` and `manage`.
 
+mod list;
+mod manage;
+pub mod roles;
+
+use functions::{CrossTenant, DbRead, FnResult, Registry, Scope};
 use secrecy::{ExposeSecret, SecretString};
-use store::{Store, StoreError, TableDef};
+use store::{Document, Store, StoreError, TableDef};
 
+use crate::args::object;
 use crate::auth::passwords;
+use crate::identity::{Permission, Viewer};
 use values::validator::v;
-use values::{Object, Value};
+use values::{DocumentId, Object, Value};
 
 pub const ROLES: [&str; 5] = [
     "system_admin",
@@ -15,8 +23,11 @@ pub const ROLES: [&str; 5] = [
     "frontline_worker",
 ];
 
-/// The user-management functions (being built, see issue 3).
-pub fn register(_r: &mut functions::Registry, _urls: &config::Urls) {}
+/// The user-management functions.
+pub fn register(r: &mut Registry, urls: &config::Urls) {
+    list::register(r);
+    manage::register(r, urls);
+}
 
 pub fn tables() -> Vec<TableDef> {
     vec![TableDef::new("users")
@@ -39,7 +50,74 @@ pub fn tables() -> Vec<TableDef> {
         .index("by_email", &["email"])
         .index("by_company", &["company_id"])
         .index("by_role", &["role"])
+        // Counting a company's admins (the last one may not go) and filtering lists by role.
+        .index("by_company_role", &["company_id", "role"])
         .tenant("company_id")]
+}
+
+/// The user holding `email` in any company, if any. Emails identify accounts across the whole
+/// system, so uniqueness checks must see every company; only the Id leaves this function, never the
+/// document. `grant` proves the calling function is declared cross-tenant.
+pub(crate) fn email_in_use(
+    db: &mut impl DbRead,
+    grant: &CrossTenant,
+    email: &str,
+) -> FnResult<Option<DocumentId>> {
+    let all = Scope::all_companies(grant);
+    Ok(db
+        .read_scoped(&all)
+        .query("users", "by_email", |q| q.eq("email", email))?
+        .first()?
+        .map(|u| u.id))
+}
+
+/// Whose users a manager may act on: every company's with `manage_all_companies`, otherwise their
+/// own company's (a foreign user then answers exactly like a missing one).
+pub(crate) fn manage_scope(viewer: &Viewer, grant: &CrossTenant) -> FnResult<Scope> {
+    if viewer.has(Permission::ManageAllCompanies) {
+        viewer.all_companies_scope(grant, Permission::ManageAllCompanies)
+    } else {
+        viewer.company_scope()
+    }
+}
+
+/// A text field of a document ("" when absent).
+pub(crate) fn text_of<'a>(doc: &'a Document, field: &str) -> &'a str {
+    doc.get(field).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// A user as other users see them: never the password hash or the lockout counters (the reference
+/// leaked both through its user lists).
+pub(crate) fn public_user(user: &Document) -> Value {
+    let field = |name: &str| user.get(name).cloned();
+    object([
+        ("_id", Some(Value::from(user.id))),
+        ("_creationTime", Some(Value::from(user.creation_time))),
+        ("name", field("name")),
+        ("email", field("email")),
+        ("role", field("role")),
+        ("company_id", field("company_id")),
+        ("profile_image_url", field("profile_image_url")),
+        ("created_at", field("created_at")),
+        ("last_login_at", field("last_login_at")),
+        // An account created by an admin has no password until its owner follows the emailed link.
+        (
+            "has_password",
+            Some(Value::from(!text_of(user, "password").is_empty())),
+        ),
+    ])
+}
+
+/// A display name: trimmed, 1 to 100 characters.
+pub(crate) fn parse_name(field: &str, raw: &str) -> FnResult<String> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(functions::FunctionError::validation(
+            field,
+            "Name must be between 1 and 100 characters",
+        ));
+    }
+    Ok(name.to_string())
 }
 
 /// A lower-cased, trimmed email address that looks deliverable (one `@`, a dot in the domain).

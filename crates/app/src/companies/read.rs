@@ -1,0 +1,39 @@
+//! Reading one company: the caller's own (`getCurrentUserCompany`) and one by id for its admins and
+//! platform administrators (`getCompanyDetails`).
+
+use functions::{FnResult, FunctionError, QueryCtx};
+use values::{Object, Value};
+
+use super::scope_for_company;
+use crate::args::text;
+use crate::identity::{require_permission, require_session, Permission};
+
+/// `companies/getCompany:getCurrentUserCompany`: the signed-in user's company.
+pub fn get_current_user_company(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let not_associated = || FunctionError::not_found("User is not associated with any company");
+    let Some(company_id) = viewer.company_id else {
+        return Err(not_associated());
+    };
+    let scope = viewer.company_scope()?;
+    let company = ctx.db.scoped(&scope).get(&company_id)?;
+    company.map(|c| c.to_value()).ok_or_else(not_associated)
+}
+
+/// `companies/getCompanyDetails`: a company for its own admins, or any company for holders of
+/// `manage_all_companies`; `null` when missing. Another company's id also answers `null` (the
+/// reference said "You can only view your own company details", confirming the id exists).
+pub fn get_company_details(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    let viewer = require_permission(&mut ctx.db, ctx.auth, &args, now, Permission::ManageCompany)?;
+    let Some(company_id) = ctx.db.normalize_id("companies", text(&args, "companyId")) else {
+        return Ok(Value::Null);
+    };
+    let grant = ctx.cross_tenant()?;
+    let Ok(scope) = scope_for_company(&viewer, &company_id, &grant) else {
+        return Ok(Value::Null);
+    };
+    let company = ctx.db.scoped(&scope).get(&company_id)?;
+    Ok(company.map_or(Value::Null, |c| c.to_value()))
+}

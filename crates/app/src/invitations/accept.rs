@@ -1,0 +1,154 @@
+//! `users/invite/acceptInvitation`: an action (as in the reference API). It checks the token first
+//! (so a bad link costs no password hashing), hashes the password outside any transaction, then one
+//! internal mutation re-checks the invitation, creates the user in the invitation's company, marks
+//! the invitation accepted and signs the user in with a 30-day session.
+
+use functions::{
+    ActionCtx, ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx, Registry, Scope,
+};
+use store::Patch;
+use values::validator::v;
+use values::{Object, Value};
+
+use super::{find_by_token, invalid_token, refusal, status_of};
+use crate::args::{object, text, with_session};
+use crate::audit::{self, Entry, Event};
+use crate::auth::passwords;
+use crate::identity::sessions;
+use crate::users::{email_in_use, parse_name, text_of};
+
+const CHECK: &str = "users/invite/acceptInvitation:checkToken";
+const CREATE: &str = "users/invite/acceptInvitation:createUserFromInvitation";
+
+pub fn register(r: &mut Registry) {
+    r.action(
+        "users/invite/acceptInvitation",
+        with_session([
+            ("token", v::string().into()),
+            ("name", v::string().into()),
+            ("password", v::string().into()),
+        ]),
+        accept,
+    );
+    r.internal_query(CHECK, v::object([("token", v::string())]), check_token)
+        .cross_tenant();
+    // Internal: it trusts the hash it is given, so no client may call it (the reference's
+    // equivalent was public).
+    r.internal_mutation(
+        CREATE,
+        v::object([
+            ("token", v::string()),
+            ("name", v::string()),
+            ("passwordHash", v::string()),
+        ]),
+        create_user,
+    )
+    .cross_tenant();
+}
+
+async fn accept(ctx: ActionCtx, args: Object) -> FnResult {
+    let name = parse_name("name", text(&args, "name"))?;
+    let password = text(&args, "password").to_string();
+    passwords::check_strength(&password).map_err(|problems| {
+        FunctionError::validation(
+            "password",
+            format!("Password validation failed: {problems}"),
+        )
+    })?;
+    let token = Value::from(text(&args, "token"));
+    let mut check = Object::new();
+    check.insert("token".into(), token.clone());
+    ctx.run_query(CHECK, check).await?;
+    let hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
+        .await
+        .map_err(|e| FunctionError::internal(format!("hashing failed: {e}")))??;
+    let mut create = Object::new();
+    create.insert("token".into(), token);
+    create.insert("name".into(), Value::from(name));
+    create.insert("passwordHash".into(), Value::from(hash));
+    ctx.run_mutation(CREATE, create).await
+}
+
+fn check_token(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    let grant = ctx.cross_tenant()?;
+    let invitation =
+        find_by_token(&mut ctx.db, &grant, text(&args, "token"))?.ok_or_else(invalid_token)?;
+    match refusal(&invitation, now) {
+        // A lapsed invitation still marked pending goes on to the mutation, which records it as
+        // expired (once; after that this check refuses it).
+        Some(error) if status_of(&invitation) != "pending" => Err(error),
+        _ => Ok(Value::Null),
+    }
+}
+
+fn create_user(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    let grant = ctx.cross_tenant()?;
+    let invitation =
+        find_by_token(&mut ctx.db, &grant, text(&args, "token"))?.ok_or_else(invalid_token)?;
+    let company = ctx
+        .db
+        .normalize_id("companies", text_of(&invitation, "company_id"))
+        .ok_or_else(invalid_token)?;
+    // From here on everything happens inside the invitation's company.
+    let scope = Scope::company(company);
+    if let Some(error) = refusal(&invitation, now) {
+        if status_of(&invitation) == "pending" {
+            // Lapsed: record it, so lists and later attempts see it as expired.
+            let mut patch = Patch::new();
+            patch.insert("status".into(), Some(Value::from("expired")));
+            ctx.db.scoped(&scope).patch(&invitation.id, patch)?;
+            return ctx.fail_after_commit(error);
+        }
+        return Err(error);
+    }
+    let company_doc = ctx
+        .db
+        .scoped(&scope)
+        .get(&company)?
+        .ok_or_else(invalid_token)?;
+    let email = text_of(&invitation, "email").to_string();
+    if email_in_use(&mut ctx.db, &grant, &email)?.is_some() {
+        return Err(FunctionError::field(
+            ErrorCode::Conflict,
+            "email",
+            "An account with this email address already exists. Please sign in instead.",
+        ));
+    }
+    let mut user = Object::new();
+    user.insert("name".into(), Value::from(text(&args, "name")));
+    user.insert("email".into(), Value::from(email.as_str()));
+    user.insert("password".into(), Value::from(text(&args, "passwordHash")));
+    user.insert("role".into(), Value::from(text_of(&invitation, "role")));
+    user.insert("company_id".into(), Value::from(company));
+    user.insert("created_at".into(), Value::from(now));
+    let user_id = ctx.db.scoped(&scope).insert("users", user)?;
+    let mut patch = Patch::new();
+    patch.insert("status".into(), Some(Value::from("accepted")));
+    patch.insert("accepted_at".into(), Some(Value::from(now)));
+    patch.insert("accepted_user_id".into(), Some(Value::from(user_id)));
+    ctx.db.scoped(&scope).patch(&invitation.id, patch)?;
+    // Invitation sign-ins last 30 days, like remember-me.
+    let (token, _) = sessions::create(&mut ctx.db, &user_id, true, now)?;
+    let entry = Entry {
+        event: Event::InvitationAccepted,
+        actor: Some(&user_id),
+        target: Some(invitation.id.encode()),
+        company: Some(&company),
+        details: &[("role", text_of(&invitation, "role"))],
+    };
+    audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+    Ok(object([
+        ("success", Some(Value::from(true))),
+        ("sessionToken", Some(Value::from(token.expose()))),
+        ("userId", Some(Value::from(user_id))),
+        (
+            "message",
+            Some(Value::from(format!(
+                "Welcome to {}! Your account has been created.",
+                text_of(&company_doc, "name")
+            ))),
+        ),
+    ]))
+}

@@ -1,0 +1,194 @@
+//! Creating and editing participants and changing their status. Any member of the company may do
+//! so (the contract's `create_incident`); the NDIS number stays unique within the company, checked
+//! in the same serializable transaction as the write, so two concurrent creations cannot both win.
+
+use functions::{ErrorCode, FnResult, FunctionError, MutationCtx, ScopedWriter};
+use store::{Document, Patch};
+use values::{DocumentId, Object, Value};
+
+use super::fields::{self, checked, name_key, DISCHARGED, MAX_REASON};
+use super::{not_found, TABLE};
+use crate::args::{object, opt_text, text};
+use crate::identity::{require_permission, Permission, Viewer};
+
+/// The caller and their company's scope.
+fn writer(ctx: &mut MutationCtx<'_>, args: &Object) -> FnResult<(Viewer, functions::Scope)> {
+    let now = ctx.now_ms();
+    let viewer = require_permission(&mut ctx.db, ctx.auth, args, now, Permission::CreateIncident)?;
+    let scope = viewer.company_scope()?;
+    Ok((viewer, scope))
+}
+
+/// Refuses an NDIS number another participant of the company already has.
+fn ensure_ndis_free(
+    db: &mut ScopedWriter<'_>,
+    ndis: &str,
+    except: Option<&DocumentId>,
+) -> FnResult<()> {
+    let ndis = ndis.to_string();
+    let holders = db
+        .query(TABLE, "by_company_ndis", |q| q.eq("ndis_number", ndis))?
+        .take(2)?;
+    if holders.iter().any(|p| Some(&p.id) != except) {
+        return Err(FunctionError::field(
+            ErrorCode::Conflict,
+            "ndis_number",
+            "A participant with this NDIS number already exists in your company",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a site that is not one of the company's (a foreign site answers like a missing one).
+fn ensure_site(db: &mut ScopedWriter<'_>, site: &str) -> FnResult<()> {
+    match db.get_in("sites", site)? {
+        Some(_) => Ok(()),
+        None => Err(FunctionError::field(
+            ErrorCode::NotFound,
+            "site_id",
+            "Site not found",
+        )),
+    }
+}
+
+fn patched_text(patch: &Patch, doc: Option<&Document>, field: &str) -> String {
+    match patch.get(field) {
+        Some(value) => value.as_ref().and_then(Value::as_str),
+        None => doc.and_then(|d| d.get(field)).and_then(Value::as_str),
+    }
+    .unwrap_or_default()
+    .to_string()
+}
+
+fn stamp(patch: &mut Patch, viewer: &Viewer, now: f64) {
+    patch.insert("updated_at".into(), Some(Value::from(now)));
+    patch.insert("updated_by".into(), Some(Value::from(viewer.user_id)));
+}
+
+fn saved(ctx: &MutationCtx<'_>, id: DocumentId) -> Value {
+    object([
+        ("success", Some(Value::from(true))),
+        ("participantId", Some(Value::from(id))),
+        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
+    ])
+}
+
+/// `participants/create:createParticipant`: `{success, participantId, correlationId}`.
+pub fn create(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    let (viewer, scope) = writer(ctx, &args)?;
+    let mut fields = checked(&args, now)?;
+    let mut db = ctx.db.scoped(&scope);
+    ensure_ndis_free(&mut db, &patched_text(&fields, None, "ndis_number"), None)?;
+    if let Some(site) = opt_text(&args, "site_id") {
+        ensure_site(&mut db, site)?;
+        fields.insert("site_id".into(), Some(Value::from(site)));
+    }
+    let key = name_key(
+        &patched_text(&fields, None, "first_name"),
+        &patched_text(&fields, None, "last_name"),
+    );
+    fields.insert("name_key".into(), Some(Value::from(key)));
+    fields
+        .entry("status".into())
+        .or_insert(Some(Value::from("active")));
+    fields.insert("created_at".into(), Some(Value::from(now)));
+    fields.insert("created_by".into(), Some(Value::from(viewer.user_id)));
+    stamp(&mut fields, &viewer, now);
+    let row: Object = fields
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+    let id = db.insert(TABLE, row)?;
+    Ok(saved(ctx, id))
+}
+
+/// `participants/update:updateParticipant`: changes the fields given. Discharging needs a reason,
+/// so it goes through `updateParticipantStatus`; leaving the discharged status drops the reason.
+pub fn update(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    let (viewer, scope) = writer(ctx, &args)?;
+    let mut patch = checked(&args, now)?;
+    let mut db = ctx.db.scoped(&scope);
+    let current = db
+        .get_in(TABLE, text(&args, "participantId"))?
+        .ok_or_else(not_found)?;
+    let was = patched_text(&Patch::new(), Some(&current), "status");
+    if patch.contains_key("ndis_number") {
+        let ndis = patched_text(&patch, None, "ndis_number");
+        ensure_ndis_free(&mut db, &ndis, Some(&current.id))?;
+    }
+    if let Some(site) = opt_text(&args, "site_id") {
+        ensure_site(&mut db, site)?;
+        patch.insert("site_id".into(), Some(Value::from(site)));
+    }
+    if patch.contains_key("status") {
+        let status = patched_text(&patch, None, "status");
+        if status == DISCHARGED && was != DISCHARGED {
+            return Err(FunctionError::validation(
+                "status",
+                "Reason is required when discharging a participant (use updateParticipantStatus)",
+            ));
+        }
+        if status != DISCHARGED {
+            patch.insert("discharge_reason".into(), None);
+        }
+    }
+    if patch.contains_key("first_name") || patch.contains_key("last_name") {
+        let key = name_key(
+            &patched_text(&patch, Some(&current), "first_name"),
+            &patched_text(&patch, Some(&current), "last_name"),
+        );
+        patch.insert("name_key".into(), Some(Value::from(key)));
+    }
+    stamp(&mut patch, &viewer, now);
+    db.patch(&current.id, patch)?;
+    Ok(saved(ctx, current.id))
+}
+
+/// `participants/updateStatus:updateParticipantStatus`: `{success, message, participantId,
+/// previousStatus, newStatus, correlationId}`. Discharging needs a reason, which is kept.
+pub fn update_status(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    let (viewer, scope) = writer(ctx, &args)?;
+    let status = text(&args, "status").to_string();
+    let reason = fields::bounded("reason", text(&args, "reason"), MAX_REASON, "Reason")?;
+    let mut db = ctx.db.scoped(&scope);
+    let current = db
+        .get_in(TABLE, text(&args, "participantId"))?
+        .ok_or_else(not_found)?;
+    let previous = patched_text(&Patch::new(), Some(&current), "status");
+    let message = if previous == status {
+        "Participant status is already set to the requested value"
+    } else {
+        if status == DISCHARGED && reason.is_none() {
+            return Err(FunctionError::validation(
+                "reason",
+                "Reason is required when discharging a participant",
+            ));
+        }
+        let mut patch = Patch::new();
+        patch.insert("status".into(), Some(Value::from(status.as_str())));
+        let kept_reason = reason.filter(|_| status == DISCHARGED).map(Value::from);
+        patch.insert("discharge_reason".into(), kept_reason);
+        stamp(&mut patch, &viewer, now);
+        db.patch(&current.id, patch)?;
+        match status.as_str() {
+            "active" => {
+                "Participant has been activated and is now available for incident reporting"
+            }
+            "inactive" => "Participant has been set to inactive status",
+            _ => {
+                "Participant has been discharged and is no longer available for new incident reports"
+            }
+        }
+    };
+    Ok(object([
+        ("success", Some(Value::from(true))),
+        ("message", Some(Value::from(message))),
+        ("participantId", Some(Value::from(current.id))),
+        ("previousStatus", Some(Value::from(previous))),
+        ("newStatus", Some(Value::from(status))),
+        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
+    ]))
+}
