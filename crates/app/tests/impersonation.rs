@@ -446,3 +446,24 @@ async fn only_the_impersonating_admin_can_end_it() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn signing_out_of_an_impersonation_ends_it_and_keeps_the_admin_signed_in() {
+    let place = Place::new(harness::Db::Sqlite).await;
+    let app = App::start(&place).await;
+    let root = admin(&app, "root@x.org").await;
+    let abc = company(&app, "ABC Care").await;
+    member(&app, "worker@x.org", &abc, "frontline_worker").await;
+    let imp = imp_token(&app, &root, "worker@x.org").await;
+    assert_eq!(current_email(&app, &imp).await, "worker@x.org");
+    app.ok("mutation", "auth:logoutUser", json!({"sessionToken": imp}))
+        .await;
+    assert_eq!(status(&app, &imp).await["isImpersonating"], false);
+    assert_eq!(
+        app.ok("query", "users:getCurrent", json!({"sessionToken": imp}))
+            .await,
+        json!(null)
+    );
+    assert_eq!(current_email(&app, &root).await, "root@x.org");
+    app.stop().await;
+}

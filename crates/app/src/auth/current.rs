@@ -92,6 +92,15 @@ pub fn get_user_permissions(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 pub fn logout(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
     if let Some(token) = presented_token(ctx.auth, &args).map(str::to_string) {
+        // Signing out of an impersonation ends it; the admin's own session is untouched.
+        if crate::impersonation::is_impersonation_token(&token) {
+            let mut end_args = Object::new();
+            end_args.insert("impersonation_token".into(), Value::from(token.as_str()));
+            end_args.insert("sessionToken".into(), Value::from(token.as_str()));
+            // Signing out always succeeds: an unknown or ended impersonation needs nothing done.
+            let _ = crate::impersonation::end::end(ctx, end_args);
+            return Ok(object([("success", Some(Value::from(true)))]));
+        }
         if let Some(viewer) = resolve(&mut ctx.db, ctx.auth, &args, now)? {
             let entry = Entry {
                 event: Event::SignOut,

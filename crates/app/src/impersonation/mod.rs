@@ -9,7 +9,7 @@
 //! (we keep only hashes, so there is no original token to hand back), and the client switches back to
 //! the token it already holds. An impersonation also dies with the admin's session or permission.
 
-mod end;
+pub(crate) mod end;
 mod start;
 mod status;
 
