@@ -1,0 +1,486 @@
+//! The table: one row per public function (a function may have more than one), each with the rule
+//! that decides who may call it, derived from the permission matrix (`Role::has`) and the
+//! function's documented rule, and arguments chosen so an allowed call leaves the fixture intact
+//! (it fails after the permission check, or changes nothing, or uses up a fresh resource).
+
+use app::identity::Permission::{self, *};
+use serde_json::{json, Value as Json};
+
+use crate::fixture::{Caller, Fixture, Setup, Tenant, TenantIds};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Success, or a user error other than FORBIDDEN, UNAUTHENTICATED and NOT_FOUND.
+    Allowed,
+    /// FORBIDDEN (or UNAUTHENTICATED for an anonymous caller).
+    Forbidden,
+    /// NOT_FOUND or null, exactly as for a missing id.
+    Hidden,
+}
+use Expect::*;
+
+/// What a row's argument builder sees.
+pub struct Cx<'a> {
+    pub fx: &'a Fixture,
+    /// The resources of the company the call targets.
+    pub t: &'a TenantIds,
+    /// The caller's session token (the runner also sends it as `sessionToken`).
+    pub token: Option<&'a str>,
+    /// What the row's `Setup` made.
+    pub fresh: Option<&'a str>,
+}
+
+pub struct Row {
+    pub path: &'static str,
+    /// The rule, in words, for the mismatch report.
+    pub rule: &'static str,
+    /// Whether the function takes a company or a company-owned resource (run for A and B).
+    pub tenanted: bool,
+    /// Whether an allowed answer must be non-null (a function that answers null for what it hides).
+    pub null_hides: bool,
+    pub setup: Setup,
+    pub args: fn(&Cx) -> Json,
+    pub expect: fn(Caller, Tenant) -> Expect,
+}
+
+fn row(
+    path: &'static str,
+    rule: &'static str,
+    expect: fn(Caller, Tenant) -> Expect,
+    args: fn(&Cx) -> Json,
+) -> Row {
+    Row {
+        path,
+        rule,
+        tenanted: false,
+        null_hides: false,
+        setup: Setup::None,
+        args,
+        expect,
+    }
+}
+
+impl Row {
+    fn tenanted(mut self) -> Row {
+        self.tenanted = true;
+        self
+    }
+    fn null_hides(mut self) -> Row {
+        self.null_hides = true;
+        self
+    }
+    fn setup(mut self, setup: Setup) -> Row {
+        self.setup = setup;
+        self
+    }
+}
+
+// ---- rules ----
+
+fn public(_: Caller, _: Tenant) -> Expect {
+    Allowed
+}
+
+fn signed_in(c: Caller, _: Tenant) -> Expect {
+    if c.role().is_some() {
+        Allowed
+    } else {
+        Forbidden
+    }
+}
+
+fn perm(c: Caller, p: Permission) -> Expect {
+    match c.role() {
+        Some(role) if role.has(p) => Allowed,
+        _ => Forbidden,
+    }
+}
+
+fn system_admin_only(c: Caller, _: Tenant) -> Expect {
+    if c == Caller::SystemAdmin {
+        Allowed
+    } else {
+        Forbidden
+    }
+}
+
+/// Functions of the caller's own company only: `p`, a company, and another company's documents
+/// answer like missing ones.
+fn own_company(c: Caller, t: Tenant, p: Permission) -> Expect {
+    if perm(c, p) == Forbidden || !c.has_company() {
+        return Forbidden;
+    }
+    if t == Tenant::Own {
+        Allowed
+    } else {
+        Hidden
+    }
+}
+
+/// `p` for the caller's own company, any company with `manage_all_companies`; another company
+/// answers `foreign` (Hidden for its documents; Forbidden where the caller names a company to act
+/// in and a missing company is refused the same way).
+fn own_or_all(c: Caller, t: Tenant, p: Permission, foreign: Expect) -> Expect {
+    if perm(c, p) == Forbidden {
+        return Forbidden;
+    }
+    if perm(c, ManageAllCompanies) == Allowed || (c.has_company() && t == Tenant::Own) {
+        Allowed
+    } else {
+        foreign
+    }
+}
+
+// ---- the table ----
+
+pub fn rows() -> Vec<Row> {
+    vec![
+        // audit
+        row(
+            "audit:listEvents",
+            "view_audit_logs; another company's log needs view_security_logs",
+            |c, t| match perm(c, ViewAuditLogs) {
+                Forbidden => Forbidden,
+                _ if perm(c, ViewSecurityLogs) == Allowed => Allowed,
+                _ if c.has_company() && t == Tenant::Own => Allowed,
+                _ => Forbidden,
+            },
+            |cx| json!({"companyId": cx.t.company, "limit": 1.0}),
+        )
+        .tenanted(),
+        // auth: sign-in and the current user
+        row(
+            "auth:changePassword",
+            "signed in",
+            signed_in,
+            |_| json!({"currentPassword": crate::seed::PW, "newPassword": "weak"}),
+        ),
+        row("auth:getCurrentUser", "public", public, |_| json!({})),
+        row("auth:verifySession", "public", public, |_| json!({})),
+        row("users:getCurrent", "public", public, |_| json!({})),
+        row("users:getCurrentUser", "public", public, |_| json!({})),
+        row(
+            "permissions:getUserPermissions",
+            "public, never throws; answers for the caller whatever companyId says",
+            public,
+            |cx| json!({"companyId": cx.t.company}),
+        )
+        .tenanted(),
+        row("auth:getGitHubOAuthUrl", "public", public, |_| json!({})),
+        row("auth:getGoogleOAuthUrl", "public", public, |_| json!({})),
+        row(
+            "auth:githubOAuthLogin",
+            "public",
+            public,
+            |_| json!({"code": "code"}),
+        ),
+        row(
+            "auth:googleOAuthLogin",
+            "public",
+            public,
+            |_| json!({"code": "code"}),
+        ),
+        row(
+            "auth:loginUser",
+            "public",
+            public,
+            |cx| json!({"email": cx.fx.sign_in_email, "password": crate::seed::PW}),
+        ),
+        row(
+            "auth:logoutUser",
+            "public (signs out the session presented)",
+            public,
+            |cx| match cx.fresh {
+                Some(spare) => json!({"sessionToken": spare}),
+                None => json!({}),
+            },
+        )
+        .setup(Setup::SpareSession),
+        row(
+            "auth:registerUser",
+            "public",
+            public,
+            |_| json!({"name": "New", "email": "not-an-email", "password": crate::seed::PW}),
+        ),
+        row(
+            "auth:registerUser",
+            "nobody joins a company by registering (contract §12.1)",
+            |_, _| Forbidden,
+            |cx| {
+                json!({"name": "New", "email": "joiner@example.org", "password": crate::seed::PW,
+                       "company_id": cx.t.company})
+            },
+        )
+        .tenanted(),
+        row(
+            "auth:requestPasswordReset",
+            "public",
+            public,
+            |_| json!({"email": "not-an-email"}),
+        ),
+        row(
+            "auth:resetPassword",
+            "public",
+            public,
+            |_| json!({"token": "unknown", "newPassword": "weak"}),
+        ),
+        row(
+            "sessionManagement:updateWorkflowState",
+            "signed in (own session)",
+            signed_in,
+            |_| json!({"workflowState": {"step": 1.0}}),
+        ),
+        row(
+            "sessionManagement:recoverState",
+            "signed in (own session)",
+            signed_in,
+            |_| json!({}),
+        ),
+        // companies
+        row(
+            "companies:createCompany",
+            "system_admin",
+            system_admin_only,
+            |_| {
+                json!({"name": "", "contactEmail": "c@new.org", "adminEmail": "a@new.org",
+                       "adminName": "Admin"})
+            },
+        ),
+        row(
+            "companies/getCompany:getCurrentUserCompany",
+            "signed in; a user without a company has none to see (NOT_FOUND)",
+            |c, _| match c.role() {
+                None => Forbidden,
+                Some(_) if c.has_company() => Allowed,
+                Some(_) => Hidden,
+            },
+            |_| json!({}),
+        ),
+        row(
+            "companies/getCompanyDetails:default",
+            "manage_company for the own company, manage_all_companies for any; else null",
+            |c, t| own_or_all(c, t, ManageCompany, Hidden),
+            |cx| json!({"companyId": cx.t.company}),
+        )
+        .tenanted()
+        .null_hides(),
+        row(
+            "companies/admin:listAllCompanies",
+            "manage_all_companies",
+            |c, _| perm(c, ManageAllCompanies),
+            |_| json!({}),
+        ),
+        row(
+            "companies/admin:getCompanyForEdit",
+            "manage_all_companies",
+            |c, _| perm(c, ManageAllCompanies),
+            |cx| json!({"companyId": cx.t.company}),
+        )
+        .tenanted(),
+        row(
+            "companies/admin:updateCompany",
+            "manage_all_companies",
+            |c, _| perm(c, ManageAllCompanies),
+            // No field changes: only `updated_at` moves.
+            |cx| json!({"companyId": cx.t.company, "updates": {}}),
+        )
+        .tenanted(),
+        // sites
+        row(
+            "sites/list:listCompanySites",
+            "create_incident, own company",
+            |c, t| own_company(c, t, CreateIncident),
+            |_| json!({}),
+        ),
+        row(
+            "sites/admin:listSites",
+            "company_configuration own company, manage_all_companies any",
+            |c, t| own_or_all(c, t, CompanyConfiguration, Hidden),
+            |cx| json!({"companyId": cx.t.company}),
+        )
+        .tenanted(),
+        row(
+            "sites/admin:createSite",
+            "company_configuration own company, manage_all_companies any",
+            |c, t| own_or_all(c, t, CompanyConfiguration, Hidden),
+            |cx| json!({"companyId": cx.t.company, "name": "x"}),
+        )
+        .tenanted(),
+        row(
+            "sites/admin:updateSite",
+            "company_configuration own company, manage_all_companies any",
+            |c, t| own_or_all(c, t, CompanyConfiguration, Hidden),
+            |cx| json!({"siteId": cx.t.site, "name": "x"}),
+        )
+        .tenanted(),
+        row(
+            "sites/admin:deleteSite",
+            "company_configuration own company, manage_all_companies any (last site: CONFLICT)",
+            |c, t| own_or_all(c, t, CompanyConfiguration, Hidden),
+            |cx| json!({"siteId": cx.t.site}),
+        )
+        .tenanted(),
+        // users
+        row(
+            "users:listCompanyUsers",
+            "view_user_profiles, own company",
+            |c, t| own_company(c, t, ViewUserProfiles),
+            |_| json!({}),
+        ),
+        row(
+            "users/listUsersForCompany:default",
+            "system_admin",
+            system_admin_only,
+            |cx| json!({"companyId": cx.t.company}),
+        )
+        .tenanted(),
+        row(
+            "users:updateUserProfile",
+            "signed in (own profile)",
+            signed_in,
+            |_| json!({"name": ""}),
+        ),
+        row(
+            "users:createUser",
+            "manage_users in the own company, manage_all_companies in any",
+            |c, t| own_or_all(c, t, ManageUsers, Forbidden),
+            |cx| {
+                json!({"name": "", "email": "new@example.org", "role": "frontline_worker",
+                       "companyId": cx.t.company})
+            },
+        )
+        .tenanted(),
+        row(
+            "users:updateUser",
+            "manage_users own company, manage_all_companies any",
+            |c, t| own_or_all(c, t, ManageUsers, Hidden),
+            |cx| json!({"userId": cx.t.frontline, "name": ""}),
+        )
+        .tenanted(),
+        row(
+            "users:updateRole",
+            "manage_users own company, manage_all_companies any",
+            |c, t| own_or_all(c, t, ManageUsers, Hidden),
+            |cx| json!({"userId": cx.t.frontline, "newRole": "no_such_role"}),
+        )
+        .tenanted(),
+        row(
+            "users:deleteUser",
+            "manage_users own company, manage_all_companies any",
+            |c, t| own_or_all(c, t, ManageUsers, Hidden),
+            |cx| json!({"userId": cx.fresh}),
+        )
+        .tenanted()
+        .setup(Setup::VictimUser),
+        // invitations
+        row(
+            "users/invite/sendUserInvitation:default",
+            "invite_users for the own company, manage_all_companies any (contract: FORBIDDEN)",
+            |c, t| own_or_all(c, t, InviteUsers, Forbidden),
+            |cx| {
+                json!({"email": "not-an-email", "role": "frontline_worker",
+                       "companyId": cx.t.company})
+            },
+        )
+        .tenanted(),
+        row(
+            "users/invite/listPendingInvitations:default",
+            "invite_users for the own company, manage_all_companies any (contract: FORBIDDEN)",
+            |c, t| own_or_all(c, t, InviteUsers, Forbidden),
+            |cx| json!({"companyId": cx.t.company}),
+        )
+        .tenanted(),
+        row(
+            "users/invite/revokeInvitation:default",
+            "invite_users own company, manage_all_companies any (revoked already: CONFLICT)",
+            |c, t| own_or_all(c, t, InviteUsers, Hidden),
+            |cx| json!({"invitationId": cx.t.invitation}),
+        )
+        .tenanted(),
+        row(
+            "users/invite/acceptInvitation:default",
+            "public (the token is the credential)",
+            public,
+            |_| json!({"token": "unknown", "name": "", "password": crate::seed::PW}),
+        ),
+        // participants
+        row(
+            "participants/list:listParticipants",
+            "create_incident, own company",
+            |c, t| own_company(c, t, CreateIncident),
+            |_| json!({}),
+        ),
+        row(
+            "participants/search:searchParticipants",
+            "create_incident, own company",
+            |c, t| own_company(c, t, CreateIncident),
+            |_| json!({}),
+        ),
+        row(
+            "participants/getById:getParticipantById",
+            "create_incident, own company",
+            |c, t| own_company(c, t, CreateIncident),
+            |cx| json!({"participantId": cx.t.participant}),
+        )
+        .tenanted(),
+        row(
+            "participants/create:createParticipant",
+            "create_incident, own company; the site must be the company's",
+            |c, t| own_company(c, t, CreateIncident),
+            // Own company: the NDIS number is taken (CONFLICT). Another company: its site is hidden.
+            |cx| {
+                json!({"first_name": "Sam", "last_name": "Kay", "date_of_birth": "1980-01-01",
+                       "ndis_number": cx.t.ndis, "support_level": "low", "site_id": cx.t.site})
+            },
+        )
+        .tenanted(),
+        row(
+            "participants/update:updateParticipant",
+            "create_incident, own company",
+            |c, t| own_company(c, t, CreateIncident),
+            |cx| json!({"participantId": cx.t.participant, "first_name": "Pat"}),
+        )
+        .tenanted(),
+        row(
+            "participants/updateStatus:updateParticipantStatus",
+            "create_incident, own company",
+            |c, t| own_company(c, t, CreateIncident),
+            |cx| json!({"participantId": cx.t.participant, "status": "active"}),
+        )
+        .tenanted(),
+        row(
+            "participants/admin:deleteParticipant",
+            "company_configuration own company, manage_all_companies any",
+            |c, t| own_or_all(c, t, CompanyConfiguration, Hidden),
+            |cx| json!({"participantId": cx.fresh}),
+        )
+        .tenanted()
+        .setup(Setup::VictimParticipant),
+        // impersonation
+        row(
+            "impersonation:startImpersonation",
+            "impersonate_users, from the admin's own session",
+            |c, _| perm(c, ImpersonateUsers),
+            |cx| {
+                json!({"admin_session_token": cx.token.unwrap_or(""),
+                       "target_user_email": cx.t.frontline_email, "reason": ""})
+            },
+        ),
+        row(
+            "impersonation:endImpersonation",
+            "only the admin who started it; anyone else as for an unknown token",
+            |c, _| match c {
+                Caller::Anonymous => Forbidden,
+                Caller::SystemAdmin => Allowed,
+                _ => Hidden,
+            },
+            |cx| json!({"impersonation_token": cx.fx.impersonation}),
+        ),
+        row(
+            "impersonation:getImpersonationStatus",
+            "public (the token is the credential)",
+            public,
+            |cx| json!({"session_token": cx.token.unwrap_or("")}),
+        ),
+    ]
+}
