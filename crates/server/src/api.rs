@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use functions::{Auth, Call, Caller, FunctionError, FunctionKind, FunctionPath, RequestId};
 use serde_json::{json, Map, Value as Json_};
+use values::json::AsJson;
 use values::{Format, Value};
 
 use crate::error::ApiError;
@@ -177,16 +178,37 @@ async fn execute(
         caller: Caller::Client,
     };
     match state.runtime.call(call).await {
-        Ok(outcome) => {
-            let mut body = Map::new();
-            body.insert("status".into(), json!("success"));
-            body.insert("value".into(), format.encode(&outcome.value));
-            if !outcome.log_lines.is_empty() {
-                body.insert("logLines".into(), json!(outcome.log_lines));
-            }
-            Json(Json_::Object(body)).into_response()
-        }
+        Ok(outcome) => success_response(&outcome.value, &outcome.log_lines, format),
         Err(error) => function_error_response(&error, &meta.id, format),
+    }
+}
+
+/// `{"status":"success","value":...,"logLines":[...]}`, serialized straight from the value (no
+/// intermediate JSON tree: results of list queries are the hot path).
+fn success_response(value: &Value, log_lines: &[String], format: Format) -> Response {
+    #[derive(serde::Serialize)]
+    struct Success<'a> {
+        status: &'static str,
+        value: AsJson<'a>,
+        #[serde(rename = "logLines", skip_serializing_if = "<[String]>::is_empty")]
+        log_lines: &'a [String],
+    }
+    let body = Success {
+        status: "success",
+        value: AsJson { value, format },
+        log_lines,
+    };
+    match serde_json::to_vec(&body) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not serialize a function result");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "Server Error",
+            )
+            .into_response()
+        }
     }
 }
 

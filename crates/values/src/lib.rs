@@ -25,6 +25,7 @@ pub mod id;
 pub mod json;
 mod path;
 pub mod serde_bridge;
+pub mod stored;
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategy;
 pub mod validator;

@@ -177,9 +177,7 @@ pub(crate) fn apply_plan(conn: &mut dyn CatalogConn, plan: &Plan) -> Result<()> 
 pub(crate) fn decode_doc(doc: &StoredDoc) -> Result<(values::DocumentId, values::Object)> {
     let id = crate::keys::id_from_bytes(&doc.id)
         .ok_or_else(|| StoreError::Internal("stored document has a malformed id".into()))?;
-    let json: serde_json::Value = serde_json::from_str(&doc.value)
-        .map_err(|e| StoreError::Internal(format!("stored document is not JSON: {e}")))?;
-    let fields = values::json::from_encoded_json(&json)
+    let fields = values::stored::from_encoded_str(&doc.value)
         .map_err(|e| StoreError::Internal(format!("stored document does not decode: {e}")))?
         .into_object()
         .ok_or_else(|| StoreError::Internal("stored document is not an object".into()))?;
