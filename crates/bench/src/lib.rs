@@ -66,6 +66,12 @@ pub fn render(options: &Options, client_threads: usize, report: &Report) -> Stri
     );
     let _ = writeln!(
         out,
+        "SQLite runs in a fresh directory under {} (WAL, synchronous=FULL: an insert is fsynced before it is \
+         answered); PostgreSQL in a fresh database.\n",
+        std::env::temp_dir().display()
+    );
+    let _ = writeln!(
+        out,
         "Note: the load generator ({client_threads} client threads) runs on the same cores as the server, \
          so it takes CPU the server would otherwise have; the figures are lower than the server alone could do. \
          `server CPU` and `bench CPU` are the cores each process used during the cell.\n"

@@ -153,7 +153,8 @@ async fn client_loop(
         let done = Instant::now();
         match outcome {
             Ok((status, body)) if is_success(status, &body) => {
-                if sent >= measure_from && done <= until {
+                // Counted by completion time, so the count over the window is the throughput.
+                if done >= measure_from && done <= until {
                     run.count += 1;
                     let micros = done.duration_since(sent).as_micros() as u64;
                     run.latency_us.saturating_record(micros.max(1));
