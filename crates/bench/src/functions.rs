@@ -1,16 +1,18 @@
 //! The table and functions the benchmark calls. They exist only in this crate so the measured
 //! server runs exactly what the scenarios need and nothing of the application.
 
-use functions::Registry;
+use functions::{Registry, Scope};
 use store::{Schema, TableDef};
 use values::validator::v;
+use values::Validator;
 use values::{Object, Value};
 
 /// Items per seeded group: the range scenario reads exactly one group's worth.
 pub const RANGE_LEN: usize = 50;
 
+/// The application's tables (the authenticated scenarios use them) plus the benchmark's own.
 pub fn schema() -> Schema {
-    Schema::new().table(
+    app::schema().table(
         TableDef::new("items")
             .field("group", v::string())
             .field("key", v::string())
@@ -56,8 +58,85 @@ fn item(group: String, key: String, n: f64, payload: String) -> Object {
     ])
 }
 
-pub fn registry() -> Registry {
+/// A session token the seeding creates directly, so every client can use it from the start.
+pub const AUTH_TOKEN: &str = "b3nch0000000000000000000000000000000000000000000000000000000000a";
+pub const AUTH_EMAIL: &str = "lead@bench.example";
+pub const AUTH_PASSWORD: &str = "Bench!Lead2026";
+/// Participants seeded for the authenticated list (more than one page of 50).
+pub const PARTICIPANTS: usize = 60;
+
+/// The application's functions plus the benchmark's.
+pub fn registry(config: &config::Config) -> Registry {
+    let mut r = app::registry(config);
+    r.merge(bench_functions());
+    r
+}
+
+fn bench_functions() -> Registry {
     let mut r = Registry::new();
+    // A company, its team lead (with a real argon2 hash, for the sign-in scenario) and a session
+    // with a known token; the participants are then created through the real API.
+    r.mutation_with_prepare(
+        "bench:seedAuth",
+        v::object(Vec::<(&str, Validator)>::new()),
+        |_, _| async move {
+            app::auth::passwords::off_thread(|| app::auth::passwords::hash(AUTH_PASSWORD)).await?
+        },
+        |ctx, _, hash: &String| {
+            let all = Scope::all_companies(&ctx.cross_tenant()?);
+            let now = ctx.now_ms();
+            let company = ctx.db.scoped(&all).insert(
+                "companies",
+                Object::from([
+                    ("name".to_string(), Value::from("Bench Care")),
+                    ("slug".to_string(), Value::from("bench-care")),
+                    (
+                        "contact_email".to_string(),
+                        Value::from("office@bench.example"),
+                    ),
+                    ("status".to_string(), Value::from("active")),
+                    ("created_at".to_string(), Value::from(now)),
+                ]),
+            )?;
+            ctx.db.scoped(&all).insert(
+                "sites",
+                Object::from([
+                    ("company_id".to_string(), Value::from(company)),
+                    ("name".to_string(), Value::from("Primary")),
+                    ("created_at".to_string(), Value::from(now)),
+                ]),
+            )?;
+            let user = ctx.db.scoped(&all).insert(
+                "users",
+                Object::from([
+                    ("name".to_string(), Value::from("Bench Lead")),
+                    ("email".to_string(), Value::from(AUTH_EMAIL)),
+                    ("password".to_string(), Value::from(hash.as_str())),
+                    ("role".to_string(), Value::from("team_lead")),
+                    ("company_id".to_string(), Value::from(company)),
+                    ("created_at".to_string(), Value::from(now)),
+                ]),
+            )?;
+            ctx.db.insert(
+                "sessions",
+                Object::from([
+                    ("user_id".to_string(), Value::from(user)),
+                    (
+                        "token_hash".to_string(),
+                        Value::from(app::identity::sessions::hash_token(AUTH_TOKEN)),
+                    ),
+                    ("created_at".to_string(), Value::from(now)),
+                    (
+                        "expires_at".to_string(),
+                        Value::from(now + 365.0 * 24.0 * 3600e3),
+                    ),
+                    ("remember_me".to_string(), Value::from(true)),
+                ]),
+            )?;
+            Ok(Value::Null)
+        },
+    )
+    .cross_tenant();
     r.query(
         "bench:getOne",
         v::object([("key", v::string())]),

@@ -221,6 +221,30 @@ async fn seed(addr: SocketAddr, plan: SeedPlan) -> anyhow::Result<()> {
     while let Some(done) = workers.join_next().await {
         done??;
     }
+    seed_auth(addr).await
+}
+
+/// A company with a signed-in team lead and participants, created through the real API.
+async fn seed_auth(addr: SocketAddr) -> anyhow::Result<()> {
+    use crate::functions::{AUTH_TOKEN, PARTICIPANTS};
+    let mut connection = Connection::open(addr).await?;
+    connection
+        .call("mutation", "bench:seedAuth", serde_json::json!({}))
+        .await?;
+    for i in 0..PARTICIPANTS {
+        let args = serde_json::json!({
+            "sessionToken": AUTH_TOKEN,
+            "first_name": format!("Pat{i:03}"),
+            "last_name": format!("Person{i:03}"),
+            "date_of_birth": "1985-04-12",
+            "ndis_number": format!("43{:07}", i),
+            "support_level": "medium",
+        });
+        connection
+            .call("mutation", "participants/create:createParticipant", args)
+            .await
+            .context("seeding participants")?;
+    }
     Ok(())
 }
 

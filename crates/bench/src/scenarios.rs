@@ -8,7 +8,9 @@ use std::sync::Arc;
 use hyper::header::{HeaderName, HeaderValue};
 use serde_json::{json, Value as Json};
 
-use crate::functions::{group_name, item_key, payload, RANGE_LEN};
+use crate::functions::{
+    group_name, item_key, payload, AUTH_EMAIL, AUTH_PASSWORD, AUTH_TOKEN, RANGE_LEN,
+};
 use crate::http::request_body;
 
 pub trait Scenario: Send + Sync {
@@ -163,17 +165,71 @@ impl Scenario for Insert {
     }
 }
 
+/// `participants/list:listParticipants`: an authenticated query that resolves the session, the
+/// role's permission and the company, then reads 50 participants through a company index.
+pub struct AuthList50;
+
+impl Scenario for AuthList50 {
+    fn name(&self) -> &'static str {
+        "authList50"
+    }
+    fn route(&self) -> &'static str {
+        "/api/query"
+    }
+    fn body(&self, _client: usize, _seq: u64) -> Vec<u8> {
+        request_body(
+            "participants/list:listParticipants",
+            &json!({"sessionToken": AUTH_TOKEN, "limit": 50.0}),
+        )
+    }
+    fn check(&self, _client: usize, _seq: u64, value: &Json) -> Result<(), String> {
+        let n = value["participants"].as_array().map_or(0, Vec::len);
+        if n != RANGE_LEN {
+            return Err(format!(
+                "listParticipants returned {n} participants, expected {RANGE_LEN}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `auth:loginUser`: argon2id verification (slow on purpose), then a session write.
+pub struct Login;
+
+impl Scenario for Login {
+    fn name(&self) -> &'static str {
+        "login"
+    }
+    fn route(&self) -> &'static str {
+        "/api/mutation"
+    }
+    fn body(&self, _client: usize, _seq: u64) -> Vec<u8> {
+        request_body(
+            "auth:loginUser",
+            &json!({"email": AUTH_EMAIL, "password": AUTH_PASSWORD}),
+        )
+    }
+    fn check(&self, _client: usize, _seq: u64, value: &Json) -> Result<(), String> {
+        match value["sessionToken"].as_str() {
+            Some(t) if t.len() == 64 => Ok(()),
+            _ => Err(format!("loginUser returned {value}")),
+        }
+    }
+}
+
 /// The scenarios of the issue, in the order they run: reads first, so inserts do not change what
 /// they read between client counts.
 pub fn standard(plan: SeedPlan) -> Vec<Arc<dyn Scenario>> {
     vec![
         Arc::new(GetOne { plan }),
         Arc::new(Range50 { plan }),
+        Arc::new(AuthList50),
         Arc::new(Insert {
             plan,
             payload: payload(plan.payload_len),
             run: hex::encode(rand::random::<[u8; 4]>()),
         }),
+        Arc::new(Login),
     ]
 }
 

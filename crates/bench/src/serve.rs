@@ -42,7 +42,8 @@ pub fn serve_main(data_dir: PathBuf, database_url: Option<String>) -> anyhow::Re
         let shutdown = async move {
             let _ = on_stdin_closed.await;
         };
-        let running = server::start(config, store, crate::functions::registry(), shutdown).await?;
+        let registry = crate::functions::registry(&config);
+        let running = server::start(config, store, registry, shutdown).await?;
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{READY_PREFIX}{}", running.addr)?;
         stdout.flush()?;

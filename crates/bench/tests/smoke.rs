@@ -25,7 +25,10 @@ async fn every_scenario_runs_without_errors_on_sqlite() {
         .await
         .expect("benchmark runs");
     let names: Vec<_> = report.rows.iter().map(|r| r.scenario.as_str()).collect();
-    assert_eq!(names, ["getOne", "range50", "insert"]);
+    assert_eq!(
+        names,
+        ["getOne", "range50", "authList50", "insert", "login"]
+    );
     for row in &report.rows {
         assert_eq!(row.errors, 0, "{row:?}: {:?}", report.error_samples);
         assert!(row.count > 0, "{row:?}");

@@ -38,7 +38,7 @@ pub async fn prepare(ctx: ActionCtx, args: Object) -> FnResult<Change> {
     );
     passwords::require_strong("newPassword", &new)?;
     let stored = hash_seen.clone();
-    let (verified, new_hash) = tokio::task::spawn_blocking(move || {
+    let (verified, new_hash) = passwords::off_thread(move || {
         (
             passwords::verify(&current, Some(&stored)),
             passwords::hash(&new),

@@ -51,10 +51,9 @@ pub async fn prepare(ctx: ActionCtx, args: Object) -> FnResult<LoginCheck> {
         .to_string();
     let password = text(&args, "password").to_string();
     let stored = (!hash_seen.is_empty()).then(|| hash_seen.clone());
-    let verified =
-        tokio::task::spawn_blocking(move || passwords::verify(&password, stored.as_deref()))
-            .await
-            .map_err(|e| FunctionError::internal(format!("password check failed: {e}")))?;
+    let verified = passwords::off_thread(move || passwords::verify(&password, stored.as_deref()))
+        .await
+        .map_err(|e| FunctionError::internal(format!("password check failed: {e}")))?;
     Ok(LoginCheck {
         user_id,
         hash_seen,

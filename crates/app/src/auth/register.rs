@@ -34,7 +34,7 @@ pub async fn prepare(_ctx: ActionCtx, args: Object) -> FnResult<Registration> {
         .map_err(|_| FunctionError::validation("email", "Invalid email format"))?;
     let password = text(&args, "password").to_string();
     passwords::require_strong("password", &password)?;
-    let password_hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
+    let password_hash = passwords::off_thread(move || passwords::hash(&password))
         .await
         .map_err(|e| FunctionError::internal(format!("hashing failed: {e}")))??;
     Ok(Registration {

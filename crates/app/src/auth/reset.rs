@@ -155,7 +155,7 @@ pub struct NewHash(String);
 pub async fn prepare_reset(_ctx: ActionCtx, args: Object) -> FnResult<NewHash> {
     let password = text(&args, "newPassword").to_string();
     passwords::require_strong("newPassword", &password)?;
-    tokio::task::spawn_blocking(move || passwords::hash(&password))
+    passwords::off_thread(move || passwords::hash(&password))
         .await
         .map_err(|e| FunctionError::internal(format!("hashing failed: {e}")))?
         .map(NewHash)

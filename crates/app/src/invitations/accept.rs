@@ -59,7 +59,7 @@ async fn accept(ctx: ActionCtx, args: Object) -> FnResult {
     let mut check = Object::new();
     check.insert("token".into(), token.clone());
     ctx.run_query(CHECK, check).await?;
-    let hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
+    let hash = passwords::off_thread(move || passwords::hash(&password))
         .await
         .map_err(|e| FunctionError::internal(format!("hashing failed: {e}")))??;
     let mut create = Object::new();
