@@ -1,5 +1,5 @@
-//! The table and functions the benchmark calls. They exist only in this crate so the measured
-//! server runs exactly what the scenarios need and nothing of the application.
+//! The benchmark's own table and functions (point reads, range reads, inserts, seeding), served
+//! together with the application's, which the authenticated scenarios call.
 
 use functions::{Registry, Scope};
 use store::{Schema, TableDef};
