@@ -2,7 +2,7 @@
 //! together with the application's, which the authenticated scenarios call.
 
 use functions::{Registry, Scope};
-use store::{Schema, TableDef};
+use store::{Document, Schema, TableDef};
 use values::validator::v;
 use values::Validator;
 use values::{Object, Value};
@@ -147,7 +147,7 @@ fn bench_functions() -> Registry {
                 .query("items")?
                 .with_index("by_key", |q| q.eq("key", key))?
                 .first()?;
-            Ok(doc.map(|d| d.to_value()).unwrap_or(Value::Null))
+            Ok(doc.map(Document::into_value).unwrap_or(Value::Null))
         },
     );
     r.query(
@@ -160,7 +160,9 @@ fn bench_functions() -> Registry {
                 .query("items")?
                 .with_index("by_group", |q| q.eq("group", group))?
                 .take(RANGE_LEN)?;
-            Ok(Value::Array(docs.iter().map(|d| d.to_value()).collect()))
+            Ok(Value::Array(
+                docs.into_iter().map(Document::into_value).collect(),
+            ))
         },
     );
     r.mutation(

@@ -34,9 +34,13 @@ pub async fn open_store(config: &Config, schema: Schema) -> anyhow::Result<Store
         config::Database::Sqlite { path } => Backend::Sqlite { path: path.clone() },
         config::Database::Postgres { url } => Backend::Postgres { url: url.clone() },
     };
-    let pool_size = std::thread::available_parallelism()
-        .map_or(4, |n| n.get() * 4)
-        .max(8);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let pool_size = match &backend {
+        // Reads are CPU-bound: a few more threads than cores covers page-cache misses without the
+        // time-slicing that many threads bring to tail latency.
+        Backend::Sqlite { .. } => cores * 2,
+        Backend::Postgres { .. } => (cores * 4).max(8),
+    };
     Store::open(StoreConfig { backend, pool_size }, schema)
         .await
         .with_context(|| format!("opening the database ({:?})", config.database))

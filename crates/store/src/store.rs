@@ -92,29 +92,38 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         self.check_open()?;
-        let inner = self.inner.clone();
-        let ran = tokio::task::spawn_blocking(move || {
-            let (conn, ts) = inner.backend.begin_read()?;
-            let mut txn = Txn::new(
-                conn,
-                inner.catalog.clone(),
-                inner.clock.clone(),
-                Mode::Read,
-                now_ms(),
-            );
+        let (reply, answer) = oneshot::channel();
+        let catalog = self.inner.catalog.clone();
+        let clock = self.inner.clock.clone();
+        let job = move |opened: Result<(Box<dyn TxConn>, Ts)>| {
+            let (conn, ts) = match opened {
+                Ok(opened) => opened,
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                    return None;
+                }
+            };
+            let mut txn = Txn::new(conn, catalog, clock, Mode::Read, now_ms());
             let result = catch_unwind(AssertUnwindSafe(|| f(&mut txn)));
             let parts = txn.into_parts();
-            inner.backend.end_read(parts.conn);
-            match (result, parts.failure) {
+            let answer = match (result, parts.failure) {
                 (Err(panic), _) => Err(panicked("query", panic).into()),
                 (Ok(Err(e)), _) => Err(e),
                 // A swallowed storage error may have left the read set incomplete.
                 (Ok(Ok(_)), Some(failure)) => Err(failure.into()),
                 (Ok(Ok(value)), None) => Ok((value, parts.reads, ts)),
-            }
+            };
+            // Answer before the read transaction ends: ending it is the backend's bookkeeping.
+            let _ = reply.send(answer);
+            Some(parts.conn)
+        };
+        self.inner.backend.clone().read(Box::new(job));
+        answer.await.unwrap_or_else(|_| {
+            Err(
+                StoreError::Unavailable("the store stopped before the query finished".into())
+                    .into(),
+            )
         })
-        .await;
-        ran.unwrap_or_else(|e| Err(StoreError::Internal(format!("query task failed: {e}")).into()))
     }
 
     /// Runs a read-write transaction. It commits whole (durably, before this returns Ok) or not at all:

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{insert, obj, schema, test_dbs, user, R};
-use store::{Schema, StoreError, TableDef, Ts};
+use store::{Backend, Schema, StoreError, TableDef, Ts};
 use values::validator::v;
 use values::Value;
 
@@ -289,4 +289,52 @@ async fn postgres_recovers_when_connections_drop() {
         assert_eq!(common::names(&all), vec!["before", "after"]);
         store.health_check().await.unwrap();
     }
+}
+
+/// Checkpoints run beside the writer, not inside commits; the WAL must still be copied back and
+/// start over, or it would grow for as long as the server runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_wal_is_checkpointed_and_reused() {
+    let db = test_dbs().remove(0);
+    let Backend::Sqlite { path } = db.config.backend.clone() else {
+        unreachable!("the first test database is SQLite")
+    };
+    let wal = path.with_extension("db-wal");
+    let store = db.open(schema()).await;
+    let payload = "x".repeat(1900);
+    let mut largest = 0;
+    for round in 0..4 {
+        // Over 10 MB of pages per round (document and index entries): more than a WAL should keep.
+        let writes: Vec<_> = (0..2500)
+            .map(|i| {
+                let store = store.clone();
+                let name = format!("r{round}-{i}-{payload}");
+                tokio::spawn(async move {
+                    store
+                        .mutate(move |txn| txn.insert("users", user(&name, 1.0)))
+                        .await
+                })
+            })
+            .collect();
+        for write in writes {
+            write.await.unwrap().unwrap();
+        }
+        // Give the checkpointer its delay and the time to copy.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+    }
+    let total = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        total > 20_000_000,
+        "the documents reached the database file ({total} bytes)"
+    );
+    assert!(
+        largest < total / 2,
+        "the WAL started over instead of growing: largest {largest} bytes, database {total}"
+    );
+    let (count, _, _) = store
+        .query(|txn| Ok::<_, StoreError>(txn.query("users")?.collect()?.len()))
+        .await
+        .unwrap();
+    assert_eq!(count, 10_000);
 }

@@ -3,7 +3,7 @@
 //! with `view_audit_logs` (their own company) or `view_security_logs` (every company).
 
 use functions::{CrossTenant, DbWriter, FnResult, QueryCtx, Registry, Scope};
-use store::{Order, TableDef};
+use store::{Document, Order, TableDef};
 use values::validator::v;
 use values::{DocumentId, Object, Value};
 
@@ -189,7 +189,9 @@ fn list_events(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         query = query.filter(move |d| d.get("event").and_then(Value::as_str) == Some(e.as_str()));
     }
     let rows = query.take(limit)?;
-    Ok(Value::Array(rows.iter().map(|d| d.to_value()).collect()))
+    Ok(Value::Array(
+        rows.into_iter().map(Document::into_value).collect(),
+    ))
 }
 
 pub fn register(r: &mut Registry) {

@@ -187,7 +187,9 @@ fn list_sites(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let grant = ctx.cross_tenant()?;
     let (_, scope) = company_scope_arg(&mut ctx.db, &viewer, &grant, &args)?;
     let sites = company_sites(&mut ctx.db, &scope)?;
-    Ok(Value::Array(sites.iter().map(Document::to_value).collect()))
+    Ok(Value::Array(
+        sites.into_iter().map(Document::into_value).collect(),
+    ))
 }
 
 /// `sites/admin:createSite`: `{siteId}`.

@@ -6,6 +6,7 @@ pub(crate) mod sqlite;
 
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::catalog::{CatalogRows, IndexRow, Plan};
@@ -83,12 +84,15 @@ pub(crate) trait WriteJob: Send {
     fn finish(self: Box<Self>, finish: Finish);
 }
 
-/// A backend. Blocking methods are called from `spawn_blocking` (or the writer thread).
+/// A read-only job: it gets a snapshot transaction with the last commit ts it sees (or the error
+/// that prevented opening one), runs, and hands the connection back so its transaction can end.
+pub(crate) type ReadJob =
+    Box<dyn FnOnce(Result<(Box<dyn TxConn>, Ts)>) -> Option<Box<dyn TxConn>> + Send>;
+
+/// A backend. Blocking methods are called from `spawn_blocking` (or the backend's own threads).
 pub(crate) trait Persistence: Send + Sync {
-    /// Starts a snapshot read transaction; returns it with the last commit ts it sees.
-    fn begin_read(&self) -> Result<(Box<dyn TxConn>, Ts)>;
-    /// Ends a read transaction and returns its connection.
-    fn end_read(&self, conn: Box<dyn TxConn>);
+    /// Runs `job` on a snapshot read transaction, on a thread where blocking is fine. Does not block.
+    fn read(self: Arc<Self>, job: ReadJob);
     /// Queues a mutation; it is answered through `WriteJob::finish`. Does not block.
     fn submit(&self, job: Box<dyn WriteJob>);
     fn health_check(&self) -> Result<()>;

@@ -13,7 +13,8 @@ use r2d2_postgres::PostgresConnectionManager;
 use rand::Rng;
 
 use super::{
-    apply_plan, CatalogConn, Finish, Persistence, RunOutcome, Shared, StoredDoc, TxConn, WriteJob,
+    apply_plan, CatalogConn, Finish, Persistence, ReadJob, RunOutcome, Shared, StoredDoc, TxConn,
+    WriteJob,
 };
 use crate::catalog::{plan, Catalog, CatalogRows, IndexRow};
 use crate::keys::{key_successor, prefix_successor};
@@ -262,7 +263,7 @@ impl PgInner {
     }
 }
 
-impl Persistence for PgBackend {
+impl PgBackend {
     fn begin_read(&self) -> Result<(Box<dyn TxConn>, Ts)> {
         let sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT COALESCE(max(ts), 0)::TEXT FROM ss_commit_log";
         let (tx, messages) = self.inner.begin(sql)?;
@@ -282,6 +283,17 @@ impl Persistence for PgBackend {
         if let Ok(mut tx) = conn.downcast::<PgTx>() {
             let _ = tx.exec("COMMIT");
         }
+    }
+}
+
+impl Persistence for PgBackend {
+    fn read(self: Arc<Self>, job: ReadJob) {
+        // Pooled connections block on the network; the blocking pool absorbs slow queries.
+        tokio::task::spawn_blocking(move || {
+            if let Some(conn) = job(self.begin_read()) {
+                self.end_read(conn);
+            }
+        });
     }
 
     fn submit(&self, job: Box<dyn WriteJob>) {

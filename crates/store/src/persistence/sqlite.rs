@@ -2,19 +2,18 @@
 //! and a pool of read-only connections for snapshot queries.
 
 use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
-use r2d2::{Pool, PooledConnection};
-use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use super::{
-    apply_plan, now_ns, CatalogConn, Finish, Persistence, RunOutcome, Shared, StoredDoc, TxConn,
-    WriteJob,
+    apply_plan, now_ns, CatalogConn, Finish, Persistence, ReadJob, RunOutcome, Shared, StoredDoc,
+    TxConn, WriteJob,
 };
 use crate::catalog::{plan, CatalogRows, IndexRow};
 use crate::keys::{key_successor, prefix_successor};
@@ -30,8 +29,12 @@ const MIGRATIONS: &[&str] = &[include_str!("sql/sqlite_001.sql")];
 /// Most jobs one group commit takes; bounds the latency a long batch adds to its first job.
 const MAX_BATCH: usize = 256;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// WAL pages (4 KiB) after which a commit checkpoints by itself.
+const BACKSTOP_CHECKPOINT_PAGES: i64 = 20_000;
+/// How long the checkpointer lets commits accumulate before copying them into the database file.
+const CHECKPOINT_DELAY: Duration = Duration::from_millis(200);
 
-pub(crate) fn open(path: &Path, pool_size: usize, schema: &Schema) -> Result<Opened> {
+pub(crate) fn open(path: &Path, readers: usize, schema: &Schema) -> Result<Opened> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| {
             StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
@@ -44,6 +47,10 @@ pub(crate) fn open(path: &Path, pool_size: usize, schema: &Schema) -> Result<Ope
         .map_err(map_err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
     conn.set_prepared_statement_cache_capacity(64);
+    // Checkpoints run on their own thread (see `run_checkpointer`), so a commit never waits for one;
+    // this automatic one is only a backstop should that thread fall far behind.
+    conn.pragma_update(None, "wal_autocheckpoint", BACKSTOP_CHECKPOINT_PAGES)
+        .map_err(map_err)?;
 
     let mut tx = SqliteTx { conn };
     tx.exec("BEGIN IMMEDIATE")?;
@@ -56,22 +63,26 @@ pub(crate) fn open(path: &Path, pool_size: usize, schema: &Schema) -> Result<Ope
     }
     let (catalog, last_ts) = migrated?;
 
-    let manager = SqliteConnectionManager::file(path)
-        .with_flags(
-            OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_URI
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .with_init(|c| {
-            c.busy_timeout(BUSY_TIMEOUT)?;
-            c.set_prepared_statement_cache_capacity(64);
-            Ok(())
-        });
-    let readers = Pool::builder()
-        .max_size(pool_size as u32)
-        .connection_timeout(Duration::from_secs(10))
-        .build(manager)
-        .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite readers: {e}")))?;
+    // Each reader thread owns one read-only connection, so a query runs where its connection is,
+    // without a pool checkout or a hop through the general blocking pool.
+    let (reads, read_queue) = crossbeam_channel::unbounded();
+    for n in 0..readers.max(1) {
+        let conn = open_reader(path)?;
+        let queue: Receiver<ReaderTask> = read_queue.clone();
+        let path = path.to_path_buf();
+        std::thread::Builder::new()
+            .name(format!("store-sqlite-reader-{n}"))
+            .spawn(move || run_reader(conn, &path, queue))
+            .map_err(|e| StoreError::Internal(format!("cannot start a reader thread: {e}")))?;
+    }
+
+    let (checkpoint, checkpoint_wanted) = crossbeam_channel::bounded(1);
+    let conn = Connection::open(path).map_err(map_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
+    std::thread::Builder::new()
+        .name("store-sqlite-checkpointer".into())
+        .spawn(move || run_checkpointer(conn, checkpoint_wanted))
+        .map_err(|e| StoreError::Internal(format!("cannot start the checkpointer: {e}")))?;
 
     let shared = Arc::new(Shared::new(last_ts));
     let (jobs, queue) = crossbeam_channel::unbounded();
@@ -80,13 +91,14 @@ pub(crate) fn open(path: &Path, pool_size: usize, schema: &Schema) -> Result<Ope
         queue,
         shared: shared.clone(),
         last_ts: last_ts.0,
+        checkpoint: Some(checkpoint),
     };
     std::thread::Builder::new()
         .name("store-sqlite-writer".into())
         .spawn(move || writer.run())
         .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
     let backend = SqliteBackend {
-        readers,
+        reads: Mutex::new(Some(reads)),
         jobs: Mutex::new(Some(jobs)),
     };
     Ok(Opened {
@@ -96,11 +108,34 @@ pub(crate) fn open(path: &Path, pool_size: usize, schema: &Schema) -> Result<Ope
     })
 }
 
+/// The checkpointer thread: after commits, waits a little so several batches share one
+/// checkpoint, then copies the WAL into the database file without blocking readers or the writer
+/// (PASSIVE). Once a checkpoint has caught up, the writer's next commit starts the WAL over, so it
+/// stays small. Exits when the writer drops its end of `wanted`.
+fn run_checkpointer(conn: Connection, wanted: Receiver<()>) {
+    while wanted.recv().is_ok() {
+        std::thread::sleep(CHECKPOINT_DELAY);
+        // Commits during the delay are covered by this checkpoint.
+        let _ = wanted.try_recv();
+        let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        });
+        match done {
+            Ok((log, copied)) if log > BACKSTOP_CHECKPOINT_PAGES / 2 => {
+                tracing::warn!(
+                    log,
+                    copied,
+                    "the SQLite WAL is large; checkpoints are falling behind"
+                )
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "SQLite checkpoint failed"),
+        }
+    }
+}
+
 /// Runs pending migrations and reconciles the catalog, inside the caller's transaction.
-fn migrate(
-    tx: &mut SqliteTx<Connection>,
-    schema: &Schema,
-) -> Result<(crate::catalog::Catalog, Ts)> {
+fn migrate(tx: &mut SqliteTx, schema: &Schema) -> Result<(crate::catalog::Catalog, Ts)> {
     tx.exec("CREATE TABLE IF NOT EXISTS ss_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")?;
     let version = tx.meta("schema_version")?.unwrap_or(0) as usize;
     if version > MIGRATIONS.len() {
@@ -120,9 +155,86 @@ fn migrate(
 }
 
 struct SqliteBackend {
-    readers: Pool<SqliteConnectionManager>,
+    /// `None` once closed.
+    reads: Mutex<Option<Sender<ReaderTask>>>,
     /// `None` once closed.
     jobs: Mutex<Option<Sender<Msg>>>,
+}
+
+/// Work for a reader thread.
+enum ReaderTask {
+    Read(ReadJob),
+    /// A trivial query, answered on the channel (health checks).
+    Ping(Sender<Result<()>>),
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(map_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// A reader thread: runs read jobs one at a time on its own connection until the backend closes.
+fn run_reader(conn: Connection, path: &Path, queue: Receiver<ReaderTask>) {
+    let mut tx = Some(Box::new(SqliteTx { conn }));
+    while let Ok(task) = queue.recv() {
+        // A job that lost the connection (it panicked, or kept it) gets a fresh one next time.
+        let current = match tx.take() {
+            Some(current) => Ok(current),
+            None => open_reader(path).map(|conn| Box::new(SqliteTx { conn })),
+        };
+        tx = match (task, current) {
+            (ReaderTask::Ping(reply), Ok(current)) => {
+                let _ = reply.send(
+                    current
+                        .conn
+                        .query_row("SELECT 1", [], |_| Ok(()))
+                        .map_err(map_err),
+                );
+                Some(current)
+            }
+            (ReaderTask::Ping(reply), Err(e)) => {
+                let _ = reply.send(Err(e));
+                None
+            }
+            (ReaderTask::Read(job), Ok(current)) => read_on(current, job),
+            (ReaderTask::Read(job), Err(e)) => {
+                job(Err(e));
+                None
+            }
+        };
+    }
+}
+
+/// Runs one read job in a snapshot transaction on `tx`; returns the connection when it came back.
+fn read_on(tx: Box<SqliteTx>, job: ReadJob) -> Option<Box<SqliteTx>> {
+    if !tx.conn.is_autocommit() {
+        // Left mid-transaction by an earlier failure; start clean.
+        let _ = tx.exec("ROLLBACK");
+    }
+    // The first read pins the WAL snapshot, so the ts and every later read agree.
+    let begun = tx
+        .exec_cached("BEGIN DEFERRED")
+        .and_then(|_| tx.meta("last_ts"));
+    let ts = match begun {
+        Ok(ts) => Ts(ts.unwrap_or(0) as u64),
+        Err(e) => {
+            let _ = tx.exec("ROLLBACK");
+            job(Err(e));
+            return Some(tx);
+        }
+    };
+    let back = catch_unwind(AssertUnwindSafe(|| job(Ok((tx, ts))))).ok()??;
+    let back: Box<dyn Any> = back;
+    let tx = back.downcast::<SqliteTx>().ok()?;
+    if tx.exec_cached("COMMIT").is_err() {
+        let _ = tx.exec("ROLLBACK");
+    }
+    Some(tx)
 }
 
 enum Msg {
@@ -131,28 +243,15 @@ enum Msg {
 }
 
 impl Persistence for SqliteBackend {
-    fn begin_read(&self) -> Result<(Box<dyn TxConn>, Ts)> {
-        let conn = self
-            .readers
-            .get()
-            .map_err(|e| StoreError::Unavailable(format!("no SQLite reader available: {e}")))?;
-        let tx = SqliteTx { conn };
-        if !tx.conn().is_autocommit() {
-            // A reader left mid-transaction (a panic between begin and end); start clean.
-            let _ = tx.exec("ROLLBACK");
-        }
-        tx.exec("BEGIN DEFERRED")?;
-        // The first read pins the WAL snapshot, so the ts and every later read agree.
-        let ts = tx.meta("last_ts")?.unwrap_or(0) as u64;
-        Ok((Box::new(tx), Ts(ts)))
-    }
-
-    fn end_read(&self, conn: Box<dyn TxConn>) {
-        let conn: Box<dyn Any> = conn;
-        if let Ok(tx) = conn.downcast::<SqliteTx<PooledConnection<SqliteConnectionManager>>>() {
-            if tx.exec("COMMIT").is_err() {
-                let _ = tx.exec("ROLLBACK");
-            }
+    fn read(self: Arc<Self>, job: ReadJob) {
+        let sent = match &*self.reads.lock() {
+            Some(reads) => reads
+                .send(ReaderTask::Read(job))
+                .map_err(|e| e.into_inner()),
+            None => Err(ReaderTask::Read(job)),
+        };
+        if let Err(ReaderTask::Read(job)) = sent {
+            job(Err(StoreError::Unavailable("the store is closed".into())));
         }
     }
 
@@ -169,14 +268,21 @@ impl Persistence for SqliteBackend {
     }
 
     fn health_check(&self) -> Result<()> {
-        let conn = self
-            .readers
-            .get()
-            .map_err(|e| StoreError::Unavailable(format!("no SQLite reader available: {e}")))?;
-        conn.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err)
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        match &*self.reads.lock() {
+            Some(reads) => reads
+                .send(ReaderTask::Ping(reply))
+                .map_err(|_| StoreError::Unavailable("the SQLite readers stopped".into()))?,
+            None => return Err(StoreError::Unavailable("the store is closed".into())),
+        }
+        answer
+            .recv_timeout(BUSY_TIMEOUT)
+            .map_err(|_| StoreError::Unavailable("no SQLite reader answered".into()))?
     }
 
     fn close(&self) -> Result<()> {
+        // Reader threads finish what is queued, then exit and close their connections.
+        self.reads.lock().take();
         let Some(jobs) = self.jobs.lock().take() else {
             return Ok(());
         };
@@ -192,10 +298,12 @@ impl Persistence for SqliteBackend {
 /// The writer thread: owns the only write connection and group-commits queued mutations.
 struct Writer {
     /// Kept boxed so it can be lent to jobs as a `dyn TxConn` without reallocating.
-    tx: Option<Box<SqliteTx<Connection>>>,
+    tx: Option<Box<SqliteTx>>,
     queue: Receiver<Msg>,
     shared: Arc<Shared>,
     last_ts: u64,
+    /// Wakes the checkpointer; dropped at shutdown so it exits.
+    checkpoint: Option<Sender<()>>,
 }
 
 impl Writer {
@@ -224,6 +332,7 @@ impl Writer {
     }
 
     fn shutdown(mut self, reply: Sender<Result<()>>) {
+        self.checkpoint.take();
         let result = match self.tx.take() {
             Some(tx) => tx
                 .conn
@@ -302,6 +411,10 @@ impl Writer {
         self.tx = Some(tx);
         match failure {
             None => {
+                if let (Some(checkpoint), false) = (&self.checkpoint, committed.is_empty()) {
+                    // Full means a checkpoint is already due; nothing more to ask.
+                    let _ = checkpoint.try_send(());
+                }
                 for (job, ts, writes) in committed {
                     self.shared.publish(ts, &writes);
                     job.finish(Finish::Committed(ts, writes));
@@ -324,34 +437,22 @@ impl Writer {
     }
 }
 
-/// The connection types a SQLite transaction can run on: the writer's own, or a pooled reader.
-trait HasConn: Send + 'static {
-    fn conn(&self) -> &Connection;
+struct SqliteTx {
+    conn: Connection,
 }
 
-impl HasConn for Connection {
+impl SqliteTx {
     fn conn(&self) -> &Connection {
-        self
-    }
-}
-
-impl HasConn for PooledConnection<SqliteConnectionManager> {
-    fn conn(&self) -> &Connection {
-        self
-    }
-}
-
-struct SqliteTx<C> {
-    conn: C,
-}
-
-impl<C: HasConn> SqliteTx<C> {
-    fn conn(&self) -> &Connection {
-        self.conn.conn()
+        &self.conn
     }
 
     fn exec(&self, sql: &str) -> Result<()> {
         self.conn().execute_batch(sql).map_err(map_err)
+    }
+
+    /// A single statement, prepared once per connection (BEGIN, COMMIT, savepoints: run per query).
+    fn exec_cached(&self, sql: &str) -> Result<()> {
+        self.run(sql, [])
     }
 
     fn meta(&self, key: &str) -> Result<Option<i64>> {
@@ -384,7 +485,7 @@ fn doc_from_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Store
     })
 }
 
-impl<C: HasConn> TxConn for SqliteTx<C> {
+impl TxConn for SqliteTx {
     fn get(&mut self, id: &[u8]) -> Result<Option<StoredDoc>> {
         let mut stmt = self
             .conn()
@@ -463,7 +564,7 @@ impl<C: HasConn> TxConn for SqliteTx<C> {
     }
 }
 
-impl<C: HasConn> CatalogConn for SqliteTx<C> {
+impl CatalogConn for SqliteTx {
     fn load_catalog(&mut self) -> Result<CatalogRows> {
         let conn = self.conn();
         let mut stmt = conn
