@@ -255,6 +255,37 @@ async fn at_most_five_sessions_the_oldest_evicted() {
     app.stop().await;
 }
 
+/// Many sign-ins of one account at once all contend for its session list; each must still succeed
+/// (on PostgreSQL, through serialization retries) and the cap must still hold.
+#[tokio::test]
+async fn concurrent_sign_ins_of_one_account_all_succeed_and_keep_the_cap() {
+    for db in backends() {
+        let place = Place::new(db).await;
+        let app = App::start(&place).await;
+        app.register("A", "a@x.org", PW).await;
+        let logins = (0..12).map(|_| app.login("a@x.org", PW));
+        let results = futures::future::join_all(logins).await;
+        let mut live = 0;
+        for result in &results {
+            let token = result["sessionToken"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{db:?}: a sign-in failed: {result}"));
+            let me = app
+                .ok(
+                    "query",
+                    "auth:getCurrentUser",
+                    json!({"sessionToken": token}),
+                )
+                .await;
+            if me != json!(null) {
+                live += 1;
+            }
+        }
+        assert_eq!(live, 5, "{db:?}: exactly five sessions remain");
+        app.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn tokens_are_stored_only_as_hashes() {
     let place = Place::new(harness::Db::Sqlite).await;

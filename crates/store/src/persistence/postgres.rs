@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use postgres::error::SqlState;
@@ -29,8 +29,10 @@ type PgConn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 
 /// Serializes catalog migrations between nodes opening at the same time.
 const CATALOG_LOCK: i64 = 0x5353_0001;
-/// Attempts of a conflicting mutation before it reports `Conflict`.
-const MAX_ATTEMPTS: u32 = 12;
+/// How long a mutation that keeps losing serialization conflicts is retried before it reports
+/// `Conflict`. A budget of time rather than a count of attempts: under heavy contention on one row
+/// (many sign-ins of one account) each attempt is slow, and a count would give up too early.
+const CONFLICT_BUDGET: Duration = Duration::from_secs(5);
 
 /// Versioned migrations; `ss_meta.schema_version` counts how many have run.
 ///
@@ -196,17 +198,18 @@ impl PgInner {
 
     fn run_job(&self, mut job: Box<dyn WriteJob>) {
         let mut attempt = 1;
+        let started = Instant::now();
         let finish = loop {
             match self.attempt(&mut *job) {
                 Attempt::Committed(ts, writes) => break Finish::Committed(ts, writes),
                 Attempt::Aborted => break Finish::Aborted,
                 Attempt::Failed(error) => break Finish::Failed(error),
-                Attempt::Conflict if attempt >= MAX_ATTEMPTS => {
+                Attempt::Conflict if started.elapsed() >= CONFLICT_BUDGET => {
                     break Finish::Failed(StoreError::Conflict)
                 }
                 Attempt::Conflict => {
                     // Randomized, growing backoff spreads the retries of transactions that collided.
-                    let cap = 1u64 << attempt.min(7);
+                    let cap = 1u64 << attempt.min(6);
                     std::thread::sleep(Duration::from_millis(
                         rand::thread_rng().gen_range(1..=cap),
                     ));
