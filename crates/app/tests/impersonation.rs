@@ -467,3 +467,53 @@ async fn signing_out_of_an_impersonation_ends_it_and_keeps_the_admin_signed_in()
     assert_eq!(current_email(&app, &root).await, "root@x.org");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn changes_made_while_impersonating_name_the_admin_in_the_audit_log() {
+    for db in backends() {
+        let place = Place::new(db).await;
+        let app = App::start(&place).await;
+        let root = admin(&app, "root@x.org").await;
+        let abc = company(&app, "ABC Care").await;
+        let boss_id = member(&app, "boss@abc.org", &abc, "company_admin").await;
+        let token = imp_token(&app, &root, "boss@abc.org").await;
+        let root_id = app
+            .ok("query", "users:getCurrent", json!({"sessionToken": root}))
+            .await["_id"]
+            .clone();
+
+        let sent = app
+            .call(
+                "action",
+                "users/invite/sendUserInvitation",
+                json!({"sessionToken": token, "companyId": abc, "email": "new@abc.org", "role": "frontline_worker"}),
+            )
+            .await;
+        assert_eq!(sent["status"], "success", "{sent}");
+
+        let events = app
+            .ok(
+                "query",
+                "audit:listEvents",
+                json!({"sessionToken": root, "allCompanies": true}),
+            )
+            .await;
+        let invited: Vec<_> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event"] == "invitation_sent")
+            .collect();
+        assert_eq!(invited.len(), 1, "{events}");
+        assert_eq!(
+            invited[0]["actor_id"],
+            boss_id.as_str(),
+            "acting as the company admin"
+        );
+        assert_eq!(
+            invited[0]["impersonated_by"], root_id,
+            "and naming who really acted"
+        );
+        app.stop().await;
+    }
+}

@@ -8,7 +8,7 @@ use values::validator::v;
 use values::{DocumentId, Object, Value};
 
 use crate::args::{opt_text, with_session};
-use crate::identity::{require_permission, Permission};
+use crate::identity::{require_permission, Permission, Viewer};
 
 pub const TABLE: &str = "audit_log";
 
@@ -98,6 +98,8 @@ pub fn tables() -> Vec<TableDef> {
         )
         .field("at", v::number())
         .optional("actor_id", v::id("users"))
+        // The administrator who acted while impersonating `actor_id`, so the log names both.
+        .optional("impersonated_by", v::id("users"))
         .optional("target_id", v::string())
         .optional("company_id", v::id("companies"))
         .field("correlation_id", v::string())
@@ -125,7 +127,32 @@ pub fn record(
     correlation_id: &str,
     entry: Entry<'_>,
 ) -> FnResult<()> {
+    write(db, now, correlation_id, None, entry)
+}
+
+/// As `record`, for a change a signed-in viewer made: when an administrator is impersonating the
+/// viewer, the entry also names the administrator.
+pub fn record_by(
+    db: &mut DbWriter<'_>,
+    now: f64,
+    correlation_id: &str,
+    viewer: &Viewer,
+    entry: Entry<'_>,
+) -> FnResult<()> {
+    write(db, now, correlation_id, viewer.impersonator.as_ref(), entry)
+}
+
+fn write(
+    db: &mut DbWriter<'_>,
+    now: f64,
+    correlation_id: &str,
+    impersonator: Option<&DocumentId>,
+    entry: Entry<'_>,
+) -> FnResult<()> {
     let mut row = Object::new();
+    if let Some(admin) = impersonator {
+        row.insert("impersonated_by".into(), Value::from(*admin));
+    }
     row.insert("event".into(), Value::from(entry.event.as_str()));
     row.insert("at".into(), Value::from(now));
     row.insert("correlation_id".into(), Value::from(correlation_id));

@@ -87,6 +87,6 @@ pub fn apply(ctx: &mut MutationCtx<'_>, args: Object, change: &Change) -> FnResu
         company: viewer.company_id.as_ref(),
         details: &[],
     };
-    audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+    audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &viewer, entry)?;
     Ok(object([("success", Some(Value::from(true)))]))
 }

@@ -109,7 +109,7 @@ pub fn logout(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
                 company: viewer.company_id.as_ref(),
                 details: &[],
             };
-            audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+            audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &viewer, entry)?;
         }
         if let Some(session) = sessions::find(&mut ctx.db, &token, now)? {
             ctx.db.delete(&session.id)?;

@@ -210,7 +210,7 @@ pub fn update_company(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
                 ("sessions_ended", &ended),
             ],
         };
-        audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+        audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &viewer, entry)?;
     }
     let updated = ctx.db.scoped(&scope).get(&company.id)?;
     updated.map(|c| c.to_value()).ok_or_else(company_not_found)

@@ -142,7 +142,7 @@ pub fn create_company(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> F
             ("admin_user_id", &admin_text),
         ],
     };
-    audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+    audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &viewer, entry)?;
 
     Ok(object([
         ("success", Some(Value::from(true))),

@@ -104,7 +104,7 @@ fn revoke(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         company: company.as_ref(),
         details: &[("email", email)],
     };
-    audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+    audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &viewer, entry)?;
     Ok(object([
         ("success", Some(Value::from(true))),
         ("message", Some(Value::from("Invitation revoked"))),

@@ -126,7 +126,7 @@ fn create(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult {
         company: Some(&company),
         details: &[("email", email.as_str()), ("role", role.as_str())],
     };
-    audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+    audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &viewer, entry)?;
     Ok(object([
         ("success", Some(Value::from(true))),
         ("invitationId", Some(Value::from(invitation_id))),

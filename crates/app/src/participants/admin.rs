@@ -126,7 +126,7 @@ pub fn delete(ctx: &mut MutationCtx<'_>, args: Object, link: Option<&IncidentLin
         company: Some(&company),
         details: &[],
     };
-    audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+    audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &viewer, entry)?;
     Ok(object([
         ("success", Some(Value::from(true))),
         ("correlationId", Some(Value::from(ctx.request_id.as_str()))),

@@ -176,7 +176,7 @@ fn create_user(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult
         company: Some(&company),
         details: &[("role", role.as_str())],
     };
-    audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+    audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &viewer, entry)?;
     Ok(object([
         ("success", Some(Value::from(true))),
         ("userId", Some(Value::from(id))),
@@ -230,7 +230,7 @@ fn update_user(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         company: company.as_ref(),
         details: &changed,
     };
-    audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+    audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &t.viewer, entry)?;
     Ok(done(ctx))
 }
 
@@ -263,7 +263,7 @@ fn update_role(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         company: company.as_ref(),
         details: &[("from", t.role.as_str()), ("to", new_role.as_str())],
     };
-    audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+    audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &t.viewer, entry)?;
     Ok(done(ctx))
 }
 
@@ -306,6 +306,6 @@ fn delete_user(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             ("role", t.role.as_str()),
         ],
     };
-    audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
+    audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &t.viewer, entry)?;
     Ok(done(ctx))
 }
