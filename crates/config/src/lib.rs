@@ -102,6 +102,8 @@ pub struct Config {
     /// GitHub and Google sign-in, and the server secret (`SUPPORTSIGNAL_SECRET_KEY`) that signs
     /// OAuth state.
     pub oauth: OAuthSettings,
+    /// LLM providers, retry and breaker tuning, prices, and the per-company AI limits.
+    pub ai: ai::AiConfig,
 }
 
 /// Values given on the command line; they win over the environment.
@@ -248,6 +250,10 @@ impl Config {
 
         let (smtp, mail_from) = smtp::load(&var, environment, &mut problems);
         let oauth = oauth::load(&var, environment, &mut problems);
+        let ai = ai::AiConfig::from_env(var).unwrap_or_else(|ai_problems| {
+            problems.extend(ai_problems);
+            ai::AiConfig::default()
+        });
 
         match (problems.is_empty(), public_url, api_url) {
             (true, Some(public_url), Some(api_url)) => Ok(Config {
@@ -265,6 +271,7 @@ impl Config {
                 smtp,
                 mail_from,
                 oauth,
+                ai,
             }),
             _ => Err(ConfigError(problems)),
         }
