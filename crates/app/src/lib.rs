@@ -1,5 +1,6 @@
 //! The SupportSignal modules: their tables and functions. Each module owns its tables.
 
+pub mod ai_service;
 mod args;
 pub mod audit;
 pub mod auth;
@@ -10,6 +11,7 @@ pub mod impersonation;
 pub mod invitations;
 pub mod oauth;
 pub mod participants;
+pub mod prompts;
 pub mod rate_limit;
 pub mod users;
 
@@ -30,6 +32,8 @@ pub fn schema() -> Schema {
         .chain(impersonation::tables())
         .chain(oauth::tables())
         .chain(email::tables())
+        .chain(prompts::tables())
+        .chain(ai_service::tables())
         .fold(Schema::new(), Schema::table)
 }
 
@@ -45,5 +49,12 @@ pub fn registry(config: &config::Config) -> Registry {
     participants::register(&mut r, urls);
     impersonation::register(&mut r, urls);
     oauth::register_with(&mut r, urls, &config.oauth);
+    let prompt_settings = prompts::PromptSettings {
+        default_model: config.ai.llm_model.clone(),
+    };
+    prompts::register(&mut r, &prompt_settings, &prompts::PromptCache::new());
+    // The one AI service of this registry: actions that call AI get a clone of it.
+    let ai = ai_service::AiService::from_config(&config.ai);
+    ai_service::register(&mut r, &ai);
     r
 }

@@ -156,14 +156,29 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             let _ = worker_stopped.await;
         },
     );
-    // On a signal: stop the email worker first (it finishes sends in progress), then the server,
-    // which closes the database once in-flight requests are done.
+    let (stop_ai, ai_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ai_task_tx, ai_task_rx) = tokio::sync::oneshot::channel::<tokio::task::JoinHandle<()>>();
+    // On a signal: stop the email worker first (it finishes sends in progress) and the AI upkeep
+    // task, then the server, which closes the database once in-flight requests are done.
     let shutdown = async move {
         shutdown_signal().await;
         let _ = stop_worker.send(());
+        let _ = stop_ai.send(());
         let _ = worker.await;
+        if let Ok(task) = ai_task_rx.await {
+            let _ = task.await;
+        }
     };
     let running = server::start(config.clone(), store, registry, shutdown).await?;
+    // Seeds the default prompts into an empty database and prunes old AI request logs.
+    let ai_task = app::ai_service::spawn_background(
+        running.runtime.clone(),
+        app::ai_service::RetentionOptions::default(),
+        async move {
+            let _ = ai_stopped.await;
+        },
+    );
+    let _ = ai_task_tx.send(ai_task);
     // The one line a person (or a script) looks for.
     println!(
         "supportsignal {} listening on http://{}",

@@ -482,5 +482,157 @@ pub fn rows() -> Vec<Row> {
             public,
             |cx| json!({"session_token": cx.token.unwrap_or("")}),
         ),
+        // prompt templates (platform-wide; ids that are not prompt ids fail validation after the
+        // permission check, so an allowed call changes nothing)
+        row(
+            "promptManager:getActivePrompt",
+            "public (no session), as in the contract",
+            public,
+            |_| json!({"prompt_name": "generate_mock_answers"}),
+        ),
+        row(
+            "promptManager:processTemplateWithValidationQuery",
+            "public (no session), like getActivePrompt",
+            public,
+            |_| json!({"prompt_name": "generate_mock_answers", "variables": {}}),
+        ),
+        row(
+            "promptManager:listAllPrompts",
+            "create_incident, as in the contract",
+            |c, _| perm(c, CreateIncident),
+            |_| json!({}),
+        ),
+        row(
+            "promptManager:getPrompt",
+            "create_incident (what listAllPrompts shows)",
+            |c, _| perm(c, CreateIncident),
+            |_| json!({"prompt_id": "not-a-prompt-id"}),
+        ),
+        row(
+            "promptManager:listPromptVersions",
+            "create_incident (what listAllPrompts shows)",
+            |c, _| perm(c, CreateIncident),
+            |_| json!({"prompt_name": "generate_mock_answers"}),
+        ),
+        row(
+            "promptManager:listPromptGroups",
+            "create_incident (what listAllPrompts shows)",
+            |c, _| perm(c, CreateIncident),
+            |_| json!({}),
+        ),
+        row(
+            "promptManager:seedPromptTemplates",
+            "sample_data, as in the contract",
+            |c, _| perm(c, SampleData),
+            |_| json!({}),
+        ),
+        row(
+            "promptManager:resetAndSeedPrompts",
+            "sample_data, as in the contract",
+            |c, _| perm(c, SampleData),
+            |_| json!({}),
+        ),
+        row(
+            "promptManager:updatePromptTemplate",
+            "sample_data, as in the contract",
+            |c, _| perm(c, SampleData),
+            |_| json!({"prompt_name": "not a name!", "new_template": "x"}),
+        ),
+        row(
+            "promptManager:updatePromptModel",
+            "sample_data, as in the contract",
+            |c, _| perm(c, SampleData),
+            |_| json!({"prompt_name": "not a name!", "ai_model": "m"}),
+        ),
+        row(
+            "promptManager:createPromptVersion",
+            "system_configuration",
+            |c, _| perm(c, SystemConfiguration),
+            |_| json!({"prompt_name": "matrix", "prompt_template": "{{unclosed"}),
+        ),
+        row(
+            "promptManager:activatePromptVersion",
+            "system_configuration",
+            |c, _| perm(c, SystemConfiguration),
+            |_| json!({"prompt_id": "not-a-prompt-id"}),
+        ),
+        row(
+            "promptManager:updatePromptLimits",
+            "system_configuration",
+            |c, _| perm(c, SystemConfiguration),
+            |_| json!({"prompt_id": "not-a-prompt-id", "temperature": 0.5}),
+        ),
+        row(
+            "promptManager:resetPromptToDefault",
+            "system_configuration",
+            |c, _| perm(c, SystemConfiguration),
+            |_| json!({"prompt_name": "not a name!"}),
+        ),
+        row(
+            "promptManager:acknowledgeTokenAdjustment",
+            "system_configuration",
+            |c, _| perm(c, SystemConfiguration),
+            |_| json!({"prompt_id": "not-a-prompt-id"}),
+        ),
+        row(
+            "promptManager:resetTokenAdjustment",
+            "system_configuration",
+            |c, _| perm(c, SystemConfiguration),
+            |_| json!({"prompt_id": "not-a-prompt-id"}),
+        ),
+        row(
+            "promptManager:createPromptGroup",
+            "system_configuration",
+            |c, _| perm(c, SystemConfiguration),
+            |_| json!({"group_name": ""}),
+        ),
+        row(
+            "promptManager:updatePromptGroup",
+            "system_configuration",
+            |c, _| perm(c, SystemConfiguration),
+            |_| json!({"group_id": "not-a-group-id", "description": "x"}),
+        ),
+        row(
+            "promptManager:deletePromptGroup",
+            "system_configuration",
+            |c, _| perm(c, SystemConfiguration),
+            |_| json!({"group_id": "not-a-group-id"}),
+        ),
+        row(
+            "promptManager:assignPromptGroup",
+            "system_configuration",
+            |c, _| perm(c, SystemConfiguration),
+            |_| json!({"prompt_name": "not a name!", "group_id": null}),
+        ),
+        row(
+            "promptManager:testPrompt",
+            "system_configuration",
+            |c, _| perm(c, SystemConfiguration),
+            |_| json!({"prompt_name": "not a name!", "variables": {}}),
+        ),
+        row(
+            "promptManager:listAiRequestLogs",
+            "view_audit_logs for the own company; any company with system_configuration",
+            |c, t| match perm(c, ViewAuditLogs) {
+                Forbidden => Forbidden,
+                _ if perm(c, SystemConfiguration) == Allowed => Allowed,
+                _ if c.has_company() && t == Tenant::Own => Allowed,
+                _ => Forbidden,
+            },
+            |cx| json!({"companyId": cx.t.company, "limit": 1.0}),
+        )
+        .tenanted(),
+        row(
+            "promptManager:getAiUsageStats",
+            "view_audit_logs for the own company; any company with system_configuration",
+            |c, t| match perm(c, ViewAuditLogs) {
+                Forbidden => Forbidden,
+                _ if perm(c, SystemConfiguration) == Allowed => Allowed,
+                _ if c.has_company() && t == Tenant::Own => Allowed,
+                _ => Forbidden,
+            },
+            |cx| json!({"companyId": cx.t.company, "days": 1.0}),
+        )
+        .tenanted(),
     ]
 }

@@ -1,0 +1,94 @@
+//! Admission: a company's AI requests per minute (the shared fixed-window counters of
+//! `crate::rate_limit`) and its AI spend per UTC day (the `ai_usage_daily` rows the request log
+//! keeps). Callers without a company (platform administrators) are limited on their own.
+//!
+//! The cost cap is checked before a call with what earlier calls cost; calls already running when
+//! it is reached still finish, so a day's spend can pass the cap by what those calls cost.
+
+use functions::{FnResult, MutationCtx, Registry, Scope};
+use values::validator::v;
+use values::{Object, Value};
+
+use super::logs::{day_of, owner_key, USAGE};
+use crate::args::{object, opt_text};
+use crate::rate_limit::{self, Limit};
+
+pub const ADMIT: &str = "aiService:admitRequest";
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub requests_per_minute: u32,
+    /// 0 turns the cap off.
+    pub daily_cost_cap_usd: f64,
+}
+
+pub fn register(r: &mut Registry, limits: Limits) {
+    r.internal_mutation(
+        ADMIT,
+        v::object([
+            ("company_id", v::optional(v::id("companies"))),
+            ("user_id", v::optional(v::id("users"))),
+        ]),
+        move |ctx, args| admit(ctx, args, limits),
+    )
+    .cross_tenant();
+}
+
+fn refused(code: &str, message: String) -> Value {
+    object([
+        ("admitted", Some(Value::from(false))),
+        ("code", Some(Value::from(code))),
+        ("message", Some(Value::from(message))),
+    ])
+}
+
+/// `{admitted: true}`, or `{admitted: false, code, message}` with `RATE_LIMITED` or
+/// `COST_CAP_REACHED`. An admitted request counts against the rate limit at once.
+fn admit(ctx: &mut MutationCtx<'_>, args: Object, limits: Limits) -> FnResult {
+    let now = ctx.now_ms();
+    let company = opt_text(&args, "company_id");
+    let owner = owner_key(company, opt_text(&args, "user_id"));
+    let who = if company.is_some() {
+        "Your company has"
+    } else {
+        "You have"
+    };
+    let key = format!("ai:{owner}");
+    let limit = Limit {
+        max: f64::from(limits.requests_per_minute),
+        window_ms: 60_000.0,
+    };
+    if rate_limit::check(&mut ctx.db, &key, limit, now, "").is_err() {
+        return Ok(refused(
+            "RATE_LIMITED",
+            format!(
+                "{who} reached the limit of {} AI requests per minute; try again in a minute",
+                limits.requests_per_minute
+            ),
+        ));
+    }
+    if limits.daily_cost_cap_usd > 0.0 {
+        let grant = ctx.cross_tenant()?;
+        let spent: f64 = ctx
+            .db
+            .scoped(&Scope::all_companies(&grant))
+            .query(USAGE, "by_owner_day", |q| {
+                q.eq("owner_key", owner.as_str()).eq("day", day_of(now))
+            })?
+            .collect()?
+            .iter()
+            .filter_map(|row| row.get("cost_usd").and_then(Value::as_f64))
+            .sum();
+        if spent >= limits.daily_cost_cap_usd {
+            return Ok(refused(
+                "COST_CAP_REACHED",
+                format!(
+                    "{who} reached the daily AI cost limit of ${:.2} (spent ${spent:.2} today); AI features resume after midnight UTC",
+                    limits.daily_cost_cap_usd
+                ),
+            ));
+        }
+    }
+    rate_limit::record(&mut ctx.db, &key, limit, now)?;
+    Ok(object([("admitted", Some(Value::from(true)))]))
+}

@@ -1,0 +1,323 @@
+//! Prompt templates in the database (`promptManager:*`): versioned `{{variable}}` templates with
+//! typed variables, model and limits, groups, usage statistics, and the defaults seeded on first
+//! start. Prompts are platform-wide (not tenant tables); every change is audited.
+//!
+//! A prompt "family" is one `prompt_name` within a `subsystem`; each edit of its text makes a new
+//! version, and at most one version of a family is active. Resolution takes the newest active
+//! version and is cached in memory (`resolve`), checked against a generation counter that every
+//! write bumps in the same transaction, so a node never serves a template another node replaced.
+//!
+//! Field names follow the reference (`prompt_name`, `prompt_template`, `ai_model`, ...) so its web
+//! app reads these documents unchanged.
+
+pub mod defaults;
+mod groups;
+mod read;
+pub mod resolve;
+mod seed;
+mod settings;
+pub mod variables;
+mod versions;
+
+use functions::{DbRead, DbWriter, ErrorCode, FnResult, FunctionError, Registry};
+use store::{Document, Order, Patch, TableDef};
+use values::validator::v;
+use values::{DocumentId, Object, Validator, Value};
+
+use crate::args::object;
+use crate::audit::{self, Entry, Event};
+use defaults::OutputFormat;
+
+pub use resolve::{PromptCache, Resolved};
+pub use seed::ENSURE_DEFAULTS;
+pub use settings::{apply_adjustment, TokenAdjustment};
+
+pub const TABLE: &str = "ai_prompts";
+pub const GROUPS: &str = "ai_prompt_groups";
+/// One row holding the prompt generation (see the module comment).
+pub const STATE: &str = "ai_prompt_state";
+const STATE_KEY: &str = "prompts";
+
+/// Limits an administrator may set (the escalation cap of the providers is 10000 tokens).
+pub const MAX_TOKENS_LIMIT: f64 = 32_000.0;
+pub const MAX_TEMPLATE_CHARS: usize = 50_000;
+
+pub(crate) fn one_of(options: &[&str]) -> Validator {
+    v::union(options.iter().map(|o| v::literal(*o)).collect())
+}
+
+pub fn output_format_validator() -> Validator {
+    one_of(&OutputFormat::ALL.map(OutputFormat::as_str))
+}
+
+pub fn tables() -> Vec<TableDef> {
+    vec![
+        TableDef::new(TABLE)
+            .field("prompt_name", v::string())
+            .field("prompt_version", v::string())
+            // 1, 2, 3... within the family: what "newest" means.
+            .field("version_number", v::number())
+            .field("prompt_template", v::string())
+            .optional("description", v::string())
+            .field("variables", v::array(variables::validator()))
+            .field("ai_model", v::string())
+            .field("temperature", v::number())
+            .field("max_tokens", v::number())
+            // An automatic escalation after truncated replies: the limit before it, why, when, and
+            // whether an administrator has seen it.
+            .optional("baseline_max_tokens", v::number())
+            .optional("adjustment_reason", v::string())
+            .optional("adjusted_at", v::number())
+            .optional("acknowledged_at", v::number())
+            .optional("acknowledged_by", v::id("users"))
+            .field("output_format", output_format_validator())
+            .field("subsystem", v::string())
+            .field("workflow_step", v::string())
+            .optional("group_id", v::id(GROUPS))
+            .field("display_order", v::number())
+            .field("is_active", v::boolean())
+            .field("usage_count", v::number())
+            .field("success_count", v::number())
+            .field("failure_count", v::number())
+            // Milliseconds, averaged over every call.
+            .field("average_response_time", v::number())
+            .optional("last_used_at", v::number())
+            .field("created_at", v::number())
+            .optional("created_by", v::id("users"))
+            .field("updated_at", v::number())
+            .optional("updated_by", v::id("users"))
+            .optional("replaced_at", v::number())
+            .optional("replaced_by", v::id("users"))
+            .index("by_name_version", &["prompt_name", "prompt_version"])
+            .index("by_family", &["subsystem", "prompt_name", "version_number"])
+            .index(
+                "by_family_active",
+                &["subsystem", "prompt_name", "is_active", "version_number"],
+            )
+            .index(
+                "by_subsystem_active",
+                &["subsystem", "is_active", "display_order"],
+            )
+            .index("by_active", &["is_active", "display_order"])
+            .index("by_group", &["group_id", "display_order"]),
+        TableDef::new(GROUPS)
+            .field("group_name", v::string())
+            .optional("description", v::string())
+            .field("display_order", v::number())
+            .field("is_collapsible", v::boolean())
+            .field("default_collapsed", v::boolean())
+            .field("created_at", v::number())
+            .optional("created_by", v::id("users"))
+            .field("updated_at", v::number())
+            .optional("updated_by", v::id("users"))
+            .index("by_name", &["group_name"])
+            .index("by_display_order", &["display_order"]),
+        TableDef::new(STATE)
+            .field("key", v::string())
+            .field("generation", v::number())
+            .index("by_key", &["key"]),
+    ]
+}
+
+/// What registration needs from the configuration.
+#[derive(Clone, Debug)]
+pub struct PromptSettings {
+    /// The model seeded prompts ask for (`LLM_MODEL`); `DEFAULT_MODEL` means "whatever the
+    /// provider is configured with".
+    pub default_model: String,
+}
+
+/// The model name that leaves the choice to the provider configuration.
+pub const DEFAULT_MODEL: &str = "default";
+
+pub fn register(r: &mut Registry, settings: &PromptSettings, cache: &PromptCache) {
+    resolve::register(r, cache);
+    read::register(r);
+    versions::register(r, settings);
+    seed::register(r, settings);
+    settings::register(r);
+    groups::register(r);
+}
+
+// ---- the generation counter ----
+
+/// The current prompt generation (0 before the first write).
+pub fn generation(db: &mut impl DbRead) -> FnResult<f64> {
+    let row = db
+        .query(STATE)?
+        .with_index("by_key", |q| q.eq("key", STATE_KEY))?
+        .first()?;
+    Ok(row
+        .and_then(|r| r.get("generation").and_then(Value::as_f64))
+        .unwrap_or(0.0))
+}
+
+/// Marks every cached resolution stale; called by every write that changes what resolves.
+pub fn bump_generation(db: &mut DbWriter<'_>) -> FnResult<()> {
+    let row = db
+        .query(STATE)?
+        .with_index("by_key", |q| q.eq("key", STATE_KEY))?
+        .first()?;
+    match row {
+        Some(row) => {
+            let next = row.get("generation").and_then(Value::as_f64).unwrap_or(0.0) + 1.0;
+            let mut patch = Patch::new();
+            patch.insert("generation".into(), Some(Value::from(next)));
+            db.patch(&row.id, patch)?;
+        }
+        None => {
+            let mut row = Object::new();
+            row.insert("key".into(), Value::from(STATE_KEY));
+            row.insert("generation".into(), Value::from(1.0));
+            db.insert(STATE, row)?;
+        }
+    }
+    Ok(())
+}
+
+// ---- shared helpers ----
+
+/// Prompt names are identifiers (`generate_clarification_questions_before_event`).
+pub fn check_name(field: &str, name: &str) -> FnResult<String> {
+    let name = name.trim();
+    let valid = (1..=100).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if valid {
+        Ok(name.to_string())
+    } else {
+        Err(FunctionError::validation(
+            field,
+            "A prompt name is 1 to 100 letters, digits, '_', '-' or '.'",
+        ))
+    }
+}
+
+pub fn subsystem_of(args: &Object) -> FnResult<String> {
+    match args.get("subsystem").and_then(Value::as_str) {
+        None => Ok(defaults::SUBSYSTEM.to_string()),
+        Some(s) => check_name("subsystem", s),
+    }
+}
+
+pub fn num(doc: &Document, field: &str) -> f64 {
+    doc.get(field).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+pub fn text<'a>(doc: &'a Document, field: &str) -> &'a str {
+    doc.get(field).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The versions of a family, newest first.
+pub fn family(db: &mut impl DbRead, subsystem: &str, name: &str) -> FnResult<Vec<Document>> {
+    let (subsystem, name) = (subsystem.to_string(), name.to_string());
+    Ok(db
+        .query(TABLE)?
+        .with_index("by_family", |q| {
+            q.eq("subsystem", subsystem).eq("prompt_name", name)
+        })?
+        .order(Order::Desc)
+        .collect()?)
+}
+
+/// The newest active version of a family.
+pub fn active(db: &mut impl DbRead, subsystem: &str, name: &str) -> FnResult<Option<Document>> {
+    let (subsystem, name) = (subsystem.to_string(), name.to_string());
+    Ok(db
+        .query(TABLE)?
+        .with_index("by_family_active", |q| {
+            q.eq("subsystem", subsystem)
+                .eq("prompt_name", name)
+                .eq("is_active", true)
+        })?
+        .order(Order::Desc)
+        .first()?)
+}
+
+pub fn active_not_found(name: &str) -> FunctionError {
+    FunctionError::field(
+        ErrorCode::NotFound,
+        "prompt_name",
+        format!("Active prompt not found: {name}"),
+    )
+}
+
+/// A prompt by id: VALIDATION for a string that is no prompt id, NOT_FOUND for one that names
+/// no prompt (prompts belong to no company, so there is nothing to hide).
+pub fn by_id(db: &mut impl DbRead, id: &str) -> FnResult<Document> {
+    let Some(id) = db.normalize_id(TABLE, id) else {
+        return Err(FunctionError::validation(
+            "prompt_id",
+            "prompt_id is not the id of a prompt",
+        ));
+    };
+    db.get_in(TABLE, &id.encode())?
+        .ok_or_else(|| FunctionError::field(ErrorCode::NotFound, "prompt_id", "Prompt not found"))
+}
+
+/// A prompt as clients see it: the stored fields, its success rate (null before any call) and
+/// whether an automatic token adjustment awaits an administrator.
+pub fn public(doc: &Document) -> Value {
+    let mut out = match doc.to_value() {
+        Value::Object(o) => o,
+        _ => Object::new(),
+    };
+    let (ok, failed) = (num(doc, "success_count"), num(doc, "failure_count"));
+    let rate = (ok + failed > 0.0).then(|| Value::from(ok / (ok + failed)));
+    out.insert("success_rate".into(), rate.unwrap_or(Value::Null));
+    let pending = doc.get("adjusted_at").is_some() && doc.get("acknowledged_at").is_none();
+    out.insert("adjustment_pending".into(), Value::from(pending));
+    Value::Object(out)
+}
+
+/// Records a prompt change in the audit log: who, what, which prompt and version.
+pub fn audit_change(
+    db: &mut DbWriter<'_>,
+    now: f64,
+    correlation_id: &str,
+    actor: Option<&DocumentId>,
+    action: &str,
+    prompt: Option<&Document>,
+) -> FnResult<()> {
+    let (name, version) = prompt.map_or(("", ""), |p| {
+        (text(p, "prompt_name"), text(p, "prompt_version"))
+    });
+    let details: Vec<(&str, &str)> = [
+        ("action", action),
+        ("prompt_name", name),
+        ("prompt_version", version),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .collect();
+    audit::record(
+        db,
+        now,
+        correlation_id,
+        Entry {
+            event: Event::AiPromptChanged,
+            actor,
+            target: prompt.map(|p| p.id.encode()),
+            company: None,
+            details: &details,
+        },
+    )
+}
+
+/// `{success: true, prompt_id, prompt_name, prompt_version, ...extra}`.
+pub fn saved(doc_id: DocumentId, name: &str, version: &str, extra: &[(&str, Value)]) -> Value {
+    let mut out = match object([
+        ("success", Some(Value::from(true))),
+        ("prompt_id", Some(Value::from(doc_id))),
+        ("prompt_name", Some(Value::from(name))),
+        ("prompt_version", Some(Value::from(version))),
+    ]) {
+        Value::Object(o) => o,
+        _ => Object::new(),
+    };
+    for (k, v) in extra {
+        out.insert(k.to_string(), v.clone());
+    }
+    Value::Object(out)
+}
