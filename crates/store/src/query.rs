@@ -292,6 +292,14 @@ impl<'t> Query<'t> {
             .map(|(_, doc)| doc)
             .collect())
     }
+    /// How many documents match. Without a filter only the index is counted (no document is read
+    /// or decoded), so totals stay cheap on large tables; with a filter every document is checked.
+    pub fn count(self) -> Result<u64> {
+        if self.filter.is_some() {
+            return Ok(self.fetch(None, None)?.docs.len() as u64);
+        }
+        self.txn.count(self.index.id, &self.range)
+    }
     /// A page after the cursor. Cursors are opaque strings that stay valid as documents are added or
     /// removed; a malformed cursor is an `Invalid` error.
     pub fn paginate(self, opts: PaginationOpts) -> Result<PaginationResult> {

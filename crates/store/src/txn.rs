@@ -251,6 +251,13 @@ impl Txn {
         self.reads.record(index, range);
     }
 
+    /// How many entries an index range holds; the whole range joins the read set.
+    pub(crate) fn count(&mut self, index: IndexId, range: &KeyRange) -> Result<u64> {
+        let n = self.storage(|conn| conn.count(index, range))?;
+        self.record_read(index, range.clone());
+        Ok(n)
+    }
+
     /// Entries of an index range with their documents.
     pub(crate) fn scan(
         &mut self,

@@ -332,3 +332,56 @@ async fn read_sets_cover_what_a_query_depends_on() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn count_counts_the_range_and_reads_all_of_it() {
+    for db in test_dbs() {
+        let store = db.open(schema()).await;
+        seed(&store).await;
+        let count = |range: fn(RangeBuilder) -> RangeBuilder,
+                     keep: Option<fn(&store::Document) -> bool>| {
+            let store = store.clone();
+            async move {
+                store
+                    .query(move |txn| {
+                        let q = txn.query("users")?.with_index("by_age_name", range)?;
+                        match keep {
+                            Some(keep) => q.filter(keep).count(),
+                            None => q.count(),
+                        }
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(count(|q| q, None).await.0, 7, "{}", db.name);
+        assert_eq!(count(|q| q.eq("age", 30.0), None).await.0, 3, "{}", db.name);
+        assert_eq!(count(|q| q.gt("age", 30.0), None).await.0, 2, "{}", db.name);
+        assert_eq!(count(|q| q.eq("age", 99.0), None).await.0, 0, "{}", db.name);
+        let starts_with_e = |d: &store::Document| {
+            d.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.starts_with('e'))
+        };
+        assert_eq!(
+            count(|q| q.eq("age", 30.0), Some(starts_with_e)).await.0,
+            1,
+            "{}",
+            db.name
+        );
+
+        // A count depends on the whole range: an insert anywhere in it may change the answer.
+        let (_, thirties, _) = count(|q| q.eq("age", 30.0), None).await;
+        let (_, _, writes) = store
+            .mutate(|txn| txn.insert("users", user("zed", 30.0)))
+            .await
+            .unwrap();
+        assert!(thirties.intersects(&writes), "{}", db.name);
+        let (_, _, writes) = store
+            .mutate(|txn| txn.insert("users", user("old", 90.0)))
+            .await
+            .unwrap();
+        assert!(!thirties.intersects(&writes), "{}", db.name);
+        assert_eq!(count(|q| q.eq("age", 30.0), None).await.0, 4, "{}", db.name);
+    }
+}

@@ -10,7 +10,7 @@ use store::{Document, Order, Query};
 use values::{DocumentId, Object, Value};
 
 use super::fields::{age, civil_from_ms, parse_date, STATUSES, SUPPORT_LEVELS};
-use super::{not_found, public, TABLE};
+use super::{into_public, not_found, public, TABLE};
 use crate::args::{object, opt_text, text};
 use crate::identity::{require_permission, Permission};
 
@@ -31,6 +31,7 @@ pub const SORT_BY: [(&str, Sort); 4] = [
 ];
 
 /// What a list or search asks for.
+#[derive(Clone)]
 struct Request {
     sort: Sort,
     order: Order,
@@ -40,7 +41,7 @@ struct Request {
 }
 
 /// Conditions checked on each document the index yields.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Filters {
     status: Option<String>,
     site: Option<String>,
@@ -200,25 +201,40 @@ fn open<'a>(db: &'a mut Scoped<'_>, request: Request) -> FnResult<(Query<'a>, Fi
     Ok((query.order(order), rest))
 }
 
-/// The matches: a cursor page when `paginationOpts` is given, otherwise all of them (the contract's
-/// `totalCount` needs the full count).
+/// The matches: a cursor page when `paginationOpts` is given, otherwise the first `upto` of them
+/// (all without a bound) and how many there are (the contract's `totalCount`).
 enum Found {
     Page(store::PaginationResult),
-    All(Vec<Document>),
+    Head { docs: Vec<Document>, total: usize },
 }
 
-fn find(db: &mut Scoped<'_>, args: &Object, request: Request) -> FnResult<Found> {
-    let (query, filters) = open(db, request)?;
+fn find(
+    db: &mut Scoped<'_>,
+    args: &Object,
+    request: Request,
+    upto: Option<usize>,
+) -> FnResult<Found> {
+    let (query, filters) = open(db, request.clone())?;
+    if filters.is_empty() && args.get("paginationOpts").is_none() {
+        if let Some(upto) = upto {
+            // Unfiltered: the index alone gives the total, so only the shown rows are read.
+            let total = query.count()? as usize;
+            let docs = open(db, request)?.0.take(upto)?;
+            return Ok(Found::Head { docs, total });
+        }
+    }
     let query = if filters.is_empty() {
         query
     } else {
         query.filter(move |doc| filters.keeps(doc))
     };
     if args.get("paginationOpts").is_some() {
-        Ok(Found::Page(query.paginate(parse_pagination_opts(args)?)?))
-    } else {
-        Ok(Found::All(query.collect()?))
+        return Ok(Found::Page(query.paginate(parse_pagination_opts(args)?)?));
     }
+    let mut docs = query.collect()?;
+    let total = docs.len();
+    docs.truncate(upto.unwrap_or(total));
+    Ok(Found::Head { docs, total })
 }
 
 /// The caller (any role may read participants) and their company.
@@ -244,8 +260,8 @@ fn company_summary(db: &mut Scoped<'_>, company: &DocumentId) -> FnResult<Value>
     ]))
 }
 
-fn list_of(docs: &[Document]) -> Value {
-    Value::Array(docs.iter().map(public).collect())
+fn list_of(docs: impl IntoIterator<Item = Document>) -> Value {
+    Value::Array(docs.into_iter().map(into_public).collect())
 }
 
 /// Adds `fields` to a result object.
@@ -266,10 +282,10 @@ pub fn list(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let correlation = Value::from(ctx.request_id.as_str());
     let mut db = ctx.db.scoped(&scope);
     let company = company_summary(&mut db, &company_id)?;
-    match find(&mut db, &args, request)? {
+    match find(&mut db, &args, request, limit)? {
         Found::Page(page) => {
             let result = pagination_result(&page, public);
-            let participants = list_of(&page.page);
+            let participants = list_of(page.page);
             Ok(with(
                 result,
                 vec![
@@ -279,15 +295,12 @@ pub fn list(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
                 ],
             ))
         }
-        Found::All(docs) => {
-            let shown = &docs[..limit.unwrap_or(docs.len()).min(docs.len())];
-            Ok(object([
-                ("participants", Some(list_of(shown))),
-                ("company", Some(company)),
-                ("totalCount", Some(Value::from(docs.len() as f64))),
-                ("correlationId", Some(correlation)),
-            ]))
-        }
+        Found::Head { docs, total } => Ok(object([
+            ("participants", Some(list_of(docs))),
+            ("company", Some(company)),
+            ("totalCount", Some(Value::from(total as f64))),
+            ("correlationId", Some(correlation)),
+        ])),
     }
 }
 
@@ -299,11 +312,12 @@ pub fn search(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let (limit, offset) = (count(&args, "limit")?, count(&args, "offset")?.unwrap_or(0));
     let correlation = Value::from(ctx.request_id.as_str());
     let mut db = ctx.db.scoped(&scope);
-    match find(&mut db, &args, request)? {
+    let upto = limit.map(|n| offset.saturating_add(n));
+    match find(&mut db, &args, request, upto)? {
         Found::Page(page) => {
             let result = pagination_result(&page, public);
-            let participants = list_of(&page.page);
             let returned = page.page.len() as f64;
+            let participants = list_of(page.page);
             Ok(with(
                 result,
                 vec![
@@ -314,15 +328,15 @@ pub fn search(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
                 ],
             ))
         }
-        Found::All(docs) => {
-            let start = offset.min(docs.len());
-            let end = limit.map_or(docs.len(), |n| start.saturating_add(n).min(docs.len()));
-            let shown = &docs[start..end];
+        Found::Head { docs, total } => {
+            let shown: Vec<Document> = docs.into_iter().skip(offset).collect();
+            let returned = shown.len();
+            let end = offset.saturating_add(returned);
             Ok(object([
                 ("participants", Some(list_of(shown))),
-                ("totalCount", Some(Value::from(docs.len() as f64))),
-                ("returnedCount", Some(Value::from(shown.len() as f64))),
-                ("hasMore", Some(Value::from(end < docs.len()))),
+                ("totalCount", Some(Value::from(total as f64))),
+                ("returnedCount", Some(Value::from(returned as f64))),
+                ("hasMore", Some(Value::from(end < total))),
                 ("correlationId", Some(correlation)),
             ]))
         }

@@ -13,7 +13,7 @@ use store::{Document, TableDef};
 use values::validator::v;
 use values::{FieldValidator, Validator, Value};
 
-use crate::args::{object, with_session};
+use crate::args::with_session;
 use fields::{STATUSES, SUPPORT_LEVELS};
 
 pub const TABLE: &str = "participants";
@@ -173,26 +173,33 @@ fn not_found() -> FunctionError {
     FunctionError::not_found("Participant not found")
 }
 
-/// A participant as clients see it: the creation fields plus `_id`, `company_id`, the status
-/// reason and the times (never the internal sort key or who edited it).
+/// The fields clients see: the creation fields, `company_id`, the status reason and the times
+/// (never the internal sort key or who edited it). An allowlist, so a new internal field stays in.
+const PUBLIC_FIELDS: [&str; 14] = [
+    "company_id",
+    "site_id",
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "ndis_number",
+    "contact_phone",
+    "emergency_contact",
+    "support_level",
+    "care_notes",
+    "status",
+    "discharge_reason",
+    "created_at",
+    "updated_at",
+];
+
+/// A participant as clients see it (`into_value` adds `_id` and `_creationTime`).
 fn public(doc: &Document) -> Value {
-    let field = |name: &str| doc.get(name).cloned();
-    object([
-        ("_id", Some(Value::from(doc.id))),
-        ("_creationTime", Some(Value::from(doc.creation_time))),
-        ("company_id", field("company_id")),
-        ("site_id", field("site_id")),
-        ("first_name", field("first_name")),
-        ("last_name", field("last_name")),
-        ("date_of_birth", field("date_of_birth")),
-        ("ndis_number", field("ndis_number")),
-        ("contact_phone", field("contact_phone")),
-        ("emergency_contact", field("emergency_contact")),
-        ("support_level", field("support_level")),
-        ("care_notes", field("care_notes")),
-        ("status", field("status")),
-        ("discharge_reason", field("discharge_reason")),
-        ("created_at", field("created_at")),
-        ("updated_at", field("updated_at")),
-    ])
+    into_public(doc.clone())
+}
+
+/// As `public`, reusing the document's fields (lists render many participants).
+fn into_public(mut doc: Document) -> Value {
+    doc.fields
+        .retain(|name, _| PUBLIC_FIELDS.contains(&name.as_str()));
+    doc.into_value()
 }

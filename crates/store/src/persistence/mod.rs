@@ -38,6 +38,8 @@ pub(crate) trait TxConn: Any + Send {
         order: Order,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, StoredDoc)>>;
+    /// How many entries of `index` lie within `range` (no documents are read).
+    fn count(&mut self, index: IndexId, range: &KeyRange) -> Result<u64>;
     fn insert_doc(&mut self, doc: &StoredDoc) -> Result<()>;
     fn update_doc(&mut self, doc: &StoredDoc) -> Result<()>;
     fn delete_doc(&mut self, id: &[u8]) -> Result<()>;

@@ -419,6 +419,21 @@ impl TxConn for PgTx {
             .collect())
     }
 
+    fn count(&mut self, index: IndexId, range: &KeyRange) -> Result<u64> {
+        let index = index as i32;
+        let rows = match &range.end {
+            Some(end) => self.query(
+                "SELECT count(*) FROM ss_index_entries WHERE index_id = $1 AND key >= $2 AND key < $3",
+                &[(&index, Type::INT4), (&range.start, Type::BYTEA), (end, Type::BYTEA)],
+            )?,
+            None => self.query(
+                "SELECT count(*) FROM ss_index_entries WHERE index_id = $1 AND key >= $2",
+                &[(&index, Type::INT4), (&range.start, Type::BYTEA)],
+            )?,
+        };
+        Ok(rows.first().map_or(0, |row| row.get::<_, i64>(0)) as u64)
+    }
+
     fn insert_doc(&mut self, doc: &StoredDoc) -> Result<()> {
         let sql = "INSERT INTO ss_documents (id, table_number, creation_time, value) VALUES ($1, $2, $3, $4)";
         let table = doc.table_number as i32;

@@ -530,6 +530,21 @@ impl TxConn for SqliteTx {
         rows.and_then(|rows| rows.collect()).map_err(map_err)
     }
 
+    fn count(&mut self, index: IndexId, range: &KeyRange) -> Result<u64> {
+        let count = |row: &rusqlite::Row<'_>| row.get::<_, i64>(0);
+        let counted = match &range.end {
+            Some(end) => self
+                .conn()
+                .prepare_cached("SELECT count(*) FROM ss_index_entries WHERE index_id = ?1 AND key >= ?2 AND key < ?3")
+                .and_then(|mut stmt| stmt.query_row(params![index, range.start, end], count)),
+            None => self
+                .conn()
+                .prepare_cached("SELECT count(*) FROM ss_index_entries WHERE index_id = ?1 AND key >= ?2")
+                .and_then(|mut stmt| stmt.query_row(params![index, range.start], count)),
+        };
+        counted.map(|n| n as u64).map_err(map_err)
+    }
+
     fn insert_doc(&mut self, doc: &StoredDoc) -> Result<()> {
         let sql = "INSERT INTO ss_documents (id, table_number, creation_time, value) VALUES (?1, ?2, ?3, ?4)";
         self.run(
