@@ -163,10 +163,11 @@ fn record(
         .unwrap_or_default()
         .to_string();
     let now = ctx.now_ms();
-    audit::record(
+    audit::record_by(
         &mut ctx.db,
         now,
         ctx.request_id.as_str(),
+        &viewer,
         Entry {
             event: Event::AiPromptGroupChanged,
             actor: Some(&viewer.user_id),
@@ -339,10 +340,11 @@ fn assign(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         .unwrap_or("(none)")
         .to_string();
     let now = ctx.now_ms();
-    audit::record(
+    audit::record_by(
         &mut ctx.db,
         now,
         ctx.request_id.as_str(),
+        &viewer,
         Entry {
             event: Event::AiPromptGroupChanged,
             actor: Some(&viewer.user_id),

@@ -26,6 +26,7 @@ use values::{DocumentId, Object, Validator, Value};
 
 use crate::args::object;
 use crate::audit::{self, Entry, Event};
+use crate::identity::Viewer;
 use defaults::OutputFormat;
 
 pub use resolve::{PromptCache, Resolved};
@@ -276,7 +277,7 @@ pub fn audit_change(
     db: &mut DbWriter<'_>,
     now: f64,
     correlation_id: &str,
-    actor: Option<&DocumentId>,
+    viewer: Option<&Viewer>,
     action: &str,
     prompt: Option<&Document>,
 ) -> FnResult<()> {
@@ -291,18 +292,17 @@ pub fn audit_change(
     .into_iter()
     .filter(|(_, v)| !v.is_empty())
     .collect();
-    audit::record(
-        db,
-        now,
-        correlation_id,
-        Entry {
-            event: Event::AiPromptChanged,
-            actor,
-            target: prompt.map(|p| p.id.encode()),
-            company: None,
-            details: &details,
-        },
-    )
+    let entry = Entry {
+        event: Event::AiPromptChanged,
+        actor: viewer.map(|v| &v.user_id),
+        target: prompt.map(|p| p.id.encode()),
+        company: None,
+        details: &details,
+    };
+    match viewer {
+        Some(viewer) => audit::record_by(db, now, correlation_id, viewer, entry),
+        None => audit::record(db, now, correlation_id, entry),
+    }
 }
 
 /// `{success: true, prompt_id, prompt_name, prompt_version, ...extra}`.

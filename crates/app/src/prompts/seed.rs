@@ -99,7 +99,7 @@ fn seed(ctx: &mut MutationCtx<'_>, args: Object, model: &str) -> FnResult {
             &mut ctx.db,
             now,
             ctx.request_id.as_str(),
-            Some(&viewer.user_id),
+            Some(&viewer),
             "seed_defaults",
             None,
         )?;
@@ -148,7 +148,7 @@ fn reset_and_seed(ctx: &mut MutationCtx<'_>, args: Object, model: &str) -> FnRes
         &mut ctx.db,
         now,
         ctx.request_id.as_str(),
-        Some(&viewer.user_id),
+        Some(&viewer),
         "reset_and_seed",
         None,
     )?;

@@ -313,7 +313,7 @@ fn update_template(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         &mut ctx.db,
         now,
         ctx.request_id.as_str(),
-        Some(&viewer.user_id),
+        Some(&viewer),
         "update_template",
         Some(&doc),
     )?;
@@ -415,7 +415,7 @@ fn create_version(ctx: &mut MutationCtx<'_>, args: Object, default_model: &str) 
         &mut ctx.db,
         now,
         ctx.request_id.as_str(),
-        Some(&viewer.user_id),
+        Some(&viewer),
         "create_version",
         Some(&doc),
     )?;
@@ -463,7 +463,7 @@ fn activate(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         &mut ctx.db,
         now,
         ctx.request_id.as_str(),
-        Some(&viewer.user_id),
+        Some(&viewer),
         "activate_version",
         Some(&doc),
     )?;
@@ -510,7 +510,7 @@ fn reset_to_default(ctx: &mut MutationCtx<'_>, args: Object, default_model: &str
         &mut ctx.db,
         now,
         ctx.request_id.as_str(),
-        Some(&viewer.user_id),
+        Some(&viewer),
         "reset_to_default",
         Some(&doc),
     )?;
