@@ -167,7 +167,7 @@ fn record(
         &mut ctx.db,
         now,
         ctx.request_id.as_str(),
-        &viewer,
+        viewer,
         Entry {
             event: Event::AiPromptGroupChanged,
             actor: Some(&viewer.user_id),

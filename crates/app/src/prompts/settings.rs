@@ -105,7 +105,7 @@ fn write(
         &mut ctx.db,
         now,
         ctx.request_id.as_str(),
-        Some(&viewer),
+        Some(viewer),
         action,
         Some(&updated),
     )?;
