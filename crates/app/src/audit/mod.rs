@@ -1,6 +1,7 @@
 //! The security audit log: a durable, append-only record of sign-ins, failures, lockouts, password
-//! resets, role changes, invitations, impersonation and company status changes. Readable by those
-//! with `view_audit_logs` (their own company) or `view_security_logs` (every company).
+//! resets, role changes, invitations, impersonation, company status changes, and deletions and
+//! imports of records. Readable by those with `view_audit_logs` (their own company) or
+//! `view_security_logs` (every company).
 
 use functions::{CrossTenant, DbWriter, FnResult, QueryCtx, Registry, Scope};
 use store::{Order, TableDef};
@@ -36,10 +37,12 @@ pub enum Event {
     CompanyStatusChanged,
     OAuthAccountLinked,
     ParticipantDeleted,
+    IncidentDeleted,
+    IncidentImported,
 }
 
 impl Event {
-    pub const ALL: [Event; 21] = [
+    pub const ALL: [Event; 23] = [
         Event::SignIn,
         Event::SignInFailed,
         Event::AccountLocked,
@@ -61,6 +64,8 @@ impl Event {
         Event::CompanyStatusChanged,
         Event::OAuthAccountLinked,
         Event::ParticipantDeleted,
+        Event::IncidentDeleted,
+        Event::IncidentImported,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +91,8 @@ impl Event {
             Event::CompanyStatusChanged => "company_status_changed",
             Event::OAuthAccountLinked => "oauth_account_linked",
             Event::ParticipantDeleted => "participant_deleted",
+            Event::IncidentDeleted => "incident_deleted",
+            Event::IncidentImported => "incident_imported",
         }
     }
 }
