@@ -8,7 +8,9 @@ pub mod companies;
 pub mod email;
 pub mod identity;
 pub mod impersonation;
+pub mod incidents;
 pub mod invitations;
+pub mod narratives;
 pub mod oauth;
 pub mod participants;
 pub mod prompts;
@@ -29,6 +31,8 @@ pub fn schema() -> Schema {
         .chain(rate_limit::tables())
         .chain(invitations::tables())
         .chain(participants::tables())
+        .chain(incidents::tables())
+        .chain(narratives::tables())
         .chain(impersonation::tables())
         .chain(oauth::tables())
         .chain(email::tables())
@@ -47,6 +51,8 @@ pub fn registry(config: &config::Config) -> Registry {
     users::register(&mut r, urls);
     invitations::register(&mut r, urls);
     participants::register(&mut r, urls);
+    incidents::register(&mut r);
+    narratives::register(&mut r);
     impersonation::register(&mut r, urls);
     oauth::register_with(&mut r, urls, &config.oauth);
     let prompt_settings = prompts::PromptSettings {

@@ -1,7 +1,11 @@
-//! The benchmark's own table and functions (point reads, range reads, inserts, seeding), served
-//! together with the application's, which the authenticated scenarios call.
+//! The benchmark's own table and functions (point reads, range reads, inserts, seeding items and
+//! incidents), served together with the application's, which the authenticated scenarios call.
 
-use functions::{Registry, Scope};
+use app::incidents::counts::{self, Whose};
+use app::incidents::fields::{format_event_time, Details};
+use app::incidents::record::{self, IncidentRow};
+use app::incidents::status::{AnalysisStatus, CaptureStatus};
+use functions::{FnResult, FunctionError, MutationCtx, Registry, Scope};
 use store::{Document, Schema, TableDef};
 use values::validator::v;
 use values::Validator;
@@ -72,8 +76,73 @@ pub fn registry(config: &config::Config) -> Registry {
     r
 }
 
+/// The slug of the company the authenticated scenarios use.
+pub const AUTH_COMPANY_SLUG: &str = "bench-care";
+
+/// Statuses spread like a working company's: 40% still being captured, 20% ready for analysis,
+/// 10% in analysis, 30% done.
+fn incident_state(i: usize) -> (CaptureStatus, AnalysisStatus) {
+    match i % 10 {
+        0 | 1 => (CaptureStatus::Draft, AnalysisStatus::NotStarted),
+        2 | 3 => (CaptureStatus::InProgress, AnalysisStatus::NotStarted),
+        4 | 5 => (CaptureStatus::Completed, AnalysisStatus::NotStarted),
+        6 => (CaptureStatus::Completed, AnalysisStatus::InProgress),
+        _ => (CaptureStatus::Completed, AnalysisStatus::Completed),
+    }
+}
+
+/// Adds incidents to the bench company (through the application's own write path, so indexes
+/// and status counts are maintained) until it holds `upTo`, at most `batch` per call. Returns how
+/// many it added; 0 once there are enough.
+fn seed_incidents(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+    let all = Scope::all_companies(&ctx.cross_tenant()?);
+    let missing = || FunctionError::internal("bench:seedAuth has not run");
+    let company = ctx
+        .db
+        .scoped(&all)
+        .query("companies", "by_slug", |q| q.eq("slug", AUTH_COMPANY_SLUG))?
+        .first()?
+        .ok_or_else(missing)?;
+    let scope = Scope::company(company.id);
+    let mut db = ctx.db.scoped(&scope);
+    let site = db.query("sites", "by_company_name", |q| q)?.first()?;
+    let lead = db.query("users", "by_company", |q| q)?.first()?;
+    let (site, lead) = (site.ok_or_else(missing)?.id, lead.ok_or_else(missing)?.id);
+    let have = counts::read(&mut ctx.db, &scope, Whose::Company)?.total() as usize;
+    let wanted = num_arg(&args, "upTo") as usize;
+    let n = wanted
+        .saturating_sub(have)
+        .min(num_arg(&args, "batch") as usize);
+    let now = ctx.now_ms();
+    for k in 0..n {
+        let i = have + k;
+        let at = now - (wanted - i) as f64 * 1000.0;
+        let details = Details {
+            reporter_name: "Bench Lead".into(),
+            participant_name: format!("Pat{:03} Person{:03}", i % 97, i % 89),
+            location: ["Kitchen", "Garden", "Lounge", "Bathroom"][i % 4].into(),
+            event_date_time: format_event_time(at - 3_600_000.0),
+            event_at: at - 3_600_000.0,
+        };
+        let mut row = IncidentRow::new(company.id, site, None, details, lead, at);
+        (row.capture_status, row.analysis_status) = incident_state(i);
+        if row.capture_status == CaptureStatus::Completed {
+            row.submitted_at = Some(at);
+            row.submitted_by = Some(lead);
+        }
+        record::insert(&mut ctx.db, &scope, row)?;
+    }
+    Ok(Value::from(n as f64))
+}
+
 fn bench_functions() -> Registry {
     let mut r = Registry::new();
+    r.mutation(
+        "bench:seedIncidents",
+        v::object([("upTo", v::number()), ("batch", v::number())]),
+        seed_incidents,
+    )
+    .cross_tenant();
     // A company, its team lead (with a real argon2 hash, for the sign-in scenario) and a session
     // with a known token; the participants are then created through the real API.
     r.mutation_with_prepare(
@@ -89,7 +158,7 @@ fn bench_functions() -> Registry {
                 "companies",
                 Object::from([
                     ("name".to_string(), Value::from("Bench Care")),
-                    ("slug".to_string(), Value::from("bench-care")),
+                    ("slug".to_string(), Value::from(AUTH_COMPANY_SLUG)),
                     (
                         "contact_email".to_string(),
                         Value::from("office@bench.example"),

@@ -53,7 +53,8 @@ struct RunArgs {
     /// Smoke run: 0.2 s warm-up and 0.5 s measured per cell.
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run (getOne, range50, insert); all by default.
+    /// Scenarios to run (getOne, range50, authList50, incidentList<size>, insert,
+    /// createIncident, login); all by default.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Also run on PostgreSQL: a fresh database is created through this URL and dropped after.
@@ -74,6 +75,10 @@ struct RunArgs {
     /// Bytes of the `payload` field of each document.
     #[arg(long, default_value_t = 100)]
     payload_len: usize,
+    /// Company sizes (incidents) the incident list is measured at; each is seeded before its
+    /// measurement, so the largest sets how long the run takes.
+    #[arg(long, value_delimiter = ',', default_value = "10000,1000000")]
+    incidents: Vec<usize>,
 }
 
 fn main() -> ExitCode {
@@ -121,6 +126,7 @@ fn bench_main(args: RunArgs) -> anyhow::Result<ExitCode> {
         duration: seconds(duration, "--duration")?,
         plan,
         scenarios: args.scenarios,
+        incident_sizes: args.incidents,
     };
     anyhow::ensure!(!options.duration.is_zero(), "--duration must be positive");
     bench::runner::selected_scenarios(&options)?;

@@ -175,6 +175,37 @@ pub fn goal_lines(rows: &[Row]) -> Vec<String> {
             mark(r.p99_ms < 5.0)
         ));
     }
+    // The incident list at the largest company size against the smallest, per client count.
+    let mut lists: Vec<&str> = Vec::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.scenario.starts_with("incidentList"))
+    {
+        if !lists.contains(&r.scenario.as_str()) {
+            lists.push(&r.scenario);
+        }
+    }
+    if let (true, Some(small), Some(large)) = (lists.len() > 1, lists.first(), lists.last()) {
+        let sqlite = |scenario: &str, clients: usize| {
+            rows.iter()
+                .find(|r| r.backend == "sqlite" && r.scenario == scenario && r.clients == clients)
+        };
+        for r in rows
+            .iter()
+            .filter(|r| r.backend == "sqlite" && r.scenario == *small)
+        {
+            if let Some(big) = sqlite(large, r.clients) {
+                let ratio = big.p50_ms / r.p50_ms;
+                lines.push(format!(
+                    "incident list p50 at {} clients, {large} vs {small}: {:.2} vs {:.2} ms ({ratio:.2}x); goal <= 2x: {}",
+                    r.clients,
+                    big.p50_ms,
+                    r.p50_ms,
+                    mark(ratio <= 2.0)
+                ));
+            }
+        }
+    }
     lines
 }
 

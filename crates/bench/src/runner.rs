@@ -1,5 +1,6 @@
-//! One backend's run: start the server process, seed, check every scenario answers correctly, read
-//! idle memory, then measure every (scenario, clients) cell while sampling the server's RSS.
+//! One backend's run: start the server process, seed, read idle memory, then for each scenario
+//! prepare it (seeding only it needs), check it answers correctly, and measure its (scenario,
+//! clients) cells while sampling the server's RSS.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +44,8 @@ pub struct Options {
     pub plan: SeedPlan,
     /// Scenario names to run; empty runs all.
     pub scenarios: Vec<String>,
+    /// Company sizes (incidents) the incident list is measured at.
+    pub incident_sizes: Vec<usize>,
 }
 
 pub struct BackendRun {
@@ -54,7 +57,7 @@ pub struct BackendRun {
 
 /// The scenarios `options` selects, failing on names that do not exist.
 pub fn selected_scenarios(options: &Options) -> anyhow::Result<Vec<Arc<dyn Scenario>>> {
-    let all = standard(options.plan);
+    let all = standard(options.plan, &options.incident_sizes);
     for wanted in &options.scenarios {
         if !all.iter().any(|s| s.name() == wanted) {
             let names: Vec<_> = all.iter().map(|s| s.name()).collect();
@@ -109,7 +112,6 @@ async fn run_on(
         options.plan.groups,
         started.elapsed().as_secs_f64()
     ));
-    check_scenarios(server.addr, &scenarios).await?;
     // Idle means after start-up and seeding have finished their work, not mid-commit.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle = server.memory()?;
@@ -118,6 +120,12 @@ async fn run_on(
     let mut error_samples = Vec::new();
     let mut peak = idle.rss_kib;
     for scenario in &scenarios {
+        let mut connection = Connection::open(server.addr).await?;
+        scenario
+            .prepare(&mut connection)
+            .await
+            .with_context(|| format!("preparing {}", scenario.name()))?;
+        check_scenarios(server.addr, std::slice::from_ref(scenario)).await?;
         for &clients in &options.clients {
             let sampler = RssSampler::start(server.pid());
             let config = CellConfig {

@@ -1,9 +1,13 @@
 //! What the load generator sends. A scenario builds each client's requests and checks a sample
 //! answer in full before it is measured. To add one (an authenticated read, say): implement
-//! `Scenario`, do any set-up (sign-in, per-client tokens) where it is constructed, and list it in
-//! `standard`.
+//! `Scenario`, do any set-up (sign-in, per-client tokens) where it is constructed or in `prepare`
+//! (which runs against the server just before the scenario is checked and measured), and list it
+//! in `standard`.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use hyper::header::{HeaderName, HeaderValue};
 use serde_json::{json, Value as Json};
@@ -11,7 +15,11 @@ use serde_json::{json, Value as Json};
 use crate::functions::{
     group_name, item_key, payload, AUTH_EMAIL, AUTH_PASSWORD, AUTH_TOKEN, RANGE_LEN,
 };
-use crate::http::request_body;
+use crate::http::{request_body, Connection};
+use crate::runner::progress;
+
+/// What `Scenario::prepare` returns.
+pub type Preparation<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
 
 pub trait Scenario: Send + Sync {
     /// Short name for the results table and `--scenarios`.
@@ -27,6 +35,11 @@ pub trait Scenario: Send + Sync {
     /// Checks the value request (`client`, `seq`) returned; run on a sample before measuring, so a
     /// scenario that "succeeds" without doing its work is caught.
     fn check(&self, client: usize, seq: u64, value: &Json) -> Result<(), String>;
+    /// Runs once, right before the scenario is checked and measured: seeding only it needs, ids
+    /// its requests must carry.
+    fn prepare<'a>(&'a self, _connection: &'a mut Connection) -> Preparation<'a> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// How the database is seeded: `items` documents, `items / groups` per group.
@@ -217,20 +230,175 @@ impl Scenario for Login {
     }
 }
 
+/// Milliseconds since the epoch.
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_millis() as f64)
+}
+
+/// `incidents:create` with its four-phase narrative in the same mutation, as the bench company's
+/// team lead: validation, the site check, the incident with its 19 index entries and status
+/// counts, and the narrative.
+pub struct CreateIncident {
+    site: OnceLock<String>,
+}
+
+impl Scenario for CreateIncident {
+    fn name(&self) -> &'static str {
+        "createIncident"
+    }
+    fn route(&self) -> &'static str {
+        "/api/mutation"
+    }
+    fn body(&self, client: usize, seq: u64) -> Vec<u8> {
+        let site = self.site.get().map_or("", String::as_str);
+        let event = app::incidents::fields::format_event_time(now_ms() - 3_600_000.0);
+        let args = json!({
+            "sessionToken": AUTH_TOKEN,
+            "site_id": site,
+            "reporter_name": "Bench Lead",
+            "participant_name": format!("Client {client} Visit {seq}"),
+            "event_date_time": event,
+            "location": "Kitchen",
+            "narrative": {
+                "before_event": "Breakfast as usual, calm and chatting with staff.",
+                "during_event": "Slipped on water near the sink and fell onto one knee.",
+                "end_event": "Staff helped them up and sat them in a chair.",
+                "post_event": "Ice pack applied; family informed; no further pain reported.",
+            },
+        });
+        request_body("incidents:create", &args)
+    }
+    fn check(&self, _client: usize, _seq: u64, value: &Json) -> Result<(), String> {
+        match value.as_str() {
+            Some(id) if id.len() == 32 => Ok(()),
+            _ => Err(format!(
+                "incidents:create returned {value}, expected an incident Id"
+            )),
+        }
+    }
+    fn prepare<'a>(&'a self, connection: &'a mut Connection) -> Preparation<'a> {
+        Box::pin(async move {
+            let sites = connection
+                .call(
+                    "query",
+                    "sites/list:listCompanySites",
+                    json!({"sessionToken": AUTH_TOKEN}),
+                )
+                .await?;
+            let site = sites[0]["_id"]
+                .as_str()
+                .ok_or_else(|| anyhow::anyhow!("the bench company has no site: {sites}"))?;
+            let _ = self.site.set(site.to_string());
+            Ok(())
+        })
+    }
+}
+
+/// The first page (50) of the company's incidents with a status filter, newest first, once the
+/// company holds `incidents` incidents (`prepare` adds what is missing). Run at two sizes, it
+/// shows how the list scales with the company's number of incidents.
+pub struct ListIncidents {
+    incidents: usize,
+    name: &'static str,
+}
+
+/// The status the list filters by (a fifth of the seeded incidents).
+const LISTED_STATUS: &str = "ready_for_analysis";
+/// Incidents added per seeding mutation.
+const INCIDENT_BATCH: usize = 5_000;
+
+impl ListIncidents {
+    pub fn new(incidents: usize) -> ListIncidents {
+        let size = match incidents {
+            n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+            n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+            n => n.to_string(),
+        };
+        // A handful of names per process: leaking them keeps `name` a plain `&'static str`.
+        let name = Box::leak(format!("incidentList{size}").into_boxed_str());
+        ListIncidents { incidents, name }
+    }
+}
+
+impl Scenario for ListIncidents {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn route(&self) -> &'static str {
+        "/api/query"
+    }
+    fn body(&self, _client: usize, _seq: u64) -> Vec<u8> {
+        let args = json!({
+            "sessionToken": AUTH_TOKEN,
+            "filters": {"status": LISTED_STATUS},
+            "paginationOpts": {"numItems": RANGE_LEN as f64, "cursor": null},
+        });
+        request_body("incidents_listing:getAllCompanyIncidents", &args)
+    }
+    fn check(&self, _client: usize, _seq: u64, value: &Json) -> Result<(), String> {
+        let page = value["page"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let expected = RANGE_LEN.min(self.incidents / 5);
+        if page.len() != expected || page.iter().any(|i| i["overall_status"] != LISTED_STATUS) {
+            return Err(format!(
+                "{}: {} incidents on the page, expected {expected} {LISTED_STATUS}",
+                self.name,
+                page.len()
+            ));
+        }
+        Ok(())
+    }
+    fn prepare<'a>(&'a self, connection: &'a mut Connection) -> Preparation<'a> {
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            loop {
+                let args = json!({"upTo": self.incidents as f64, "batch": INCIDENT_BATCH as f64});
+                let added = connection
+                    .call("mutation", "bench:seedIncidents", args)
+                    .await?;
+                if added.as_f64().unwrap_or(0.0) == 0.0 {
+                    break;
+                }
+            }
+            progress(format!(
+                "{}: the bench company holds {} incidents (seeding took {:.1} s)",
+                self.name,
+                self.incidents,
+                started.elapsed().as_secs_f64()
+            ));
+            Ok(())
+        })
+    }
+}
+
 /// The scenarios of the issue, in the order they run: reads first, so inserts do not change what
-/// they read between client counts.
-pub fn standard(plan: SeedPlan) -> Vec<Arc<dyn Scenario>> {
-    vec![
+/// they read between client counts; the incident lists from the smallest company size up.
+pub fn standard(plan: SeedPlan, incident_sizes: &[usize]) -> Vec<Arc<dyn Scenario>> {
+    let mut sizes = incident_sizes.to_vec();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let mut all: Vec<Arc<dyn Scenario>> = vec![
         Arc::new(GetOne { plan }),
         Arc::new(Range50 { plan }),
         Arc::new(AuthList50),
-        Arc::new(Insert {
-            plan,
-            payload: payload(plan.payload_len),
-            run: hex::encode(rand::random::<[u8; 4]>()),
-        }),
-        Arc::new(Login),
-    ]
+    ];
+    for size in sizes {
+        all.push(Arc::new(ListIncidents::new(size)));
+    }
+    all.push(Arc::new(Insert {
+        plan,
+        payload: payload(plan.payload_len),
+        run: hex::encode(rand::random::<[u8; 4]>()),
+    }));
+    all.push(Arc::new(CreateIncident {
+        site: OnceLock::new(),
+    }));
+    all.push(Arc::new(Login));
+    all
 }
 
 /// The seeding requests: one `bench:seed` mutation per group.
@@ -265,6 +433,13 @@ mod tests {
         assert!(keys
             .iter()
             .all(|k| k.as_str() < item_key(plan.seeded()).as_str()));
+    }
+
+    #[test]
+    fn incident_lists_are_named_by_company_size() {
+        assert_eq!(ListIncidents::new(10_000).name(), "incidentList10k");
+        assert_eq!(ListIncidents::new(1_000_000).name(), "incidentList1M");
+        assert_eq!(ListIncidents::new(150).name(), "incidentList150");
     }
 
     #[test]

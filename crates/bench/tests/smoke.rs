@@ -20,6 +20,7 @@ async fn every_scenario_runs_without_errors_on_sqlite() {
             payload_len: 20,
         },
         scenarios: Vec::new(),
+        incident_sizes: vec![300, 600],
     };
     let report = bench::run(&options, &[Backend::Sqlite])
         .await
@@ -27,7 +28,16 @@ async fn every_scenario_runs_without_errors_on_sqlite() {
     let names: Vec<_> = report.rows.iter().map(|r| r.scenario.as_str()).collect();
     assert_eq!(
         names,
-        ["getOne", "range50", "authList50", "insert", "login"]
+        [
+            "getOne",
+            "range50",
+            "authList50",
+            "incidentList300",
+            "incidentList600",
+            "insert",
+            "createIncident",
+            "login"
+        ]
     );
     for row in &report.rows {
         assert_eq!(row.errors, 0, "{row:?}: {:?}", report.error_samples);

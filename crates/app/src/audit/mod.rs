@@ -1,7 +1,7 @@
 //! The security audit log: a durable, append-only record of sign-ins, failures, lockouts, password
-//! resets, role changes, invitations, impersonation, company status changes and AI prompt changes.
-//! Readable by those with `view_audit_logs` (their own company) or `view_security_logs` (every
-//! company).
+//! resets, role changes, invitations, impersonation, company status changes, AI prompt changes, and
+//! deletions and imports of records. Readable by those with `view_audit_logs` (their own company)
+//! or `view_security_logs` (every company).
 
 use functions::{CrossTenant, DbWriter, FnResult, QueryCtx, Registry, Scope};
 use store::{Document, Order, TableDef};
@@ -39,10 +39,12 @@ pub enum Event {
     ParticipantDeleted,
     AiPromptChanged,
     AiPromptGroupChanged,
+    IncidentDeleted,
+    IncidentImported,
 }
 
 impl Event {
-    pub const ALL: [Event; 23] = [
+    pub const ALL: [Event; 25] = [
         Event::SignIn,
         Event::SignInFailed,
         Event::AccountLocked,
@@ -66,6 +68,8 @@ impl Event {
         Event::ParticipantDeleted,
         Event::AiPromptChanged,
         Event::AiPromptGroupChanged,
+        Event::IncidentDeleted,
+        Event::IncidentImported,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +97,8 @@ impl Event {
             Event::ParticipantDeleted => "participant_deleted",
             Event::AiPromptChanged => "ai_prompt_changed",
             Event::AiPromptGroupChanged => "ai_prompt_group_changed",
+            Event::IncidentDeleted => "incident_deleted",
+            Event::IncidentImported => "incident_imported",
         }
     }
 }

@@ -82,13 +82,14 @@ pub fn list_all_companies(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         let scope = viewer.scope_for(&company.id, Some(&grant), Permission::ManageAllCompanies)?;
         let users = count(ctx, &scope, "users", "by_company")?;
         let sites = count(ctx, &scope, "sites", "by_company_name")?;
+        let participants = count(ctx, &scope, crate::participants::TABLE, "by_company_name")?;
+        // Not completed (capture or analysis still open), from the incident status counts.
+        let active = crate::incidents::active_count(&mut ctx.db, &scope)?;
         let mut value = company.to_value().into_object().unwrap_or_default();
         value.insert("userCount".into(), Value::from(users));
         value.insert("siteCount".into(), Value::from(sites));
-        // Participants and incidents belong to modules still being built; their counts join here
-        // (through their company indexes) once those tables exist.
-        value.insert("participantCount".into(), Value::from(0.0));
-        value.insert("activeIncidentCount".into(), Value::from(0.0));
+        value.insert("participantCount".into(), Value::from(participants));
+        value.insert("activeIncidentCount".into(), Value::from(active));
         out.push(Value::Object(value));
     }
     Ok(Value::Array(out))

@@ -1,7 +1,8 @@
 //! Sites, the physical locations of a company. Every signed-in user lists their own company's sites
 //! (`sites/list`); `sites/admin` creates, renames and deletes them: platform administrators
 //! (`manage_all_companies`) for any company, company admins (`company_configuration`) for their own.
-//! Names are unique per company ignoring case, and a company always keeps at least one site.
+//! Names are unique per company ignoring case, a company always keeps at least one site, and a
+//! site that participants or incidents refer to is not deleted.
 
 use functions::{CrossTenant, ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx, Scope};
 use functions::{DbRead, Registry};
@@ -222,7 +223,8 @@ fn update_site(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     Ok(object([("success", Some(Value::from(true)))]))
 }
 
-/// `sites/admin:deleteSite`: deletes a site unless it is the company's last.
+/// `sites/admin:deleteSite`: deletes a site unless it is the company's last or participants or
+/// incidents refer to it.
 fn delete_site(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
     let viewer = site_admin(&mut ctx.db, ctx.auth, &args, now)?;
@@ -239,6 +241,32 @@ fn delete_site(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             ErrorCode::Conflict,
             "siteId",
             "The last site of a company cannot be deleted",
+        ));
+    }
+    let site_id = site.id.encode();
+    let participants = ctx
+        .db
+        .scoped(&scope)
+        .query(crate::participants::TABLE, "by_company_site_name", |q| {
+            q.eq("site_id", site_id)
+        })?
+        .first()?
+        .is_some();
+    let incidents = crate::incidents::refers_to_site(&mut ctx.db, &scope, &site.id)?;
+    let users = match (participants, incidents) {
+        (true, true) => Some("participants and incidents"),
+        (true, false) => Some("participants"),
+        (false, true) => Some("incidents"),
+        (false, false) => None,
+    };
+    if let Some(users) = users {
+        // Deleting would leave records pointing at a site that no longer exists.
+        return Err(FunctionError::field(
+            ErrorCode::Conflict,
+            "siteId",
+            format!(
+                "This site cannot be deleted: {users} refer to it; move them to another site first"
+            ),
         ));
     }
     ctx.db.scoped(&scope).delete(&site.id)?;

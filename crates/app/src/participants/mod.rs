@@ -159,11 +159,10 @@ pub fn register(r: &mut Registry, _urls: &Urls) {
         write::update_status,
     );
 
-    let incidents = admin::IncidentLink::from_schema(&crate::schema());
     r.mutation(
         "participants/admin:deleteParticipant",
         with_session([("participantId", v::id(TABLE).into())]),
-        move |ctx, args| admin::delete(ctx, args, incidents.as_ref()),
+        admin::delete,
     )
     .cross_tenant();
 }

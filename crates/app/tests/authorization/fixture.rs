@@ -1,7 +1,8 @@
 //! The matrix's world, written straight into the store: companies A and B (each with a Primary site,
-//! a participant, a revoked invitation and one user per company role), a company-less demo admin and
-//! system admin, a "ghost" company whose documents were deleted again (the missing ids a foreign id
-//! must be indistinguishable from), and a signed-in session for every caller.
+//! a participant, a revoked invitation, one user per company role, and an incident with its
+//! narrative recorded by the frontline worker), a company-less demo admin and system admin, a
+//! "ghost" company whose documents were deleted again (the missing ids a foreign id must be
+//! indistinguishable from), and a signed-in session for every caller.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -75,6 +76,8 @@ pub struct TenantIds {
     pub frontline: String,
     pub frontline_email: String,
     pub invitation: String,
+    /// An unsubmitted incident of the company's frontline worker, with a narrative.
+    pub incident: String,
 }
 
 pub struct Fixture {
@@ -100,6 +103,8 @@ pub enum Setup {
     VictimUser,
     /// A participant of the target company, to be deleted.
     VictimParticipant,
+    /// An incident (with a narrative) of the target company, to be deleted.
+    VictimIncident,
 }
 
 async fn insert(app: &App, table: &'static str, fields: Json) -> String {
@@ -157,6 +162,31 @@ fn invitation_row(company: &str, email: &str, by: &str) -> Json {
            "status": "revoked", "created_at": 1.0})
 }
 
+fn incident_row(company: &str, site: &str, by: &str) -> Json {
+    let now = now_ms();
+    json!({"company_id": company, "site_id": site, "reporter_name": "Kim Lee",
+           "participant_name": "Pat Lee", "event_date_time": "2025-06-01T14:30",
+           "event_at": now - 3_600_000.0, "location": "Kitchen", "capture_status": "in_progress",
+           "analysis_status": "not_started", "overall_status": "capture_pending",
+           "handoff_status": "draft", "created_at": now, "created_by": by, "updated_at": now,
+           "updated_by": by, "questions_generated": false, "narrative_enhanced": false,
+           "analysis_generated": false, "participant_sort": "pat lee", "reporter_sort": "kim lee"})
+}
+
+fn narrative_row(company: &str, incident: &str, by: &str) -> Json {
+    json!({"company_id": company, "incident_id": incident, "before_event": "Calm morning.",
+           "during_event": "", "end_event": "", "post_event": "", "narrative_hash": "unused",
+           "version": 2.0, "created_at": 1.0, "created_by": by, "updated_at": 1.0,
+           "updated_by": by})
+}
+
+/// An incident of `company` recorded by `by`, with its narrative.
+async fn incident(app: &App, company: &str, site: &str, by: &str) -> String {
+    let id = insert(app, "incidents", incident_row(company, site, by)).await;
+    insert(app, "incident_narratives", narrative_row(company, &id, by)).await;
+    id
+}
+
 async fn session(app: &App, user: &str) -> String {
     let token = hex::encode(rand::random::<[u8; 32]>());
     let now = now_ms();
@@ -210,6 +240,7 @@ async fn company(
         invitation_row(&company, &format!("invitee@{tag}.org"), &admin),
     )
     .await;
+    let incident = incident(app, &company, &site, &users["frontline_worker"]).await;
     let ids = TenantIds {
         company,
         site,
@@ -218,6 +249,7 @@ async fn company(
         frontline: users["frontline_worker"].clone(),
         frontline_email: format!("frontline_worker@{tag}.org"),
         invitation,
+        incident,
     };
     (ids, users)
 }
@@ -242,7 +274,14 @@ impl Fixture {
             json!({"company_id": ghost_company, "name": "Primary", "created_at": 1.0}),
         )
         .await;
+        let ghost_incident = deleted(
+            app,
+            "incidents",
+            incident_row(&ghost_company, &ghost_site, &by),
+        )
+        .await;
         let ghost = TenantIds {
+            incident: ghost_incident,
             participant: deleted(
                 app,
                 "participants",
@@ -357,6 +396,10 @@ impl Fixture {
                 let ndis = format!("5{n:08}");
                 let row = participant_row(&t.company, &t.site, &ndis, &t.frontline);
                 Some(insert(app, "participants", row).await)
+            }
+            (Setup::VictimIncident, Tenant::Missing) => Some(t.incident.clone()),
+            (Setup::VictimIncident, _) => {
+                Some(incident(app, &t.company, &t.site, &t.frontline).await)
             }
         }
     }

@@ -131,6 +131,21 @@ fn own_or_all(c: Caller, t: Tenant, p: Permission, foreign: Expect) -> Expect {
     }
 }
 
+/// The capture of the fixture's incidents is their frontline worker's: only the creator edits it;
+/// colleagues are refused, other companies' incidents are hidden.
+fn capture_owner(c: Caller, t: Tenant) -> Expect {
+    match own_company(c, t, EditOwnIncidentCapture) {
+        Allowed if c != Caller::FrontlineWorker => Forbidden,
+        other => other,
+    }
+}
+
+/// Read by the creator (the frontline worker) and by everyone with view_all_company_incidents in
+/// the company.
+fn incident_reader(c: Caller, t: Tenant) -> Expect {
+    own_company(c, t, ViewMyIncidents)
+}
+
 // ---- the table ----
 
 pub fn rows() -> Vec<Row> {
@@ -456,6 +471,194 @@ pub fn rows() -> Vec<Row> {
         )
         .tenanted()
         .setup(Setup::VictimParticipant),
+        // incidents
+        row(
+            "incidents:create",
+            "create_incident, own company; the site must be the company's",
+            |c, t| own_company(c, t, CreateIncident),
+            // Own company: the location is empty (VALIDATION). Another company: its site is hidden.
+            |cx| {
+                json!({"site_id": cx.t.site, "reporter_name": "Kim", "participant_name": "Pat",
+                       "event_date_time": "2025-06-01T14:30", "location": ""})
+            },
+        )
+        .tenanted(),
+        row(
+            "incidents:updateMetadata",
+            "edit_own_incident_capture, the creator only",
+            capture_owner,
+            |cx| {
+                json!({"incidentId": cx.t.incident, "reporter_name": "", "participant_name": "Pat",
+                       "event_date_time": "2025-06-01T14:30", "location": "Kitchen"})
+            },
+        )
+        .tenanted(),
+        row(
+            "incidents:getById",
+            "the creator, or view_all_company_incidents in the company",
+            incident_reader,
+            |cx| json!({"id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "incidents:getIncidentById",
+            "the creator, or view_all_company_incidents; null for other companies",
+            incident_reader,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted()
+        .null_hides(),
+        row(
+            "incidents:getDraftIncident",
+            "the creator, or view_all_company_incidents in the company",
+            incident_reader,
+            |cx| json!({"incidentId": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "incidents:getStatusOptions",
+            "public (the labels of the status machine)",
+            public,
+            |_| json!({}),
+        ),
+        row(
+            "incidents:updateStatus",
+            "capture: the creator only (asking for the current status changes nothing)",
+            capture_owner,
+            |cx| json!({"id": cx.t.incident, "capture_status": "in_progress"}),
+        )
+        .tenanted(),
+        row(
+            "incidents:updateStatus",
+            "analysis: perform_analysis in the company (refused before submission: CONFLICT)",
+            |c, t| own_company(c, t, PerformAnalysis),
+            |cx| json!({"id": cx.t.incident, "analysis_status": "in_progress"}),
+        )
+        .tenanted(),
+        row(
+            "incidents:updateWorkflowProgress",
+            "edit_own_incident_capture, the creator only",
+            capture_owner,
+            |cx| json!({"incidentId": cx.t.incident, "current_step": 0.5}),
+        )
+        .tenanted(),
+        row(
+            "incidents:autoCompleteWorkflow",
+            "the creator only (not submitted: CONFLICT)",
+            capture_owner,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "incidents:deleteIncident",
+            "company_configuration own company, manage_all_companies any",
+            |c, t| own_or_all(c, t, CompanyConfiguration, Hidden),
+            |cx| json!({"id": cx.fresh, "reason": "authorization matrix"}),
+        )
+        .tenanted()
+        .setup(Setup::VictimIncident),
+        row(
+            "incidents:getIncidentNarrative",
+            "the creator, or view_all_company_incidents in the company",
+            incident_reader,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "incidents:getIncidentNarrativeByIncidentId",
+            "the creator, or view_all_company_incidents in the company",
+            incident_reader,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "incidents_listing:getAllCompanyIncidents",
+            "view_all_company_incidents, own company",
+            |c, t| own_company(c, t, ViewAllCompanyIncidents),
+            |_| json!({}),
+        ),
+        row(
+            "incidents_listing:getMyIncidents",
+            "create_incident, own company (own incidents)",
+            |c, t| own_company(c, t, CreateIncident),
+            |_| json!({}),
+        ),
+        row(
+            "incidents_listing:getIncidentCounts",
+            "view_my_incidents, own company (company-wide with view_all_company_incidents)",
+            |c, t| own_company(c, t, ViewMyIncidents),
+            |_| json!({}),
+        ),
+        row(
+            "incidents_listing:getMyIncompleteIncidents",
+            "create_incident, own company (own incidents)",
+            |c, t| own_company(c, t, CreateIncident),
+            |_| json!({}),
+        ),
+        // narratives
+        row(
+            "narratives:create",
+            "edit_own_incident_capture, the creator only (exists already: its id)",
+            capture_owner,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "narratives:update",
+            "edit_own_incident_capture, the creator only (no phase given: VALIDATION)",
+            capture_owner,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "narratives:getByIncident",
+            "the creator, or view_all_company_incidents in the company",
+            incident_reader,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "narratives:getByIncidentId",
+            "the creator, or view_all_company_incidents in the company",
+            incident_reader,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "narratives:getConsolidated",
+            "the creator, or view_all_company_incidents in the company",
+            incident_reader,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "narratives:getStatsByIncidentId",
+            "the creator, or view_all_company_incidents in the company",
+            incident_reader,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        // workflow data (export and import of capture records)
+        row(
+            "workflowData:exportWorkflowData",
+            "manage_all_companies (any company)",
+            |c, _| perm(c, ManageAllCompanies),
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "workflowData:validateWorkflowData",
+            "manage_all_companies",
+            |c, _| perm(c, ManageAllCompanies),
+            |_| json!({"workflow_data": {}}),
+        ),
+        row(
+            "workflowData:importWorkflowData",
+            "manage_all_companies, into any company (invalid data: VALIDATION)",
+            |c, _| perm(c, ManageAllCompanies),
+            |cx| json!({"workflow_data": {"format": "other"}, "company_id": cx.t.company}),
+        )
+        .tenanted(),
         // impersonation
         row(
             "impersonation:startImpersonation",

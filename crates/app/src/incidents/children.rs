@@ -1,0 +1,77 @@
+//! The records that belong to one incident. `CHILD_TABLES` is the one list of them: deleting an
+//! incident deletes their rows and the export carries them. A module that adds such a table adds
+//! it here; a test fails for any table with an `incident_id` field that is missing from the list.
+//!
+//! Every child table is tenant-scoped by `company_id`, has an `incident_id` field and an index
+//! starting with `[company_id, incident_id]`. Child rows must not hold the Ids of other child rows
+//! (imports give every row a new Id); they refer to each other by stable keys such as
+//! `question_id`.
+
+use functions::{DbRead, DbWriter, FnResult, Scope};
+use store::Document;
+use values::DocumentId;
+
+use super::counts;
+use super::record::Incident;
+use super::submission::HANDOFFS;
+
+/// A table of records owned by an incident, and the index that finds one incident's rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChildTable {
+    pub table: &'static str,
+    /// Starts with `[company_id, incident_id]`.
+    pub index: &'static str,
+}
+
+pub const CHILD_TABLES: &[ChildTable] = &[
+    ChildTable {
+        table: crate::narratives::TABLE,
+        index: "by_company_incident",
+    },
+    ChildTable {
+        table: HANDOFFS,
+        index: "by_company_incident",
+    },
+];
+
+/// The rows of `child` that belong to `incident`, in creation order.
+pub fn rows_of(
+    db: &mut impl DbRead,
+    scope: &Scope,
+    child: &ChildTable,
+    incident: &DocumentId,
+) -> FnResult<Vec<Document>> {
+    Ok(db
+        .read_scoped(scope)
+        .query(child.table, child.index, |q| {
+            q.eq("incident_id", incident.encode())
+        })?
+        .collect()?)
+}
+
+/// Deletes `incident` and all its child rows, and takes it out of the counts. Returns how many
+/// child rows went.
+pub fn delete_all(
+    db: &mut DbWriter<'_>,
+    scope: &Scope,
+    incident: &Incident,
+    now: f64,
+) -> FnResult<usize> {
+    let mut removed = 0;
+    for child in CHILD_TABLES {
+        for row in rows_of(db, scope, child, &incident.id)? {
+            db.scoped(scope).delete(&row.id)?;
+            removed += 1;
+        }
+    }
+    db.scoped(scope).delete(&incident.id)?;
+    counts::moved(
+        db,
+        scope,
+        &incident.row.created_by,
+        Some(incident.row.overall_status),
+        None,
+        now,
+    )?;
+    Ok(removed)
+}

@@ -1,0 +1,231 @@
+//! Submitting a capture for analysis: the completion checklist, the handoff record, and
+//! `submit`, the one way capture becomes `completed` (and the incident `ready_for_analysis`).
+//!
+//! The AI layer's `aiEnhancement:submitIncidentForAnalysis` calls `submit` inside its own mutation
+//! with the part of the checklist only it can judge (clarification answers); the parts this module
+//! can see (details, narrative, enhancement) are checked here again, so no caller can claim them.
+
+use functions::{DbWriter, ErrorCode, FnResult, FunctionError, MutationCtx, Scope};
+use serde::{Deserialize, Serialize};
+use store::TableDef;
+use values::validator::v;
+use values::{DocumentId, Object, Value};
+
+use super::record::{self, Change, Incident};
+use super::status::{self, Request, Route};
+use crate::args::{flag, object, text};
+use crate::identity::{require_permission, Permission, Viewer};
+use crate::narratives::{self, Narrative};
+
+pub const HANDOFFS: &str = "workflow_handoffs";
+pub const FROM_WORKFLOW: &str = "incident_capture";
+pub const TO_WORKFLOW: &str = "incident_analysis";
+
+pub fn tables() -> Vec<TableDef> {
+    vec![TableDef::new(HANDOFFS)
+        .field("company_id", v::id("companies"))
+        .field("incident_id", v::id("incidents"))
+        .field("from_workflow", v::string())
+        .field("to_workflow", v::string())
+        // What was handed over: the checklist, the narrative version and hash, who submitted.
+        .field("handoff_data", v::any())
+        .field("team_leader_notified", v::boolean())
+        .optional("notification_sent_at", v::number())
+        .field("handoff_accepted", v::boolean())
+        .optional("accepted_by", v::id("users"))
+        .optional("accepted_at", v::number())
+        .field("created_at", v::number())
+        .field("created_by", v::id("users"))
+        .field("updated_at", v::number())
+        .field("updated_by", v::id("users"))
+        .index("by_company_incident", &["company_id", "incident_id"])
+        .index(
+            "by_company_to_workflow",
+            &["company_id", "to_workflow", "created_at"],
+        )
+        .tenant("company_id")]
+}
+
+/// The completion checklist of the contract (§8), stored on the incident when it is submitted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checklist {
+    pub metadata_complete: bool,
+    pub narratives_complete: bool,
+    pub clarifications_complete: bool,
+    pub enhancement_complete: bool,
+    pub validation_passed: bool,
+}
+
+impl Checklist {
+    /// The validator of the stored form.
+    pub fn validator() -> values::Validator {
+        v::object([
+            ("metadata_complete", v::boolean()),
+            ("narratives_complete", v::boolean()),
+            ("clarifications_complete", v::boolean()),
+            ("enhancement_complete", v::boolean()),
+            ("validation_passed", v::boolean()),
+        ])
+    }
+
+    /// What this module can judge from the incident and its narrative. Clarifications belong to
+    /// the AI layer, which passes its verdict to `submit`.
+    pub fn observed(incident: &Incident, narrative: Option<&Narrative>) -> Checklist {
+        let row = &incident.row;
+        let metadata_complete = [
+            &row.reporter_name,
+            &row.participant_name,
+            &row.location,
+            &row.event_date_time,
+        ]
+        .iter()
+        .all(|t| !t.trim().is_empty());
+        Checklist {
+            metadata_complete,
+            narratives_complete: narrative.is_some_and(Narrative::all_phases_written),
+            clarifications_complete: false,
+            enhancement_complete: narrative.is_some_and(Narrative::any_enhanced),
+            validation_passed: true,
+        }
+    }
+
+    /// The names of the items not complete, in checklist order.
+    pub fn missing(&self) -> Vec<&'static str> {
+        [
+            ("metadata_complete", self.metadata_complete),
+            ("narratives_complete", self.narratives_complete),
+            ("clarifications_complete", self.clarifications_complete),
+            ("enhancement_complete", self.enhancement_complete),
+            ("validation_passed", self.validation_passed),
+        ]
+        .into_iter()
+        .filter(|(_, done)| !done)
+        .map(|(name, _)| name)
+        .collect()
+    }
+}
+
+/// What a submission did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Submitted {
+    pub handoff_id: DocumentId,
+    /// The incident had been submitted before; nothing changed and no second handoff was made.
+    pub already: bool,
+}
+
+/// Submits `incident` for analysis on behalf of `viewer`, its creator: checks the checklist
+/// (`clarifications_complete` is the caller's verdict), completes the capture through the status
+/// machine, records who and when, and creates the handoff. Submitting again returns the first
+/// handoff.
+pub fn submit(
+    db: &mut DbWriter<'_>,
+    scope: &Scope,
+    viewer: &Viewer,
+    incident: &Incident,
+    clarifications_complete: bool,
+    now: f64,
+) -> FnResult<Submitted> {
+    record::require_capture_editor(viewer, incident)?;
+    if incident.row.submitted_at.is_some() {
+        let existing = db
+            .scoped(scope)
+            .query(HANDOFFS, "by_company_incident", |q| {
+                q.eq("incident_id", incident.id.encode())
+            })?
+            .first()?
+            .ok_or_else(|| FunctionError::internal("submitted incident without a handoff"))?;
+        return Ok(Submitted {
+            handoff_id: existing.id,
+            already: true,
+        });
+    }
+    let narrative = narratives::find(db, scope, &incident.id)?;
+    let checklist = Checklist {
+        clarifications_complete,
+        ..Checklist::observed(incident, narrative.as_ref())
+    };
+    let missing = checklist.missing();
+    if !missing.is_empty() {
+        return Err(FunctionError::field(
+            ErrorCode::Conflict,
+            "completion_checklist",
+            format!("Workflow incomplete. Missing: {}", missing.join(", ")),
+        ));
+    }
+    let state = status::transition(
+        incident.row.state(),
+        Request::Capture(status::CaptureStatus::Completed),
+        incident.actor(viewer),
+        Route::Submission,
+    )?;
+    let mut change = Change {
+        state: Some(state),
+        ..Change::default()
+    };
+    change
+        .set("submitted_by", viewer.user_id)
+        .set("submitted_at", now)
+        .set("workflow_completed_at", now)
+        .set(
+            "completion_checklist",
+            values::serde_bridge::to_value(&checklist)?,
+        );
+    record::save(db, scope, incident, change, &viewer.user_id, now)?;
+    let narrative_facts = narrative.as_ref().map(|n| {
+        object([
+            ("narrative_id", Some(Value::from(n.id))),
+            ("narrative_version", Some(Value::from(n.version))),
+            ("narrative_hash", Some(Value::from(n.hash.as_str()))),
+        ])
+    });
+    let handoff_data = object([
+        (
+            "checklist",
+            Some(values::serde_bridge::to_value(&checklist)?),
+        ),
+        ("submitted_by", Some(Value::from(viewer.user_id))),
+        ("submitted_by_name", Some(Value::from(viewer.name.as_str()))),
+        ("submitted_at", Some(Value::from(now))),
+        ("narrative", narrative_facts),
+    ]);
+    let mut row = Object::new();
+    row.insert("incident_id".into(), Value::from(incident.id));
+    row.insert("from_workflow".into(), Value::from(FROM_WORKFLOW));
+    row.insert("to_workflow".into(), Value::from(TO_WORKFLOW));
+    row.insert("handoff_data".into(), handoff_data);
+    row.insert("team_leader_notified".into(), Value::from(false));
+    row.insert("handoff_accepted".into(), Value::from(false));
+    for field in ["created_at", "updated_at"] {
+        row.insert(field.into(), Value::from(now));
+    }
+    for field in ["created_by", "updated_by"] {
+        row.insert(field.into(), Value::from(viewer.user_id));
+    }
+    let handoff_id = db.scoped(scope).insert(HANDOFFS, row)?;
+    Ok(Submitted {
+        handoff_id,
+        already: false,
+    })
+}
+
+/// `incidents:markSubmitted` (internal: for server code such as the AI layer's submission and
+/// for tests): `{success, handoff_id, already_submitted}`.
+pub fn mark_submitted(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    let viewer = require_permission(
+        &mut ctx.db,
+        ctx.auth,
+        &args,
+        now,
+        Permission::EditOwnIncidentCapture,
+    )?;
+    let scope = viewer.company_scope()?;
+    let incident = record::load(&mut ctx.db, &scope, text(&args, "incident_id"))?;
+    let clarified = flag(&args, "clarifications_complete");
+    let done = submit(&mut ctx.db, &scope, &viewer, &incident, clarified, now)?;
+    Ok(object([
+        ("success", Some(Value::from(true))),
+        ("handoff_id", Some(Value::from(done.handoff_id))),
+        ("already_submitted", Some(Value::from(done.already))),
+    ]))
+}
