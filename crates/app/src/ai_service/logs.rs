@@ -68,6 +68,11 @@ pub fn tables() -> Vec<TableDef> {
             .index("by_time", &["created_at"])
             .index("by_operation_time", &["operation", "created_at"])
             .index("by_correlation", &["correlation_id"])
+            // Deleting an incident deletes its requests too: they hold its narrative text.
+            .index(
+                "by_company_incident",
+                &["company_id", "incident_id", "created_at"],
+            )
             .tenant("company_id"),
         TableDef::new(USAGE)
             .optional("company_id", v::id("companies"))

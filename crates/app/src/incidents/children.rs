@@ -32,7 +32,19 @@ pub const CHILD_TABLES: &[ChildTable] = &[
         table: HANDOFFS,
         index: "by_company_incident",
     },
+    ChildTable {
+        table: crate::ai_service::LOGS,
+        index: "by_company_incident",
+    },
 ];
+
+impl ChildTable {
+    /// Whether the export carries this table. AI request logs go when their incident is deleted
+    /// (they quote its narrative) but are the platform's records, not part of the capture.
+    pub fn exported(&self) -> bool {
+        self.table != crate::ai_service::LOGS
+    }
+}
 
 /// The rows of `child` that belong to `incident`, in creation order.
 pub fn rows_of(

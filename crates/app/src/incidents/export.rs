@@ -35,7 +35,7 @@ pub struct UserFields(HashMap<&'static str, Vec<String>>);
 impl UserFields {
     pub fn from_schema(schema: &Schema) -> UserFields {
         let mut map = HashMap::new();
-        for child in CHILD_TABLES {
+        for child in CHILD_TABLES.iter().filter(|c| c.exported()) {
             let table = schema
                 .get(child.table)
                 .unwrap_or_else(|| panic!("child table {} is not in the schema", child.table));
@@ -119,7 +119,7 @@ pub fn read_record(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         fields.remove(field);
     }
     let mut children = Object::new();
-    for child in CHILD_TABLES {
+    for child in CHILD_TABLES.iter().filter(|c| c.exported()) {
         let rows = rows_of(&mut ctx.db, &scope, child, &incident.id)?;
         let rows = rows.iter().map(exported_row).collect();
         children.insert(child.table.to_string(), Value::Array(rows));
@@ -219,7 +219,10 @@ fn check<'a>(data: &'a Value, now: f64, report: &mut Report) -> Option<Checked<'
             return None;
         };
         for (table, rows) in given {
-            let Some(child) = CHILD_TABLES.iter().find(|c| c.table == table) else {
+            let Some(child) = CHILD_TABLES
+                .iter()
+                .find(|c| c.table == table && c.exported())
+            else {
                 report.errors.push(format!("Unknown record type '{table}'"));
                 continue;
             };

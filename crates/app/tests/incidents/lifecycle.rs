@@ -82,6 +82,18 @@ async fn deleting_an_incident_removes_its_children_and_frees_its_references() {
         assert_eq!(listed["participantCount"], 1.0);
         assert_eq!(listed["activeIncidentCount"], 2.0);
 
+        // An AI request about the incident quotes its narrative, so it goes with the incident.
+        seed::insert(
+            &app,
+            "ai_request_logs",
+            json!({"correlation_id": "c1", "operation": "enhance_narrative_before_event",
+                   "variables": {"beforeEvent": "Sarah was calm"}, "tokens_in": 1.0,
+                   "tokens_out": 1.0, "cost_usd": 0.0, "latency_ms": 1.0, "success": true,
+                   "attempts": [], "company_id": abc.id, "incident_id": id, "created_at": 1.0}),
+        )
+        .await;
+        assert_eq!(count_rows(&app, "ai_request_logs", &id).await, 1);
+
         let deleted = app
             .ok(
                 "mutation",
@@ -90,7 +102,8 @@ async fn deleting_an_incident_removes_its_children_and_frees_its_references() {
             )
             .await;
         assert_eq!(deleted["success"], true);
-        assert_eq!(deleted["deleted_child_records"], 2.0);
+        assert_eq!(deleted["deleted_child_records"], 3.0);
+        assert_eq!(count_rows(&app, "ai_request_logs", &id).await, 0);
         assert_eq!(count_rows(&app, "incident_narratives", &id).await, 0);
         assert_eq!(count_rows(&app, "workflow_handoffs", &id).await, 0);
         let gone = failure(

@@ -98,3 +98,17 @@ pub fn now_ms() -> f64 {
         .unwrap()
         .as_millis() as f64
 }
+
+/// Writes a row (given as clean JSON) straight into the store; returns its id.
+pub async fn insert(app: &App, table: &'static str, fields: serde_json::Value) -> String {
+    let row = values::json::from_clean_json(&fields)
+        .unwrap()
+        .into_object()
+        .unwrap();
+    let (id, _, _) = app
+        .store
+        .mutate(move |txn| txn.insert(table, row.clone()))
+        .await
+        .unwrap();
+    id.encode()
+}
