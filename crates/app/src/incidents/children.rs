@@ -32,6 +32,14 @@ pub const CHILD_TABLES: &[ChildTable] = &[
         table: HANDOFFS,
         index: "by_company_incident",
     },
+    ChildTable {
+        table: crate::clarification::QUESTIONS,
+        index: "by_company_incident_phase",
+    },
+    ChildTable {
+        table: crate::clarification::ANSWERS,
+        index: "by_company_incident_phase",
+    },
 ];
 
 /// The rows of `child` that belong to `incident`, in creation order.
