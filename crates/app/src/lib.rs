@@ -4,8 +4,10 @@ pub mod ai_service;
 mod args;
 pub mod audit;
 pub mod auth;
+pub mod clarification;
 pub mod companies;
 pub mod email;
+pub mod enhancement;
 pub mod identity;
 pub mod impersonation;
 pub mod incidents;
@@ -15,6 +17,7 @@ pub mod oauth;
 pub mod participants;
 pub mod prompts;
 pub mod rate_limit;
+pub mod sample_data;
 pub mod users;
 
 use functions::Registry;
@@ -33,6 +36,7 @@ pub fn schema() -> Schema {
         .chain(participants::tables())
         .chain(incidents::tables())
         .chain(narratives::tables())
+        .chain(clarification::tables())
         .chain(impersonation::tables())
         .chain(oauth::tables())
         .chain(email::tables())
@@ -62,5 +66,8 @@ pub fn registry(config: &config::Config) -> Registry {
     // The one AI service of this registry: actions that call AI get a clone of it.
     let ai = ai_service::AiService::from_config(&config.ai);
     ai_service::register(&mut r, &ai);
+    clarification::register(&mut r, &ai);
+    enhancement::register(&mut r, &ai);
+    sample_data::register(&mut r);
     r
 }

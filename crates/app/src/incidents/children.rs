@@ -33,6 +33,14 @@ pub const CHILD_TABLES: &[ChildTable] = &[
         index: "by_company_incident",
     },
     ChildTable {
+        table: crate::clarification::QUESTIONS,
+        index: "by_company_incident_phase",
+    },
+    ChildTable {
+        table: crate::clarification::ANSWERS,
+        index: "by_company_incident_phase",
+    },
+    ChildTable {
         table: crate::ai_service::LOGS,
         index: "by_company_incident",
     },

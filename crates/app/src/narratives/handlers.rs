@@ -114,12 +114,15 @@ fn words(text: &str) -> usize {
 }
 
 /// `narratives:getStatsByIncidentId`: per phase the character and word counts, whether it is
-/// written and enhanced; totals and how complete the narrative is.
+/// written and enhanced, and its clarification questions and answers; totals and how complete the
+/// narrative is.
 pub fn stats(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
-    let narrative = readable(ctx, &args)?;
+    let (_, scope, incident) = reader(ctx, &args)?;
+    let narrative = find(&mut ctx.db, &scope, &incident.id)?;
+    let questions = crate::clarification::counts(&mut ctx.db, &scope, &incident.id)?;
     let mut phases = Object::new();
     let (mut characters, mut total_words, mut written) = (0usize, 0usize, 0usize);
-    for phase in Phase::ALL {
+    for (phase, asked) in Phase::ALL.into_iter().zip(questions) {
         let body = narrative.as_ref().map_or("", |n| n.phase(phase));
         let enhanced = narrative.as_ref().and_then(|n| n.enhanced(phase));
         let (chars, count) = (body.chars().count(), words(body));
@@ -137,6 +140,8 @@ pub fn stats(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
                 "enhanced_character_count",
                 enhanced.map(|e| Value::from(e.chars().count() as f64)),
             ),
+            ("question_count", Some(Value::from(asked.questions as f64))),
+            ("answered_count", Some(Value::from(asked.answered as f64))),
         ]);
         phases.insert(phase.as_str().into(), entry);
     }
@@ -151,6 +156,18 @@ pub fn stats(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
             Some(Value::from(narrative.as_ref().map_or(0.0, |n| n.version))),
         ),
         ("phases", Some(Value::Object(phases))),
+        (
+            "total_questions",
+            Some(Value::from(
+                questions.iter().map(|c| c.questions).sum::<usize>() as f64,
+            )),
+        ),
+        (
+            "total_answered",
+            Some(Value::from(
+                questions.iter().map(|c| c.answered).sum::<usize>() as f64,
+            )),
+        ),
         ("total_characters", Some(Value::from(characters as f64))),
         ("total_words", Some(Value::from(total_words as f64))),
         ("completed_phases", Some(Value::from(written as f64))),

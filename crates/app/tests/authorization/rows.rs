@@ -638,6 +638,107 @@ pub fn rows() -> Vec<Row> {
             |cx| json!({"incident_id": cx.t.incident}),
         )
         .tenanted(),
+        // clarification questions and answers (capture: the creator; reading: incident readers)
+        row(
+            "aiClarification:generateClarificationQuestions",
+            "edit_own_incident_capture, the creator only (blank narrative: VALIDATION)",
+            capture_owner,
+            |cx| {
+                json!({"incident_id": cx.t.incident, "phase": "during_event",
+                       "narrative_content": ""})
+            },
+        )
+        .tenanted(),
+        row(
+            "aiClarification:generateAllClarificationQuestions",
+            "edit_own_incident_capture, the creator only (blank phases: nothing generated)",
+            capture_owner,
+            |cx| {
+                json!({"incident_id": cx.t.incident, "narrative": {"before_event": "",
+                       "during_event": "", "end_event": "", "post_event": ""}})
+            },
+        )
+        .tenanted(),
+        row(
+            "aiClarification:getClarificationQuestions",
+            "the creator, or view_all_company_incidents in the company",
+            incident_reader,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "aiClarification:getClarificationAnswers",
+            "the creator, or view_all_company_incidents in the company",
+            incident_reader,
+            |cx| json!({"incident_id": cx.t.incident, "phase": "before_event"}),
+        )
+        .tenanted(),
+        row(
+            "aiClarification:submitClarificationAnswer",
+            "edit_own_incident_capture, the creator only (question of another phase: VALIDATION)",
+            capture_owner,
+            |cx| {
+                json!({"incident_id": cx.t.incident, "question_id": "during_event_q1",
+                       "phase": "before_event", "answer_text": "matrix"})
+            },
+        )
+        .tenanted(),
+        row(
+            "aiClarification:generateMockAnswers",
+            "sample_data, and the creator of the incident (no questions yet: VALIDATION)",
+            |c, t| match perm(c, SampleData) {
+                Forbidden => Forbidden,
+                _ => capture_owner(c, t),
+            },
+            |cx| json!({"incident_id": cx.t.incident, "phase": "during_event"}),
+        )
+        .tenanted(),
+        // enhancement, checklist and submission
+        row(
+            "aiEnhancement:enhanceNarrativePhase",
+            "edit_own_incident_capture, the creator only (empty phase: VALIDATION)",
+            capture_owner,
+            |cx| json!({"incident_id": cx.t.incident, "phase": "during_event"}),
+        )
+        .tenanted(),
+        row(
+            "aiEnhancement:getEnhancedNarrative",
+            "the creator, or view_all_company_incidents in the company (null before enhancement)",
+            incident_reader,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "aiEnhancement:validateWorkflowCompletion",
+            "the creator, or view_all_company_incidents in the company",
+            incident_reader,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "aiEnhancement:submitIncidentForAnalysis",
+            "edit_own_incident_capture, the creator only (incomplete checklist: CONFLICT)",
+            capture_owner,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        // sample data for the capture wizard
+        row(
+            "incidents/createSampleData:fillIncidentWithSampleData",
+            "sample_data, and the creator of the incident",
+            |c, t| match perm(c, SampleData) {
+                Forbidden => Forbidden,
+                _ => capture_owner(c, t),
+            },
+            |cx| json!({"incidentId": cx.t.incident, "scenarioType": "injury"}),
+        )
+        .tenanted(),
+        row(
+            "incidents/createSampleData:generateRandomIncidentMetadata",
+            "sample_data, own company (no participants: CONFLICT; changes nothing)",
+            |c, t| own_company(c, t, SampleData),
+            |_| json!({}),
+        ),
         // workflow data (export and import of capture records)
         row(
             "workflowData:exportWorkflowData",

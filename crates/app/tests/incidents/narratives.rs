@@ -99,7 +99,8 @@ async fn every_edit_bumps_the_version_and_the_hash() {
         assert_eq!(
             stats["phases"]["before_event"],
             json!({"character_count": 28.0, "word_count": 5.0, "has_content": true,
-                   "is_complete": true, "enhanced": false})
+                   "is_complete": true, "enhanced": false, "question_count": 0.0,
+                   "answered_count": 0.0})
         );
         assert_eq!(stats["phases"]["end_event"]["has_content"], false);
         assert_eq!(stats["total_words"], 14.0);
