@@ -68,6 +68,120 @@ fn refused(v: &Json) -> (String, String) {
     (text(&error["code"]), text(&error["message"]))
 }
 
+/// Two companies, a worker and a team lead in the first, a worker in the second, and a participant.
+struct Cast {
+    abc: Company,
+    other: Company,
+    lead: String,
+    outsider: String,
+    sarah: String,
+}
+
+async fn cast(app: &App) -> Cast {
+    let abc = company(app, "ABC Care").await;
+    let other = company(app, "Other Care").await;
+    let mut users = Vec::new();
+    for (company, email, role) in [
+        (&abc.id, "jo@abc.org", "frontline_worker"),
+        (&abc.id, "lee@abc.org", "team_lead"),
+        (&other.id, "sam@other.org", "frontline_worker"),
+    ] {
+        users.push(seed::user(app, Some(company), email, role).await);
+    }
+    let lead = app.token("lee@abc.org", seed::PW).await;
+    let outsider = app.token("sam@other.org", seed::PW).await;
+    let sarah = insert(
+        app,
+        "participants",
+        json!({"company_id": abc.id, "site_id": abc.site, "first_name": "Sarah",
+               "last_name": "Williams", "date_of_birth": "1985-04-12",
+               "ndis_number": "431234567", "support_level": "high", "status": "active",
+               "name_key": "williams\u{1}sarah", "created_at": 1.0,
+               "created_by": users[1], "updated_at": 1.0, "updated_by": users[1]}),
+    )
+    .await;
+    Cast {
+        abc,
+        other,
+        lead,
+        outsider,
+        sarah,
+    }
+}
+
+/// The same capture with no AI provider configured: the offline provider answers, so a worker can
+/// finish on a machine with no network, and everything it wrote says it came from `offline`.
+#[tokio::test]
+async fn the_capture_completes_through_the_official_client_with_the_offline_provider() {
+    tokio::task::spawn_blocking(ensure_client_installed)
+        .await
+        .unwrap();
+    for db in backends() {
+        let place = Place::new(db).await;
+        let app = App::start(&place).await;
+        let Cast {
+            abc, other, sarah, ..
+        } = cast(&app).await;
+        let recorded = step(
+            &app,
+            db,
+            "record",
+            json!({"email": "jo@abc.org", "password": seed::PW, "site": abc.site,
+                   "foreignSite": other.site, "participant": sarah}),
+        )
+        .await;
+        let worker = recorded["sessionToken"].as_str().unwrap().to_string();
+        let id = recorded["incidentId"].as_str().unwrap().to_string();
+        let clarified = step(
+            &app,
+            db,
+            "clarify",
+            json!({"sessionToken": worker, "incidentId": id,
+                   "narrative": narrative_arg([BEFORE, DURING, END, POST])}),
+        )
+        .await;
+        let generated = &clarified["generated"];
+        assert_eq!(generated["successful_phases"], json!(PHASES), "{generated}");
+        for result in generated["phase_results"].as_array().unwrap() {
+            let asked = result["questions"].as_array().unwrap().len();
+            assert!((3..=5).contains(&asked), "{result}");
+        }
+        let incomplete = app
+            .ok(
+                M,
+                "incidents:create",
+                json!({"sessionToken": worker, "site_id": abc.site, "reporter_name": "Jo",
+                       "participant_name": "Sarah Williams", "location": "Garden",
+                       "event_date_time": two_hours_ago()}),
+            )
+            .await;
+        let finished = step(
+            &app,
+            db,
+            "finish",
+            json!({"sessionToken": worker, "incidentId": id, "incomplete": incomplete}),
+        )
+        .await;
+        for enhanced in finished["enhanced"].as_array().unwrap() {
+            assert_eq!(enhanced["success"], true, "{enhanced}");
+            assert_eq!(enhanced["ai_model_used"], "offline", "{enhanced}");
+        }
+        let before = finished["view"]["enhanced_content"]["before_event_extra"]
+            .as_str()
+            .unwrap();
+        assert!(
+            before.contains("Sarah"),
+            "built from the worker's words: {before}"
+        );
+        assert_eq!(finished["submitted"]["success"], true);
+        assert_eq!(finished["incident"]["overall_status"], "ready_for_analysis");
+        let logs = rows(&app, "ai_request_logs").await;
+        assert!(!logs.is_empty());
+        assert!(logs.iter().all(|l| l["provider"] == "offline"), "{logs:?}");
+        app.stop().await;
+    }
+}
+
 fn questions_reply() -> Reply {
     let list: Vec<Json> = (1..=4)
         .map(|i| json!({"question": format!("What happened at point {i}?"), "purpose": "Detail."}))
@@ -90,28 +204,13 @@ async fn scenarios_4_to_11_capture_an_incident_through_the_official_client() {
             ("AI_MAX_RETRIES", "0"),
         ];
         let app = App::start_with(&place, &env).await;
-        let abc = company(&app, "ABC Care").await;
-        let other = company(&app, "Other Care").await;
-        let mut users = Vec::new();
-        for (company, email, role) in [
-            (&abc.id, "jo@abc.org", "frontline_worker"),
-            (&abc.id, "lee@abc.org", "team_lead"),
-            (&other.id, "sam@other.org", "frontline_worker"),
-        ] {
-            users.push(seed::user(&app, Some(company), email, role).await);
-        }
-        let lead = app.token("lee@abc.org", seed::PW).await;
-        let outsider = app.token("sam@other.org", seed::PW).await;
-        let sarah = insert(
-            &app,
-            "participants",
-            json!({"company_id": abc.id, "site_id": abc.site, "first_name": "Sarah",
-                   "last_name": "Williams", "date_of_birth": "1985-04-12",
-                   "ndis_number": "431234567", "support_level": "high", "status": "active",
-                   "name_key": "williams\u{1}sarah", "created_at": 1.0,
-                   "created_by": users[1], "updated_at": 1.0, "updated_by": users[1]}),
-        )
-        .await;
+        let Cast {
+            abc,
+            other,
+            lead,
+            outsider,
+            sarah,
+        } = cast(&app).await;
 
         // Scenario 4.
         let recorded = step(
