@@ -49,6 +49,8 @@ pub fn schema() -> Schema {
 pub fn registry(config: &config::Config) -> Registry {
     let urls = &config.urls();
     let mut r = Registry::new();
+    // WebSocket clients authenticate a connection with a session token; this query validates it.
+    r.authenticate_with("auth:verifySession");
     auth::register(&mut r, urls);
     audit::register(&mut r);
     companies::register(&mut r, urls);

@@ -65,6 +65,21 @@ impl Connection {
         Ok((status, body))
     }
 
+    /// GETs a route and returns its body as text (the metrics endpoint).
+    pub async fn get_text(&mut self, route: &str) -> anyhow::Result<String> {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(route)
+            .header(HOST, self.host.clone())
+            .body(Full::new(Bytes::new()))?;
+        self.sender.ready().await.context("connection closed")?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        anyhow::ensure!(status == StatusCode::OK, "GET {route}: HTTP {status}");
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// Calls a function the way `ConvexHttpClient` does and returns its value, or the error.
     pub async fn call(
         &mut self,

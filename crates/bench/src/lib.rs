@@ -3,6 +3,7 @@
 
 pub mod functions;
 pub mod http;
+pub mod live;
 pub mod load;
 pub mod pg;
 pub mod report;

@@ -29,6 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Live queries: WebSocket subscribers over many companies' lists, one mutation at a time.
+    Live(LiveArgs),
     /// Internal: the server process the benchmark measures.
     #[command(hide = true)]
     Serve {
@@ -37,6 +39,31 @@ enum Command {
         #[arg(long, env = "DATABASE_URL")]
         database_url: Option<String>,
     },
+}
+
+#[derive(clap::Args)]
+struct LiveArgs {
+    /// WebSocket connections, each subscribed to one company's list.
+    #[arg(long, default_value_t = 10_000)]
+    subscribers: usize,
+    /// Companies the subscribers are spread over.
+    #[arg(long, default_value_t = 100)]
+    companies: usize,
+    /// Items each company's list starts with.
+    #[arg(long, default_value_t = 20)]
+    items_per_company: usize,
+    /// Mutations measured, one at a time.
+    #[arg(long, default_value_t = 200)]
+    mutations: usize,
+    /// Also run on PostgreSQL: a fresh database is created through this URL and dropped after.
+    #[arg(long, env = "BENCH_DATABASE_URL")]
+    postgres_url: Option<String>,
+    /// Skip SQLite.
+    #[arg(long)]
+    no_sqlite: bool,
+    /// Worker threads of the client runtime.
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
 }
 
 #[derive(clap::Args)]
@@ -88,12 +115,63 @@ fn main() -> ExitCode {
             data_dir,
             database_url,
         }) => bench::serve::serve_main(data_dir, database_url).map(|()| ExitCode::SUCCESS),
+        Some(Command::Live(args)) => live_main(args),
         None => bench_main(cli.run),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
         ExitCode::FAILURE
     })
+}
+
+fn live_main(args: LiveArgs) -> anyhow::Result<ExitCode> {
+    let options = bench::live::LiveOptions {
+        exe: std::env::current_exe().context("locating the bench executable")?,
+        subscribers: args.subscribers,
+        companies: args.companies,
+        items_per_company: args.items_per_company,
+        mutations: args.mutations,
+        connect_parallelism: 64,
+    };
+    let mut backends = Vec::new();
+    if !args.no_sqlite {
+        backends.push(Backend::Sqlite);
+    }
+    if let Some(admin_url) = args.postgres_url {
+        backends.push(Backend::Postgres { admin_url });
+    }
+    anyhow::ensure!(
+        !backends.is_empty(),
+        "nothing to run: --no-sqlite without --postgres-url"
+    );
+    anyhow::ensure!(args.client_threads > 0, "--client-threads must be positive");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads)
+        .enable_all()
+        .build()
+        .context("starting the client runtime")?;
+    let reports = runtime.block_on(async {
+        let mut reports = Vec::new();
+        for backend in &backends {
+            reports.push(bench::live::run(&options, backend).await?);
+        }
+        anyhow::Ok(reports)
+    })?;
+    println!(
+        "# supportsignal live-query benchmark, {}\n",
+        bench::report::utc_now()
+    );
+    println!("{}\n", bench::report::machine_line());
+    let profile = if cfg!(debug_assertions) {
+        "DEBUG build: figures are meaningless, use --release"
+    } else {
+        "release build"
+    };
+    println!(
+        "{profile}; the server runs as its own process; subscribers, the writer and the server share the machine's cores.\n"
+    );
+    print!("{}", bench::live::render(&reports));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bench_main(args: RunArgs) -> anyhow::Result<ExitCode> {

@@ -16,7 +16,7 @@ pub use pagination::{
 };
 pub use path::{FunctionPath, PathError};
 pub use registry::{no_args, FunctionKind, FunctionSpec, Registry, Visibility};
-pub use runtime::{Call, Caller, Outcome, RequestId, Runtime};
+pub use runtime::{Call, Caller, MutationGuard, Outcome, QueryRun, RequestId, Runtime};
 pub use tenancy::{CrossTenant, Scope, Scoped, ScopedWriter};
 
 /// What handlers return.

@@ -114,6 +114,7 @@ pub(crate) struct Registered {
 #[derive(Clone, Default)]
 pub struct Registry {
     functions: BTreeMap<FunctionPath, Registered>,
+    auth_check: Option<FunctionPath>,
 }
 
 impl Registry {
@@ -265,6 +266,21 @@ impl Registry {
             );
             self.functions.insert(path, registered);
         }
+        if other.auth_check.is_some() {
+            self.auth_check = other.auth_check;
+        }
+    }
+
+    /// Names the query that decides whether a token a client authenticates a connection with (the
+    /// WebSocket `Authenticate` message) is valid. It runs with the token as the bearer token and no
+    /// arguments, and returns null for an invalid or expired token.
+    pub fn authenticate_with(&mut self, path: &str) {
+        self.auth_check = Some(FunctionPath::parse(path).unwrap_or_else(|e| panic!("{e}")));
+    }
+
+    /// The query named by `authenticate_with`, if any.
+    pub fn auth_check(&self) -> Option<&FunctionPath> {
+        self.auth_check.as_ref()
     }
 
     pub(crate) fn lookup(&self, path: &FunctionPath) -> Option<&Registered> {

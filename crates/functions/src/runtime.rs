@@ -6,13 +6,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use store::{ReadSet, Store, Ts};
+use store::{ReadSet, Store, Ts, Txn};
 use values::{Object, Validator, Value};
 
 use crate::context::{ActionCtx, Auth, CallInfo, MutationCtx, QueryCtx};
 use crate::error::{ErrorCode, FunctionError};
 use crate::path::FunctionPath;
-use crate::registry::{Handler, Prepared, Registered, Registry, Visibility};
+use crate::registry::{Handler, Prepared, QueryFn, Registered, Registry, Visibility};
 use crate::{FnResult, FunctionKind};
 
 /// Correlates a request's log lines with what the client was told.
@@ -60,6 +60,26 @@ pub struct Outcome {
     pub ts: Option<Ts>,
     /// What a query read (for live queries).
     pub read_set: Option<ReadSet>,
+}
+
+/// A query run for a live subscription: its result or error, and in both cases what it read, so
+/// the subscription re-runs when that data changes (an error can depend on data too: a session
+/// that ends, a role that changes).
+#[derive(Debug)]
+pub struct QueryRun {
+    /// The value and log lines, or the error.
+    pub result: FnResult<(Value, Vec<String>)>,
+    /// What the run read and its snapshot ts; `None` when it failed before reading (unknown
+    /// function, bad arguments, timeout, database unavailable).
+    pub reads: Option<(ReadSet, Ts)>,
+}
+
+/// Runs inside a mutation's transaction around the handler, so a client's retried request applies
+/// once: `replay` first (an answer means the request already ran, and the handler is skipped), and
+/// `record` last, with the outcome, only when the transaction commits.
+pub trait MutationGuard: Send + Sync {
+    fn replay(&self, txn: &mut Txn) -> FnResult<Option<FnResult<Value>>>;
+    fn record(&self, txn: &mut Txn, outcome: &FnResult<Value>) -> FnResult<()>;
 }
 
 struct Inner {
@@ -175,14 +195,103 @@ impl Runtime {
     /// Runs one call. Errors come back as `FunctionError`; internal ones are logged here with the
     /// request id.
     pub async fn call(&self, call: Call) -> FnResult<Outcome> {
-        let result = self.call_inner(&call).await;
-        if let Err(FunctionError::Internal(detail)) = &result {
-            tracing::error!(request_id = %call.request_id, path = %call.path, %detail, "function failed");
-        }
+        let result = self.call_inner(&call, None).await;
+        log_internal(&call, &result);
         result
     }
 
-    async fn call_inner(&self, call: &Call) -> FnResult<Outcome> {
+    /// Runs a mutation call with `guard` inside its transaction (see `MutationGuard`). Other kinds
+    /// run as with `call`.
+    pub async fn call_guarded(
+        &self,
+        call: Call,
+        guard: Arc<dyn MutationGuard>,
+    ) -> FnResult<Outcome> {
+        let result = self.call_inner(&call, Some(guard)).await;
+        log_internal(&call, &result);
+        result
+    }
+
+    /// Runs a query for a live subscription; unlike `call`, a failed run still reports what it read.
+    pub async fn run_query(&self, call: Call) -> QueryRun {
+        let run = self.run_query_inner(&call).await;
+        if let Err(FunctionError::Internal(detail)) = &run.result {
+            tracing::error!(request_id = %call.request_id, path = %call.path, %detail, "function failed");
+        }
+        run
+    }
+
+    async fn run_query_inner(&self, call: &Call) -> QueryRun {
+        let failed = |error| QueryRun {
+            result: Err(error),
+            reads: None,
+        };
+        let registered = match self.resolve(call) {
+            Ok(registered) => registered.clone(),
+            Err(error) => return failed(error),
+        };
+        let args = match self.check_args(&registered, call.args.clone()) {
+            Ok(args) => args,
+            Err(error) => return failed(error),
+        };
+        let Handler::Query(handler) = registered.handler else {
+            return failed(FunctionError::user(
+                ErrorCode::Validation,
+                format!(
+                    "Trying to execute {} as Query, but it is defined as {}.",
+                    registered.spec.path, registered.spec.kind
+                ),
+            ));
+        };
+        let spec = registered.spec;
+        let (result, reads) = self.execute_query(handler, args, call, &spec).await;
+        let result = result.and_then(|(value, logs)| {
+            self.check_returns(spec.returns.as_ref(), &spec.path, &value)?;
+            Ok((value, logs))
+        });
+        QueryRun { result, reads }
+    }
+
+    /// Runs a query handler in a snapshot transaction; the read set comes back even when the
+    /// handler fails.
+    async fn execute_query(
+        &self,
+        handler: QueryFn,
+        args: Object,
+        call: &Call,
+        spec: &crate::FunctionSpec,
+    ) -> (FnResult<(Value, Vec<String>)>, Option<(ReadSet, Ts)>) {
+        let (auth, request_id) = (call.auth.clone(), call.request_id.clone());
+        let path = spec.path.to_string();
+        let cross_tenant = spec.cross_tenant;
+        let run = self.inner.store.query(move |txn| {
+            let info = CallInfo {
+                auth: &auth,
+                request_id: &request_id,
+                path: &path,
+                cross_tenant,
+            };
+            let mut ctx = QueryCtx::new(txn, info);
+            let result = guard(|| handler(&mut ctx, args));
+            Ok::<_, FunctionError>((result, std::mem::take(&mut ctx.logs.0)))
+        });
+        match tokio::time::timeout(self.inner.timeout, run).await {
+            Err(_) => (
+                Err(timeout_error(FunctionKind::Query, self.inner.timeout)),
+                None,
+            ),
+            Ok(Err(error)) => (Err(error), None),
+            Ok(Ok(((result, logs), read_set, ts))) => {
+                (result.map(|value| (value, logs)), Some((read_set, ts)))
+            }
+        }
+    }
+
+    async fn call_inner(
+        &self,
+        call: &Call,
+        once: Option<Arc<dyn MutationGuard>>,
+    ) -> FnResult<Outcome> {
         let registered = self.resolve(call)?.clone();
         let args = self.check_args(&registered, call.args.clone())?;
         let spec = registered.spec;
@@ -191,27 +300,14 @@ impl Runtime {
         let cross_tenant = spec.cross_tenant;
         let outcome = match registered.handler {
             Handler::Query(handler) => {
-                let run = self.inner.store.query(move |txn| {
-                    let info = CallInfo {
-                        auth: &auth,
-                        request_id: &request_id,
-                        path: &path,
-                        cross_tenant,
-                    };
-                    let mut ctx = QueryCtx::new(txn, info);
-                    let value = guard(|| handler(&mut ctx, args))?;
-                    Ok::<_, FunctionError>((value, std::mem::take(&mut ctx.logs.0)))
-                });
-                let ((value, log_lines), read_set, ts) =
-                    tokio::time::timeout(self.inner.timeout, run)
-                        .await
-                        .map_err(|_| timeout_error(FunctionKind::Query, self.inner.timeout))??;
+                let (result, reads) = self.execute_query(handler, args, call, &spec).await;
+                let (value, log_lines) = result?;
                 Outcome {
                     kind: FunctionKind::Query,
                     value,
                     log_lines,
-                    ts: Some(ts),
-                    read_set: Some(read_set),
+                    ts: reads.as_ref().map(|(_, ts)| *ts),
+                    read_set: reads.map(|(read_set, _)| read_set),
                 }
             }
             Handler::Mutation { apply, prepare } => {
@@ -240,13 +336,26 @@ impl Runtime {
                             path: &path,
                             cross_tenant,
                         };
+                        if let Some(once) = &once {
+                            if let Some(replayed) = once.replay(txn)? {
+                                return Ok(match replayed {
+                                    Ok(value) => (value, Vec::new(), None),
+                                    Err(error) => (Value::Null, Vec::new(), Some(error)),
+                                });
+                            }
+                        }
                         let mut ctx = MutationCtx::new(txn, info);
                         let value = guard(|| apply(&mut ctx, args.clone(), &prepared))?;
-                        Ok::<_, FunctionError>((
-                            value,
-                            std::mem::take(&mut ctx.logs.0),
-                            ctx.error_after_commit.take(),
-                        ))
+                        let logs = std::mem::take(&mut ctx.logs.0);
+                        let deferred = ctx.error_after_commit.take();
+                        if let Some(once) = &once {
+                            let outcome = match &deferred {
+                                Some(error) => Err(error.clone()),
+                                None => Ok(value.clone()),
+                            };
+                            once.record(txn, &outcome)?;
+                        }
+                        Ok::<_, FunctionError>((value, logs, deferred))
                     })
                     .await?;
                 if let Some(error) = deferred {
@@ -280,6 +389,12 @@ impl Runtime {
         };
         self.check_returns(spec.returns.as_ref(), &spec.path, &outcome.value)?;
         Ok(outcome)
+    }
+}
+
+fn log_internal(call: &Call, result: &FnResult<Outcome>) {
+    if let Err(FunctionError::Internal(detail)) = result {
+        tracing::error!(request_id = %call.request_id, path = %call.path, %detail, "function failed");
     }
 }
 

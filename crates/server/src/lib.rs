@@ -1,8 +1,10 @@
-//! The HTTP server: the Convex HTTP API, health and version, CORS, limits, timeouts and request ids.
+//! The HTTP server: the Convex HTTP API, WebSocket sync (live queries), health, version and
+//! metrics, CORS, limits, timeouts and request ids.
 
 mod api;
 mod error;
 mod middleware;
+mod sync;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use config::Config;
 use functions::{Registry, Runtime};
@@ -17,6 +20,7 @@ use store::{Backend, Schema, Store, StoreConfig};
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use sync::SyncOptions;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -24,12 +28,15 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub(crate) struct AppState {
     pub runtime: Runtime,
     pub config: Arc<Config>,
+    pub sync: Arc<sync::Hub>,
     #[allow(dead_code)]
     pub started: Instant,
 }
 
-/// Opens the store the configuration names and applies migrations.
+/// Opens the store the configuration names and applies migrations. The schema gets the table that
+/// makes WebSocket mutations apply once across reconnects and nodes.
 pub async fn open_store(config: &Config, schema: Schema) -> anyhow::Result<Store> {
+    let schema = schema.table(sync::mutations_table());
     let backend = match &config.database {
         config::Database::Sqlite { path } => Backend::Sqlite { path: path.clone() },
         config::Database::Postgres { url } => Backend::Postgres { url: url.clone() },
@@ -46,10 +53,11 @@ pub async fn open_store(config: &Config, schema: Schema) -> anyhow::Result<Store
         .with_context(|| format!("opening the database ({:?})", config.database))
 }
 
-pub fn router(runtime: Runtime, config: Arc<Config>) -> Router {
+pub fn router(runtime: Runtime, config: Arc<Config>, sync: Arc<sync::Hub>) -> Router {
     let state = AppState {
         runtime,
         config: config.clone(),
+        sync,
         started: Instant::now(),
     };
     let api = Router::new()
@@ -58,11 +66,14 @@ pub fn router(runtime: Runtime, config: Arc<Config>) -> Router {
         .route("/api/action", post(api::action))
         .route("/api/function", post(api::function))
         .route("/api/run/{*path}", post(api::run))
+        .route("/api/sync", get(sync::upgrade))
+        .route("/api/{version}/sync", get(sync::upgrade))
         .layer(axum::middleware::from_fn(middleware::client_version));
     let app = Router::new()
         .merge(api)
         .route("/version", get(api::version))
         .route("/health", get(api::health))
+        .route("/metrics", get(sync::metrics))
         .fallback(api::not_found)
         .with_state(state);
     middleware::apply(app, &config)
@@ -100,21 +111,48 @@ pub async fn start(
     registry: Registry,
     external_shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
+    start_with(
+        config,
+        store,
+        registry,
+        SyncOptions::default(),
+        external_shutdown,
+    )
+    .await
+}
+
+/// `start` with other limits for the WebSocket sync endpoint.
+pub async fn start_with(
+    config: Config,
+    store: Store,
+    registry: Registry,
+    sync_options: SyncOptions,
+    external_shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let runtime = Runtime::new(registry, store.clone(), config.function_timeout);
-    let app = router(runtime.clone(), Arc::new(config));
+    let hub = sync::Hub::start(runtime.clone(), sync_options).await?;
+    let app = router(runtime.clone(), Arc::new(config), hub.clone());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
+        let closing = hub.clone();
         let signal = async move {
             tokio::select! {
                 _ = stopped => {}
                 _ = external_shutdown => {}
             }
             tracing::info!("shutting down: finishing in-flight requests");
+            // WebSocket clients are told to reconnect; they resume elsewhere or after the restart.
+            closing.shutdown();
         };
+        // No Nagle delay: a WebSocket message written in several frames must not wait for the
+        // client's delayed ACK between them.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -122,6 +160,7 @@ pub async fn start(
         .with_graceful_shutdown(signal)
         .await
         .context("serving HTTP")?;
+        hub.drained(std::time::Duration::from_secs(5)).await;
         store.close().await.context("closing the database")?;
         tracing::info!("database closed");
         Ok(())

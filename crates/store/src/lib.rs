@@ -2,6 +2,7 @@
 //! transactions, read and write sets, over SQLite (embedded default) or PostgreSQL (scale-out).
 
 mod catalog;
+mod feed;
 pub mod keys;
 mod persistence;
 pub mod query;
@@ -10,6 +11,7 @@ pub mod schema;
 mod store;
 mod txn;
 
+pub use feed::{CommitFeed, FeedEvent};
 pub use query::{Order, PaginationOpts, PaginationResult, Query, RangeBuilder};
 pub use readset::{IndexId, KeyRange, ReadSet, WriteSet};
 pub use schema::{IndexDef, Schema, TableDef, INDEX_BY_CREATION_TIME, INDEX_BY_ID};

@@ -47,6 +47,8 @@ pub struct Store {
 
 struct Inner {
     backend: Arc<dyn Persistence>,
+    /// What the store was opened on (the commit feed of PostgreSQL opens its own connection).
+    config: Backend,
     catalog: Arc<Catalog>,
     clock: Arc<CreationClock>,
     shared: Arc<Shared>,
@@ -63,6 +65,7 @@ impl Store {
             .map_err(|message| StoreError::Invalid(format!("Invalid schema: {message}")))?;
         let declared = schema.clone();
         let pool_size = config.pool_size.max(1);
+        let backend_config = config.backend.clone();
         let opened = tokio::task::spawn_blocking(move || match config.backend {
             Backend::Sqlite { path } => sqlite::open(&path, pool_size, &declared),
             Backend::Postgres { url } => postgres::open(&url, pool_size, &declared),
@@ -72,6 +75,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 backend: opened.backend,
+                config: backend_config,
                 catalog: Arc::new(opened.catalog),
                 clock: Arc::new(CreationClock::default()),
                 shared: opened.shared,
@@ -156,6 +160,10 @@ impl Store {
                     .into(),
             )
         })
+    }
+
+    pub(crate) fn backend_config(&self) -> &Backend {
+        &self.inner.config
     }
 
     /// The latest committed ts.

@@ -1,0 +1,260 @@
+//! The commit feed: every commit's ts and write set, in ts order, for live queries.
+//!
+//! SQLite has one process, so its feed is the in-process broadcast of commits. PostgreSQL may have
+//! several server nodes writing, so its feed tails `ss_commit_log` in ts order: woken by
+//! `LISTEN ss_commits` (every commit NOTIFYs) and by a periodic poll should a notification be lost.
+//! Commits become visible in ts order (see `persistence/postgres.rs`), so reading the log after the
+//! last ts seen never skips one that becomes visible later.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{broadcast, mpsc};
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use crate::store::{Backend, Commit};
+use crate::{Result, Store, StoreError, Ts, WriteSet};
+
+/// Fallback poll of the commit log when no notification arrives.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Rows read from the commit log per round trip.
+const BATCH: i64 = 512;
+/// Longest wait between reconnection attempts of the tailer.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What the feed delivers.
+#[derive(Clone, Debug)]
+pub enum FeedEvent {
+    /// One commit; commits arrive in strictly increasing ts order.
+    Commit(Commit),
+    /// The reader fell behind and some commits up to `ts` were skipped: anything may have changed.
+    Reset(Ts),
+}
+
+/// A stream of commits starting after `start_ts`.
+pub struct CommitFeed {
+    start: Ts,
+    source: Source,
+}
+
+enum Source {
+    Local {
+        commits: broadcast::Receiver<Commit>,
+        store: Store,
+    },
+    Log(mpsc::Receiver<FeedEvent>),
+}
+
+impl CommitFeed {
+    /// Every commit after this ts is delivered; none at or before it is.
+    pub fn start_ts(&self) -> Ts {
+        self.start
+    }
+
+    /// The next event, or `None` once the store is gone.
+    pub async fn next(&mut self) -> Option<FeedEvent> {
+        match &mut self.source {
+            Source::Local { commits, store } => loop {
+                match commits.recv().await {
+                    Ok(commit) if commit.ts <= self.start => continue,
+                    Ok(commit) => {
+                        self.start = commit.ts;
+                        return Some(FeedEvent::Commit(commit));
+                    }
+                    // The broadcast keeps the latest commits only; `last_ts` is published before
+                    // each send, so it covers every skipped one.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let ts = store.last_ts().max(self.start);
+                        self.start = ts;
+                        return Some(FeedEvent::Reset(ts));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            },
+            Source::Log(events) => {
+                let event = events.recv().await?;
+                if let FeedEvent::Commit(commit) = &event {
+                    self.start = commit.ts;
+                }
+                Some(event)
+            }
+        }
+    }
+}
+
+impl Store {
+    /// A feed of the commits made after this call by any process sharing the database.
+    pub async fn commit_feed(&self) -> Result<CommitFeed> {
+        match self.backend_config() {
+            Backend::Sqlite { .. } => {
+                // Subscribe before reading the last ts, so no commit falls between the two.
+                let commits = self.subscribe();
+                Ok(CommitFeed {
+                    start: self.last_ts(),
+                    source: Source::Local {
+                        commits,
+                        store: self.clone(),
+                    },
+                })
+            }
+            Backend::Postgres { url } => {
+                let config: tokio_postgres::Config = url
+                    .parse()
+                    .map_err(|e| StoreError::Invalid(format!("Invalid PostgreSQL URL: {e}")))?;
+                let tailer = Tailer::connect(&config).await?;
+                // The largest visible ts, not the sequence: a ts taken by a commit still in flight
+                // must be delivered once it lands.
+                let start = tailer.max_visible_ts().await?;
+                let (events, receiver) = mpsc::channel(1024);
+                tokio::spawn(tail(config, tailer, start, events));
+                Ok(CommitFeed {
+                    start,
+                    source: Source::Log(receiver),
+                })
+            }
+        }
+    }
+}
+
+/// A connection listening on `ss_commits`, with its notifications forwarded to `wake`.
+struct Tailer {
+    client: tokio_postgres::Client,
+    wake: mpsc::Receiver<()>,
+}
+
+impl Tailer {
+    async fn connect(config: &tokio_postgres::Config) -> Result<Tailer> {
+        let (client, mut connection) = config.connect(NoTls).await.map_err(|e| {
+            StoreError::Unavailable(format!("commit feed cannot connect to PostgreSQL: {e}"))
+        })?;
+        let (notify, wake) = mpsc::channel(1);
+        tokio::spawn(async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    // One pending wake-up covers any number of notifications.
+                    Ok(AsyncMessage::Notification(_)) => {
+                        let _ = notify.try_send(());
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "commit feed connection failed");
+                        break;
+                    }
+                }
+            }
+            // Dropping `notify` tells the tailer the connection is gone.
+        });
+        client
+            .batch_execute("LISTEN ss_commits")
+            .await
+            .map_err(pg_error)?;
+        Ok(Tailer { client, wake })
+    }
+
+    async fn max_visible_ts(&self) -> Result<Ts> {
+        let row = self
+            .client
+            .query_one("SELECT COALESCE(max(ts), 0) FROM ss_commit_log", &[])
+            .await
+            .map_err(pg_error)?;
+        Ok(Ts(row.get::<_, i64>(0) as u64))
+    }
+
+    /// Commits after `after`, in ts order.
+    async fn read_after(&self, after: Ts) -> Result<Vec<Commit>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT ts, writes FROM ss_commit_log WHERE ts > $1 ORDER BY ts LIMIT $2",
+                &[&(after.0 as i64), &BATCH],
+            )
+            .await
+            .map_err(pg_error)?;
+        rows.iter()
+            .map(|row| {
+                let ts = Ts(row.get::<_, i64>(0) as u64);
+                let bytes: &[u8] = row.get(1);
+                let writes = WriteSet::from_bytes(bytes).ok_or_else(|| {
+                    StoreError::Internal(format!("commit log entry {} does not decode", ts.0))
+                })?;
+                Ok(Commit { ts, writes })
+            })
+            .collect()
+    }
+}
+
+/// Follows the commit log until the feed's reader goes away, reconnecting after failures. The
+/// position survives reconnections, so nothing is skipped.
+async fn tail(
+    config: tokio_postgres::Config,
+    first: Tailer,
+    mut position: Ts,
+    events: mpsc::Sender<FeedEvent>,
+) {
+    let mut tailer = Some(first);
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let mut current = match tailer.take() {
+            Some(current) => current,
+            None => match Tailer::connect(&config).await {
+                Ok(current) => current,
+                Err(error) => {
+                    tracing::warn!(%error, "commit feed: reconnecting");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = events.closed() => return,
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            },
+        };
+        match follow(&mut current, &mut position, &events).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, "commit feed: lost the connection, reconnecting");
+                backoff = Duration::from_millis(50);
+            }
+        }
+    }
+}
+
+/// Reads the log until the connection fails (`Err`) or the reader goes away (`Ok`).
+async fn follow(
+    tailer: &mut Tailer,
+    position: &mut Ts,
+    events: &mpsc::Sender<FeedEvent>,
+) -> Result<()> {
+    loop {
+        let commits = tailer.read_after(*position).await?;
+        let full = commits.len() as i64 == BATCH;
+        for commit in commits {
+            let ts = commit.ts;
+            if events.send(FeedEvent::Commit(commit)).await.is_err() {
+                return Ok(());
+            }
+            *position = ts;
+        }
+        if full {
+            continue;
+        }
+        tokio::select! {
+            woken = tailer.wake.recv() => {
+                if woken.is_none() {
+                    return Err(StoreError::Unavailable("the LISTEN connection closed".into()));
+                }
+            }
+            _ = tokio::time::sleep(POLL_INTERVAL) => {}
+            _ = events.closed() => return Ok(()),
+        }
+    }
+}
+
+fn pg_error(error: tokio_postgres::Error) -> StoreError {
+    let detail = match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => error.to_string(),
+    };
+    StoreError::Unavailable(format!("commit feed: {detail}"))
+}
