@@ -32,7 +32,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// WAL pages (4 KiB) after which a commit checkpoints by itself.
 const BACKSTOP_CHECKPOINT_PAGES: i64 = 20_000;
 /// How long the checkpointer lets commits accumulate before copying them into the database file.
-const CHECKPOINT_DELAY: Duration = Duration::from_millis(200);
+/// Fewer, larger checkpoints: at 200 ms their fsyncs showed up in the insert p99 at 16 clients
+/// (4.7-5.3 ms); at 1 s it measured 2.7-3.5 ms.
+const CHECKPOINT_DELAY: Duration = Duration::from_millis(1000);
 
 pub(crate) fn open(path: &Path, readers: usize, schema: &Schema) -> Result<Opened> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
