@@ -8,9 +8,12 @@ mod fake;
 #[path = "../harness/mod.rs"]
 mod harness;
 mod limits;
+#[path = "../seed/mod.rs"]
+mod seed;
 
 use fake::{Fake, Reply};
 use harness::{backends, App, Place};
+pub use seed::{company, insert, now_ms};
 use serde_json::{json, Value as Json};
 
 pub const M: &str = "mutation";
@@ -18,54 +21,10 @@ pub const Q: &str = "query";
 pub const A: &str = "action";
 pub const DAY_MS: f64 = 86_400_000.0;
 
-pub async fn insert(app: &App, table: &'static str, fields: Json) -> String {
-    let row = values::json::from_clean_json(&fields)
-        .unwrap()
-        .into_object()
-        .unwrap();
-    let (id, _, _) = app
-        .store
-        .mutate(move |txn| txn.insert(table, row.clone()))
-        .await
-        .unwrap();
-    id.encode()
-}
-
-pub fn now_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as f64
-}
-
-pub async fn company(app: &App, name: &str) -> String {
-    insert(
-        app,
-        "companies",
-        json!({"name": name, "slug": name.to_lowercase(), "contact_email": "office@example.org",
-               "status": "active", "created_at": 1.0}),
-    )
-    .await
-}
-
 /// A signed-in user (written straight into the store): `(user id, session token)`.
 pub async fn person(app: &App, company: Option<&str>, role: &str) -> (String, String) {
-    let mut row = json!({"name": format!("A {role}"), "email": format!("{role}-{}@example.org", rand::random::<u32>()),
-                         "password": "", "role": role, "created_at": 1.0});
-    if let Some(company) = company {
-        row["company_id"] = json!(company);
-    }
-    let user = insert(app, "users", row).await;
-    let token = hex::encode(rand::random::<[u8; 32]>());
-    let now = now_ms();
-    insert(
-        app,
-        "sessions",
-        json!({"user_id": user, "token_hash": app::identity::sessions::hash_token(&token),
-               "created_at": now, "expires_at": now + DAY_MS, "remember_me": false}),
-    )
-    .await;
-    (user, token)
+    let member = seed::anyone(app, company, role).await;
+    (member.id, member.token)
 }
 
 /// Settings for an app that talks to `fake`: one attempt per model, priced at $1 per 1K input

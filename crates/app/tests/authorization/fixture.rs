@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::{json, Value as Json};
 
 use crate::harness::App;
-use crate::seed::{now_ms, PW};
+use crate::seed::{insert, now_ms, PW};
 
 /// Who calls. Company roles belong to company A; the two administrators belong to no company.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -105,19 +105,6 @@ pub enum Setup {
     VictimParticipant,
     /// An incident (with a narrative) of the target company, to be deleted.
     VictimIncident,
-}
-
-async fn insert(app: &App, table: &'static str, fields: Json) -> String {
-    let row = values::json::from_clean_json(&fields)
-        .unwrap()
-        .into_object()
-        .unwrap();
-    let (id, _, _) = app
-        .store
-        .mutate(move |txn| txn.insert(table, row.clone()))
-        .await
-        .unwrap();
-    id.encode()
 }
 
 /// A well-formed id of `table` that names nothing: the document is inserted and deleted again.

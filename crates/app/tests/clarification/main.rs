@@ -6,6 +6,8 @@
 mod fake;
 #[path = "../harness/mod.rs"]
 mod harness;
+#[path = "../node_client/mod.rs"]
+mod node_client;
 #[path = "../seed/mod.rs"]
 mod seed;
 
@@ -14,8 +16,8 @@ mod provider;
 mod workflow;
 
 use harness::{backends, App, Place};
+pub use seed::{insert, Member};
 use serde_json::{json, Value as Json};
-use values::json::from_clean_json;
 
 use seed::now_ms;
 
@@ -38,21 +40,6 @@ pub struct Company {
     pub site: String,
 }
 
-pub struct Member {
-    pub id: String,
-    pub token: String,
-}
-
-pub async fn insert(app: &App, table: &'static str, fields: Json) -> String {
-    let row = from_clean_json(&fields).unwrap().into_object().unwrap();
-    let (id, _, _) = app
-        .store
-        .mutate(move |txn| txn.insert(table, row.clone()))
-        .await
-        .unwrap();
-    id.encode()
-}
-
 pub async fn company(app: &App, name: &str) -> Company {
     let id = seed::company(app, name).await;
     let site = insert(
@@ -66,23 +53,7 @@ pub async fn company(app: &App, name: &str) -> Company {
 
 /// A user of `role` in `company` with a session, written straight into the store.
 pub async fn member(app: &App, company: Option<&str>, role: &str) -> Member {
-    let email = format!("{role}-{}@example.org", rand::random::<u32>());
-    let mut row = json!({"name": format!("A {role}"), "email": email, "password": "",
-                         "role": role, "created_at": 1.0});
-    if let Some(company) = company {
-        row["company_id"] = json!(company);
-    }
-    let id = insert(app, "users", row).await;
-    let token = hex::encode(rand::random::<[u8; 32]>());
-    let now = now_ms();
-    insert(
-        app,
-        "sessions",
-        json!({"user_id": id, "token_hash": app::identity::sessions::hash_token(&token),
-               "created_at": now, "expires_at": now + 86_400_000.0, "remember_me": false}),
-    )
-    .await;
-    Member { id, token }
+    seed::anyone(app, company, role).await
 }
 
 /// `YYYY-MM-DDTHH:mm` two hours ago, as the web form sends it.

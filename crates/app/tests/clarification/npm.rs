@@ -4,59 +4,14 @@
 //! writes the accounts (sign-up and invitations have their own scenarios), and checks what a user
 //! would notice.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Once;
-
 use super::*;
 use fake::{Fake, Reply};
 use harness::Db;
-
-fn npm_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/npm")
-}
-
-/// Installs the client from the npm registry on first use (package-lock.json pins the version).
-fn ensure_client_installed() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let dir = npm_dir();
-        if dir.join("node_modules/convex/package.json").exists() {
-            return;
-        }
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm is installed (Node.js 18 or newer is needed for this test)");
-        assert!(status.success(), "npm ci failed in {}", dir.display());
-    });
-}
+use node_client::ensure_client_installed;
 
 /// Runs one step of `npm/capture.mjs` against `app`; its printed JSON.
 async fn step(app: &App, db: Db, name: &str, input: Json) -> Json {
-    let (url, name) = (app.url.clone(), name.to_string());
-    tokio::task::spawn_blocking(move || {
-        let output = Command::new("node")
-            .arg("capture.mjs")
-            .arg(&url)
-            .arg(&name)
-            .arg(input.to_string())
-            .current_dir(npm_dir())
-            .output()
-            .expect("node runs");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "{db:?}: step {name} failed:\n{stdout}\n{stderr}"
-        );
-        let last = stdout.lines().last().unwrap_or_default();
-        serde_json::from_str(last)
-            .unwrap_or_else(|e| panic!("step {name}: bad output ({e}):\n{stdout}\n{stderr}"))
-    })
-    .await
-    .unwrap()
+    node_client::step("capture.mjs", &app.url, name, input, format!("{db:?}")).await
 }
 
 /// The failure of a call made with `attempt`: `(code, message)`.

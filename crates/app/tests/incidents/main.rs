@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use functions::{Auth, Call, Caller, FunctionError, Registry, RequestId, Runtime, Scope};
 use harness::{backends, App, Place};
+pub use seed::{insert, member, Member};
 use serde_json::{json, Value as Json};
 use values::json::{from_clean_json, to_clean_json};
 use values::Value;
@@ -30,22 +31,6 @@ pub struct Company {
     pub id: String,
     pub site: String,
     pub east: String,
-}
-
-/// A signed-in user.
-pub struct Member {
-    pub id: String,
-    pub token: String,
-}
-
-pub async fn insert(app: &App, table: &'static str, fields: Json) -> String {
-    let row = from_clean_json(&fields).unwrap().into_object().unwrap();
-    let (id, _, _) = app
-        .store
-        .mutate(move |txn| txn.insert(table, row.clone()))
-        .await
-        .unwrap();
-    id.encode()
 }
 
 pub async fn company(app: &App, name: &str) -> Company {
@@ -63,27 +48,6 @@ pub async fn company(app: &App, name: &str) -> Company {
     )
     .await;
     Company { id, site, east }
-}
-
-/// A user of `role` in `company` with a session, written directly (no password hashing, so
-/// tests can make many).
-pub async fn member(app: &App, company: Option<&str>, email: &str, role: &str) -> Member {
-    let mut row = json!({"name": format!("{role} {email}"), "email": email, "password": "",
-                         "role": role, "created_at": 1.0});
-    if let Some(company) = company {
-        row["company_id"] = json!(company);
-    }
-    let id = insert(app, "users", row).await;
-    let token = hex::encode(rand::random::<[u8; 32]>());
-    let now = now_ms();
-    insert(
-        app,
-        "sessions",
-        json!({"user_id": id, "token_hash": app::identity::sessions::hash_token(&token),
-               "created_at": now, "expires_at": now + 86_400_000.0, "remember_me": false}),
-    )
-    .await;
-    Member { id, token }
 }
 
 /// A participant of `company`, recorded by `by`.

@@ -8,16 +8,15 @@
 #[path = "../harness/mod.rs"]
 mod harness;
 mod later;
+#[path = "../node_client/mod.rs"]
+mod node_client;
 #[path = "../oauth_support/mod.rs"]
 mod oauth_support;
 #[path = "../seed/mod.rs"]
 mod seed;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Once;
-
 use harness::{backends, App, Db, Place};
+use node_client::ensure_client_installed;
 use oauth_support::{FakeProvider, Person};
 use seed::{links, now_ms, rows, token_of, PW};
 use serde_json::{json, Value as Json};
@@ -29,27 +28,6 @@ const HOUR_MS: f64 = 3600e3;
 const DAY_MS: f64 = 24.0 * HOUR_MS;
 /// A well-formed Id that names no document.
 const MISSING_ID: &str = "j570pc2nfafw9t8e6dc7v8p7xg8kdsw0";
-
-fn npm_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/npm")
-}
-
-/// Installs the client from the npm registry on first use (package-lock.json pins the version).
-fn ensure_client_installed() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let dir = npm_dir();
-        if dir.join("node_modules/convex/package.json").exists() {
-            return;
-        }
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm is installed (Node.js 18 or newer is needed for this test)");
-        assert!(status.success(), "npm ci failed in {}", dir.display());
-    });
-}
 
 /// The real server with every module, its GitHub sign-in pointed at a fake provider.
 struct Scenario {
@@ -89,28 +67,8 @@ impl Scenario {
 
     /// Runs one step of `npm/scenario.mjs` against the server; its printed JSON.
     async fn step(&self, step: &str, input: Json) -> Json {
-        let (url, name, db) = (self.app.url.clone(), step.to_string(), self.db);
-        tokio::task::spawn_blocking(move || {
-            let output = Command::new("node")
-                .arg("scenario.mjs")
-                .arg(&url)
-                .arg(&name)
-                .arg(input.to_string())
-                .current_dir(npm_dir())
-                .output()
-                .expect("node runs");
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            assert!(
-                output.status.success(),
-                "{db:?}: step {name} failed:\n{stdout}\n{stderr}"
-            );
-            let last = stdout.lines().last().unwrap_or_default();
-            serde_json::from_str(last)
-                .unwrap_or_else(|e| panic!("step {name}: bad output ({e}):\n{stdout}\n{stderr}"))
-        })
-        .await
-        .unwrap()
+        let label = format!("{:?}", self.db);
+        node_client::step("scenario.mjs", &self.app.url, step, input, label).await
     }
 
     /// The operator creates the first system administrator (`supportsignal admin ...`).

@@ -5,10 +5,13 @@
 mod admin;
 #[path = "../harness/mod.rs"]
 mod harness;
+#[path = "../seed/mod.rs"]
+mod seed;
 
 use std::time::Duration;
 
 use harness::{backends, App, Db, Place};
+use seed::insert;
 use serde_json::{json, Value as Json};
 use values::{Object, Value};
 
@@ -23,19 +26,6 @@ pub struct People {
     pub company_admin: String,
     pub team_lead: String,
     pub frontline: String,
-}
-
-async fn insert(app: &App, table: &'static str, fields: Json) -> String {
-    let row = values::json::from_clean_json(&fields)
-        .unwrap()
-        .into_object()
-        .unwrap();
-    let (id, _, _) = app
-        .store
-        .mutate(move |txn| txn.insert(table, row.clone()))
-        .await
-        .unwrap();
-    id.encode()
 }
 
 /// The id of a prompt version that existed once (inserted, then deleted).
@@ -57,31 +47,9 @@ pub async fn deleted_prompt(app: &App) -> String {
     id.encode()
 }
 
-fn now_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as f64
-}
-
 /// A user with a live session (written straight into the store: no password hashing).
 pub async fn person(app: &App, company: Option<&str>, role: &str) -> String {
-    let mut row = json!({"name": format!("A {role}"), "email": format!("{role}-{}@example.org", rand::random::<u32>()),
-                         "password": "", "role": role, "created_at": 1.0});
-    if let Some(company) = company {
-        row["company_id"] = json!(company);
-    }
-    let user = insert(app, "users", row).await;
-    let token = hex::encode(rand::random::<[u8; 32]>());
-    let now = now_ms();
-    insert(
-        app,
-        "sessions",
-        json!({"user_id": user, "token_hash": app::identity::sessions::hash_token(&token),
-               "created_at": now, "expires_at": now + 86_400_000.0, "remember_me": false}),
-    )
-    .await;
-    token
+    seed::anyone(app, company, role).await.token
 }
 
 pub async fn people(app: &App) -> People {

@@ -112,3 +112,37 @@ pub async fn insert(app: &App, table: &'static str, fields: serde_json::Value) -
         .unwrap();
     id.encode()
 }
+
+/// A signed-in user, written straight into the store.
+pub struct Member {
+    pub id: String,
+    pub token: String,
+}
+
+/// A user of `role` in `company` (or none) with a live session, written directly: no password
+/// hashing, so tests can make many (they cannot sign in with a password).
+pub async fn member(app: &App, company: Option<&str>, email: &str, role: &str) -> Member {
+    let mut row = serde_json::json!({"name": format!("{role} {email}"), "email": email,
+                                     "password": "", "role": role, "created_at": 1.0});
+    if let Some(company) = company {
+        row["company_id"] = serde_json::json!(company);
+    }
+    let id = insert(app, "users", row).await;
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let now = now_ms();
+    insert(
+        app,
+        "sessions",
+        serde_json::json!({"user_id": id, "token_hash": app::identity::sessions::hash_token(&token),
+                           "created_at": now, "expires_at": now + 86_400_000.0,
+                           "remember_me": false}),
+    )
+    .await;
+    Member { id, token }
+}
+
+/// As `member`, with a fresh random email.
+pub async fn anyone(app: &App, company: Option<&str>, role: &str) -> Member {
+    let email = format!("{role}-{}@example.org", rand::random::<u32>());
+    member(app, company, &email, role).await
+}
