@@ -1,5 +1,6 @@
-//! Convex-format document Ids (protocol §D): varint table number ‖ 16 random bytes ‖ fletcher16 footer,
-//! in Crockford-like base32 (`0123456789abcdefghjkmnpqrstvwxyz`). User tables are numbered from 10001.
+//! Convex-format document Ids (protocol §D): varint table number ‖ 16 internal bytes ‖ fletcher16
+//! footer, in Crockford-like base32 (`0123456789abcdefghjkmnpqrstvwxyz`). User tables are numbered
+//! from 10001. New internal bytes are a 48-bit millisecond clock then 80 random bits.
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,11 +22,21 @@ pub struct DocumentId {
 }
 
 impl DocumentId {
-    /// A fresh random Id in the given table.
+    /// A fresh Id in the given table: the wall clock in ms, then 80 random bits. Ids made later
+    /// sort later (to the ms), so the id-keyed B-trees grow at their right edge instead of dirtying
+    /// a random page per insert: several times fewer pages written per commit. The time adds
+    /// nothing a client cannot already see (`_creationTime`), and 80 bits stay unguessable.
     pub fn new(table_number: u32) -> DocumentId {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let mut internal = [0u8; INTERNAL_LEN];
+        internal[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+        internal[6..].copy_from_slice(&rand::random::<[u8; 10]>());
         DocumentId {
             table_number,
-            internal: rand::random(),
+            internal,
         }
     }
     /// The 32-character string form (for user tables).
@@ -274,6 +285,16 @@ mod tests {
                 assert!(DocumentId::decode(&mutated).is_err(), "{mutated} accepted");
             }
         }
+    }
+
+    #[test]
+    fn later_ids_sort_after_earlier_ones_and_stay_distinct() {
+        let first = DocumentId::new(10001);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let later: Vec<DocumentId> = (0..1000).map(|_| DocumentId::new(10001)).collect();
+        assert!(later.iter().all(|id| id.internal > first.internal));
+        let distinct: std::collections::HashSet<_> = later.iter().collect();
+        assert_eq!(distinct.len(), later.len(), "80 random bits per ms");
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub(crate) fn open(path: &Path, readers: usize, schema: &Schema) -> Result<Opene
         .map_err(map_err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
     conn.set_prepared_statement_cache_capacity(64);
+    // Each job of a group commit runs in a savepoint, whose journal otherwise spills to a temp file
+    // after 64 KiB, i.e. after a couple of jobs: keep it in memory.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(map_err)?;
     // Checkpoints run on their own thread (see `run_checkpointer`), so a commit never waits for one;
     // this automatic one is only a backstop should that thread fall far behind.
     conn.pragma_update(None, "wal_autocheckpoint", BACKSTOP_CHECKPOINT_PAGES)
