@@ -138,8 +138,9 @@ pub fn memory_table(memory: &[MemoryReport]) -> String {
     out
 }
 
-/// The goals on SQLite: at least 20k simple queries/s, at least 5k durable inserts/s, and
-/// p99 under 5 ms at 16 clients. Lines only for what was measured.
+/// The goals on SQLite: at least 20k simple queries/s, at least 5k durable inserts/s, p99 under
+/// 5 ms at 16 clients for the single read, the 50-document read and the insert; the authenticated
+/// list within 1.5x of the unauthenticated one. Lines only for what was measured.
 pub fn goal_lines(rows: &[Row]) -> Vec<String> {
     let mark = |ok: bool| if ok { "met" } else { "MISSED" };
     let mut lines = Vec::new();
@@ -164,15 +165,30 @@ pub fn goal_lines(rows: &[Row]) -> Vec<String> {
             mark(r.requests_per_sec >= 5_000.0)
         ));
     }
-    for r in rows
-        .iter()
-        .filter(|r| r.backend == "sqlite" && r.clients == 16)
-    {
+    // The p99 goal is the platform's (plain reads and writes); the app's heavier functions have none.
+    for r in rows.iter().filter(|r| {
+        r.backend == "sqlite"
+            && r.clients == 16
+            && matches!(r.scenario.as_str(), "getOne" | "range50" | "insert")
+    }) {
         lines.push(format!(
             "p99 at 16 clients, {}: {:.2} ms; goal < 5 ms: {}",
             r.scenario,
             r.p99_ms,
             mark(r.p99_ms < 5.0)
+        ));
+    }
+    let at16 = |scenario: &str| {
+        rows.iter()
+            .find(|r| r.backend == "sqlite" && r.scenario == scenario && r.clients == 16)
+    };
+    if let (Some(auth), Some(plain)) = (at16("authList50"), at16("range50")) {
+        let ratio = plain.requests_per_sec / auth.requests_per_sec;
+        lines.push(format!(
+            "authenticated 50-participant list at 16 clients: {:.0} vs {:.0} req/s unauthenticated ({ratio:.2}x slower); goal <= 1.5x: {}",
+            auth.requests_per_sec,
+            plain.requests_per_sec,
+            mark(ratio <= 1.5)
         ));
     }
     // The incident list at the largest company size against the smallest, per client count.
@@ -239,11 +255,19 @@ mod tests {
             row("sqlite", "getOne", 16, 25_000.0, 1.0),
             row("sqlite", "insert", 64, 4_000.0, 9.0),
             row("postgres", "getOne", 16, 1.0, 99.0),
+            row("sqlite", "login", 16, 100.0, 150.0),
+            row("sqlite", "range50", 16, 9_000.0, 3.0),
+            row("sqlite", "authList50", 16, 5_000.0, 4.0),
         ];
         let lines = goal_lines(&rows).join("\n");
         assert!(lines.contains("25000 req/s at 16 clients; goal >= 20000: met"));
         assert!(lines.contains("goal >= 5000: MISSED"));
         assert!(lines.contains("getOne: 1.00 ms; goal < 5 ms: met"));
         assert!(!lines.contains("99.00"));
+        assert!(!lines.contains("login"), "no p99 goal for sign-in: {lines}");
+        assert!(
+            lines.contains("(1.80x slower); goal <= 1.5x: MISSED"),
+            "{lines}"
+        );
     }
 }

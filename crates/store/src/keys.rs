@@ -118,7 +118,7 @@ pub fn key_successor(key: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The raw form of an Id: big-endian table number, then the 16 random bytes. Ids of one table thus
+/// The raw form of an Id: big-endian table number, then the 16 internal bytes. Ids of one table thus
 /// share a prefix, and the form has a fixed length, so it can end a key without a terminator.
 pub fn id_bytes(id: &DocumentId) -> [u8; ID_BYTES] {
     let mut out = [0u8; ID_BYTES];
