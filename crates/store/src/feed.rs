@@ -5,6 +5,9 @@
 //! `LISTEN ss_commits` (every commit NOTIFYs) and by a periodic poll should a notification be lost.
 //! Commits become visible in ts order (see `persistence/postgres.rs`), so reading the log after the
 //! last ts seen never skips one that becomes visible later.
+//!
+//! The log is pruned (see `persistence/postgres.rs`): a reader that finds rows it has not read
+//! deleted delivers a `Reset` and carries on from the newest commit.
 
 use std::time::Duration;
 
@@ -73,9 +76,10 @@ impl CommitFeed {
             },
             Source::Log(events) => {
                 let event = events.recv().await?;
-                if let FeedEvent::Commit(commit) = &event {
-                    self.start = commit.ts;
-                }
+                self.start = match &event {
+                    FeedEvent::Commit(commit) => commit.ts,
+                    FeedEvent::Reset(ts) => *ts,
+                };
                 Some(event)
             }
         }
@@ -98,9 +102,13 @@ impl Store {
                 })
             }
             Backend::Postgres { url } => {
-                let config: tokio_postgres::Config = url
+                let mut config: tokio_postgres::Config = url
                     .parse()
                     .map_err(|e| StoreError::Invalid(format!("Invalid PostgreSQL URL: {e}")))?;
+                // Names the tailer's session in `pg_stat_activity`.
+                if config.get_application_name().is_none() {
+                    config.application_name("ss_commit_feed");
+                }
                 let tailer = Tailer::connect(&config).await?;
                 // The largest visible ts, not the sequence: a ts taken by a commit still in flight
                 // must be delivered once it lands.
@@ -161,27 +169,48 @@ impl Tailer {
         Ok(Ts(row.get::<_, i64>(0) as u64))
     }
 
-    /// Commits after `after`, in ts order.
-    async fn read_after(&self, after: Ts) -> Result<Vec<Commit>> {
+    /// Commits after `after`, in ts order, or `Gap` when some of them were pruned.
+    ///
+    /// The rows and the prune marker come from one statement, so from one snapshot; a pruner
+    /// deletes rows and raises the marker in one transaction, so that snapshot holds both or
+    /// neither. A marker at or below `after` therefore means no row after `after` was gone from
+    /// it: what it shows is complete. (Reading the marker in a second statement would also do if
+    /// read after the rows, as a later snapshot only sees the marker higher; before them, a prune
+    /// landing in between would go unnoticed.)
+    async fn read_after(&self, after: Ts) -> Result<Read> {
+        let sql = "SELECT p.pruned_through, l.ts, l.writes FROM ss_commit_log_pruned p \
+                   LEFT JOIN LATERAL ( \
+                       SELECT ts, writes FROM ss_commit_log WHERE ts > $1 ORDER BY ts LIMIT $2 \
+                   ) l ON true ORDER BY l.ts";
         let rows = self
             .client
-            .query(
-                "SELECT ts, writes FROM ss_commit_log WHERE ts > $1 ORDER BY ts LIMIT $2",
-                &[&(after.0 as i64), &BATCH],
-            )
+            .query(sql, &[&(after.0 as i64), &BATCH])
             .await
             .map_err(pg_error)?;
+        let pruned_through = rows.first().map_or(0, |row| row.get::<_, i64>(0));
+        if pruned_through as u64 > after.0 {
+            return Ok(Read::Gap(Ts(pruned_through as u64)));
+        }
         rows.iter()
-            .map(|row| {
-                let ts = Ts(row.get::<_, i64>(0) as u64);
-                let bytes: &[u8] = row.get(1);
+            .filter_map(|row| Some((row.get::<_, Option<i64>>(1)?, row)))
+            .map(|(ts, row)| {
+                let ts = Ts(ts as u64);
+                let bytes: &[u8] = row.get(2);
                 let writes = WriteSet::from_bytes(bytes).ok_or_else(|| {
                     StoreError::Internal(format!("commit log entry {} does not decode", ts.0))
                 })?;
                 Ok(Commit { ts, writes })
             })
-            .collect()
+            .collect::<Result<_>>()
+            .map(Read::Commits)
     }
+}
+
+/// What one read of the commit log found.
+enum Read {
+    Commits(Vec<Commit>),
+    /// Entries after the position, up to this ts, were pruned before this reader got to them.
+    Gap(Ts),
 }
 
 /// Follows the commit log until the feed's reader goes away, reconnecting after failures. The
@@ -227,7 +256,19 @@ async fn follow(
     events: &mpsc::Sender<FeedEvent>,
 ) -> Result<()> {
     loop {
-        let commits = tailer.read_after(*position).await?;
+        let commits = match tailer.read_after(*position).await? {
+            Read::Commits(commits) => commits,
+            Read::Gap(pruned_through) => {
+                // The newest row is never pruned, so it is above the marker and this ts covers
+                // every missing commit; the feed goes on after it.
+                let ts = tailer.max_visible_ts().await?.max(pruned_through);
+                if events.send(FeedEvent::Reset(ts)).await.is_err() {
+                    return Ok(());
+                }
+                *position = ts;
+                continue;
+            }
+        };
         let full = commits.len() as i64 == BATCH;
         for commit in commits {
             let ts = commit.ts;

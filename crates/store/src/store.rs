@@ -5,6 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -182,6 +183,18 @@ impl Store {
         tokio::task::spawn_blocking(move || inner.backend.health_check())
             .await
             .map_err(|e| StoreError::Internal(format!("health check task failed: {e}")))?
+    }
+
+    /// Deletes PostgreSQL commit log entries older than `older_than` (always keeping the newest) and
+    /// returns how many this call deleted: 0 on SQLite, which has no log, and when another node is
+    /// pruning at that moment. The PostgreSQL backend already runs this every minute with a
+    /// ten-minute retention; a commit feed that falls behind a prune delivers `FeedEvent::Reset`.
+    pub async fn prune_commit_log(&self, older_than: Duration) -> Result<u64> {
+        self.check_open()?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.backend.prune_commit_log(older_than))
+            .await
+            .map_err(|e| StoreError::Internal(format!("pruning task failed: {e}")))?
     }
 
     /// Waits for in-flight writes and closes connections (SQLite checkpoints its WAL).

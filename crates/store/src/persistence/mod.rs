@@ -7,7 +7,7 @@ pub(crate) mod sqlite;
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::catalog::{CatalogRows, IndexRow, Plan};
 use crate::query::Order;
@@ -100,6 +100,11 @@ pub(crate) trait Persistence: Send + Sync {
     fn health_check(&self) -> Result<()>;
     /// Lets in-flight writes finish, then refuses new ones.
     fn close(&self) -> Result<()>;
+    /// Deletes commit log entries older than `older_than`, returning how many. Only PostgreSQL
+    /// keeps a commit log.
+    fn prune_commit_log(&self, _older_than: Duration) -> Result<u64> {
+        Ok(0)
+    }
 }
 
 /// Process-local commit bookkeeping shared by the backend and the `Store`.

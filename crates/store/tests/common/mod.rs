@@ -26,6 +26,13 @@ impl TestDb {
     pub fn is_postgres(&self) -> bool {
         self.pg.is_some()
     }
+
+    /// PostgreSQL only: the admin URL and the name of this test's database.
+    pub fn pg_admin(&self) -> Option<(&str, &str)> {
+        self.pg
+            .as_ref()
+            .map(|(url, db)| (url.as_str(), db.as_str()))
+    }
 }
 
 impl Drop for TestDb {
