@@ -104,6 +104,35 @@ pub struct Config {
     pub oauth: OAuthSettings,
     /// LLM providers, retry and breaker tuning, prices, and the per-company AI limits.
     pub ai: ai::AiConfig,
+    /// The bearer token `GET /metrics` requires (`SUPPORTSIGNAL_METRICS_TOKEN`). Without one the
+    /// endpoint is open outside production and off in production.
+    pub metrics_token: Option<MetricsToken>,
+}
+
+/// Shortest metrics token accepted: long enough that guessing it over HTTP is hopeless.
+pub const MIN_METRICS_TOKEN_LEN: usize = 16;
+
+/// A secret compared without revealing how much of a guess was right; never printed.
+#[derive(Clone)]
+pub struct MetricsToken(String);
+
+impl MetricsToken {
+    /// Whether `presented` is this token. Equal-length inputs take the same time whatever they
+    /// hold, and the length of a guess tells nothing about the token's.
+    pub fn matches(&self, presented: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
+        let mut differ = a.len() ^ b.len();
+        for (i, x) in a.iter().enumerate() {
+            differ |= usize::from(x ^ b.get(i).copied().unwrap_or(!x));
+        }
+        differ == 0
+    }
+}
+
+impl fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MetricsToken(***)")
+    }
 }
 
 /// Values given on the command line; they win over the environment.
@@ -248,6 +277,16 @@ impl Config {
             &mut problems,
         ) as u64);
 
+        let metrics_token = var("SUPPORTSIGNAL_METRICS_TOKEN").and_then(|token| {
+            if token.chars().count() < MIN_METRICS_TOKEN_LEN {
+                problems.push(format!(
+                    "SUPPORTSIGNAL_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LEN} characters"
+                ));
+                return None;
+            }
+            Some(MetricsToken(token))
+        });
+
         let (smtp, mail_from) = smtp::load(&var, environment, &mut problems);
         let oauth = oauth::load(&var, environment, &mut problems);
         let ai = ai::AiConfig::from_env(var).unwrap_or_else(|ai_problems| {
@@ -272,6 +311,7 @@ impl Config {
                 mail_from,
                 oauth,
                 ai,
+                metrics_token,
             }),
             _ => Err(ConfigError(problems)),
         }

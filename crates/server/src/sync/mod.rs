@@ -25,7 +25,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use functions::Runtime;
@@ -295,8 +295,33 @@ pub(crate) async fn upgrade(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// `GET /metrics`: Prometheus text format.
-pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics`: Prometheus text format. With `SUPPORTSIGNAL_METRICS_TOKEN` set it wants that
+/// token as a bearer token; without one it is open, except in production, where it is off.
+pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match (&state.config.metrics_token, presented) {
+        (Some(token), Some(presented)) if token.matches(presented.trim()) => {}
+        (Some(_), _) => {
+            let refusal = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Unauthenticated",
+                "GET /metrics needs the metrics token: Authorization: Bearer <SUPPORTSIGNAL_METRICS_TOKEN>",
+            );
+            return ([(header::WWW_AUTHENTICATE, "Bearer")], refusal).into_response();
+        }
+        (None, _) if state.config.environment == config::Environment::Production => {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "MetricsDisabled",
+                "GET /metrics is off in production until SUPPORTSIGNAL_METRICS_TOKEN is set",
+            )
+            .into_response();
+        }
+        (None, _) => {}
+    }
     let hub = &state.sync;
     let body = hub.metrics.render(hub.subscriptions.position());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()

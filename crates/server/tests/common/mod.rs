@@ -147,7 +147,11 @@ impl TestServer {
     }
 
     pub async fn start_with(place: &Place, env: &[(&str, &str)]) -> TestServer {
-        let config = place.config(env);
+        TestServer::start_config(place.config(env)).await
+    }
+
+    /// A server with exactly this configuration (e.g. a production one).
+    pub async fn start_config(config: Config) -> TestServer {
         let store = server::open_store(&config, functions_under_test::schema())
             .await
             .expect("open store");
