@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Instant;
 
 use store::{Document, Patch, Query, Txn};
 use values::{DocumentId, Object, Value};
@@ -307,9 +308,16 @@ pub struct ActionCtx {
     pub(crate) runtime: Runtime,
     pub auth: Auth,
     pub request_id: RequestId,
+    pub(crate) deadline: Instant,
 }
 
 impl ActionCtx {
+    /// When the runtime cuts this action off. Work that must record its own outcome (a log row
+    /// of a slow external call) stops short of it, since nothing runs after the cut.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
     async fn run(&self, kind: FunctionKind, path: &str, args: Object) -> FnResult<Value> {
         let call = Call {
             path: path.to_string(),

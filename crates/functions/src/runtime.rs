@@ -4,7 +4,7 @@
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use store::{ReadSet, Store, Ts, Txn};
 use values::{Object, Validator, Value};
@@ -317,6 +317,7 @@ impl Runtime {
                             runtime: self.clone(),
                             auth: auth.clone(),
                             request_id: request_id.clone(),
+                            deadline: Instant::now() + self.inner.timeout,
                         };
                         tokio::time::timeout(self.inner.timeout, prepare(ctx, args.clone()))
                             .await
@@ -374,6 +375,7 @@ impl Runtime {
                     runtime: self.clone(),
                     auth,
                     request_id,
+                    deadline: Instant::now() + self.inner.timeout,
                 };
                 let value = tokio::time::timeout(self.inner.timeout, handler(ctx, args))
                     .await

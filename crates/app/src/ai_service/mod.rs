@@ -17,6 +17,7 @@ mod retention;
 mod test_prompt;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ai::{AiError, AiErrorCode, ChatRequest, Llm};
 use functions::{ActionCtx, ErrorCode, FnResult, FunctionError, Registry};
@@ -25,6 +26,10 @@ use values::{DocumentId, Object, Value};
 
 use crate::args::object;
 use crate::prompts::{self, defaults::OutputFormat, TokenAdjustment};
+
+/// Time kept back from an action's deadline (at most a quarter of what is left) to record a
+/// request that the providers took too long over: the log row is written by a mutation.
+const RECORD_RESERVE: Duration = Duration::from_secs(5);
 
 pub use logs::{LOGS, USAGE};
 pub use retention::{prune_path, spawn_background, RetentionOptions};
@@ -251,18 +256,33 @@ impl AiService {
             json: OutputFormat::parse(&text("output_format")) == Some(OutputFormat::Json),
         };
         let llm = &self.inner.llm;
-        let answer = if request.json {
-            let check = call.check.clone();
-            llm.complete_json(&request, move |value| match &check {
-                Some(check) => check(value),
-                None => Ok(()),
-            })
-            .await
-            .map(|reply| (reply.reply, Some(reply.value), reply.adjustment))
-        } else {
-            llm.complete(&request)
+        let providers = async {
+            if request.json {
+                let check = call.check.clone();
+                llm.complete_json(&request, move |value| match &check {
+                    Some(check) => check(value),
+                    None => Ok(()),
+                })
                 .await
-                .map(|reply| (reply, None, None))
+                .map(|reply| (reply.reply, Some(reply.value), reply.adjustment))
+            } else {
+                llm.complete(&request)
+                    .await
+                    .map(|reply| (reply, None, None))
+            }
+        };
+        // Retries and fallbacks could outlast the action; stop them early enough to write the log.
+        let left = ctx.deadline().saturating_duration_since(Instant::now());
+        let budget = left.saturating_sub(RECORD_RESERVE.min(left / 4));
+        let answer = match tokio::time::timeout(budget, providers).await {
+            Ok(answer) => answer,
+            Err(_) => Err(AiError::new(
+                AiErrorCode::Timeout,
+                format!(
+                    "the AI providers did not answer within the {} s left to this request",
+                    budget.as_secs()
+                ),
+            )),
         };
 
         // 4. The record.

@@ -236,10 +236,23 @@ fn resolve_args(
     cache.resolve(&mut ctx.db, &subsystem, &name)
 }
 
+/// Fields of a prompt that name platform administrators.
+const PEOPLE_FIELDS: [&str; 4] = ["created_by", "updated_by", "replaced_by", "acknowledged_by"];
+
 /// `promptManager:getActivePrompt` (no session needed, as in the reference): the newest active
-/// version, or null.
+/// version, or null. Anyone may ask, so it leaves out who wrote or changed the prompt (the
+/// reference leaked administrators' user ids here); the queries that need a session show them.
 fn get_active(ctx: &mut QueryCtx<'_>, cache: &PromptCache, args: Object) -> FnResult {
-    Ok(resolve_args(ctx, cache, &args)?.map_or(Value::Null, |r| public(&r.doc)))
+    let Some(resolved) = resolve_args(ctx, cache, &args)? else {
+        return Ok(Value::Null);
+    };
+    let mut prompt = public(&resolved.doc);
+    if let Value::Object(fields) = &mut prompt {
+        for field in PEOPLE_FIELDS {
+            fields.remove(field);
+        }
+    }
+    Ok(prompt)
 }
 
 /// `promptManager:processTemplateWithValidationQuery`: renders the active version with the given

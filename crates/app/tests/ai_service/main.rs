@@ -227,7 +227,21 @@ async fn a_truncated_json_reply_raises_max_tokens(place: &Place) {
     let prompt = active(&app, name).await;
     assert_eq!(prompt["adjustment_pending"], false);
     assert_eq!(prompt["max_tokens"], 2500.0);
-    assert!(prompt["acknowledged_by"].is_string());
+    assert!(
+        prompt.get("acknowledged_by").is_none(),
+        "no user ids without a session"
+    );
+    let seen_by_admin = app
+        .ok(
+            Q,
+            "promptManager:getPrompt",
+            json!({"sessionToken": sys, "prompt_id": id}),
+        )
+        .await;
+    assert!(
+        seen_by_admin["acknowledged_by"].is_string(),
+        "{seen_by_admin}"
+    );
     let reset = app
         .ok(
             M,
@@ -308,6 +322,49 @@ async fn failures_are_logged_and_returned(place: &Place) {
     app.stop().await;
 }
 
+/// Retries that would outlast the action stop early enough for the request to be logged.
+async fn slow_providers_stop_in_time_to_be_logged(place: &Place) {
+    let fake = Fake::start(Reply::Status(503)).await;
+    let mut env = env_for(&fake);
+    env.retain(|(k, _)| !matches!(*k, "AI_MAX_RETRIES" | "AI_RETRY_BASE_DELAY_MS"));
+    env.extend([
+        ("AI_MAX_RETRIES", "5".to_string()),
+        // The first backoff alone (5-10 s) is longer than the whole action may take.
+        ("AI_RETRY_BASE_DELAY_MS", "10000".to_string()),
+        ("SUPPORTSIGNAL_FUNCTION_TIMEOUT_SECS", "4".to_string()),
+    ]);
+    let app = start(place, &env).await;
+    let (_, sys) = person(&app, None, "system_admin").await;
+    let name = "enhance_narrative_end_event";
+    let body = test_prompt(
+        &app,
+        &sys,
+        name,
+        narrative_vars("endEvent", "Sarah settled after ten minutes."),
+    )
+    .await;
+    assert_eq!(body["status"], "error");
+    assert_eq!(body["errorData"]["code"], "TIMEOUT", "{body}");
+    assert!(
+        body["errorData"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("AI_TIMEOUT"),
+        "the AI service answered, not the runtime's cut-off: {body}"
+    );
+    let rows = logs(&app, &sys, json!({})).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["success"], false);
+    assert_eq!(rows[0]["error_code"], "AI_TIMEOUT");
+    assert_eq!(rows[0]["operation"], name);
+    assert_eq!(
+        fake.bodies().len(),
+        1,
+        "no retry started after the budget ran out"
+    );
+    app.stop().await;
+}
+
 async fn offline_answers_are_marked_offline(place: &Place) {
     let app = App::start(place).await;
     let (_, sys) = person(&app, None, "system_admin").await;
@@ -340,6 +397,7 @@ async fn ai_service() {
         a_call_is_logged_with_usage_and_cost(&Place::new(db).await).await;
         a_truncated_json_reply_raises_max_tokens(&Place::new(db).await).await;
         failures_are_logged_and_returned(&Place::new(db).await).await;
+        slow_providers_stop_in_time_to_be_logged(&Place::new(db).await).await;
         offline_answers_are_marked_offline(&Place::new(db).await).await;
         limits::rate_limit_and_cost_cap(db).await;
         limits::who_reads_the_log_and_pruning(&Place::new(db).await).await;

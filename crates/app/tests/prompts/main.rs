@@ -368,6 +368,10 @@ async fn versions_resolve_and_roll_back(app: &App, p: &People) {
     assert_eq!(made["prompt_version"], "v1.0.1");
     let now = active(app, name).await;
     assert_eq!(now["prompt_template"], template);
+    // Anyone may read the active prompt, so it does not say which administrator wrote it.
+    for field in ["created_by", "updated_by", "replaced_by", "acknowledged_by"] {
+        assert!(now.get(field).is_none(), "{field} shown: {now}");
+    }
     assert_eq!(now["max_tokens"], 1500.0);
     assert_eq!(
         now["output_format"], "json",
@@ -408,6 +412,10 @@ async fn versions_resolve_and_roll_back(app: &App, p: &People) {
         .await;
     assert_eq!(got["is_active"], false);
     assert!(got["replaced_at"].is_number());
+    assert!(
+        got["created_by"].is_string(),
+        "the prompt manager shows the author: {got}"
+    );
     // A draft (not activated) does not resolve.
     app.ok(
         M,
