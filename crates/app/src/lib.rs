@@ -8,6 +8,7 @@ pub mod clarification;
 pub mod companies;
 pub mod email;
 pub mod enhancement;
+pub mod housekeeping;
 pub mod identity;
 pub mod impersonation;
 pub mod incidents;
@@ -42,6 +43,7 @@ pub fn schema() -> Schema {
         .chain(email::tables())
         .chain(prompts::tables())
         .chain(ai_service::tables())
+        .chain(housekeeping::tables())
         .fold(Schema::new(), Schema::table)
 }
 
@@ -71,5 +73,6 @@ pub fn registry(config: &config::Config) -> Registry {
     clarification::register(&mut r, &ai);
     enhancement::register(&mut r, &ai);
     sample_data::register(&mut r);
+    housekeeping::register(&mut r);
     r
 }

@@ -11,8 +11,13 @@ pub fn tables() -> Vec<TableDef> {
         .field("key", v::string())
         .field("window_start", v::number())
         .field("count", v::number())
-        .index("by_key", &["key"])]
+        .index("by_key", &["key"])
+        .index("by_window_start", &["window_start"])]
 }
+
+/// A row whose window started this long ago counts nothing under any limit (the longest window is
+/// an hour), so housekeeping may delete it.
+pub const STALE_AFTER_MS: f64 = 24.0 * 3600.0 * 1000.0;
 
 /// A limit: at most `max` events per `window_ms`.
 #[derive(Clone, Copy, Debug)]

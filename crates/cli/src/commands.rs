@@ -156,29 +156,33 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             let _ = worker_stopped.await;
         },
     );
-    let (stop_ai, ai_stopped) = tokio::sync::oneshot::channel::<()>();
-    let (ai_task_tx, ai_task_rx) = tokio::sync::oneshot::channel::<tokio::task::JoinHandle<()>>();
-    // On a signal: stop the email worker first (it finishes sends in progress) and the AI upkeep
-    // task, then the server, which closes the database once in-flight requests are done.
+    let (stop_upkeep, upkeep_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (tasks_tx, tasks_rx) = tokio::sync::oneshot::channel::<Vec<tokio::task::JoinHandle<()>>>();
+    // On a signal: stop the email worker first (it finishes sends in progress) and housekeeping
+    // (it finishes the batch in progress), then the server, which closes the database once
+    // in-flight requests are done.
     let shutdown = async move {
         shutdown_signal().await;
         let _ = stop_worker.send(());
-        let _ = stop_ai.send(());
+        let _ = stop_upkeep.send(());
         let _ = worker.await;
-        if let Ok(task) = ai_task_rx.await {
+        for task in tasks_rx.await.unwrap_or_default() {
             let _ = task.await;
         }
     };
     let running = server::start(config.clone(), store, registry, shutdown).await?;
-    // Seeds the default prompts into an empty database and prunes old AI request logs.
-    let ai_task = app::ai_service::spawn_background(
+    let runtime = running.runtime.clone();
+    let seeding =
+        tokio::spawn(async move { app::ai_service::seed_default_prompts(&runtime).await });
+    // Deletes expired sessions, tokens, rate-limit windows, old emails and AI logs, one node a round.
+    let housekeeping = app::housekeeping::spawn(
         running.runtime.clone(),
-        app::ai_service::RetentionOptions::default(),
+        app::housekeeping::HousekeepingOptions::default(),
         async move {
-            let _ = ai_stopped.await;
+            let _ = upkeep_stopped.await;
         },
     );
-    let _ = ai_task_tx.send(ai_task);
+    let _ = tasks_tx.send(vec![seeding, housekeeping]);
     // The one line a person (or a script) looks for.
     println!(
         "supportsignal {} listening on http://{}",

@@ -32,7 +32,7 @@ use crate::prompts::{self, defaults::OutputFormat, TokenAdjustment};
 const RECORD_RESERVE: Duration = Duration::from_secs(5);
 
 pub use logs::{LOGS, USAGE};
-pub use retention::{prune_path, spawn_background, RetentionOptions};
+pub use retention::{prune_path, seed_default_prompts};
 pub use test_prompt::{caller, outcome_value};
 
 /// A JSON reply's shape check: `Err(why)` makes the reply unusable (code `AI_BAD_REPLY`).

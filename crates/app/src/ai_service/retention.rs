@@ -1,25 +1,18 @@
 //! Start-up and upkeep for the AI layer: the default prompts seeded into an empty database, and
-//! request logs and daily usage older than `AI_LOG_RETENTION_DAYS` pruned in small batches by a
-//! background task (through an internal mutation, like any other write).
+//! request logs and daily usage older than `AI_LOG_RETENTION_DAYS` pruned in small batches (an
+//! internal mutation that housekeeping runs with its other sweeps).
 
-use std::future::Future;
-use std::time::Duration;
-
-use functions::{
-    Auth, Call, Caller, FnResult, FunctionKind, MutationCtx, Registry, RequestId, Runtime, Scope,
-};
+use functions::{FnResult, MutationCtx, Registry, Runtime, Scope};
 use store::Order;
-use tokio::task::JoinHandle;
 use values::validator::v;
 use values::{Object, Value};
 
 use super::logs::{day_of, LOGS, USAGE};
-use crate::args::object;
+use crate::housekeeping::{batch_limit, run_mutation, swept};
 use crate::prompts;
 
 const PRUNE: &str = "aiService:pruneRequestLogs";
 const DAY_MS: f64 = 86_400_000.0;
-const DEFAULT_BATCH: f64 = 200.0;
 
 /// The path of the pruning mutation (internal), for tests and tools that run it on demand.
 pub fn prune_path() -> &'static str {
@@ -45,11 +38,7 @@ fn prune(ctx: &mut MutationCtx<'_>, args: Object, retention_days: u32) -> FnResu
         .get("before")
         .and_then(Value::as_f64)
         .unwrap_or_else(|| ctx.now_ms() - f64::from(retention_days) * DAY_MS);
-    let limit = args
-        .get("limit")
-        .and_then(Value::as_f64)
-        .unwrap_or(DEFAULT_BATCH)
-        .clamp(1.0, 10_000.0) as usize;
+    let limit = batch_limit(&args);
     let grant = ctx.cross_tenant()?;
     let mut db = ctx.db.scoped(&Scope::all_companies(&grant));
     let logs = db
@@ -70,85 +59,18 @@ fn prune(ctx: &mut MutationCtx<'_>, args: Object, retention_days: u32) -> FnResu
     for row in &usage {
         db.delete(&row.id)?;
     }
-    let deleted = logs.len() + usage.len();
-    Ok(object([
-        ("deleted", Some(Value::from(deleted as f64))),
-        ("more", Some(Value::from(deleted == limit))),
-    ]))
+    Ok(swept(logs.len() + usage.len(), limit))
 }
 
-/// How the background task runs.
-#[derive(Clone, Debug)]
-pub struct RetentionOptions {
-    /// Time between pruning rounds.
-    pub interval: Duration,
-    /// Rows deleted per transaction (kept small so other writers are not held up).
-    pub batch: usize,
-}
-
-impl Default for RetentionOptions {
-    fn default() -> RetentionOptions {
-        RetentionOptions {
-            interval: Duration::from_secs(3600),
-            batch: DEFAULT_BATCH as usize,
+/// Seeds the default prompts into an empty database (what `serve` does at start). The AI service
+/// seeds on first use as well, so a failure is only logged.
+pub async fn seed_default_prompts(runtime: &Runtime) {
+    match run_mutation(runtime, prompts::ENSURE_DEFAULTS, Object::new()).await {
+        Ok(seeded) if seeded.as_f64().unwrap_or(0.0) > 0.0 => {
+            let count = seeded.as_f64().unwrap_or(0.0);
+            tracing::info!(count, "seeded the default AI prompts");
         }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "seeding the default AI prompts failed"),
     }
-}
-
-async fn run_mutation(runtime: &Runtime, path: &str, args: Object) -> FnResult<Value> {
-    let call = Call {
-        path: path.to_string(),
-        expected: Some(FunctionKind::Mutation),
-        args: Value::Object(args),
-        auth: Auth::anonymous(),
-        request_id: RequestId::generate(),
-        caller: Caller::Server,
-    };
-    runtime.call(call).await.map(|outcome| outcome.value)
-}
-
-/// Seeds the default prompts into an empty database, then prunes old AI request logs every
-/// `interval` until `shutdown` completes. Errors are logged and retried next round.
-pub fn spawn_background(
-    runtime: Runtime,
-    options: RetentionOptions,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        match run_mutation(&runtime, prompts::ENSURE_DEFAULTS, Object::new()).await {
-            Ok(seeded) if seeded.as_f64().unwrap_or(0.0) > 0.0 => {
-                let count = seeded.as_f64().unwrap_or(0.0);
-                tracing::info!(count, "seeded the default AI prompts");
-            }
-            Ok(_) => {}
-            // The AI service seeds on first use as well, so this is not fatal.
-            Err(e) => tracing::warn!(error = %e, "seeding the default AI prompts failed"),
-        }
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            loop {
-                let mut args = Object::new();
-                args.insert("limit".into(), Value::from(options.batch as f64));
-                match run_mutation(&runtime, PRUNE, args).await {
-                    Ok(done) => {
-                        let deleted = done.get("deleted").and_then(Value::as_f64).unwrap_or(0.0);
-                        if deleted > 0.0 {
-                            tracing::info!(deleted, "pruned old AI request logs");
-                        }
-                        if done.get("more").and_then(Value::as_bool) != Some(true) {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "pruning AI request logs failed; retrying later");
-                        break;
-                    }
-                }
-            }
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(options.interval) => {}
-            }
-        }
-    })
 }

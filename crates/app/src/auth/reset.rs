@@ -27,7 +27,9 @@ pub fn tables() -> Vec<TableDef> {
         .field("created_at", v::number())
         .field("expires_at", v::number())
         .index("by_token_hash", &["token_hash"])
-        .index("by_user", &["user_id", "created_at"])]
+        .index("by_user", &["user_id", "created_at"])
+        // For housekeeping: used tokens are deleted at once, expired ones by the sweep.
+        .index("by_expires", &["expires_at"])]
 }
 
 fn success() -> Value {

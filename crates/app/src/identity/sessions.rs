@@ -21,7 +21,9 @@ pub fn tables() -> Vec<TableDef> {
         // Where the user was in a workflow, so an interrupted wizard can resume.
         .optional("workflow_state", v::any())
         .index("by_token_hash", &["token_hash"])
-        .index("by_user", &["user_id", "created_at"])]
+        .index("by_user", &["user_id", "created_at"])
+        // For housekeeping, which deletes expired sessions.
+        .index("by_expires", &["expires_at"])]
 }
 
 /// A session token as handed to the client. Never printed.

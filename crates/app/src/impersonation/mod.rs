@@ -53,7 +53,9 @@ pub fn tables() -> Vec<TableDef> {
         .index(
             "by_admin_active",
             &["admin_user_id", "is_active", "expires_at"],
-        )]
+        )
+        // For housekeeping: every row, ended or not, is dead once it expires.
+        .index("by_expires", &["expires_at"])]
 }
 
 pub fn register(r: &mut Registry, _urls: &Urls) {

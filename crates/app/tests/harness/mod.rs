@@ -118,6 +118,11 @@ impl App {
         }
     }
 
+    /// The server's function runtime, for calling internal functions as server code does.
+    pub fn runtime(&self) -> functions::Runtime {
+        self.running.as_ref().unwrap().runtime.clone()
+    }
+
     pub async fn stop(mut self) {
         self.running.take().unwrap().stop().await.unwrap();
     }

@@ -70,7 +70,7 @@ pub async fn people(app: &App) -> People {
     }
 }
 
-/// What `supportsignal serve` does at start: seed the defaults (through the background task).
+/// What `supportsignal serve` does at start: seed the defaults.
 pub async fn start_up(app: &App) {
     let env = |key: &str| (key == "SUPPORTSIGNAL_ENV").then(|| "test".to_string());
     let config = config::Config::from_env(config::Overrides::default(), env).unwrap();
@@ -79,30 +79,7 @@ pub async fn start_up(app: &App) {
         app.store.clone(),
         Duration::from_secs(30),
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = app::ai_service::spawn_background(
-        runtime,
-        app::ai_service::RetentionOptions::default(),
-        async move {
-            let _ = stopped.await;
-        },
-    );
-    // The task seeds before its first pruning round; wait for the seeded prompts to show.
-    for _ in 0..200 {
-        let found = app
-            .ok(
-                Q,
-                "promptManager:getActivePrompt",
-                json!({"prompt_name": "analyze_contributing_conditions"}),
-            )
-            .await;
-        if !found.is_null() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let _ = stop.send(());
-    task.await.unwrap();
+    app::ai_service::seed_default_prompts(&runtime).await;
 }
 
 pub async fn active(app: &App, name: &str) -> Json {

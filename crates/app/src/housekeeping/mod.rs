@@ -1,0 +1,170 @@
+//! Housekeeping: internal mutations delete expired and finished rows in batches; one node a round.
+
+mod runner;
+
+use functions::{
+    Auth, Call, Caller, DbWriter, FnResult, FunctionKind, MutationCtx, Registry, RequestId, Runtime,
+};
+use store::{Order, TableDef};
+use values::validator::v;
+use values::{Object, Value};
+
+use crate::args::object;
+use crate::{ai_service, email, impersonation, oauth, rate_limit};
+
+pub use runner::{run_round, spawn, HousekeepingOptions, Swept};
+
+/// One row per sweep: when a node last claimed it.
+pub const RUNS: &str = "housekeeping_runs";
+/// Finished emails are kept this long (a week) for support, then deleted: their bodies hold reset
+/// and invitation links.
+pub const EMAIL_RETENTION_MS: f64 = 7.0 * DAY_MS;
+/// Ended and expired impersonations are kept a day, so a late `endImpersonation` still gets its
+/// usual `success` rather than "not found".
+pub const IMPERSONATION_RETENTION_MS: f64 = DAY_MS;
+
+const DAY_MS: f64 = 86_400_000.0;
+const DEFAULT_BATCH: usize = 200;
+const CLAIM: &str = "housekeeping:claimRound";
+const EMAILS: &str = "housekeeping:sweepEmails";
+
+/// A table whose rows are dead once `field` (the first field of `index`) is `keep_ms` in the past.
+struct Expiring {
+    path: &'static str,
+    table: &'static str,
+    index: &'static str,
+    field: &'static str,
+    keep_ms: f64,
+}
+
+static EXPIRING: [Expiring; 5] = [
+    // An expired session answers exactly like a missing one (`sessions::find`).
+    Expiring {
+        path: "housekeeping:sweepSessions",
+        table: "sessions",
+        index: "by_expires",
+        field: "expires_at",
+        keep_ms: 0.0,
+    },
+    // Used tokens are deleted when used; an expired one is refused exactly like a missing one.
+    Expiring {
+        path: "housekeeping:sweepPasswordResets",
+        table: "password_reset_tokens",
+        index: "by_expires",
+        field: "expires_at",
+        keep_ms: 0.0,
+    },
+    // A nonce is only needed while its state could still be presented.
+    Expiring {
+        path: "housekeeping:sweepOAuthStates",
+        table: oauth::USED_STATES,
+        index: "by_expires",
+        field: "expires_at",
+        keep_ms: 0.0,
+    },
+    Expiring {
+        path: "housekeeping:sweepImpersonations",
+        table: impersonation::TABLE,
+        index: "by_expires",
+        field: "expires_at",
+        keep_ms: IMPERSONATION_RETENTION_MS,
+    },
+    Expiring {
+        path: "housekeeping:sweepRateLimits",
+        table: "rate_limits",
+        index: "by_window_start",
+        field: "window_start",
+        keep_ms: rate_limit::STALE_AFTER_MS,
+    },
+];
+
+/// Every sweep a round runs, by the path of its internal mutation (`{limit?}` → `{deleted, more}`).
+pub fn sweeps() -> Vec<&'static str> {
+    EXPIRING
+        .iter()
+        .map(|e| e.path)
+        .chain([EMAILS, ai_service::prune_path()])
+        .collect()
+}
+
+pub fn tables() -> Vec<TableDef> {
+    vec![TableDef::new(RUNS)
+        .field("sweep", v::string())
+        .field("last_run_at", v::number())
+        .index("by_sweep", &["sweep"])]
+}
+
+fn limit_args() -> values::Validator {
+    v::object([("limit", v::optional(v::number()))])
+}
+
+pub fn register(r: &mut Registry) {
+    for expiring in &EXPIRING {
+        r.internal_mutation(expiring.path, limit_args(), move |ctx, args| {
+            sweep_expiring(ctx, &args, expiring)
+        });
+    }
+    r.internal_mutation(EMAILS, limit_args(), |ctx, args| {
+        let limit = batch_limit(&args);
+        let before = ctx.now_ms() - EMAIL_RETENTION_MS;
+        let deleted = email::purge_finished(&mut ctx.db, before, limit)?;
+        Ok(swept(deleted, limit))
+    });
+    r.internal_mutation(
+        CLAIM,
+        v::object([("intervalMs", v::required(v::number()))]),
+        runner::claim,
+    );
+}
+
+fn sweep_expiring(ctx: &mut MutationCtx<'_>, args: &Object, expiring: &Expiring) -> FnResult {
+    let limit = batch_limit(args);
+    let before = ctx.now_ms() - expiring.keep_ms;
+    let deleted = delete_before(&mut ctx.db, expiring, before, limit)?;
+    Ok(swept(deleted, limit))
+}
+
+fn delete_before(
+    db: &mut DbWriter<'_>,
+    expiring: &Expiring,
+    before: f64,
+    limit: usize,
+) -> FnResult<usize> {
+    let rows = db
+        .query(expiring.table)?
+        .with_index(expiring.index, |q| q.lt(expiring.field, before))?
+        .order(Order::Asc)
+        .take(limit)?;
+    for row in &rows {
+        db.delete(&row.id)?;
+    }
+    Ok(rows.len())
+}
+
+/// A sweep's `limit` argument: rows per transaction, kept small so other writers are not held up.
+pub(crate) fn batch_limit(args: &Object) -> usize {
+    args.get("limit")
+        .and_then(Value::as_f64)
+        .map_or(DEFAULT_BATCH, |l| l.clamp(1.0, 10_000.0) as usize)
+}
+
+/// A sweep's answer: `more` when the batch was full, so the caller calls again.
+pub(crate) fn swept(deleted: usize, limit: usize) -> Value {
+    object([
+        ("deleted", Some(Value::from(deleted as f64))),
+        ("more", Some(Value::from(deleted == limit))),
+    ])
+}
+
+/// Runs a mutation (internal ones included) as the server, with no viewer.
+pub(crate) async fn run_mutation(runtime: &Runtime, path: &str, args: Object) -> FnResult<Value> {
+    let call = Call {
+        path: path.to_string(),
+        expected: Some(FunctionKind::Mutation),
+        args: Value::Object(args),
+        auth: Auth::anonymous(),
+        request_id: RequestId::generate(),
+        caller: Caller::Server,
+    };
+    runtime.call(call).await.map(|outcome| outcome.value)
+}

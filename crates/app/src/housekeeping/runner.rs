@@ -1,0 +1,174 @@
+//! The background runner: every `check_every` it tries to claim the sweeps that have not run for an
+//! `interval`, and runs the ones it claimed. The claim is one serializable mutation over
+//! `housekeeping_runs`, so with several nodes on one database only one of them wins each round.
+
+use std::future::Future;
+use std::time::Duration;
+
+use functions::{FnResult, MutationCtx, Runtime};
+use futures::FutureExt;
+use store::Patch;
+use tokio::task::JoinHandle;
+use values::{Object, Value};
+
+use super::{run_mutation, sweeps, CLAIM, DEFAULT_BATCH, RUNS};
+use crate::args::object;
+
+/// How the runner paces itself.
+#[derive(Clone, Debug)]
+pub struct HousekeepingOptions {
+    /// How long after a sweep ran (on any node) it is due again.
+    pub interval: Duration,
+    /// How often each node asks whether a round is due; a round starts at most this late, also
+    /// when the node that ran the last one has gone.
+    pub check_every: Duration,
+    /// Rows deleted per transaction.
+    pub batch: usize,
+}
+
+impl Default for HousekeepingOptions {
+    fn default() -> HousekeepingOptions {
+        HousekeepingOptions {
+            interval: Duration::from_secs(3600),
+            check_every: Duration::from_secs(300),
+            batch: DEFAULT_BATCH,
+        }
+    }
+}
+
+/// What one sweep of a round deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Swept {
+    pub sweep: String,
+    pub deleted: usize,
+}
+
+/// `housekeeping:claimRound` (internal): marks every sweep not run within `intervalMs` as run now
+/// and returns them as `{claimed: [path]}`. A concurrent claimer conflicts on the same rows and,
+/// retried, finds them taken.
+pub(super) fn claim(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+    let interval = args
+        .get("intervalMs")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    let now = ctx.now_ms();
+    let mut claimed = Vec::new();
+    for sweep in sweeps() {
+        let row = ctx
+            .db
+            .query(RUNS)?
+            .with_index("by_sweep", |q| q.eq("sweep", sweep))?
+            .first()?;
+        match row {
+            Some(row)
+                if row
+                    .get("last_run_at")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0)
+                    > now - interval =>
+            {
+                continue
+            }
+            Some(row) => {
+                let mut patch = Patch::new();
+                patch.insert("last_run_at".into(), Some(Value::from(now)));
+                ctx.db.patch(&row.id, patch)?;
+            }
+            None => {
+                let mut fields = Object::new();
+                fields.insert("sweep".into(), Value::from(sweep));
+                fields.insert("last_run_at".into(), Value::from(now));
+                ctx.db.insert(RUNS, fields)?;
+            }
+        }
+        claimed.push(Value::from(sweep));
+    }
+    Ok(object([("claimed", Some(Value::Array(claimed)))]))
+}
+
+/// Claims the sweeps that are due and runs each until it has nothing more to delete. Empty when
+/// another node (or an earlier call) ran them within the interval.
+pub async fn run_round(runtime: &Runtime, options: &HousekeepingOptions) -> FnResult<Vec<Swept>> {
+    round(runtime, options, &mut || false).await
+}
+
+async fn round(
+    runtime: &Runtime,
+    options: &HousekeepingOptions,
+    stop: &mut (dyn FnMut() -> bool + Send),
+) -> FnResult<Vec<Swept>> {
+    let mut args = Object::new();
+    let interval_ms = options.interval.as_millis() as f64;
+    args.insert("intervalMs".into(), Value::from(interval_ms));
+    let claimed = run_mutation(runtime, CLAIM, args).await?;
+    let paths: Vec<String> = claimed
+        .get("claimed")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|p| p.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut done = Vec::new();
+    for sweep in paths {
+        let mut deleted = 0;
+        // Checked between batches, never during one, so a shutdown does not cut a mutation off.
+        while !stop() {
+            let mut args = Object::new();
+            args.insert("limit".into(), Value::from(options.batch as f64));
+            match run_mutation(runtime, &sweep, args).await {
+                Ok(batch) => {
+                    deleted += batch.get("deleted").and_then(Value::as_f64).unwrap_or(0.0) as usize;
+                    if batch.get("more").and_then(Value::as_bool) != Some(true) {
+                        break;
+                    }
+                }
+                // The rest waits for the next round; the other sweeps still run.
+                Err(e) => {
+                    tracing::warn!(sweep = sweep.as_str(), error = %e, "housekeeping sweep failed; retrying next round");
+                    break;
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(
+                sweep = sweep.as_str(),
+                deleted,
+                "housekeeping deleted expired rows"
+            );
+        }
+        done.push(Swept { sweep, deleted });
+    }
+    Ok(done)
+}
+
+/// Runs rounds until `shutdown` completes. Errors are logged and retried at the next check.
+pub fn spawn(
+    runtime: Runtime,
+    options: HousekeepingOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let mut stopped = false;
+            let result = round(&runtime, &options, &mut || {
+                stopped = stopped || shutdown.as_mut().now_or_never().is_some();
+                stopped
+            })
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "claiming a housekeeping round failed; retrying later");
+            }
+            if stopped {
+                return;
+            }
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(options.check_every) => {}
+            }
+        }
+    })
+}
