@@ -68,6 +68,13 @@ pub const AUTH_EMAIL: &str = "lead@bench.example";
 pub const AUTH_PASSWORD: &str = "Bench!Lead2026";
 /// Participants seeded for the authenticated list (more than one page of 50).
 pub const PARTICIPANTS: usize = 60;
+/// Frontline workers of the bench company, each with a session: the incident writers.
+pub const WORKERS: usize = 64;
+
+/// The session token of worker `n` (of `WORKERS`), created by the seeding like `AUTH_TOKEN`.
+pub fn worker_token(n: usize) -> String {
+    format!("{:064x}", 0xbe7c_0000_u64 + (n % WORKERS) as u64)
+}
 
 /// The application's functions plus the benchmark's.
 pub fn registry(config: &config::Config) -> Registry {
@@ -186,22 +193,42 @@ fn bench_functions() -> Registry {
                     ("created_at".to_string(), Value::from(now)),
                 ]),
             )?;
-            ctx.db.insert(
-                "sessions",
-                Object::from([
-                    ("user_id".to_string(), Value::from(user)),
-                    (
-                        "token_hash".to_string(),
-                        Value::from(app::identity::sessions::hash_token(AUTH_TOKEN)),
-                    ),
-                    ("created_at".to_string(), Value::from(now)),
-                    (
-                        "expires_at".to_string(),
-                        Value::from(now + 365.0 * 24.0 * 3600e3),
-                    ),
-                    ("remember_me".to_string(), Value::from(true)),
-                ]),
-            )?;
+            let session = |db: &mut functions::DbWriter<'_>, user, token: &str| {
+                db.insert(
+                    "sessions",
+                    Object::from([
+                        ("user_id".to_string(), Value::from(user)),
+                        (
+                            "token_hash".to_string(),
+                            Value::from(app::identity::sessions::hash_token(token)),
+                        ),
+                        ("created_at".to_string(), Value::from(now)),
+                        (
+                            "expires_at".to_string(),
+                            Value::from(now + 365.0 * 24.0 * 3600e3),
+                        ),
+                        ("remember_me".to_string(), Value::from(true)),
+                    ]),
+                )
+            };
+            session(&mut ctx.db, user, AUTH_TOKEN)?;
+            for n in 0..WORKERS {
+                let worker = ctx.db.scoped(&all).insert(
+                    "users",
+                    Object::from([
+                        ("name".to_string(), Value::from(format!("Bench Worker {n}"))),
+                        (
+                            "email".to_string(),
+                            Value::from(format!("worker{n}@bench.example")),
+                        ),
+                        ("password".to_string(), Value::from(hash.as_str())),
+                        ("role".to_string(), Value::from("frontline_worker")),
+                        ("company_id".to_string(), Value::from(company)),
+                        ("created_at".to_string(), Value::from(now)),
+                    ]),
+                )?;
+                session(&mut ctx.db, worker, &worker_token(n))?;
+            }
             Ok(Value::Null)
         },
     )

@@ -13,7 +13,7 @@ use hyper::header::{HeaderName, HeaderValue};
 use serde_json::{json, Value as Json};
 
 use crate::functions::{
-    group_name, item_key, payload, AUTH_EMAIL, AUTH_PASSWORD, AUTH_TOKEN, RANGE_LEN,
+    group_name, item_key, payload, worker_token, AUTH_EMAIL, AUTH_PASSWORD, AUTH_TOKEN, RANGE_LEN,
 };
 use crate::http::{request_body, Connection};
 use crate::runner::progress;
@@ -237,9 +237,9 @@ fn now_ms() -> f64 {
         .map_or(0.0, |d| d.as_millis() as f64)
 }
 
-/// `incidents:create` with its four-phase narrative in the same mutation, as the bench company's
-/// team lead: validation, the site check, the incident with its 19 index entries and status
-/// counts, and the narrative.
+/// `incidents:create` with its four-phase narrative in the same mutation, each client as another
+/// frontline worker of the bench company: validation, the site check, the incident with its 19
+/// index entries and status counts, and the narrative.
 pub struct CreateIncident {
     site: OnceLock<String>,
 }
@@ -255,9 +255,9 @@ impl Scenario for CreateIncident {
         let site = self.site.get().map_or("", String::as_str);
         let event = app::incidents::fields::format_event_time(now_ms() - 3_600_000.0);
         let args = json!({
-            "sessionToken": AUTH_TOKEN,
+            "sessionToken": worker_token(client),
             "site_id": site,
-            "reporter_name": "Bench Lead",
+            "reporter_name": format!("Bench Worker {client}"),
             "participant_name": format!("Client {client} Visit {seq}"),
             "event_date_time": event,
             "location": "Kitchen",

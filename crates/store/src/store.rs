@@ -15,7 +15,7 @@ use crate::persistence::{
 };
 use crate::readset::{ReadSet, WriteSet};
 use crate::schema::Schema;
-use crate::txn::{CreationClock, Mode, Txn};
+use crate::txn::{CreationClock, IdLayout, Mode, Txn};
 use crate::{Result, StoreError, Ts};
 
 #[derive(Clone, Debug)]
@@ -67,6 +67,10 @@ impl Store {
         let declared = schema.clone();
         let pool_size = config.pool_size.max(1);
         let backend_config = config.backend.clone();
+        let ids = match config.backend {
+            Backend::Sqlite { .. } => IdLayout::TimeOrdered,
+            Backend::Postgres { .. } => IdLayout::Random,
+        };
         let opened = tokio::task::spawn_blocking(move || match config.backend {
             Backend::Sqlite { path } => sqlite::open(&path, pool_size, &declared),
             Backend::Postgres { url } => postgres::open(&url, pool_size, &declared),
@@ -78,7 +82,7 @@ impl Store {
                 backend: opened.backend,
                 config: backend_config,
                 catalog: Arc::new(opened.catalog),
-                clock: Arc::new(CreationClock::default()),
+                clock: Arc::new(CreationClock::new(ids)),
                 shared: opened.shared,
                 schema,
                 closed: AtomicBool::new(false),

@@ -55,13 +55,42 @@ pub(crate) enum Mode {
 }
 
 /// Hands out creation times that increase within this process, so documents inserted in one
-/// mutation (or in quick succession) keep their insertion order in `by_creation_time`.
+/// mutation (or in quick succession) keep their insertion order in `by_creation_time`; and Ids in
+/// the layout that suits the backend.
 #[derive(Debug, Default)]
 pub(crate) struct CreationClock {
     last_us: AtomicU64,
+    ids: IdLayout,
+}
+
+/// How new Ids are made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum IdLayout {
+    /// Random: PostgreSQL's serializable transactions lock index pages they read, so Ids that
+    /// land on one page make concurrent inserts conflict (measured: time-ordered Ids took
+    /// concurrent incident creation from 351 to 273/s at 16 clients).
+    #[default]
+    Random,
+    /// Clock first: SQLite has one writer, and appending at the right edge of the id B-trees
+    /// writes several times fewer pages per commit (insert p99 at 16 clients 1.7-3.7 ms -> 1.5-2 ms).
+    TimeOrdered,
 }
 
 impl CreationClock {
+    pub fn new(ids: IdLayout) -> CreationClock {
+        CreationClock {
+            last_us: AtomicU64::new(0),
+            ids,
+        }
+    }
+
+    pub fn new_id(&self, table_number: u32) -> DocumentId {
+        match self.ids {
+            IdLayout::Random => DocumentId::new(table_number),
+            IdLayout::TimeOrdered => DocumentId::new_time_ordered(table_number),
+        }
+    }
+
     pub fn next_ms(&self) -> f64 {
         let now = now_ns() / 1000;
         let mut last = self.last_us.load(AtomicOrdering::SeqCst);
@@ -166,7 +195,7 @@ impl Txn {
         let Value::Object(fields) = &value else {
             unreachable!("built as an object above")
         };
-        let id = DocumentId::new(table.number);
+        let id = self.clock.new_id(table.number);
         let creation_time = self.clock.next_ms();
         let keys = index_keys(&table, &id, creation_time, fields)?;
         let stored = StoredDoc {
