@@ -256,18 +256,20 @@ async fn a_truncated_json_reply_raises_max_tokens(place: &Place) {
     app.stop().await;
 }
 
+const END_EVENT_PROMPT: &str = "enhance_narrative_end_event";
+
+/// `promptManager:testPrompt` of the end-of-event enhancement with a short narrative.
+async fn enhance_end_event(app: &App, token: &str) -> Json {
+    let vars = narrative_vars("endEvent", "Sarah settled after ten minutes.");
+    test_prompt(app, token, END_EVENT_PROMPT, vars).await
+}
+
 async fn failures_are_logged_and_returned(place: &Place) {
     let fake = Fake::start(Reply::Status(500)).await;
     let app = start(place, &env_for(&fake)).await;
     let (_, sys) = person(&app, None, "system_admin").await;
-    let name = "enhance_narrative_end_event";
-    let body = test_prompt(
-        &app,
-        &sys,
-        name,
-        narrative_vars("endEvent", "Sarah settled after ten minutes."),
-    )
-    .await;
+    let name = END_EVENT_PROMPT;
+    let body = enhance_end_event(&app, &sys).await;
     assert_eq!(body["status"], "error");
     assert_eq!(body["errorData"]["code"], "UNAVAILABLE", "{body}");
     assert!(body["errorData"]["message"]
@@ -335,14 +337,8 @@ async fn slow_providers_stop_in_time_to_be_logged(place: &Place) {
     ]);
     let app = start(place, &env).await;
     let (_, sys) = person(&app, None, "system_admin").await;
-    let name = "enhance_narrative_end_event";
-    let body = test_prompt(
-        &app,
-        &sys,
-        name,
-        narrative_vars("endEvent", "Sarah settled after ten minutes."),
-    )
-    .await;
+    let name = END_EVENT_PROMPT;
+    let body = enhance_end_event(&app, &sys).await;
     assert_eq!(body["status"], "error");
     assert_eq!(body["errorData"]["code"], "TIMEOUT", "{body}");
     assert!(
