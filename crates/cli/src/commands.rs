@@ -45,6 +45,13 @@ enum AdminCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Write a consistent copy of the SQLite database to a new file; safe while the server runs.
+    /// (With PostgreSQL, use pg_dump.)
+    Backup {
+        /// The file to create; it must not exist.
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 /// Where the server listens and keeps its data; flags win over the environment.
@@ -110,6 +117,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 store.close().await?;
                 let id = result?;
                 println!("created system administrator {email} ({id})");
+                Ok(())
+            }
+            AdminCommand::Backup { to } => {
+                let config = place.config()?;
+                let config::Database::Sqlite { path } = &config.database else {
+                    bail!("backup copies the SQLite database; for PostgreSQL use pg_dump");
+                };
+                let bytes = store::backup_sqlite(path, &to)?;
+                println!(
+                    "backed up {} to {} ({bytes} bytes, checked)",
+                    path.display(),
+                    to.display()
+                );
                 Ok(())
             }
         },

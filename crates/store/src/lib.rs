@@ -15,7 +15,7 @@ pub use feed::{CommitFeed, FeedEvent};
 pub use query::{Order, PaginationOpts, PaginationResult, Query, RangeBuilder};
 pub use readset::{IndexId, KeyRange, ReadSet, WriteSet};
 pub use schema::{IndexDef, Schema, TableDef, INDEX_BY_CREATION_TIME, INDEX_BY_ID};
-pub use store::{Backend, Commit, Store, StoreConfig, Tables};
+pub use store::{backup_sqlite, Backend, Commit, Store, StoreConfig, Tables};
 pub use txn::{Document, Patch, Txn, MAX_INDEX_KEY_BYTES};
 
 /// A commit timestamp: nanoseconds since the Unix epoch, strictly increasing across commits and

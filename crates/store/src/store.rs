@@ -57,6 +57,12 @@ struct Inner {
     closed: AtomicBool,
 }
 
+/// Copies a SQLite database file, consistently even while a server writes to it, to `to` (which
+/// must not exist); returns the copy's size in bytes. PostgreSQL has its own tools (`pg_dump`).
+pub fn backup_sqlite(path: &std::path::Path, to: &std::path::Path) -> Result<u64> {
+    crate::persistence::sqlite::backup(path, to)
+}
+
 impl Store {
     /// Opens the backend, creates or upgrades its tables, reconciles the catalog with `schema`
     /// (new tables and indexes get numbers; new indexes are backfilled), and recovers the last ts.

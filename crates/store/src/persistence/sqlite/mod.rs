@@ -112,6 +112,42 @@ pub(crate) fn open(path: &Path, readers: usize, schema: &Schema) -> Result<Opene
     })
 }
 
+/// Writes a consistent, compacted copy of the database at `path` to `to` with `VACUUM INTO`, from
+/// a read transaction of its own: writers (a running server) go on meanwhile, and the copy is the
+/// database as of one commit. The copy is checked (`quick_check`) before this returns its size.
+pub(crate) fn backup(path: &Path, to: &Path) -> Result<u64> {
+    if !path.exists() {
+        return Err(StoreError::Invalid(format!(
+            "no database at {}",
+            path.display()
+        )));
+    }
+    if to.exists() {
+        return Err(StoreError::Invalid(format!(
+            "{} exists already; a backup never overwrites a file",
+            to.display()
+        )));
+    }
+    let target = to
+        .to_str()
+        .ok_or_else(|| StoreError::Invalid(format!("{} is not UTF-8", to.display())))?;
+    let conn = open_reader(path)?;
+    conn.execute("VACUUM INTO ?1", [target]).map_err(map_err)?;
+    let copy = open_reader(to)?;
+    let verdict: String = copy
+        .query_row("PRAGMA quick_check", [], |row| row.get(0))
+        .map_err(map_err)?;
+    if verdict != "ok" {
+        return Err(StoreError::Internal(format!(
+            "the backup at {} fails its check: {verdict}",
+            to.display()
+        )));
+    }
+    std::fs::metadata(to)
+        .map(|m| m.len())
+        .map_err(|e| StoreError::Unavailable(format!("cannot read {}: {e}", to.display())))
+}
+
 /// Runs pending migrations and reconciles the catalog, inside the caller's transaction.
 fn migrate(tx: &mut SqliteTx, schema: &Schema) -> Result<(crate::catalog::Catalog, Ts)> {
     tx.exec("CREATE TABLE IF NOT EXISTS ss_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")?;
