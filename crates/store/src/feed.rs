@@ -1,6 +1,7 @@
 //! The commit feed: every commit's ts and write set, in ts order, for live queries.
 //!
-//! SQLite has one process, so its feed is the in-process broadcast of commits. PostgreSQL may have
+//! SQLite has one server process, so its feed is the in-process broadcast of commits, plus a
+//! once-a-second look at the file for commits another process (a CLI command) made. PostgreSQL may have
 //! several server nodes writing, so its feed tails `ss_commit_log` in ts order: woken by
 //! `LISTEN ss_commits` (every commit NOTIFYs) and by a periodic poll should a notification be lost.
 //! Commits become visible in ts order (see `persistence/postgres.rs`), so reading the log after the
@@ -22,6 +23,11 @@ use crate::{Result, Store, StoreError, Ts, WriteSet};
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Rows read from the commit log per round trip.
 const BATCH: i64 = 512;
+/// How often a SQLite feed checks the file for commits of another process (a CLI command run
+/// beside the server); those reach live queries within about this long.
+const FOREIGN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a commit of this process may take from the file to its publication.
+const OWN_COMMIT_GRACE: Duration = Duration::from_millis(100);
 /// Longest wait between reconnection attempts of the tailer.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -44,6 +50,8 @@ enum Source {
     Local {
         commits: broadcast::Receiver<Commit>,
         store: Store,
+        /// Looks for commits made by another process on the same file (a CLI command).
+        poll: tokio::time::Interval,
     },
     Log(mpsc::Receiver<FeedEvent>),
 }
@@ -57,8 +65,23 @@ impl CommitFeed {
     /// The next event, or `None` once the store is gone.
     pub async fn next(&mut self) -> Option<FeedEvent> {
         match &mut self.source {
-            Source::Local { commits, store } => loop {
-                match commits.recv().await {
+            Source::Local {
+                commits,
+                store,
+                poll,
+            } => loop {
+                let received = tokio::select! {
+                    received = commits.recv() => received,
+                    _ = poll.tick() => match foreign_commit(store, self.start).await {
+                        // Its write set is unknown here: anything may have changed.
+                        Some(ts) => {
+                            self.start = ts;
+                            return Some(FeedEvent::Reset(ts));
+                        }
+                        None => continue,
+                    },
+                };
+                match received {
                     Ok(commit) if commit.ts <= self.start => continue,
                     Ok(commit) => {
                         self.start = commit.ts;
@@ -93,11 +116,14 @@ impl Store {
             Backend::Sqlite { .. } => {
                 // Subscribe before reading the last ts, so no commit falls between the two.
                 let commits = self.subscribe();
+                let mut poll = tokio::time::interval(FOREIGN_POLL_INTERVAL);
+                poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 Ok(CommitFeed {
                     start: self.last_ts(),
                     source: Source::Local {
                         commits,
                         store: self.clone(),
+                        poll,
                     },
                 })
             }
@@ -122,6 +148,18 @@ impl Store {
             }
         }
     }
+}
+
+/// The ts of a commit that another process made to this SQLite file after `seen`, if any. The
+/// database's last ts runs ahead of what this process has published only between one of its own
+/// commits and the publishing right after it, so a lead that outlasts a short wait is foreign.
+async fn foreign_commit(store: &Store, seen: Ts) -> Option<Ts> {
+    let stored = store.query(|_| Ok::<_, StoreError>(())).await.ok()?.2;
+    if stored <= seen.max(store.last_ts()) {
+        return None;
+    }
+    tokio::time::sleep(OWN_COMMIT_GRACE).await;
+    (store.last_ts() < stored).then_some(stored)
 }
 
 /// A connection listening on `ss_commits`, with its notifications forwarded to `wake`.

@@ -418,3 +418,49 @@ async fn sqlite_backup_while_writing() {
     assert_eq!(all.len(), 600);
     live.close().await.unwrap();
 }
+
+/// Live queries on SQLite hear of commits that another process (a CLI command) makes to the same
+/// file: the feed resets to that commit's ts within a few seconds, and its own commits keep
+/// arriving as commits after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_feed_notices_commits_of_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = store::StoreConfig {
+        backend: Backend::Sqlite {
+            path: dir.path().join("shared.db"),
+        },
+        pool_size: 2,
+    };
+    let server = store::Store::open(config.clone(), schema()).await.unwrap();
+    let mut feed = server.commit_feed().await.unwrap();
+    insert(&server, "users", user("own", 1.0)).await;
+    match feed.next().await {
+        Some(store::FeedEvent::Commit(_)) => {}
+        other => panic!("own commit expected, got {other:?}"),
+    }
+
+    // Another process: its own store on the same file, as `supportsignal admin ...` opens one.
+    let cli = store::Store::open(config, schema()).await.unwrap();
+    let (_, foreign_ts, _) = cli
+        .mutate(|txn| txn.insert("users", user("from the cli", 2.0)))
+        .await
+        .unwrap();
+    cli.close().await.unwrap();
+    let event = tokio::time::timeout(std::time::Duration::from_secs(10), feed.next())
+        .await
+        .expect("the feed notices the other process's commit");
+    match event {
+        Some(store::FeedEvent::Reset(ts)) => assert!(ts >= foreign_ts, "{ts:?} < {foreign_ts:?}"),
+        other => panic!("a reset expected, got {other:?}"),
+    }
+    let (_, own_ts, _) = server
+        .mutate(|txn| txn.insert("users", user("own again", 3.0)))
+        .await
+        .unwrap();
+    assert!(own_ts > foreign_ts, "the writer continues after the foreign ts");
+    match feed.next().await {
+        Some(store::FeedEvent::Commit(commit)) => assert_eq!(commit.ts, own_ts),
+        other => panic!("own commit expected, got {other:?}"),
+    }
+    server.close().await.unwrap();
+}
