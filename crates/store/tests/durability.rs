@@ -457,7 +457,10 @@ async fn sqlite_feed_notices_commits_of_another_process() {
         .mutate(|txn| txn.insert("users", user("own again", 3.0)))
         .await
         .unwrap();
-    assert!(own_ts > foreign_ts, "the writer continues after the foreign ts");
+    assert!(
+        own_ts > foreign_ts,
+        "the writer continues after the foreign ts"
+    );
     match feed.next().await {
         Some(store::FeedEvent::Commit(commit)) => assert_eq!(commit.ts, own_ts),
         other => panic!("own commit expected, got {other:?}"),
