@@ -4,10 +4,10 @@
 //! once-a-second look at the file for commits another process (a CLI command) made. PostgreSQL may have
 //! several server nodes writing, so its feed tails `ss_commit_log` in ts order: woken by
 //! `LISTEN ss_commits` (every commit NOTIFYs) and by a periodic poll should a notification be lost.
-//! Commits become visible in ts order (see `persistence/postgres.rs`), so reading the log after the
+//! Commits become visible in ts order (see `persistence/postgres/mod.rs`), so reading the log after the
 //! last ts seen never skips one that becomes visible later.
 //!
-//! The log is pruned (see `persistence/postgres.rs`): a reader that finds rows it has not read
+//! The log is pruned (see `persistence/postgres/prune.rs`): a reader that finds rows it has not read
 //! deleted delivers a `Reset` and carries on from the newest commit.
 
 use std::time::Duration;

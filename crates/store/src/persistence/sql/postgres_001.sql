@@ -1,4 +1,4 @@
--- postgres schema version 1 (applied by persistence/postgres.rs at open).
+-- postgres schema version 1 (applied by persistence/postgres/mod.rs at open).
 CREATE TABLE ss_tables (name TEXT PRIMARY KEY, number INTEGER NOT NULL UNIQUE);
 CREATE TABLE ss_indexes (
     id INTEGER PRIMARY KEY,
@@ -21,7 +21,7 @@ CREATE TABLE ss_index_entries (
 );
 CREATE TABLE ss_commit_log (ts BIGINT PRIMARY KEY, writes BYTEA NOT NULL);
 CREATE SEQUENCE ss_commit_ts AS BIGINT MINVALUE 0 START WITH 0;
--- Called just before COMMIT; see the comment on MIGRATIONS in postgres.rs for why this gives
+-- Called just before COMMIT; see the comment on MIGRATIONS in postgres/mod.rs for why this gives
 -- commit-ordered timestamps. 1397948418 is the commit lock (the catalog lock is 1397948417).
 CREATE FUNCTION ss_next_commit_ts() RETURNS BIGINT LANGUAGE plpgsql VOLATILE AS $$
 DECLARE

@@ -1,29 +1,32 @@
 //! The PostgreSQL backend: serializable mutations retried on conflict, commit timestamps assigned in
-//! commit order, a commit log other nodes can follow, and repeatable-read snapshot queries.
+//! commit order, a commit log other nodes can follow, and repeatable-read snapshot queries. The
+//! log's pruning is in `prune`; the SQL of a transaction is in `tx`.
+
+mod prune;
+mod tx;
 
 use std::any::Any;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use postgres::error::SqlState;
-use postgres::types::{ToSql, Type};
+use postgres::types::Type;
 use postgres::{NoTls, SimpleQueryMessage};
 use r2d2_postgres::PostgresConnectionManager;
 use rand::Rng;
 
 use super::{
-    apply_plan, CatalogConn, Finish, Persistence, ReadJob, RunOutcome, Shared, StoredDoc, TxConn,
-    WriteJob,
+    apply_plan, CatalogConn, Finish, Persistence, ReadJob, RunOutcome, Shared, TxConn, WriteJob,
 };
-use crate::catalog::{plan, Catalog, CatalogRows, IndexRow};
-use crate::keys::{key_successor, prefix_successor};
-use crate::query::Order;
-use crate::readset::{IndexId, KeyRange, WriteSet};
+use crate::catalog::{plan, Catalog};
+use crate::readset::WriteSet;
 use crate::schema::Schema;
 use crate::store::Opened;
 use crate::{Result, StoreError, Ts};
+use prune::{prune_periodically, Stop};
+use tx::PgTx;
 
 type PgPool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 type PgConn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
@@ -48,19 +51,9 @@ const CONFLICT_BUDGET: Duration = Duration::from_secs(5);
 ///
 /// Version 2 adds `ss_commit_log_pruned`, the marker of how far the commit log has been pruned.
 const MIGRATIONS: &[&str] = &[
-    include_str!("sql/postgres_001.sql"),
-    include_str!("sql/postgres_002.sql"),
+    include_str!("../sql/postgres_001.sql"),
+    include_str!("../sql/postgres_002.sql"),
 ];
-
-/// How long commit log rows are kept. Every node's feed tails the log; a feed further behind than
-/// this (a node cut off from the database, a stalled process) may find rows it needed gone and
-/// resets, re-running every live query. Ten minutes rides out network blips and slow restarts
-/// while keeping the log (and its index) small.
-const COMMIT_LOG_RETENTION: Duration = Duration::from_secs(10 * 60);
-/// How often each node prunes the commit log.
-const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
-/// Rows deleted per pruning transaction, so one never holds locks or builds WAL for long.
-const PRUNE_BATCH: i64 = 5000;
 
 pub(crate) fn open(url: &str, pool_size: usize, schema: &Schema) -> Result<Opened> {
     let mut config: postgres::Config = url
@@ -172,45 +165,6 @@ struct PgInner {
     pruner: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// A stop signal the pruner sleeps on.
-#[derive(Default)]
-struct Stop {
-    stopped: Mutex<bool>,
-    wake: Condvar,
-}
-
-impl Stop {
-    fn stop(&self) {
-        *self.stopped.lock() = true;
-        self.wake.notify_all();
-    }
-
-    fn is_stopped(&self) -> bool {
-        *self.stopped.lock()
-    }
-
-    /// Sleeps up to `timeout`; false once stopped.
-    fn wait(&self, timeout: Duration) -> bool {
-        let mut stopped = self.stopped.lock();
-        if !*stopped {
-            self.wake.wait_for(&mut stopped, timeout);
-        }
-        !*stopped
-    }
-}
-
-/// Prunes the commit log every `PRUNE_INTERVAL` until the backend closes or goes away.
-fn prune_periodically(inner: Weak<PgInner>, stop: Arc<Stop>) {
-    while stop.wait(PRUNE_INTERVAL) {
-        let Some(inner) = inner.upgrade() else { return };
-        match inner.prune_commit_log(COMMIT_LOG_RETENTION) {
-            Ok(0) => {}
-            Ok(rows) => tracing::debug!(rows, "pruned the commit log"),
-            Err(error) => tracing::warn!(%error, "pruning the commit log failed"),
-        }
-    }
-}
-
 struct Inflight {
     running: usize,
     closed: bool,
@@ -263,77 +217,6 @@ impl PgInner {
         }
         Err(last_error
             .unwrap_or_else(|| StoreError::Unavailable("no PostgreSQL connection".into())))
-    }
-
-    /// Deletes commit log rows older than `older_than` (by the database clock, which assigns the ts),
-    /// batch by batch, always keeping the newest row: reads take the largest ts in the log as their
-    /// snapshot ts. Returns how many rows this call deleted.
-    fn prune_commit_log(&self, older_than: Duration) -> Result<u64> {
-        let older_than = i64::try_from(older_than.as_nanos()).unwrap_or(i64::MAX);
-        let mut total = 0;
-        while !self.stop.is_stopped() {
-            match self.prune_batch(older_than) {
-                Ok(Some(deleted)) => {
-                    total += deleted;
-                    if deleted < PRUNE_BATCH as u64 {
-                        break;
-                    }
-                }
-                // Another node is pruning right now; what is left is the next round's.
-                Ok(None) => break,
-                Err(StoreError::Conflict) => break,
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(total)
-    }
-
-    /// One pruning transaction; `None` when another pruner holds the marker.
-    fn prune_batch(&self, older_than: i64) -> Result<Option<u64>> {
-        // READ COMMITTED: the DELETE takes its snapshot after the marker lock is held, so it sees
-        // everything the previous pruner committed.
-        let (mut tx, _) = self.begin("BEGIN ISOLATION LEVEL READ COMMITTED")?;
-        let result = (|| {
-            // The marker row lock serializes pruners across nodes; one that finds it taken skips
-            // instead of waiting on a pooled connection.
-            let rows = tx.query(
-                "SELECT pruned_through FROM ss_commit_log_pruned FOR UPDATE SKIP LOCKED",
-                &[],
-            )?;
-            let Some(marker) = rows.first().map(|row| row.get::<_, i64>(0)) else {
-                return Ok(None);
-            };
-            // Deleting the rows and raising the marker in one statement (so one transaction) is
-            // what lets a feed reader tell a gap from a quiet log. `now()` is the database clock,
-            // the one `ss_next_commit_ts()` reads.
-            let sql = "WITH doomed AS ( \
-                    SELECT ts FROM ss_commit_log \
-                    WHERE ts > $1 \
-                      AND ts < (extract(epoch FROM now()) * 1000000000)::BIGINT - $2 \
-                      AND ts < (SELECT max(ts) FROM ss_commit_log) \
-                    ORDER BY ts LIMIT $3 \
-                ), gone AS ( \
-                    DELETE FROM ss_commit_log WHERE ts IN (SELECT ts FROM doomed) RETURNING ts \
-                ) \
-                UPDATE ss_commit_log_pruned \
-                SET pruned_through = GREATEST(pruned_through, COALESCE((SELECT max(ts) FROM gone), 0)) \
-                RETURNING (SELECT count(*) FROM gone)";
-            let rows = tx.query(
-                sql,
-                &[
-                    (&marker, Type::INT8),
-                    (&older_than, Type::INT8),
-                    (&PRUNE_BATCH, Type::INT8),
-                ],
-            )?;
-            let deleted = rows.first().map_or(0, |row| row.get::<_, i64>(0));
-            tx.exec("COMMIT")?;
-            Ok(Some(deleted as u64))
-        })();
-        if !matches!(result, Ok(Some(_))) {
-            let _ = tx.exec("ROLLBACK");
-        }
-        result
     }
 
     fn run_job(&self, mut job: Box<dyn WriteJob>) {
@@ -481,244 +364,6 @@ impl Persistence for PgBackend {
 
     fn prune_commit_log(&self, older_than: Duration) -> Result<u64> {
         self.inner.prune_commit_log(older_than)
-    }
-}
-
-/// A transaction on a pooled connection.
-struct PgTx {
-    conn: PgConn,
-}
-
-type Params<'a> = [(&'a (dyn ToSql + Sync), Type)];
-
-impl PgTx {
-    fn exec(&mut self, sql: &str) -> Result<()> {
-        self.conn.batch_execute(sql).map_err(map_err)
-    }
-
-    /// One round trip: `query_typed` skips the separate prepare step.
-    fn query(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<postgres::Row>> {
-        self.conn.query_typed(sql, params).map_err(map_err)
-    }
-}
-
-fn doc_from_row(row: &postgres::Row, first: usize) -> StoredDoc {
-    StoredDoc {
-        id: row.get(first),
-        table_number: row.get::<_, i32>(first + 1) as u32,
-        creation_time: row.get(first + 2),
-        value: row.get(first + 3),
-    }
-}
-
-impl TxConn for PgTx {
-    fn get(&mut self, id: &[u8]) -> Result<Option<StoredDoc>> {
-        let sql = "SELECT id, table_number, creation_time, value FROM ss_documents WHERE id = $1";
-        Ok(self
-            .query(sql, &[(&id, Type::BYTEA)])?
-            .first()
-            .map(|row| doc_from_row(row, 0)))
-    }
-
-    fn scan(
-        &mut self,
-        index: IndexId,
-        range: &KeyRange,
-        order: Order,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, StoredDoc)>> {
-        let direction = match order {
-            Order::Asc => "ASC",
-            Order::Desc => "DESC",
-        };
-        let upper = if range.end.is_some() {
-            "AND e.key < $4"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT e.key, d.id, d.table_number, d.creation_time, d.value \
-             FROM ss_index_entries e JOIN ss_documents d ON d.id = e.doc_id \
-             WHERE e.index_id = $1 AND e.key >= $2 {upper} ORDER BY e.key {direction} LIMIT $3"
-        );
-        let index = index as i32;
-        let limit = limit.min(i64::MAX as usize) as i64;
-        let rows = match &range.end {
-            Some(end) => self.query(
-                &sql,
-                &[
-                    (&index, Type::INT4),
-                    (&range.start, Type::BYTEA),
-                    (&limit, Type::INT8),
-                    (end, Type::BYTEA),
-                ],
-            )?,
-            None => self.query(
-                &sql,
-                &[
-                    (&index, Type::INT4),
-                    (&range.start, Type::BYTEA),
-                    (&limit, Type::INT8),
-                ],
-            )?,
-        };
-        Ok(rows
-            .iter()
-            .map(|row| (row.get(0), doc_from_row(row, 1)))
-            .collect())
-    }
-
-    fn count(&mut self, index: IndexId, range: &KeyRange) -> Result<u64> {
-        let index = index as i32;
-        let rows = match &range.end {
-            Some(end) => self.query(
-                "SELECT count(*) FROM ss_index_entries WHERE index_id = $1 AND key >= $2 AND key < $3",
-                &[(&index, Type::INT4), (&range.start, Type::BYTEA), (end, Type::BYTEA)],
-            )?,
-            None => self.query(
-                "SELECT count(*) FROM ss_index_entries WHERE index_id = $1 AND key >= $2",
-                &[(&index, Type::INT4), (&range.start, Type::BYTEA)],
-            )?,
-        };
-        Ok(rows.first().map_or(0, |row| row.get::<_, i64>(0)) as u64)
-    }
-
-    fn insert_doc(&mut self, doc: &StoredDoc) -> Result<()> {
-        let sql = "INSERT INTO ss_documents (id, table_number, creation_time, value) VALUES ($1, $2, $3, $4)";
-        let table = doc.table_number as i32;
-        let params: &Params<'_> = &[
-            (&doc.id, Type::BYTEA),
-            (&table, Type::INT4),
-            (&doc.creation_time, Type::FLOAT8),
-            (&doc.value, Type::TEXT),
-        ];
-        self.query(sql, params).map(drop)
-    }
-
-    fn update_doc(&mut self, doc: &StoredDoc) -> Result<()> {
-        let sql = "UPDATE ss_documents SET value = $2 WHERE id = $1";
-        self.query(sql, &[(&doc.id, Type::BYTEA), (&doc.value, Type::TEXT)])
-            .map(drop)
-    }
-
-    fn delete_doc(&mut self, id: &[u8]) -> Result<()> {
-        self.query(
-            "DELETE FROM ss_documents WHERE id = $1",
-            &[(&id, Type::BYTEA)],
-        )
-        .map(drop)
-    }
-
-    fn insert_entry(&mut self, index: IndexId, key: &[u8], doc_id: &[u8]) -> Result<()> {
-        let sql = "INSERT INTO ss_index_entries (index_id, key, doc_id) VALUES ($1, $2, $3)";
-        let index = index as i32;
-        self.query(
-            sql,
-            &[
-                (&index, Type::INT4),
-                (&key, Type::BYTEA),
-                (&doc_id, Type::BYTEA),
-            ],
-        )
-        .map(drop)
-    }
-
-    fn delete_entry(&mut self, index: IndexId, key: &[u8]) -> Result<()> {
-        let index = index as i32;
-        self.query(
-            "DELETE FROM ss_index_entries WHERE index_id = $1 AND key = $2",
-            &[(&index, Type::INT4), (&key, Type::BYTEA)],
-        )
-        .map(drop)
-    }
-}
-
-impl CatalogConn for PgTx {
-    fn load_catalog(&mut self) -> Result<CatalogRows> {
-        let tables = self.query("SELECT name, number FROM ss_tables", &[])?;
-        let tables = tables
-            .iter()
-            .map(|row| (row.get(0), row.get::<_, i32>(1) as u32))
-            .collect();
-        let indexes = self.query("SELECT id, table_number, name, fields FROM ss_indexes", &[])?;
-        let indexes = indexes
-            .iter()
-            .map(|row| {
-                let fields: String = row.get(3);
-                let fields = serde_json::from_str(&fields)
-                    .map_err(|e| StoreError::Internal(format!("bad index catalog row: {e}")))?;
-                Ok(IndexRow {
-                    id: row.get::<_, i32>(0) as u32,
-                    table_number: row.get::<_, i32>(1) as u32,
-                    name: row.get(2),
-                    fields,
-                })
-            })
-            .collect::<Result<_>>()?;
-        Ok(CatalogRows { tables, indexes })
-    }
-
-    fn add_table(&mut self, name: &str, number: u32) -> Result<()> {
-        let number = number as i32;
-        self.query(
-            "INSERT INTO ss_tables (name, number) VALUES ($1, $2)",
-            &[(&name, Type::TEXT), (&number, Type::INT4)],
-        )
-        .map(drop)
-    }
-
-    fn add_index(&mut self, row: &IndexRow) -> Result<()> {
-        let fields =
-            serde_json::to_string(&row.fields).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let (id, table) = (row.id as i32, row.table_number as i32);
-        let sql = "INSERT INTO ss_indexes (id, table_number, name, fields) VALUES ($1, $2, $3, $4)";
-        self.query(
-            sql,
-            &[
-                (&id, Type::INT4),
-                (&table, Type::INT4),
-                (&row.name, Type::TEXT),
-                (&fields, Type::TEXT),
-            ],
-        )
-        .map(drop)
-    }
-
-    fn drop_index(&mut self, id: IndexId) -> Result<()> {
-        let id = id as i32;
-        self.query(
-            "DELETE FROM ss_index_entries WHERE index_id = $1",
-            &[(&id, Type::INT4)],
-        )?;
-        self.query("DELETE FROM ss_indexes WHERE id = $1", &[(&id, Type::INT4)])
-            .map(drop)
-    }
-
-    fn table_documents(
-        &mut self,
-        table_number: u32,
-        after: &[u8],
-        limit: usize,
-    ) -> Result<Vec<StoredDoc>> {
-        // Raw Ids start with the big-endian table number, so a table's documents form one id range.
-        let prefix = table_number.to_be_bytes();
-        let start = if after.is_empty() {
-            prefix.to_vec()
-        } else {
-            key_successor(after)
-        };
-        let end = prefix_successor(&prefix).unwrap_or_else(|| vec![0xFF; 5]);
-        let limit = limit as i64;
-        let sql = "SELECT id, table_number, creation_time, value FROM ss_documents WHERE id >= $1 AND id < $2 ORDER BY id LIMIT $3";
-        let rows = self.query(
-            sql,
-            &[
-                (&start, Type::BYTEA),
-                (&end, Type::BYTEA),
-                (&limit, Type::INT8),
-            ],
-        )?;
-        Ok(rows.iter().map(|row| doc_from_row(row, 0)).collect())
     }
 }
 
