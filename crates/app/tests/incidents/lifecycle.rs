@@ -377,3 +377,58 @@ async fn a_capture_record_exports_validates_and_imports_into_another_company() {
         app.stop().await;
     }
 }
+
+/// Many workers recording at once in one company: every create commits (on PostgreSQL too, where
+/// they used to conflict on one counts row), and the counts, spread over several rows, add up
+/// exactly, also after deletions counted in other rows than the creations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_in_one_company_are_all_counted() {
+    for db in backends() {
+        let place = Place::new(db).await;
+        let app = App::start(&place).await;
+        let abc = company(&app, "ABC Care").await;
+        let lead = member(&app, Some(&abc.id), "lead@abc.org", "team_lead").await;
+        let admin = member(&app, Some(&abc.id), "admin@abc.org", "company_admin").await;
+        let mut workers = Vec::new();
+        for n in 0..8 {
+            let email = format!("worker{n}@abc.org");
+            workers.push(member(&app, Some(&abc.id), &email, "frontline_worker").await);
+        }
+        let creates = workers.iter().flat_map(|w| {
+            let (app, site) = (&app, abc.site.as_str());
+            (0..5).map(move |_| create(app, &w.token, site))
+        });
+        let ids = futures::future::join_all(creates).await;
+        assert_eq!(ids.len(), 40);
+        let counts = |token: String| {
+            let app = &app;
+            async move {
+                app.ok(
+                    "query",
+                    "incidents_listing:getIncidentCounts",
+                    json!({"sessionToken": token}),
+                )
+                .await
+            }
+        };
+        let all = counts(lead.token.clone()).await;
+        assert_eq!(all["total"], 40.0, "{db:?}: {all}");
+        assert_eq!(all["capture_pending"], 40.0, "{all}");
+        let mine = counts(workers[3].token.clone()).await;
+        assert_eq!(mine["scope"], "personal");
+        assert_eq!(mine["total"], 5.0, "{mine}");
+
+        let deletes = ids.iter().take(12).map(|id| {
+            app.ok(
+                "mutation",
+                "incidents:deleteIncident",
+                json!({"sessionToken": admin.token, "id": id, "reason": "test"}),
+            )
+        });
+        futures::future::join_all(deletes).await;
+        let all = counts(lead.token.clone()).await;
+        assert_eq!(all["total"], 28.0, "{db:?}: {all}");
+        assert_eq!(all["capture_pending"], 28.0, "{all}");
+        app.stop().await;
+    }
+}
