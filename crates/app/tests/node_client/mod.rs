@@ -2,6 +2,8 @@
 //! against a test server: each step is one `node <script> <url> <step> <input JSON>` run whose
 //! last line of output is its JSON result.
 
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Once;
@@ -32,25 +34,34 @@ pub fn ensure_client_installed() {
 /// Runs step `name` of `script` against the server at `url` (on a blocking thread); `label` names
 /// the run in failures (e.g. the backend).
 pub async fn step(script: &'static str, url: &str, name: &str, input: Json, label: String) -> Json {
-    let (url, name) = (url.to_string(), name.to_string());
+    let args = vec![url.to_string(), name.to_string(), input.to_string()];
+    node(script, args, label).await
+}
+
+/// Runs `script` with the server's `url` and `input` as its arguments (on a blocking thread).
+pub async fn run(script: &'static str, url: &str, input: Json, label: String) -> Json {
+    node(script, vec![url.to_string(), input.to_string()], label).await
+}
+
+/// `node <script> <args...>` in `tests/npm`; the JSON on the last line of its output.
+async fn node(script: &'static str, args: Vec<String>, label: String) -> Json {
     tokio::task::spawn_blocking(move || {
         let output = Command::new("node")
             .arg(script)
-            .arg(&url)
-            .arg(&name)
-            .arg(input.to_string())
+            .args(&args)
             .current_dir(npm_dir())
             .output()
             .expect("node runs");
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
+        let what = args.get(1).map(String::as_str).unwrap_or_default();
         assert!(
             output.status.success(),
-            "{label}: step {name} failed:\n{stdout}\n{stderr}"
+            "{label}: {script} {what} failed:\n{stdout}\n{stderr}"
         );
         let last = stdout.lines().last().unwrap_or_default();
         serde_json::from_str(last)
-            .unwrap_or_else(|e| panic!("step {name}: bad output ({e}):\n{stdout}\n{stderr}"))
+            .unwrap_or_else(|e| panic!("{script} {what}: bad output ({e}):\n{stdout}\n{stderr}"))
     })
     .await
     .unwrap()
