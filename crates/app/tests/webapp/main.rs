@@ -12,6 +12,7 @@ mod seed;
 
 mod drift;
 mod participants;
+mod users;
 
 pub use harness::backends;
 use harness::{App, Db, Place};
