@@ -75,8 +75,8 @@ const CAMEL_FIELDS: [(&str, &str); 9] = [
     ("status", "status"),
 ];
 
-/// The admin pages' argument validators; `required` for creation (contact fields, notes and status
-/// stay optional).
+/// The admin pages' argument validators; `required` for creation (contact fields and notes stay
+/// optional; status is for edits).
 pub(super) fn admin_fields(required: bool) -> Vec<(&'static str, FieldValidator)> {
     let field = |validator: Validator, needed: bool| -> FieldValidator {
         if required && needed {
@@ -244,8 +244,7 @@ pub fn create(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let viewer = platform_admin(&mut ctx.db, ctx.auth, &args, now)?;
     let grant = ctx.cross_tenant()?;
     let (_, scope) = company_arg(&mut ctx.db, &viewer, &grant, text(&args, "companyId"))?;
-    let mut fields = checked(&snake_args(&args), now)?;
-    fields.insert("status".into(), Some(Value::from("active")));
+    let fields = checked(&snake_args(&args), now)?;
     let site = site_arg(&mut ctx.db, &grant, &scope, text(&args, "siteId"))?;
     let id = write::insert(ctx, &viewer, &scope, fields, Some(&site))?;
     Ok(object([

@@ -176,6 +176,8 @@ pub fn register(r: &mut Registry, _urls: &Urls) {
     )
     .cross_tenant();
     let mut create_args = admin::admin_fields(true);
+    // New participants start active; the edit page changes the status.
+    create_args.retain(|(name, _)| *name != "status");
     create_args.push(("sessionToken", v::optional(v::string())));
     r.mutation(
         "participants/admin:createParticipant",
