@@ -15,8 +15,12 @@
 
 mod admin;
 mod create;
+mod directory;
 mod read;
 mod sites;
+
+pub use directory::{directory, exists, CompanyEntry};
+pub use sites::{sites_of, SiteRef};
 
 use config::Urls;
 use functions::{ErrorCode, FnResult, FunctionError, Registry, Scope};

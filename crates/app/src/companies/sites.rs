@@ -93,6 +93,39 @@ fn company_sites(db: &mut impl DbRead, scope: &Scope) -> FnResult<Vec<Document>>
         .collect()?)
 }
 
+/// A site as other modules see it: its id, name, company and creation time.
+#[derive(Clone, Debug)]
+pub struct SiteRef {
+    pub id: DocumentId,
+    pub name: String,
+    pub company_id: String,
+    pub created_at: f64,
+}
+
+impl SiteRef {
+    /// `{_id, name, company_id}`, the shape lists attach to their rows.
+    pub fn to_value(&self) -> Value {
+        object([
+            ("_id", Some(Value::from(self.id))),
+            ("name", Some(Value::from(self.name.as_str()))),
+            ("company_id", Some(Value::from(self.company_id.as_str()))),
+        ])
+    }
+}
+
+/// The sites of the scope's company, in name order.
+pub fn sites_of(db: &mut impl DbRead, scope: &Scope) -> FnResult<Vec<SiteRef>> {
+    Ok(company_sites(db, scope)?
+        .iter()
+        .map(|s| SiteRef {
+            id: s.id,
+            name: str_field(s, "name").to_string(),
+            company_id: str_field(s, "company_id").to_string(),
+            created_at: s.get("created_at").and_then(Value::as_f64).unwrap_or(0.0),
+        })
+        .collect())
+}
+
 /// A site administrator: the permission every `sites/admin` function requires.
 fn site_admin(
     db: &mut impl DbRead,
@@ -181,16 +214,22 @@ fn checked_name(
     Ok(name)
 }
 
-/// `sites/admin:listSites`: the company's site documents, by name.
+/// `sites/admin:listSites`: the company's site documents, by name, each with `participant_count`
+/// (the site page shows it; the reference always sent 0).
 fn list_sites(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
     let viewer = site_admin(&mut ctx.db, ctx.auth, &args, now)?;
     let grant = ctx.cross_tenant()?;
     let (_, scope) = company_scope_arg(&mut ctx.db, &viewer, &grant, &args)?;
     let sites = company_sites(&mut ctx.db, &scope)?;
-    Ok(Value::Array(
-        sites.into_iter().map(Document::into_value).collect(),
-    ))
+    let mut out = Vec::with_capacity(sites.len());
+    for site in sites {
+        let count = crate::participants::count_at_site(&mut ctx.db, &scope, &site.id)?;
+        let mut value = site.into_value().into_object().unwrap_or_default();
+        value.insert("participant_count".into(), Value::from(count as f64));
+        out.push(Value::Object(value));
+    }
+    Ok(Value::Array(out))
 }
 
 /// `sites/admin:createSite`: `{siteId}`.

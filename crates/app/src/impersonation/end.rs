@@ -73,3 +73,44 @@ pub fn end(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
 fn success() -> Value {
     object([("success", Some(Value::from(true)))])
 }
+
+/// Ends every live impersonation `admin` started (their role is going, and with it the right to
+/// act as others), each with an audit entry naming `why`. Returns how many were ended.
+pub fn end_all_for_admin(
+    db: &mut functions::DbWriter<'_>,
+    now: f64,
+    correlation_id: &str,
+    admin: &values::DocumentId,
+    why: &str,
+) -> FnResult<usize> {
+    let rows = db
+        .query(TABLE)?
+        .with_index("by_admin_active", |q| {
+            q.eq("admin_user_id", admin.encode())
+                .eq("is_active", true)
+                .gt("expires_at", now)
+        })?
+        .collect()?;
+    for row in &rows {
+        let mut patch = Patch::new();
+        patch.insert("is_active".into(), Some(Value::from(false)));
+        patch.insert("terminated_at".into(), Some(Value::from(now)));
+        db.patch(&row.id, patch)?;
+        let field = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
+        let company = db.normalize_id("companies", field("target_company_id"));
+        let id_text = row.id.encode();
+        let entry = Entry {
+            event: Event::ImpersonationEnded,
+            actor: Some(admin),
+            target: Some(field("target_user_id").to_string()),
+            company: company.as_ref(),
+            details: &[
+                ("reason", field("reason")),
+                ("impersonation_id", &id_text),
+                ("ended_with", why),
+            ],
+        };
+        audit::record(db, now, correlation_id, entry)?;
+    }
+    Ok(rows.len())
+}

@@ -13,6 +13,8 @@ pub(crate) mod end;
 mod start;
 mod status;
 
+pub use end::end_all_for_admin;
+
 use config::Urls;
 use functions::{CrossTenant, DbRead, FnResult, Registry, Scope};
 use store::{Document, TableDef};

@@ -12,7 +12,7 @@ use values::{DocumentId, Object, Value};
 use super::fields::{age, civil_from_ms, parse_date, STATUSES, SUPPORT_LEVELS};
 use super::{into_public, not_found, public, TABLE};
 use crate::args::{object, opt_text, text};
-use crate::identity::{require_permission, Permission};
+use crate::identity::{require_permission, Permission, Viewer};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sort {
@@ -237,10 +237,15 @@ fn find(
     Ok(Found::Head { docs, total })
 }
 
-/// The caller (any role may read participants) and their company.
-fn own_company(ctx: &mut QueryCtx<'_>, args: &Object) -> FnResult<(Scope, DocumentId)> {
+/// The caller; any role may read participants.
+fn caller(ctx: &mut QueryCtx<'_>, args: &Object) -> FnResult<Viewer> {
     let now = ctx.now_ms();
-    let viewer = require_permission(&mut ctx.db, ctx.auth, args, now, Permission::CreateIncident)?;
+    require_permission(&mut ctx.db, ctx.auth, args, now, Permission::CreateIncident)
+}
+
+/// The caller and their company.
+fn own_company(ctx: &mut QueryCtx<'_>, args: &Object) -> FnResult<(Scope, DocumentId)> {
+    let viewer = caller(ctx, args)?;
     let scope = viewer.company_scope()?;
     match scope {
         Scope::Company(company) => Ok((scope, company)),
@@ -275,11 +280,27 @@ fn with(mut result: Value, fields: Vec<(&str, Value)>) -> Value {
 /// `participants/list:listParticipants`: `{participants, company, totalCount, correlationId}`
 /// sorted by last then first name. With `paginationOpts` it also carries Convex's
 /// `{page, isDone, continueCursor}` and leaves out `totalCount` (counting would read every match).
+///
+/// A caller without a company (a system administrator) gets an empty list and `company: null`:
+/// the participant selector renders that, where an error would crash the page.
 pub fn list(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
-    let (scope, company_id) = own_company(ctx, &args)?;
+    let viewer = caller(ctx, &args)?;
     let request = request(&args, "search", ctx.now_ms())?;
     let limit = count(&args, "limit")?;
     let correlation = Value::from(ctx.request_id.as_str());
+    let Some(company_id) = viewer.company_id else {
+        let paged = args.contains_key("paginationOpts");
+        return Ok(object([
+            ("participants", Some(Value::Array(Vec::new()))),
+            ("company", Some(Value::Null)),
+            ("totalCount", Some(Value::from(0.0))),
+            ("page", paged.then(|| Value::Array(Vec::new()))),
+            ("isDone", paged.then(|| Value::from(true))),
+            ("continueCursor", paged.then(|| Value::from(""))),
+            ("correlationId", Some(correlation)),
+        ]));
+    };
+    let scope = Scope::company(company_id);
     let mut db = ctx.db.scoped(&scope);
     let company = company_summary(&mut db, &company_id)?;
     match find(&mut db, &args, request, limit)? {

@@ -5,6 +5,7 @@
 mod admin;
 mod fields;
 mod listing;
+mod samples;
 mod write;
 
 use config::Urls;
@@ -159,12 +160,64 @@ pub fn register(r: &mut Registry, _urls: &Urls) {
         write::update_status,
     );
 
+    r.query(
+        "participants/admin:listParticipants",
+        with_session([
+            ("companyId", v::string().into()),
+            ("siteId", v::optional(v::string())),
+        ]),
+        admin::list,
+    )
+    .cross_tenant();
+    r.query(
+        "participants/admin:getParticipantById",
+        with_session([("participantId", v::string().into())]),
+        admin::get,
+    )
+    .cross_tenant();
+    let mut create_args = admin::admin_fields(true);
+    // New participants start active; the edit page changes the status.
+    create_args.retain(|(name, _)| *name != "status");
+    create_args.push(("sessionToken", v::optional(v::string())));
+    r.mutation(
+        "participants/admin:createParticipant",
+        v::object(create_args),
+        admin::create,
+    )
+    .cross_tenant();
+    let mut update_args = admin::admin_fields(false);
+    update_args.push(("participantId", v::string().into()));
+    update_args.push(("sessionToken", v::optional(v::string())));
+    r.mutation(
+        "participants/admin:updateParticipant",
+        v::object(update_args),
+        admin::update,
+    )
+    .cross_tenant();
+    r.mutation(
+        "participants/createSampleData:createSampleParticipants",
+        with_session([]),
+        samples::create_samples,
+    );
     r.mutation(
         "participants/admin:deleteParticipant",
         with_session([("participantId", v::id(TABLE).into())]),
         admin::delete,
     )
     .cross_tenant();
+}
+
+/// How many participants of the scope's company are at `site` (the sites admin page shows it).
+pub fn count_at_site(
+    db: &mut impl functions::DbRead,
+    scope: &functions::Scope,
+    site: &values::DocumentId,
+) -> functions::FnResult<u64> {
+    let site = site.encode();
+    Ok(db
+        .read_scoped(scope)
+        .query(TABLE, "by_company_site_name", |q| q.eq("site_id", site))?
+        .count()?)
 }
 
 /// The one answer for missing and foreign participants alike.

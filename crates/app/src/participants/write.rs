@@ -77,10 +77,24 @@ fn saved(ctx: &MutationCtx<'_>, id: DocumentId) -> Value {
 pub fn create(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
     let (viewer, scope) = writer(ctx, &args)?;
-    let mut fields = checked(&args, now)?;
-    let mut db = ctx.db.scoped(&scope);
+    let fields = checked(&args, now)?;
+    let id = insert(ctx, &viewer, &scope, fields, opt_text(&args, "site_id"))?;
+    Ok(saved(ctx, id))
+}
+
+/// Creates a participant in `scope`'s company from `checked` fields (plus, for sample data, a
+/// discharge reason): the one write path of every creation, with the NDIS and site checks.
+pub(super) fn insert(
+    ctx: &mut MutationCtx<'_>,
+    viewer: &Viewer,
+    scope: &functions::Scope,
+    mut fields: Patch,
+    site: Option<&str>,
+) -> FnResult<DocumentId> {
+    let now = ctx.now_ms();
+    let mut db = ctx.db.scoped(scope);
     ensure_ndis_free(&mut db, &patched_text(&fields, None, "ndis_number"), None)?;
-    if let Some(site) = opt_text(&args, "site_id") {
+    if let Some(site) = site {
         ensure_site(&mut db, site)?;
         fields.insert("site_id".into(), Some(Value::from(site)));
     }
@@ -94,13 +108,12 @@ pub fn create(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         .or_insert(Some(Value::from("active")));
     fields.insert("created_at".into(), Some(Value::from(now)));
     fields.insert("created_by".into(), Some(Value::from(viewer.user_id)));
-    stamp(&mut fields, &viewer, now);
+    stamp(&mut fields, viewer, now);
     let row: Object = fields
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect();
-    let id = db.insert(TABLE, row)?;
-    Ok(saved(ctx, id))
+    db.insert(TABLE, row)
 }
 
 /// `participants/update:updateParticipant`: changes the fields given. Discharging needs a reason,
@@ -108,17 +121,37 @@ pub fn create(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
 pub fn update(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
     let (viewer, scope) = writer(ctx, &args)?;
-    let mut patch = checked(&args, now)?;
-    let mut db = ctx.db.scoped(&scope);
-    let current = db
-        .get_in(TABLE, text(&args, "participantId"))?
-        .ok_or_else(not_found)?;
+    let patch = checked(&args, now)?;
+    let id = change(
+        ctx,
+        &viewer,
+        &scope,
+        text(&args, "participantId"),
+        patch,
+        opt_text(&args, "site_id"),
+    )?;
+    Ok(saved(ctx, id))
+}
+
+/// Applies `checked` fields to the participant `id` of `scope`'s company: the one write path of
+/// every edit, with the NDIS, site and status rules.
+pub(super) fn change(
+    ctx: &mut MutationCtx<'_>,
+    viewer: &Viewer,
+    scope: &functions::Scope,
+    id: &str,
+    mut patch: Patch,
+    site: Option<&str>,
+) -> FnResult<DocumentId> {
+    let now = ctx.now_ms();
+    let mut db = ctx.db.scoped(scope);
+    let current = db.get_in(TABLE, id)?.ok_or_else(not_found)?;
     let was = patched_text(&Patch::new(), Some(&current), "status");
     if patch.contains_key("ndis_number") {
         let ndis = patched_text(&patch, None, "ndis_number");
         ensure_ndis_free(&mut db, &ndis, Some(&current.id))?;
     }
-    if let Some(site) = opt_text(&args, "site_id") {
+    if let Some(site) = site {
         ensure_site(&mut db, site)?;
         patch.insert("site_id".into(), Some(Value::from(site)));
     }
@@ -141,9 +174,9 @@ pub fn update(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         );
         patch.insert("name_key".into(), Some(Value::from(key)));
     }
-    stamp(&mut patch, &viewer, now);
+    stamp(&mut patch, viewer, now);
     db.patch(&current.id, patch)?;
-    Ok(saved(ctx, current.id))
+    Ok(current.id)
 }
 
 /// `participants/updateStatus:updateParticipantStatus`: `{success, message, participantId,

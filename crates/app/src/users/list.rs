@@ -6,9 +6,10 @@ use store::{Document, Patch};
 use values::validator::v;
 use values::{Object, Value};
 
+use super::protection::protection;
 use super::{parse_name, public_user, roles, text_of};
 use crate::args::{object, opt_text, text, with_session};
-use crate::identity::{require_permission, require_session, Permission, Role, Viewer};
+use crate::identity::{require_permission, require_session, Permission, Role};
 
 const DEFAULT_LIMIT: f64 = 100.0;
 const MAX_LIMIT: f64 = 500.0;
@@ -40,18 +41,6 @@ pub fn register(r: &mut Registry) {
     .cross_tenant();
 }
 
-/// What the viewer may do to `user`, so the web app can grey out actions it would refuse.
-fn protection(viewer: &Viewer, user: &Document) -> Value {
-    let is_self = user.id == viewer.user_id;
-    let above = Role::parse(text_of(user, "role")).is_none_or(|r| r > viewer.role);
-    object([
-        ("isProtected", Some(Value::from(is_self || above))),
-        // The reference's hard-coded owner account does not exist here.
-        ("isOwner", Some(Value::from(false))),
-        ("isSelf", Some(Value::from(is_self))),
-    ])
-}
-
 /// `users:listCompanyUsers`: the viewer's company, optionally searched (name or email) and filtered
 /// by role (`"all"` means no filter), sorted by name.
 fn list_company_users(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
@@ -63,7 +52,17 @@ fn list_company_users(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         now,
         Permission::ViewUserProfiles,
     )?;
-    let scope = viewer.company_scope()?;
+    let correlation = Value::from(ctx.request_id.as_str());
+    // A user without a company (a system administrator) has no company users; the /users page
+    // renders an empty list where an error would crash it.
+    let Some(company) = viewer.company_id else {
+        return Ok(object([
+            ("users", Some(Value::Array(Vec::new()))),
+            ("total", Some(Value::from(0.0))),
+            ("correlationId", Some(correlation)),
+        ]));
+    };
+    let scope = Scope::company(company);
     let role = match opt_text(&args, "roleFilter").map(str::trim) {
         None | Some("") | Some("all") => None,
         Some(r) => Some(roles::parse("roleFilter", r)?),
@@ -92,20 +91,31 @@ fn list_company_users(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         })
         .collect();
     users.sort_by_key(|u| text_of(u, "name").to_lowercase());
+    // The company's only company admin cannot lose the role or be deleted; two rows tell.
+    let admins = db
+        .query("users", "by_company_role", |q| {
+            q.eq("role", Role::CompanyAdmin.as_str())
+        })?
+        .take(2)?;
+    let sole_admin = match admins.as_slice() {
+        [only] => Some(only.id),
+        _ => None,
+    };
     let total = users.len();
     let listed = users
         .iter()
         .take(limit)
         .map(|u| {
             let mut row = public_user(u).into_object().unwrap_or_default();
-            row.insert("protection".into(), protection(&viewer, u));
+            let sole = sole_admin == Some(u.id);
+            row.insert("protection".into(), protection(&viewer, u, sole));
             Value::Object(row)
         })
         .collect();
     Ok(object([
         ("users", Some(Value::Array(listed))),
         ("total", Some(Value::from(total as f64))),
-        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
+        ("correlationId", Some(correlation)),
     ]))
 }
 

@@ -1,8 +1,11 @@
 //! Users: the table, the first system administrator, and user management (listing, profiles,
-//! roles, creation and deletion). Role rules live in `roles`, the functions in `list` and `manage`.
+//! roles, creation and deletion). Role rules live in `roles`, the functions in `list` and `manage`,
+//! the system administrators' platform-wide user page in `admin`.
 
+mod admin;
 mod list;
 mod manage;
+mod protection;
 pub mod roles;
 
 use functions::{CrossTenant, DbRead, FnResult, Registry, Scope};
@@ -27,6 +30,7 @@ pub const ROLES: [&str; 5] = [
 pub fn register(r: &mut Registry, urls: &config::Urls) {
     list::register(r);
     manage::register(r, urls);
+    admin::register(r);
 }
 
 pub fn tables() -> Vec<TableDef> {

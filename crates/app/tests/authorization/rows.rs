@@ -338,9 +338,34 @@ pub fn rows() -> Vec<Row> {
         // users
         row(
             "users:listCompanyUsers",
-            "view_user_profiles, own company",
-            |c, t| own_company(c, t, ViewUserProfiles),
+            "view_user_profiles, own company (empty without one, contract §12.1)",
+            |c, _| perm(c, ViewUserProfiles),
             |_| json!({}),
+        ),
+        row(
+            "adminUsers:listAllUsers",
+            "system_admin",
+            system_admin_only,
+            |_| json!({}),
+        ),
+        row(
+            "adminUsers:getUserStats",
+            "system_admin",
+            system_admin_only,
+            |_| json!({}),
+        ),
+        row(
+            "adminUsers:getCompanyList",
+            "system_admin",
+            system_admin_only,
+            |_| json!({}),
+        ),
+        row(
+            "adminUsers:demoteSystemAdmin",
+            "system_admin",
+            system_admin_only,
+            // The frontline worker is no system administrator (CONFLICT), so nothing changes.
+            |cx| json!({"userId": cx.t.frontline, "newRole": "team_lead"}),
         ),
         row(
             "users/listUsersForCompany:default",
@@ -421,8 +446,8 @@ pub fn rows() -> Vec<Row> {
         // participants
         row(
             "participants/list:listParticipants",
-            "create_incident, own company",
-            |c, t| own_company(c, t, CreateIncident),
+            "create_incident, own company (empty without one, contract §12.1)",
+            |c, _| perm(c, CreateIncident),
             |_| json!({}),
         ),
         row(
@@ -471,6 +496,46 @@ pub fn rows() -> Vec<Row> {
         )
         .tenanted()
         .setup(Setup::VictimParticipant),
+        row(
+            "participants/admin:listParticipants",
+            "manage_all_companies",
+            |c, _| perm(c, ManageAllCompanies),
+            |cx| json!({"companyId": cx.t.company}),
+        )
+        .tenanted(),
+        row(
+            "participants/admin:getParticipantById",
+            "manage_all_companies",
+            |c, _| perm(c, ManageAllCompanies),
+            |cx| json!({"participantId": cx.t.participant}),
+        )
+        .tenanted(),
+        row(
+            "participants/admin:createParticipant",
+            "manage_all_companies",
+            |c, _| perm(c, ManageAllCompanies),
+            // The NDIS number is taken (CONFLICT), so nothing is created.
+            |cx| {
+                json!({"companyId": cx.t.company, "siteId": cx.t.site, "firstName": "Sam",
+                       "lastName": "Kay", "dateOfBirth": "1980-01-01", "ndisNumber": cx.t.ndis,
+                       "supportLevel": "low"})
+            },
+        )
+        .tenanted(),
+        row(
+            "participants/admin:updateParticipant",
+            "manage_all_companies",
+            |c, _| perm(c, ManageAllCompanies),
+            // An impossible date (VALIDATION), so nothing changes.
+            |cx| json!({"participantId": cx.t.participant, "dateOfBirth": "1980-02-30"}),
+        )
+        .tenanted(),
+        row(
+            "participants/createSampleData:createSampleParticipants",
+            "sample_data, own company",
+            |c, _| own_company(c, Tenant::Own, SampleData),
+            |_| json!({}),
+        ),
         // incidents
         row(
             "incidents:create",

@@ -11,6 +11,8 @@ mod node_client;
 mod seed;
 
 mod drift;
+mod participants;
+mod users;
 
 pub use harness::backends;
 use harness::{App, Db, Place};
