@@ -1,17 +1,27 @@
 //! Prompt groups: how the administration screens arrange prompts (name, description, order,
-//! collapsing). Deleting a group keeps its prompts, ungrouped.
+//! collapsing). Deleting a group keeps its prompts, ungrouped. The versions of a prompt share
+//! its group and place, so a rollback keeps both.
+//!
+//! `promptGroups:*` are the web app's board (`/admin/ai-prompts`): its two lists arrive without a
+//! session and answer without the people fields or the template text; its two drag-and-drop
+//! mutations need the same permission as the `promptManager:*` group functions.
 
 use functions::{DbWriter, ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx, Registry};
 use store::{Document, Patch};
 use values::validator::v;
 use values::{DocumentId, Object, Value};
 
-use super::{check_name, family, subsystem_of, GROUPS, TABLE};
+use super::{
+    anonymous, by_id_in, check_name, family, subsystem_of, text as field_text, GROUPS,
+    PEOPLE_FIELDS, TABLE,
+};
 use crate::args::{object, opt_text, text, with_session};
 use crate::audit::{self, Entry, Event};
 use crate::identity::{require_permission, Permission, Viewer};
 
 const MAX_GROUPS: usize = 500;
+/// Prompts are few; this bounds the board's list and one reorder regardless.
+const MAX_PROMPTS: usize = 1000;
 
 pub fn register(r: &mut Registry) {
     let fields = |required: bool| {
@@ -55,6 +65,29 @@ pub fn register(r: &mut Registry) {
             ("display_order", v::optional(v::number())),
         ]),
         assign,
+    );
+    r.query("promptGroups:listGroups", with_session([]), board_groups);
+    r.query(
+        "promptGroups:listPrompts",
+        with_session([("activeOnly", v::optional(v::boolean()))]),
+        board_prompts,
+    );
+    r.mutation(
+        "promptGroups:reorderPrompts",
+        with_session([
+            ("promptIds", v::array(v::string()).into()),
+            ("newOrders", v::array(v::number()).into()),
+        ]),
+        reorder,
+    );
+    r.mutation(
+        "promptGroups:movePromptToGroup",
+        with_session([
+            ("promptId", v::string().into()),
+            ("newGroupId", v::optional(v::nullable(v::string()))),
+            ("displayOrder", v::optional(v::number())),
+        ]),
+        move_prompt,
     );
 }
 
@@ -307,56 +340,19 @@ fn assign(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let viewer = admin(ctx, &args)?;
     let name = check_name("prompt_name", text(&args, "prompt_name"))?;
     let subsystem = subsystem_of(&args)?;
-    let order = args.get("display_order").and_then(Value::as_f64);
-    if order.is_some_and(|o| !o.is_finite()) {
-        return Err(FunctionError::validation(
-            "display_order",
-            "The display order must be a number",
-        ));
-    }
+    let order = display_order(&args, "display_order")?;
     let group = match opt_text(&args, "group_id") {
         Some(id) => Some(group(&mut ctx.db, id)?),
         None => None,
     };
-    let versions = family(&mut ctx.db, &subsystem, &name)?;
-    if versions.is_empty() {
+    let moved = place_family(ctx, &viewer, &subsystem, &name, Some(group.as_ref()), order)?;
+    if moved == 0 {
         return Err(FunctionError::field(
             ErrorCode::NotFound,
             "prompt_name",
             format!("Prompt not found: {name}"),
         ));
     }
-    for version in &versions {
-        let mut patch = Patch::new();
-        patch.insert("group_id".into(), group.as_ref().map(|g| Value::from(g.id)));
-        if let Some(order) = order {
-            patch.insert("display_order".into(), Some(Value::from(order)));
-        }
-        ctx.db.patch(&version.id, patch)?;
-    }
-    let label = group
-        .as_ref()
-        .and_then(|g| g.get("group_name").and_then(Value::as_str))
-        .unwrap_or("(none)")
-        .to_string();
-    let now = ctx.now_ms();
-    audit::record_by(
-        &mut ctx.db,
-        now,
-        ctx.request_id.as_str(),
-        &viewer,
-        Entry {
-            event: Event::AiPromptGroupChanged,
-            actor: Some(&viewer.user_id),
-            target: group.as_ref().map(|g| g.id.encode()),
-            company: None,
-            details: &[
-                ("action", "assign"),
-                ("prompt_name", name.as_str()),
-                ("group_name", label.as_str()),
-            ],
-        },
-    )?;
     Ok(object([
         ("success", Some(Value::from(true))),
         ("prompt_name", Some(Value::from(name))),
@@ -364,6 +360,210 @@ fn assign(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             "group_id",
             Some(group.map_or(Value::Null, |g| Value::from(g.id))),
         ),
-        ("updatedCount", Some(Value::from(versions.len() as f64))),
+        ("updatedCount", Some(Value::from(moved as f64))),
     ]))
+}
+
+/// An optional display order argument: a finite number.
+fn display_order(args: &Object, field: &str) -> FnResult<Option<f64>> {
+    let order = args.get(field).and_then(Value::as_f64);
+    if order.is_some_and(|o| !o.is_finite()) {
+        return Err(FunctionError::validation(
+            field,
+            "The display order must be a number",
+        ));
+    }
+    Ok(order)
+}
+
+/// Moves every version of a family: into `group` when given (`Some(None)` takes it out of any
+/// group), to `order` when given. Audited; returns how many versions there were.
+fn place_family(
+    ctx: &mut MutationCtx<'_>,
+    viewer: &Viewer,
+    subsystem: &str,
+    name: &str,
+    group: Option<Option<&Document>>,
+    order: Option<f64>,
+) -> FnResult<usize> {
+    let versions = family(&mut ctx.db, subsystem, name)?;
+    if versions.is_empty() {
+        return Ok(0);
+    }
+    for version in &versions {
+        let mut patch = Patch::new();
+        if let Some(group) = group {
+            patch.insert("group_id".into(), group.map(|g| Value::from(g.id)));
+        }
+        if let Some(order) = order {
+            patch.insert("display_order".into(), Some(Value::from(order)));
+        }
+        ctx.db.patch(&version.id, patch)?;
+    }
+    let (action, label) = match group {
+        Some(group) => (
+            "assign",
+            group
+                .and_then(|g| g.get("group_name").and_then(Value::as_str))
+                .unwrap_or("(none)")
+                .to_string(),
+        ),
+        None => ("reorder", String::new()),
+    };
+    let details: Vec<(&str, &str)> = [
+        ("action", action),
+        ("prompt_name", name),
+        ("group_name", label.as_str()),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .collect();
+    let now = ctx.now_ms();
+    audit::record_by(
+        &mut ctx.db,
+        now,
+        ctx.request_id.as_str(),
+        viewer,
+        Entry {
+            event: Event::AiPromptGroupChanged,
+            actor: Some(&viewer.user_id),
+            target: group.flatten().map(|g| g.id.encode()),
+            company: None,
+            details: &details,
+        },
+    )?;
+    Ok(versions.len())
+}
+
+/// `promptGroups:listGroups` (no session, as the web app calls it): every group in display order,
+/// without who made or changed it.
+fn board_groups(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
+    let groups = ctx
+        .db
+        .query(GROUPS)?
+        .with_index("by_display_order", |q| q)?
+        .take(MAX_GROUPS)?;
+    Ok(Value::Array(
+        groups
+            .iter()
+            .map(|group| {
+                let mut value = match group.to_value() {
+                    Value::Object(o) => o,
+                    _ => Object::new(),
+                };
+                for field in PEOPLE_FIELDS {
+                    value.remove(field);
+                }
+                Value::Object(value)
+            })
+            .collect(),
+    ))
+}
+
+/// `promptGroups:listPrompts` (no session): prompts (only the active versions with `activeOnly`)
+/// by group, then display order, without the template text or the people fields: the board shows
+/// names, models and statistics, and anyone may ask.
+fn board_prompts(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+    let active_only = args
+        .get("activeOnly")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut rows = if active_only {
+        ctx.db
+            .query(TABLE)?
+            .with_index("by_active", |q| q.eq("is_active", true))?
+            .take(MAX_PROMPTS)?
+    } else {
+        ctx.db.query(TABLE)?.take(MAX_PROMPTS)?
+    };
+    // Ungrouped prompts first, as the reference's index order puts a missing group_id first.
+    let key = |doc: &Document| {
+        (
+            doc.get("group_id")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            super::num(doc, "display_order"),
+            field_text(doc, "prompt_name").to_string(),
+        )
+    };
+    rows.sort_by(|a, b| {
+        let (ka, kb) = (key(a), key(b));
+        ka.0.cmp(&kb.0)
+            .then(ka.1.total_cmp(&kb.1))
+            .then(ka.2.cmp(&kb.2))
+    });
+    Ok(Value::Array(
+        rows.iter()
+            .map(|doc| {
+                let mut prompt = anonymous(doc);
+                if let Value::Object(fields) = &mut prompt {
+                    fields.remove("prompt_template");
+                }
+                prompt
+            })
+            .collect(),
+    ))
+}
+
+/// `promptGroups:reorderPrompts`: `{success, count}`; gives each prompt (with its other versions)
+/// the display order at the same position of `newOrders`.
+fn reorder(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+    let viewer = admin(ctx, &args)?;
+    let list = |field: &str| {
+        args.get(field)
+            .and_then(Value::as_array)
+            .unwrap_or_default()
+            .to_vec()
+    };
+    let (ids, orders) = (list("promptIds"), list("newOrders"));
+    if ids.len() != orders.len() {
+        return Err(FunctionError::validation(
+            "newOrders",
+            "promptIds and newOrders arrays must have the same length",
+        ));
+    }
+    if ids.len() > MAX_PROMPTS {
+        return Err(FunctionError::validation(
+            "promptIds",
+            format!("At most {MAX_PROMPTS} prompts can be reordered at once"),
+        ));
+    }
+    // Every id is checked before anything changes.
+    let mut moves = Vec::with_capacity(ids.len());
+    for (id, order) in ids.iter().zip(&orders) {
+        let doc = by_id_in(&mut ctx.db, "promptIds", id.as_str().unwrap_or_default())?;
+        let order = order.as_f64().filter(|o| o.is_finite()).ok_or_else(|| {
+            FunctionError::validation("newOrders", "The display order must be a number")
+        })?;
+        moves.push((doc, order));
+    }
+    for (doc, order) in &moves {
+        let (subsystem, name) = (field_text(doc, "subsystem"), field_text(doc, "prompt_name"));
+        place_family(ctx, &viewer, subsystem, name, None, Some(*order))?;
+    }
+    Ok(object([
+        ("success", Some(Value::from(true))),
+        ("count", Some(Value::from(moves.len() as f64))),
+    ]))
+}
+
+/// `promptGroups:movePromptToGroup`: `{success}`; puts the prompt (with its other versions) in
+/// `newGroupId` (null: no group) at `displayOrder`.
+fn move_prompt(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+    let viewer = admin(ctx, &args)?;
+    let doc = by_id_in(&mut ctx.db, "promptId", text(&args, "promptId"))?;
+    let order = display_order(&args, "displayOrder")?;
+    let target = match opt_text(&args, "newGroupId") {
+        Some(id) => Some(
+            group(&mut ctx.db, id)
+                .map_err(|e| super::versions::rename_field(e, "group_id", "newGroupId"))?,
+        ),
+        None => None,
+    };
+    let (subsystem, name) = (
+        field_text(&doc, "subsystem"),
+        field_text(&doc, "prompt_name"),
+    );
+    place_family(ctx, &viewer, subsystem, name, Some(target.as_ref()), order)?;
+    Ok(object([("success", Some(Value::from(true)))]))
 }

@@ -16,6 +16,7 @@ mod read;
 pub mod resolve;
 mod seed;
 mod settings;
+mod substitute;
 pub mod variables;
 mod versions;
 
@@ -247,14 +248,19 @@ pub fn active_not_found(name: &str) -> FunctionError {
 /// A prompt by id: VALIDATION for a string that is no prompt id, NOT_FOUND for one that names
 /// no prompt (prompts belong to no company, so there is nothing to hide).
 pub fn by_id(db: &mut impl DbRead, id: &str) -> FnResult<Document> {
+    by_id_in(db, "prompt_id", id)
+}
+
+/// `by_id` for an argument named `field` (the web app's `promptId`).
+pub fn by_id_in(db: &mut impl DbRead, field: &str, id: &str) -> FnResult<Document> {
     let Some(id) = db.normalize_id(TABLE, id) else {
         return Err(FunctionError::validation(
-            "prompt_id",
-            "prompt_id is not the id of a prompt",
+            field,
+            format!("{field} is not the id of a prompt"),
         ));
     };
     db.get_in(TABLE, &id.encode())?
-        .ok_or_else(|| FunctionError::field(ErrorCode::NotFound, "prompt_id", "Prompt not found"))
+        .ok_or_else(|| FunctionError::field(ErrorCode::NotFound, field, "Prompt not found"))
 }
 
 /// A prompt as clients see it: the stored fields, its success rate (null before any call) and
@@ -270,6 +276,21 @@ pub fn public(doc: &Document) -> Value {
     let pending = doc.get("adjusted_at").is_some() && doc.get("acknowledged_at").is_none();
     out.insert("adjustment_pending".into(), Value::from(pending));
     Value::Object(out)
+}
+
+/// Fields of a prompt (or group) that name platform administrators.
+pub const PEOPLE_FIELDS: [&str; 4] = ["created_by", "updated_by", "replaced_by", "acknowledged_by"];
+
+/// `public` for callers who need no session: without the people fields (the reference leaked
+/// administrators' user ids to anyone).
+pub fn anonymous(doc: &Document) -> Value {
+    let mut prompt = public(doc);
+    if let Value::Object(fields) = &mut prompt {
+        for field in PEOPLE_FIELDS {
+            fields.remove(field);
+        }
+    }
+    prompt
 }
 
 /// Records a prompt change in the audit log: who, what, which prompt and version.

@@ -17,7 +17,10 @@ use store::Document;
 use values::validator::v;
 use values::{DocumentId, Object, Value};
 
-use super::{active, check_name, generation, public, subsystem_of, text, variables, TABLE};
+use super::{
+    active, anonymous, check_name, generation, substitute, subsystem_of, text, variables,
+    MAX_TEMPLATE_CHARS, TABLE,
+};
 use crate::args::{object, text as arg_text, with_session};
 
 pub const RESOLVE: &str = "promptManager:resolvePrompt";
@@ -208,7 +211,8 @@ pub fn register(r: &mut Registry, cache: &PromptCache) {
     r.query(
         "promptManager:processTemplateWithValidationQuery",
         with_session([
-            ("prompt_name", v::string().into()),
+            ("template", v::optional(v::string())),
+            ("prompt_name", v::optional(v::string())),
             ("variables", v::record(v::string(), v::any()).into()),
             ("subsystem", v::optional(v::string())),
         ]),
@@ -236,9 +240,6 @@ fn resolve_args(
     cache.resolve(&mut ctx.db, &subsystem, &name)
 }
 
-/// Fields of a prompt that name platform administrators.
-const PEOPLE_FIELDS: [&str; 4] = ["created_by", "updated_by", "replaced_by", "acknowledged_by"];
-
 /// `promptManager:getActivePrompt` (no session needed, as in the reference): the newest active
 /// version, or null. Anyone may ask, so it leaves out who wrote or changed the prompt (the
 /// reference leaked administrators' user ids here); the queries that need a session show them.
@@ -246,20 +247,36 @@ fn get_active(ctx: &mut QueryCtx<'_>, cache: &PromptCache, args: Object) -> FnRe
     let Some(resolved) = resolve_args(ctx, cache, &args)? else {
         return Ok(Value::Null);
     };
-    let mut prompt = public(&resolved.doc);
-    if let Value::Object(fields) = &mut prompt {
-        for field in PEOPLE_FIELDS {
-            fields.remove(field);
-        }
-    }
-    Ok(prompt)
+    Ok(anonymous(&resolved.doc))
 }
 
-/// `promptManager:processTemplateWithValidationQuery`: renders the active version with the given
-/// values and reports what is wrong: `{processedTemplate, isValid, missing, unused, typeErrors,
-/// unknown, prompt_id, prompt_name, prompt_version}`; null when there is no active version. An
-/// invalid rendering still shows a preview, with the problem placeholders left as `{{name}}`.
+/// `promptManager:processTemplateWithValidationQuery`, in two forms (no session needed in either):
+/// - `{template, variables}`, as the web app's testing panel sends it: the given text with the
+///   values substituted, `{processedTemplate, missingPlaceholders, unusedVariables,
+///   substitutions}` (see `substitute`);
+/// - `{prompt_name, subsystem?, variables}`, ours: the active version rendered with its declared
+///   types, `{processedTemplate, isValid, missing, unused, typeErrors, unknown, prompt_id,
+///   prompt_name, prompt_version}`; null when there is no active version. An invalid rendering
+///   still shows a preview, with the problem placeholders left as `{{name}}`.
 fn process_with_validation(ctx: &mut QueryCtx<'_>, cache: &PromptCache, args: Object) -> FnResult {
+    match (args.get("template"), args.get("prompt_name")) {
+        (Some(_), Some(_)) => {
+            return Err(FunctionError::validation(
+                "template",
+                "Give either template or prompt_name, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(FunctionError::validation(
+                "template",
+                "Give the template to process (or the prompt_name of a saved prompt)",
+            ))
+        }
+        (Some(template), None) => {
+            return process_text(template.as_str().unwrap_or_default(), &args)
+        }
+        (None, Some(_)) => {}
+    }
     let Some(resolved) = resolve_args(ctx, cache, &args)? else {
         return Ok(Value::Null);
     };
@@ -293,6 +310,28 @@ fn process_with_validation(ctx: &mut QueryCtx<'_>, cache: &PromptCache, args: Ob
         ("prompt_id", Some(Value::from(doc.id))),
         ("prompt_name", doc.get("prompt_name").cloned()),
         ("prompt_version", doc.get("prompt_version").cloned()),
+    ]))
+}
+
+/// The `{template, variables}` form of `processTemplateWithValidationQuery`.
+fn process_text(template: &str, args: &Object) -> FnResult {
+    if template.chars().count() > MAX_TEMPLATE_CHARS {
+        return Err(FunctionError::validation(
+            "template",
+            format!("A prompt template is at most {MAX_TEMPLATE_CHARS} characters"),
+        ));
+    }
+    let out = substitute::preview(template, &json_values(args.get("variables")));
+    let substitutions: Object = out
+        .substitutions
+        .into_iter()
+        .map(|(name, text)| (name, Value::from(text)))
+        .collect();
+    Ok(object([
+        ("processedTemplate", Some(Value::from(out.processed))),
+        ("missingPlaceholders", Some(strings(&out.missing))),
+        ("unusedVariables", Some(strings(&out.unused))),
+        ("substitutions", Some(Value::Object(substitutions))),
     ]))
 }
 

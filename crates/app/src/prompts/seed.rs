@@ -1,16 +1,22 @@
 //! Seeding the default prompts (and their groups): into an empty database at start-up and before
 //! the first AI call, on request (`seedPromptTemplates`: the missing ones), and after clearing
-//! every version (`resetAndSeedPrompts`).
+//! every version (`resetAndSeedPrompts`). The seeder view of the web app also lists the defaults
+//! (`listDefaultTemplates`) and deactivates every prompt (`clearAllPrompts`).
 
-use functions::{DbWriter, FnResult, MutationCtx, Registry};
+use std::collections::BTreeSet;
+
+use functions::{DbWriter, FnResult, MutationCtx, QueryCtx, Registry};
+use store::{Document, Patch};
 use values::validator::v;
 use values::{DocumentId, Object, Value};
 
 use super::defaults;
 use super::versions::{admin, insert, Draft};
-use super::{audit_change, bump_generation, family, PromptSettings, GROUPS, TABLE};
+use super::{
+    active, audit_change, bump_generation, text, variables, PromptSettings, GROUPS, TABLE,
+};
 use crate::args::{object, with_session};
-use crate::identity::Permission;
+use crate::identity::{require_permission, Permission};
 
 pub const ENSURE_DEFAULTS: &str = "promptManager:ensureDefaultPrompts";
 
@@ -27,6 +33,12 @@ pub fn register(r: &mut Registry, settings: &PromptSettings) {
         with_session([]),
         move |ctx, args| reset_and_seed(ctx, args, &model),
     );
+    r.query(
+        "promptManager:listDefaultTemplates",
+        with_session([]),
+        list_defaults,
+    );
+    r.mutation("promptManager:clearAllPrompts", with_session([]), clear_all);
     let model = settings.default_model.clone();
     r.internal_mutation(
         ENSURE_DEFAULTS,
@@ -61,7 +73,8 @@ pub fn default_group(db: &mut DbWriter<'_>, now: f64, name: &str) -> FnResult<Va
     Ok(Value::from(db.insert(GROUPS, row)?))
 }
 
-/// Seeds every default whose family has no version yet; returns the new ids.
+/// Seeds every default whose family has no active version (none yet, or all deactivated by
+/// `clearAllPrompts`; a new version then keeps the history); returns the new ids.
 pub fn seed_missing(
     db: &mut DbWriter<'_>,
     now: f64,
@@ -70,7 +83,7 @@ pub fn seed_missing(
 ) -> FnResult<Vec<DocumentId>> {
     let mut seeded = Vec::new();
     for prompt in defaults::all() {
-        if !family(db, defaults::SUBSYSTEM, &prompt.name)?.is_empty() {
+        if active(db, defaults::SUBSYSTEM, &prompt.name)?.is_some() {
             continue;
         }
         let group = default_group(db, now, prompt.group)?;
@@ -133,8 +146,15 @@ fn ensure_defaults(ctx: &mut MutationCtx<'_>, model: &str) -> FnResult {
     Ok(Value::from(seeded.len() as f64))
 }
 
+/// The distinct prompt names of `docs`, sorted.
+fn names(docs: &[Document]) -> Value {
+    let names: BTreeSet<&str> = docs.iter().map(|d| text(d, "prompt_name")).collect();
+    Value::Array(names.into_iter().map(Value::from).collect())
+}
+
 /// `promptManager:resetAndSeedPrompts`: deletes every prompt version and seeds the defaults again;
-/// `{message, promptIds, clearedCount, seededCount}`.
+/// `{message, promptIds, clearedCount, clearedTemplates, seededCount}` (`clearedTemplates`: the
+/// names cleared, which the seeder view lists).
 fn reset_and_seed(ctx: &mut MutationCtx<'_>, args: Object, model: &str) -> FnResult {
     let viewer = admin(ctx, &args, Permission::SampleData)?;
     let now = ctx.now_ms();
@@ -163,6 +183,86 @@ fn reset_and_seed(ctx: &mut MutationCtx<'_>, args: Object, model: &str) -> FnRes
         ),
         ("promptIds", Some(ids(&seeded))),
         ("clearedCount", Some(Value::from(all.len() as f64))),
+        ("clearedTemplates", Some(names(&all))),
         ("seededCount", Some(Value::from(seeded.len() as f64))),
+    ]))
+}
+
+/// `promptManager:listDefaultTemplates` (any signed-in member, as `listAllPrompts`): the prompts
+/// seeding would create, `{templates: [{name, description, subsystem}], validation: {isValid,
+/// errors}, totalTemplates}`, each checked as a save would check it.
+fn list_defaults(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    require_permission(
+        &mut ctx.db,
+        ctx.auth,
+        &args,
+        now,
+        Permission::CreateIncident,
+    )?;
+    let prompts = defaults::all();
+    let mut errors = Vec::new();
+    let templates: Vec<Value> = prompts
+        .iter()
+        .map(|p| {
+            if let Err(e) = variables::check("prompt_template", &p.template, &p.variables) {
+                errors.push(Value::from(format!("{}: {e}", p.name)));
+            }
+            object([
+                ("name", Some(Value::from(p.name.as_str()))),
+                ("description", Some(Value::from(p.description.as_str()))),
+                ("subsystem", Some(Value::from(defaults::SUBSYSTEM))),
+            ])
+        })
+        .collect();
+    Ok(object([
+        ("templates", Some(Value::Array(templates))),
+        (
+            "validation",
+            Some(object([
+                ("isValid", Some(Value::from(errors.is_empty()))),
+                ("errors", Some(Value::Array(errors))),
+            ])),
+        ),
+        ("totalTemplates", Some(Value::from(prompts.len() as f64))),
+    ]))
+}
+
+/// `promptManager:clearAllPrompts` (`sample_data`, as seeding): deactivates every active version,
+/// keeping them for history and rollback. The AI features then have no prompt until the defaults
+/// are seeded again (as in the reference), so the clearing is audited.
+/// `{message, deletedCount, deletedTemplates}` (the reference's names for what it deactivated).
+fn clear_all(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+    let viewer = admin(ctx, &args, Permission::SampleData)?;
+    let now = ctx.now_ms();
+    let actives = ctx
+        .db
+        .query(TABLE)?
+        .with_index("by_active", |q| q.eq("is_active", true))?
+        .collect()?;
+    for doc in &actives {
+        let mut patch = Patch::new();
+        patch.insert("is_active".into(), Some(Value::from(false)));
+        patch.insert("replaced_at".into(), Some(Value::from(now)));
+        patch.insert("replaced_by".into(), Some(Value::from(viewer.user_id)));
+        ctx.db.patch(&doc.id, patch)?;
+    }
+    bump_generation(&mut ctx.db)?;
+    audit_change(
+        &mut ctx.db,
+        now,
+        ctx.request_id.as_str(),
+        Some(&viewer),
+        "clear_all",
+        None,
+    )?;
+    let message = match actives.len() {
+        0 => "No active prompt to clear".to_string(),
+        n => format!("Deactivated {n} prompts; seed the defaults to use the AI features again"),
+    };
+    Ok(object([
+        ("message", Some(Value::from(message))),
+        ("deletedCount", Some(Value::from(actives.len() as f64))),
+        ("deletedTemplates", Some(names(&actives))),
     ]))
 }

@@ -98,22 +98,61 @@ pub fn issues_error(field: &str, issues: &[TemplateIssue]) -> FunctionError {
     )
 }
 
-/// `specs` narrowed to the variables `source` uses, for edits that change only the template text
-/// (the reference's `updatePromptTemplate`): a placeholder the admin removed takes its declaration
-/// with it, while an undeclared placeholder is still refused by `check`.
-pub fn used_by(source: &str, specs: &[VariableSpec]) -> Vec<VariableSpec> {
-    match Template::parse(source) {
-        Ok(parsed) => {
-            let used = parsed.placeholders();
-            specs
-                .iter()
-                .filter(|s| used.contains(&s.name.as_str()))
-                .cloned()
-                .collect()
+/// The check of an edit of the wording alone (the reference's `updatePromptTemplate`). The
+/// declarations are what the code supplies when it renders the prompt, so they all stay declared:
+/// an optional one the new wording leaves out is allowed (see `left_out`), a required one is
+/// refused by name, and a placeholder with no declaration is refused as by `check`.
+pub fn check_wording(field: &str, source: &str, specs: &[VariableSpec]) -> FnResult<Template> {
+    let issues = match template::check(source, specs) {
+        Ok(parsed) => return Ok(parsed),
+        Err(issues) => issues,
+    };
+    let required = |name: &str| specs.iter().any(|s| s.name == name && s.required);
+    let mut listed = Vec::new();
+    for issue in &issues {
+        match issue {
+            TemplateIssue::UnusedVariable(name) if required(name) => listed.push(format!(
+                "the template leaves out {{{{{name}}}}}, which this prompt requires"
+            )),
+            TemplateIssue::UnusedVariable(_) => {}
+            other => listed.push(other.to_string()),
         }
-        // Unparseable: keep everything, so `check` reports the parse error (and only that).
-        Err(_) => specs.to_vec(),
     }
+    if listed.is_empty() {
+        // Only optional variables left out: the wording parsed.
+        return Template::parse(source)
+            .map_err(|e| issues_error(field, &[TemplateIssue::Parse(e)]));
+    }
+    Err(FunctionError::validation(
+        field,
+        format!("The prompt template is not valid: {}", listed.join("; ")),
+    ))
+}
+
+/// The optional declared variables `source` does not use (the code still supplies them; a later
+/// wording may use them again).
+pub fn left_out(source: &str, specs: &[VariableSpec]) -> Vec<String> {
+    let Ok(parsed) = Template::parse(source) else {
+        return Vec::new();
+    };
+    let used = parsed.placeholders();
+    specs
+        .iter()
+        .filter(|s| !s.required && !used.contains(&s.name.as_str()))
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+/// `declared` plus any declaration of `defaults` it lacks: repairs a family whose edit dropped a
+/// variable the code supplies (as edits did before `check_wording`).
+pub fn with_defaults(declared: Vec<VariableSpec>, defaults: &[VariableSpec]) -> Vec<VariableSpec> {
+    let mut all = declared;
+    for spec in defaults {
+        if !all.iter().any(|s| s.name == spec.name) {
+            all.push(spec.clone());
+        }
+    }
+    all
 }
 
 #[cfg(test)]
@@ -164,20 +203,28 @@ mod tests {
     }
 
     #[test]
-    fn a_template_edit_drops_declarations_it_no_longer_uses() {
+    fn a_wording_edit_keeps_every_declaration_and_names_a_required_one_left_out() {
         let declared = vec![
-            spec("a", VarKind::String, None),
-            spec("b", VarKind::String, None),
+            spec("story", VarKind::String, None),
+            spec("storyQA", VarKind::String, Some(json!(""))),
         ];
-        let kept = used_by("only {{a}}", &declared);
-        assert_eq!(kept.len(), 1);
-        assert_eq!(kept[0].name, "a");
-        assert!(check("t", "only {{a}}", &kept).is_ok());
-        assert!(check(
-            "t",
-            "{{a}} and {{c}}",
-            &used_by("{{a}} and {{c}}", &declared)
-        )
-        .is_err());
+        // Leaving out the optional one is allowed and reported; putting it back is accepted.
+        assert!(check_wording("t", "only {{story}}", &declared).is_ok());
+        assert_eq!(left_out("only {{story}}", &declared), ["storyQA"]);
+        assert!(check_wording("t", "{{story}} and {{ storyQA }}", &declared).is_ok());
+        assert!(left_out("{{story}} and {{storyQA}}", &declared).is_empty());
+        // Leaving out the required one is refused by name, with any other problem.
+        let message = check_wording("t", "only {{storyQA}} and {{other}}", &declared)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("leaves out {{story}}"), "{message}");
+        assert!(message.contains("other"), "{message}");
+        assert!(!message.contains("storyQA\""), "{message}");
+        // A parse error is still reported.
+        assert!(check_wording("t", "{{story}} {{oops", &declared).is_err());
+        // The stricter save-time check still refuses an unused declaration.
+        assert!(check("t", "only {{story}}", &declared).is_err());
+        let repaired = with_defaults(vec![declared[0].clone()], &declared);
+        assert_eq!(repaired, declared);
     }
 }

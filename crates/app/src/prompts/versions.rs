@@ -35,6 +35,9 @@ pub struct Draft {
     pub group_id: Option<Value>,
     pub display_order: f64,
     pub activate: bool,
+    /// An edit of the wording alone: checked by `variables::check_wording` (optional
+    /// declarations may go unused) rather than `variables::check`.
+    pub wording_only: bool,
 }
 
 impl Draft {
@@ -59,6 +62,7 @@ impl Draft {
             group_id: doc.get("group_id").cloned(),
             display_order: num(doc, "display_order"),
             activate: true,
+            wording_only: false,
         }
     }
 
@@ -78,6 +82,7 @@ impl Draft {
             group_id,
             display_order: prompt.display_order,
             activate: true,
+            wording_only: false,
         }
     }
 }
@@ -159,7 +164,11 @@ pub fn insert(
             format!("A prompt template is at most {MAX_TEMPLATE_CHARS} characters"),
         ));
     }
-    variables::check("prompt_template", &draft.template, &draft.variables)?;
+    if draft.wording_only {
+        variables::check_wording("prompt_template", &draft.template, &draft.variables)?;
+    } else {
+        variables::check("prompt_template", &draft.template, &draft.variables)?;
+    }
     let newest = family(db, &draft.subsystem, &draft.name)?
         .into_iter()
         .next();
@@ -280,8 +289,10 @@ pub fn admin(ctx: &mut MutationCtx<'_>, args: &Object, permission: Permission) -
 }
 
 /// `promptManager:updatePromptTemplate` (`sample_data`, as the contract): new wording for the
-/// active version, saved as a new active version (the old one stays for rollback). Declarations
-/// the new text no longer uses are dropped; a placeholder with no declaration is refused.
+/// active version, saved as a new active version (the old one stays for rollback). The declared
+/// variables are what the code supplies, so they all stay (with any of the seeded default's that
+/// an earlier edit dropped): wording that leaves out a required one, or uses an undeclared one, is
+/// refused by name; optional ones it leaves out are listed in `unused_variables`.
 fn update_template(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let viewer = admin(ctx, &args, Permission::SampleData)?;
     let name = check_name("prompt_name", text(&args, "prompt_name"))?;
@@ -303,9 +314,15 @@ fn update_template(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             &[("unchanged", Value::from(true))],
         ));
     }
-    let declared = variables::specs(current.get("variables"))?;
-    let kept = variables::used_by(&template, &declared);
-    let draft = Draft::from_doc(&current, template, kept);
+    let mut declared = variables::specs(current.get("variables"))?;
+    if subsystem == defaults::SUBSYSTEM {
+        if let Some(seeded) = defaults::find(&name) {
+            declared = variables::with_defaults(declared, &seeded.variables);
+        }
+    }
+    let unused = variables::left_out(&template, &declared);
+    let mut draft = Draft::from_doc(&current, template, declared);
+    draft.wording_only = true;
     let now = ctx.now_ms();
     let doc = insert(&mut ctx.db, now, Some(&viewer.user_id), draft)
         .map_err(|e| rename_field(e, "prompt_template", "new_template"))?;
@@ -321,11 +338,17 @@ fn update_template(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         doc.id,
         &name,
         field_text(&doc, "prompt_version"),
-        &[("previous_version", Value::from(previous))],
+        &[
+            ("previous_version", Value::from(previous)),
+            (
+                "unused_variables",
+                Value::Array(unused.into_iter().map(Value::from).collect()),
+            ),
+        ],
     ))
 }
 
-fn rename_field(error: FunctionError, from: &str, to: &str) -> FunctionError {
+pub fn rename_field(error: FunctionError, from: &str, to: &str) -> FunctionError {
     match error {
         FunctionError::User {
             code,
@@ -382,6 +405,7 @@ fn create_version(ctx: &mut MutationCtx<'_>, args: Object, default_model: &str) 
             group_id: None,
             display_order: 100.0,
             activate: true,
+            wording_only: false,
         },
     };
     if let Some(label) = opt_text(&args, "prompt_version") {

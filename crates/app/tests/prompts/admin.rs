@@ -7,7 +7,7 @@ use crate::harness::App;
 use crate::{active, People, M, Q};
 
 pub async fn administration(app: &App, p: &People) {
-    edits_keep_history_and_drop_unused_declarations(app, p).await;
+    edits_keep_history_and_every_declaration(app, p).await;
     limits_are_checked(app, p).await;
     reset_to_default_restores_the_seeded_wording(app, p).await;
     groups(app, p).await;
@@ -15,35 +15,61 @@ pub async fn administration(app: &App, p: &People) {
     reset_and_seed(app, p).await;
 }
 
-async fn edits_keep_history_and_drop_unused_declarations(app: &App, p: &People) {
+async fn edits_keep_history_and_every_declaration(app: &App, p: &People) {
     let name = "generate_mock_answers";
-    let edited = app
-        .ok(
+    let declared = |prompt: &Json| -> Vec<String> {
+        prompt["variables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let seeded = declared(&active(app, name).await);
+    // Wording that leaves out variables the code supplies (all required here) is refused, naming
+    // them, and nothing is saved.
+    let body = app
+        .call(
             M,
             "promptManager:updatePromptTemplate",
             json!({"sessionToken": p.demo, "prompt_name": name,
                    "new_template": "Answer each of {{questions}} as the worker would, in JSON."}),
         )
         .await;
+    assert_eq!(body["errorData"]["code"], "VALIDATION", "{body}");
+    assert_eq!(body["errorData"]["field"], "new_template");
+    let message = body["errorData"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("{{participant_name}}") && message.contains("{{phase_narrative}}"),
+        "{message}"
+    );
+    assert_eq!(active(app, name).await["prompt_version"], "v1.0.0");
+    let edited = app
+        .ok(
+            M,
+            "promptManager:updatePromptTemplate",
+            json!({"sessionToken": p.demo, "prompt_name": name,
+                   "new_template": "For {{participant_name}} ({{reporter_name}}, {{location}}, {{phase}}): answer each of {{questions}} about {{phase_narrative}}, in JSON."}),
+        )
+        .await;
     assert_eq!(edited["previous_version"], "v1.0.0");
+    assert_eq!(edited["unused_variables"], json!([]));
     let now = active(app, name).await;
-    let declared: Vec<&str> = now["variables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(declared, ["questions"]);
-    // Callers still passing the old variables get them back as unused, not as an error.
+    assert_eq!(now["prompt_version"], "v1.0.1");
+    assert_eq!(declared(&now), seeded);
+    // Values nothing uses come back as unused, not as an error.
     let out = app
         .ok(
             Q,
             "promptManager:processTemplateWithValidationQuery",
-            json!({"prompt_name": name, "variables": {"questions": "[]", "phase": "before_event"}}),
+            json!({"prompt_name": name, "variables": {
+                "questions": "[]", "phase": "before_event", "participant_name": "Sam",
+                "reporter_name": "Alex", "location": "Home", "phase_narrative": "...",
+                "colour": "blue"}}),
         )
         .await;
-    assert_eq!(out["isValid"], true);
-    assert_eq!(out["unused"], json!(["phase"]));
+    assert_eq!(out["isValid"], true, "{out}");
+    assert_eq!(out["unused"], json!(["colour"]));
     let model = app
         .ok(
             M,
@@ -290,6 +316,9 @@ async fn reset_and_seed(app: &App, p: &People) {
         )
         .await;
     assert_eq!(out["clearedCount"], count as f64);
+    let cleared = out["clearedTemplates"].as_array().unwrap();
+    assert_eq!(cleared.len(), 10, "each name once: {cleared:?}");
+    assert!(cleared.contains(&json!("generate_mock_answers")));
     assert_eq!(out["seededCount"], 10.0);
     let after = app
         .ok(

@@ -12,6 +12,7 @@ mod seed;
 
 mod drift;
 mod participants;
+mod prompts;
 mod users;
 
 pub use harness::backends;
