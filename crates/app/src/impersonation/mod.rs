@@ -4,18 +4,21 @@
 //! 30 minutes; at most three are live per admin. While it is live, `identity::resolve` turns it into
 //! the TARGET as the viewer (with `impersonator` set), so every function acts as the target.
 //! Admin roles (system_admin, demo_admin) can never be impersonated, not even by the reference's
-//! hard-coded "owner". `impersonation:endImpersonation` may be called only by the impersonating
-//! admin; it returns `{success: true}` and no token: the admin's own session stays valid throughout
-//! (we keep only hashes, so there is no original token to hand back), and the client switches back to
-//! the token it already holds. An impersonation also dies with the admin's session or permission.
+//! hard-coded "owner". An impersonation also dies with the admin's session or permission.
+//!
+//! `impersonation:endImpersonation` may be called only by the impersonating admin (from their own
+//! session, or with the impersonation token itself as the session, as the web app does). It hands
+//! back `original_session_token`: we keep only hashes, so there is no original token to return, and
+//! a FRESH admin session is minted instead, ending no later than the admin session that started
+//! the impersonation.
 
 pub(crate) mod end;
 mod start;
 mod status;
 
 use config::Urls;
-use functions::{CrossTenant, DbRead, FnResult, Registry, Scope};
-use store::{Document, TableDef};
+use functions::{CrossTenant, DbRead, DbWriter, FnResult, Registry, Scope};
+use store::{Document, Patch, TableDef};
 use values::validator::v;
 use values::{DocumentId, Value};
 
@@ -110,7 +113,9 @@ pub fn find_active(db: &mut impl DbRead, token: &str, now: f64) -> FnResult<Opti
     let Some(row) = row else {
         return Ok(None);
     };
-    let Some((admin, target)) = live_users(db, &row, now)? else {
+    // Identity resolution: both users may be in any company (the admin in none).
+    let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
+    let Some((admin, target)) = live_users(db, &all, &row, now)? else {
         return Ok(None);
     };
     Ok(Some(Active {
@@ -121,15 +126,17 @@ pub fn find_active(db: &mut impl DbRead, token: &str, now: f64) -> FnResult<Opti
     }))
 }
 
-/// The admin and target of `row` if it is still live. Re-checked on every call, not only at start:
-/// the admin may have signed out or lost the permission, and the target may have been promoted.
+/// The admin and target of `row` if it is still live, read through `users` (a scope of every
+/// company: the admin has none). Re-checked on every call, not only at start: the admin may have
+/// signed out or lost the permission, and the target may have been promoted.
 pub(crate) fn live_users(
     db: &mut impl DbRead,
+    users: &Scope,
     row: &Document,
     now: f64,
 ) -> FnResult<Option<(Document, Document)>> {
     let field = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
-    if row.get("is_active").and_then(Value::as_bool) != Some(true) || expires_at(row) <= now {
+    if !is_flagged_active(row) || expires_at(row) <= now {
         return Ok(None);
     }
     let admin_session_alive = db
@@ -139,9 +146,7 @@ pub(crate) fn live_users(
     if !admin_session_alive {
         return Ok(None);
     }
-    // Identity resolution: both users may be in any company (the admin in none).
-    let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
-    let mut users = db.read_scoped(&all);
+    let mut users = db.read_scoped(users);
     let role = |user: &Document| {
         user.get("role")
             .and_then(Value::as_str)
@@ -154,6 +159,19 @@ pub(crate) fn live_users(
         .get_in("users", field("target_user_id"))?
         .filter(|t| role(t).is_some_and(can_be_impersonated));
     Ok(admin.zip(target))
+}
+
+/// Flags the impersonation `id` as ended at `at`; its token stops resolving at once.
+pub(crate) fn mark_ended(db: &mut DbWriter<'_>, id: &DocumentId, at: f64) -> FnResult<()> {
+    let mut patch = Patch::new();
+    patch.insert("is_active".into(), Some(Value::from(false)));
+    patch.insert("terminated_at".into(), Some(Value::from(at)));
+    db.patch(id, patch)?;
+    Ok(())
+}
+
+pub(crate) fn is_flagged_active(row: &Document) -> bool {
+    row.get("is_active").and_then(Value::as_bool) == Some(true)
 }
 
 pub(crate) fn expires_at(row: &Document) -> f64 {
