@@ -11,20 +11,27 @@
 //! back `original_session_token`: we keep only hashes, so there is no original token to return, and
 //! a FRESH admin session is minted instead, ending no later than the admin session that started
 //! the impersonation.
+//!
+//! The admin page (`searchUsersForImpersonation`, `getActiveImpersonationSessions`,
+//! `emergencyTerminateAllSessions`, in `oversight`) authenticates with `admin_session_token`, which
+//! must belong to a system administrator; the two queries answer `[]` before the page has a token.
 
 pub(crate) mod end;
+mod oversight;
 mod start;
 mod status;
 
 use config::Urls;
-use functions::{CrossTenant, DbRead, DbWriter, FnResult, Registry, Scope};
+use functions::{
+    Auth, CrossTenant, DbRead, DbWriter, ErrorCode, FnResult, FunctionError, Registry, Scope,
+};
 use store::{Document, Patch, TableDef};
 use values::validator::v;
-use values::{DocumentId, Value};
+use values::{DocumentId, Object, Value};
 
 use crate::args::with_session;
 use crate::identity::sessions::hash_token;
-use crate::identity::{Permission, Role};
+use crate::identity::{resolve, Permission, Role, Viewer};
 
 pub const TABLE: &str = "impersonation_sessions";
 /// Marks impersonation tokens, so resolution knows which table to look in.
@@ -82,6 +89,48 @@ pub fn register(r: &mut Registry, _urls: &Urls) {
         with_session([("session_token", v::string().into())]),
         status::status,
     );
+    r.query(
+        "impersonation:searchUsersForImpersonation",
+        with_session([
+            ("admin_session_token", v::string().into()),
+            ("search_term", v::optional(v::string())),
+            ("limit", v::optional(v::number())),
+        ]),
+        oversight::search_users,
+    )
+    .cross_tenant();
+    r.query(
+        "impersonation:getActiveImpersonationSessions",
+        with_session([("admin_session_token", v::string().into())]),
+        oversight::active_sessions,
+    )
+    .cross_tenant();
+    r.mutation(
+        "impersonation:emergencyTerminateAllSessions",
+        with_session([("admin_session_token", v::string().into())]),
+        oversight::terminate_all,
+    )
+    .cross_tenant();
+}
+
+/// The system administrator behind `token` (the `admin_session_token` argument). Only that argument
+/// counts, not the injected `sessionToken` or a bearer token: the admin pages name their credential.
+pub(crate) fn require_admin(db: &mut impl DbRead, token: &str, now: f64) -> FnResult<Viewer> {
+    let unauthenticated =
+        || FunctionError::user(ErrorCode::Unauthenticated, "Authentication required");
+    if token.is_empty() {
+        return Err(unauthenticated());
+    }
+    let mut credentials = Object::new();
+    credentials.insert("sessionToken".into(), Value::from(token));
+    let viewer = resolve(db, &Auth::anonymous(), &credentials, now)?.ok_or_else(unauthenticated)?;
+    // An impersonation token resolves to its target, never an admin; refused explicitly all the same.
+    if viewer.impersonator.is_some() || !viewer.has(Permission::ImpersonateUsers) {
+        return Err(FunctionError::forbidden(
+            "Insufficient permissions: System administrator role required",
+        ));
+    }
+    Ok(viewer)
 }
 
 pub fn is_impersonation_token(token: &str) -> bool {
