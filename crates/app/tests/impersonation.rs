@@ -215,7 +215,11 @@ async fn scenario_14_an_admin_acts_as_a_worker_until_ending_it_and_it_is_audited
                 json!({"sessionToken": root, "impersonation_token": token}),
             )
             .await;
-        assert_eq!(ended, json!({"success": true}), "no token is handed back");
+        assert_eq!(ended["success"], true);
+        // A fresh admin session is handed back (the raw original was never stored).
+        let handed = ended["original_session_token"].as_str().unwrap();
+        assert_ne!(handed, root);
+        assert_eq!(current_email(&app, handed).await, "root@x.org");
         assert_eq!(
             app.ok("query", "users:getCurrent", json!({"sessionToken": token}))
                 .await,
@@ -223,13 +227,15 @@ async fn scenario_14_an_admin_acts_as_a_worker_until_ending_it_and_it_is_audited
         );
         assert_eq!(status(&app, &token).await["isImpersonating"], false);
         assert_eq!(current_email(&app, &root).await, "root@x.org");
-        // Ending again is harmless.
-        app.ok(
-            "mutation",
-            "impersonation:endImpersonation",
-            json!({"sessionToken": root, "impersonation_token": token}),
-        )
-        .await;
+        // Ending again is harmless, and hands back nothing more.
+        let again = app
+            .ok(
+                "mutation",
+                "impersonation:endImpersonation",
+                json!({"sessionToken": root, "impersonation_token": token}),
+            )
+            .await;
+        assert_eq!(again, json!({"success": true}));
 
         let events = app
             .ok(
@@ -441,10 +447,22 @@ async fn only_the_impersonating_admin_can_end_it() {
 
         // While impersonating, the web client injects the impersonation token itself as the session.
         let ended = end(Some(&token), &token).await;
-        assert_eq!(ended["value"], json!({"success": true}), "{ended}");
+        assert_eq!(ended["value"]["success"], true, "{ended}");
+        let handed = ended["value"]["original_session_token"].as_str().unwrap();
+        assert_eq!(current_email(&app, handed).await, "root@x.org");
         assert_eq!(status(&app, &token).await["isImpersonating"], false);
         app.stop().await;
     }
+}
+
+/// How many sessions exist, of anyone.
+async fn session_count(app: &App) -> usize {
+    let (rows, _, _) = app
+        .store
+        .query(|txn| txn.query("sessions")?.collect())
+        .await
+        .unwrap();
+    rows.len()
 }
 
 #[tokio::test]
@@ -456,8 +474,14 @@ async fn signing_out_of_an_impersonation_ends_it_and_keeps_the_admin_signed_in()
     member(&app, "worker@x.org", &abc, "frontline_worker").await;
     let imp = imp_token(&app, &root, "worker@x.org").await;
     assert_eq!(current_email(&app, &imp).await, "worker@x.org");
+    let sessions_before = session_count(&app).await;
     app.ok("mutation", "auth:logoutUser", json!({"sessionToken": imp}))
         .await;
+    assert_eq!(
+        session_count(&app).await,
+        sessions_before,
+        "signing out mints no admin session"
+    );
     assert_eq!(status(&app, &imp).await["isImpersonating"], false);
     assert_eq!(
         app.ok("query", "users:getCurrent", json!({"sessionToken": imp}))

@@ -33,6 +33,8 @@ pub enum Event {
     InvitationRevoked,
     ImpersonationStarted,
     ImpersonationEnded,
+    /// `impersonation:emergencyTerminateAllSessions`, once per use, with the count it ended.
+    ImpersonationEmergencyStop,
     CompanyCreated,
     CompanyStatusChanged,
     OAuthAccountLinked,
@@ -44,7 +46,7 @@ pub enum Event {
 }
 
 impl Event {
-    pub const ALL: [Event; 25] = [
+    pub const ALL: [Event; 26] = [
         Event::SignIn,
         Event::SignInFailed,
         Event::AccountLocked,
@@ -62,6 +64,7 @@ impl Event {
         Event::InvitationRevoked,
         Event::ImpersonationStarted,
         Event::ImpersonationEnded,
+        Event::ImpersonationEmergencyStop,
         Event::CompanyCreated,
         Event::CompanyStatusChanged,
         Event::OAuthAccountLinked,
@@ -91,6 +94,7 @@ impl Event {
             Event::InvitationRevoked => "invitation_revoked",
             Event::ImpersonationStarted => "impersonation_started",
             Event::ImpersonationEnded => "impersonation_ended",
+            Event::ImpersonationEmergencyStop => "impersonation_emergency_stop",
             Event::CompanyCreated => "company_created",
             Event::CompanyStatusChanged => "company_status_changed",
             Event::OAuthAccountLinked => "oauth_account_linked",

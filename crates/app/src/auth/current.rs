@@ -94,11 +94,8 @@ pub fn logout(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     if let Some(token) = presented_token(ctx.auth, &args).map(str::to_string) {
         // Signing out of an impersonation ends it; the admin's own session is untouched.
         if crate::impersonation::is_impersonation_token(&token) {
-            let mut end_args = Object::new();
-            end_args.insert("impersonation_token".into(), Value::from(token.as_str()));
-            end_args.insert("sessionToken".into(), Value::from(token.as_str()));
             // Signing out always succeeds: an unknown or ended impersonation needs nothing done.
-            let _ = crate::impersonation::end::end(ctx, end_args);
+            let _ = crate::impersonation::end::sign_out(ctx, &token);
             return Ok(object([("success", Some(Value::from(true)))]));
         }
         if let Some(viewer) = resolve(&mut ctx.db, ctx.auth, &args, now)? {

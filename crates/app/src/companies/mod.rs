@@ -23,7 +23,7 @@ pub use directory::{directory, exists, CompanyEntry};
 pub use sites::{sites_of, SiteRef};
 
 use config::Urls;
-use functions::{ErrorCode, FnResult, FunctionError, Registry, Scope};
+use functions::{DbRead, ErrorCode, FnResult, FunctionError, Registry, Scope};
 use store::TableDef;
 use values::validator::v;
 use values::{DocumentId, Validator, Value};
@@ -148,6 +148,15 @@ fn scope_for_company(
 
 fn str_field<'a>(doc: &'a store::Document, name: &str) -> &'a str {
     doc.get(name).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The name of the company `id`, for other modules' listings; `None` when it is missing or outside
+/// `scope`.
+pub fn name_of(db: &mut impl DbRead, scope: &Scope, id: &str) -> FnResult<Option<String>> {
+    Ok(db
+        .read_scoped(scope)
+        .get_in("companies", id)?
+        .map(|c| str_field(&c, "name").to_string()))
 }
 
 /// A URL-safe identifier from a company name: lower case, runs of anything outside `[a-z0-9]`

@@ -57,22 +57,34 @@ pub fn create(
     remember_me: bool,
     now: f64,
 ) -> FnResult<(SessionToken, f64)> {
+    let ttl = if remember_me {
+        REMEMBER_ME_TTL_MS
+    } else {
+        SESSION_TTL_MS
+    };
+    create_until(db, user_id, remember_me, now, now + ttl, None)
+}
+
+/// Creates a session that ends at `expires_at` (the caller's bound, e.g. another session's end),
+/// evicting the user's oldest sessions beyond the cap but never `keep`.
+pub fn create_until(
+    db: &mut DbWriter<'_>,
+    user_id: &DocumentId,
+    remember_me: bool,
+    now: f64,
+    expires_at: f64,
+    keep: Option<&DocumentId>,
+) -> FnResult<(SessionToken, f64)> {
     let existing = db
         .query("sessions")?
         .with_index("by_user", |q| q.eq("user_id", user_id.encode()))?
         .order(Order::Asc)
         .collect()?;
     let excess = (existing.len() + 1).saturating_sub(MAX_SESSIONS_PER_USER);
-    for oldest in existing.iter().take(excess) {
+    for oldest in existing.iter().filter(|s| Some(&s.id) != keep).take(excess) {
         db.delete(&oldest.id)?;
     }
     let token = SessionToken::generate();
-    let expires_at = now
-        + if remember_me {
-            REMEMBER_ME_TTL_MS
-        } else {
-            SESSION_TTL_MS
-        };
     let mut session = Object::new();
     session.insert("user_id".into(), Value::from(user_id.encode()));
     session.insert("token_hash".into(), Value::from(hash_token(token.expose())));

@@ -2,20 +2,38 @@
 //! from one of their own sessions or with the impersonation token itself as the session (what the web
 //! client injects while impersonating). Anyone else gets the same answer as for an unknown token.
 //!
-//! Unlike the reference (defect 5), nothing is handed back: we never store raw session tokens, and
-//! the admin's own session stayed valid all along, so the client switches back to the token it holds.
+//! Ending a live impersonation hands back `original_session_token`, which the web app stores as the
+//! admin's session. We keep no raw tokens, so it is a FRESH session of the admin, minted in the same
+//! transaction that ends the impersonation, expiring with the admin session that started it (never
+//! later) and never evicting that session. An impersonation that is already over (ended, expired, or
+//! its admin session gone) answers `{success: true}` with no token: ending is idempotent, but a dead
+//! impersonation must not turn into an admin session. Signing out of an impersonation
+//! (`auth:logoutUser`) ends it through `sign_out`, which hands nothing back.
 
-use functions::{FnResult, FunctionError, MutationCtx};
-use store::Patch;
+use functions::{CrossTenant, FnResult, FunctionError, MutationCtx, Scope};
+use store::Document;
 use values::{Object, Value};
 
-use super::{is_impersonation_token, TABLE};
+use super::{is_flagged_active, is_impersonation_token, live_users, mark_ended, TABLE};
 use crate::args::{object, text};
 use crate::audit::{self, Entry, Event};
 use crate::identity::require_session;
-use crate::identity::sessions::hash_token;
+use crate::identity::sessions::{self, hash_token};
 
+/// The registered handler: ends the impersonation and hands the admin a session.
 pub fn end(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+    finish(ctx, args, true)
+}
+
+/// Ends the impersonation `token` as its own holder signing out; no admin session is minted.
+pub(crate) fn sign_out(ctx: &mut MutationCtx<'_>, token: &str) -> FnResult<()> {
+    let mut args = Object::new();
+    args.insert("impersonation_token".into(), Value::from(token));
+    args.insert("sessionToken".into(), Value::from(token));
+    finish(ctx, args, false).map(|_| ())
+}
+
+fn finish(ctx: &mut MutationCtx<'_>, args: Object, hand_back: bool) -> FnResult {
     let now = ctx.now_ms();
     let caller = require_session(&mut ctx.db, ctx.auth, &args, now)?;
     let not_found = || FunctionError::not_found("Impersonation session not found");
@@ -36,14 +54,19 @@ pub fn end(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     if !by_admin_session && !by_this_impersonation {
         return Err(not_found());
     }
-    // Ending twice (or after expiry) succeeds: the client only wants to be back as the admin.
-    if row.get("is_active").and_then(Value::as_bool) != Some(true) {
-        return Ok(success());
+    // Ending twice succeeds (the client only wants to be back as the admin), without a token.
+    if !is_flagged_active(&row) {
+        return Ok(success(None));
     }
-    let mut patch = Patch::new();
-    patch.insert("is_active".into(), Some(Value::from(false)));
-    patch.insert("terminated_at".into(), Some(Value::from(now)));
-    ctx.db.patch(&row.id, patch)?;
+    // Whether it is still live, checked as resolving its token would (identity resolution).
+    let identity = Scope::all_companies(&CrossTenant::for_identity_resolution());
+    let live = live_users(&mut ctx.db, &identity, &row, now)?.is_some();
+    mark_ended(&mut ctx.db, &row.id, now)?;
+    let handed = if live && hand_back {
+        admin_session(ctx, &row, now)?
+    } else {
+        None
+    };
 
     let admin = ctx.db.normalize_id("users", field("admin_user_id"));
     let company = ctx.db.normalize_id("companies", field("target_company_id"));
@@ -64,14 +87,54 @@ pub fn end(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
                     "impersonation_token"
                 },
             ),
+            (
+                "admin_session_issued",
+                if handed.is_some() { "true" } else { "false" },
+            ),
         ],
     };
     audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
-    Ok(success())
+    Ok(success(handed.map(|t| t.expose().to_string())))
 }
 
-fn success() -> Value {
-    object([("success", Some(Value::from(true)))])
+/// A fresh session for the admin of `row`, ending with the admin session that started it. `None`
+/// if that session is gone (then the impersonation was not live either).
+fn admin_session(
+    ctx: &mut MutationCtx<'_>,
+    row: &Document,
+    now: f64,
+) -> FnResult<Option<sessions::SessionToken>> {
+    let field = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
+    let Some(original) = ctx.db.get_in("sessions", field("admin_session_id"))? else {
+        return Ok(None);
+    };
+    let expires = original
+        .get("expires_at")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    let Some(admin) = ctx.db.normalize_id("users", field("admin_user_id")) else {
+        return Ok(None);
+    };
+    if expires <= now {
+        return Ok(None);
+    }
+    let remember_me = original.get("remember_me").and_then(Value::as_bool) == Some(true);
+    let (token, _) = sessions::create_until(
+        &mut ctx.db,
+        &admin,
+        remember_me,
+        now,
+        expires,
+        Some(&original.id),
+    )?;
+    Ok(Some(token))
+}
+
+fn success(token: Option<String>) -> Value {
+    object([
+        ("success", Some(Value::from(true))),
+        ("original_session_token", token.map(Value::from)),
+    ])
 }
 
 /// Ends every live impersonation `admin` started (their role is going, and with it the right to

@@ -4,26 +4,36 @@
 //! 30 minutes; at most three are live per admin. While it is live, `identity::resolve` turns it into
 //! the TARGET as the viewer (with `impersonator` set), so every function acts as the target.
 //! Admin roles (system_admin, demo_admin) can never be impersonated, not even by the reference's
-//! hard-coded "owner". `impersonation:endImpersonation` may be called only by the impersonating
-//! admin; it returns `{success: true}` and no token: the admin's own session stays valid throughout
-//! (we keep only hashes, so there is no original token to hand back), and the client switches back to
-//! the token it already holds. An impersonation also dies with the admin's session or permission.
+//! hard-coded "owner". An impersonation also dies with the admin's session or permission.
+//!
+//! `impersonation:endImpersonation` may be called only by the impersonating admin (from their own
+//! session, or with the impersonation token itself as the session, as the web app does). It hands
+//! back `original_session_token`: we keep only hashes, so there is no original token to return, and
+//! a FRESH admin session is minted instead, ending no later than the admin session that started
+//! the impersonation.
+//!
+//! The admin page (`searchUsersForImpersonation`, `getActiveImpersonationSessions`,
+//! `emergencyTerminateAllSessions`, in `oversight`) authenticates with `admin_session_token`, which
+//! must belong to a system administrator; the two queries answer `[]` before the page has a token.
 
 pub(crate) mod end;
+mod oversight;
 mod start;
 mod status;
 
 pub use end::end_all_for_admin;
 
 use config::Urls;
-use functions::{CrossTenant, DbRead, FnResult, Registry, Scope};
-use store::{Document, TableDef};
+use functions::{
+    Auth, CrossTenant, DbRead, DbWriter, ErrorCode, FnResult, FunctionError, Registry, Scope,
+};
+use store::{Document, Patch, TableDef};
 use values::validator::v;
-use values::{DocumentId, Value};
+use values::{DocumentId, Object, Value};
 
 use crate::args::with_session;
 use crate::identity::sessions::hash_token;
-use crate::identity::{Permission, Role};
+use crate::identity::{resolve, Permission, Role, Viewer};
 
 pub const TABLE: &str = "impersonation_sessions";
 /// Marks impersonation tokens, so resolution knows which table to look in.
@@ -81,6 +91,48 @@ pub fn register(r: &mut Registry, _urls: &Urls) {
         with_session([("session_token", v::string().into())]),
         status::status,
     );
+    r.query(
+        "impersonation:searchUsersForImpersonation",
+        with_session([
+            ("admin_session_token", v::string().into()),
+            ("search_term", v::optional(v::string())),
+            ("limit", v::optional(v::number())),
+        ]),
+        oversight::search_users,
+    )
+    .cross_tenant();
+    r.query(
+        "impersonation:getActiveImpersonationSessions",
+        with_session([("admin_session_token", v::string().into())]),
+        oversight::active_sessions,
+    )
+    .cross_tenant();
+    r.mutation(
+        "impersonation:emergencyTerminateAllSessions",
+        with_session([("admin_session_token", v::string().into())]),
+        oversight::terminate_all,
+    )
+    .cross_tenant();
+}
+
+/// The system administrator behind `token` (the `admin_session_token` argument). Only that argument
+/// counts, not the injected `sessionToken` or a bearer token: the admin pages name their credential.
+pub(crate) fn require_admin(db: &mut impl DbRead, token: &str, now: f64) -> FnResult<Viewer> {
+    let unauthenticated =
+        || FunctionError::user(ErrorCode::Unauthenticated, "Authentication required");
+    if token.is_empty() {
+        return Err(unauthenticated());
+    }
+    let mut credentials = Object::new();
+    credentials.insert("sessionToken".into(), Value::from(token));
+    let viewer = resolve(db, &Auth::anonymous(), &credentials, now)?.ok_or_else(unauthenticated)?;
+    // An impersonation token resolves to its target, never an admin; refused explicitly all the same.
+    if viewer.impersonator.is_some() || !viewer.has(Permission::ImpersonateUsers) {
+        return Err(FunctionError::forbidden(
+            "Insufficient permissions: System administrator role required",
+        ));
+    }
+    Ok(viewer)
 }
 
 pub fn is_impersonation_token(token: &str) -> bool {
@@ -112,7 +164,9 @@ pub fn find_active(db: &mut impl DbRead, token: &str, now: f64) -> FnResult<Opti
     let Some(row) = row else {
         return Ok(None);
     };
-    let Some((admin, target)) = live_users(db, &row, now)? else {
+    // Identity resolution: both users may be in any company (the admin in none).
+    let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
+    let Some((admin, target)) = live_users(db, &all, &row, now)? else {
         return Ok(None);
     };
     Ok(Some(Active {
@@ -123,15 +177,17 @@ pub fn find_active(db: &mut impl DbRead, token: &str, now: f64) -> FnResult<Opti
     }))
 }
 
-/// The admin and target of `row` if it is still live. Re-checked on every call, not only at start:
-/// the admin may have signed out or lost the permission, and the target may have been promoted.
+/// The admin and target of `row` if it is still live, read through `users` (a scope of every
+/// company: the admin has none). Re-checked on every call, not only at start: the admin may have
+/// signed out or lost the permission, and the target may have been promoted.
 pub(crate) fn live_users(
     db: &mut impl DbRead,
+    users: &Scope,
     row: &Document,
     now: f64,
 ) -> FnResult<Option<(Document, Document)>> {
     let field = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
-    if row.get("is_active").and_then(Value::as_bool) != Some(true) || expires_at(row) <= now {
+    if !is_flagged_active(row) || expires_at(row) <= now {
         return Ok(None);
     }
     let admin_session_alive = db
@@ -141,9 +197,7 @@ pub(crate) fn live_users(
     if !admin_session_alive {
         return Ok(None);
     }
-    // Identity resolution: both users may be in any company (the admin in none).
-    let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
-    let mut users = db.read_scoped(&all);
+    let mut users = db.read_scoped(users);
     let role = |user: &Document| {
         user.get("role")
             .and_then(Value::as_str)
@@ -156,6 +210,19 @@ pub(crate) fn live_users(
         .get_in("users", field("target_user_id"))?
         .filter(|t| role(t).is_some_and(can_be_impersonated));
     Ok(admin.zip(target))
+}
+
+/// Flags the impersonation `id` as ended at `at`; its token stops resolving at once.
+pub(crate) fn mark_ended(db: &mut DbWriter<'_>, id: &DocumentId, at: f64) -> FnResult<()> {
+    let mut patch = Patch::new();
+    patch.insert("is_active".into(), Some(Value::from(false)));
+    patch.insert("terminated_at".into(), Some(Value::from(at)));
+    db.patch(id, patch)?;
+    Ok(())
+}
+
+pub(crate) fn is_flagged_active(row: &Document) -> bool {
+    row.get("is_active").and_then(Value::as_bool) == Some(true)
 }
 
 pub(crate) fn expires_at(row: &Document) -> f64 {

@@ -1,13 +1,12 @@
 //! `impersonation:startImpersonation`: a system admin, signed in with their own session, starts
 //! acting as a non-admin user for a stated reason.
 
-use functions::{Auth, ErrorCode, FnResult, FunctionError, MutationCtx};
-use store::Patch;
+use functions::{Auth, ErrorCode, FnResult, FunctionError, MutationCtx, Scope};
 use values::{Object, Value};
 
 use super::{
-    can_be_impersonated, expires_at, is_impersonation_token, live_users, MAX_ACTIVE_PER_ADMIN,
-    TABLE, TOKEN_PREFIX, TTL_MS,
+    can_be_impersonated, expires_at, is_impersonation_token, live_users, mark_ended,
+    MAX_ACTIVE_PER_ADMIN, TABLE, TOKEN_PREFIX, TTL_MS,
 };
 use crate::args::{object, text};
 use crate::audit::{self, Entry, Event};
@@ -54,7 +53,9 @@ pub fn start(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let email = Email::parse(text(&args, "target_user_email"))
         .map_err(|e| FunctionError::validation("target_user_email", e.to_string()))?;
 
-    let live = retire_dead_and_count_live(ctx, &admin.user_id, now)?;
+    let grant = ctx.cross_tenant()?;
+    let everyone = admin.all_companies_scope(&grant, Permission::ImpersonateUsers)?;
+    let live = retire_dead_and_count_live(ctx, &everyone, &admin.user_id, now)?;
     if live >= MAX_ACTIVE_PER_ADMIN {
         return Err(FunctionError::user(
             ErrorCode::Conflict,
@@ -62,8 +63,6 @@ pub fn start(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         ));
     }
 
-    let grant = ctx.cross_tenant()?;
-    let everyone = admin.all_companies_scope(&grant, Permission::ImpersonateUsers)?;
     let target = ctx
         .db
         .scoped(&everyone)
@@ -129,6 +128,7 @@ pub fn start(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
 /// session ended) as ended, so they stop counting against the limit; returns how many are live.
 fn retire_dead_and_count_live(
     ctx: &mut MutationCtx<'_>,
+    everyone: &Scope,
     admin: &values::DocumentId,
     now: f64,
 ) -> FnResult<usize> {
@@ -141,17 +141,11 @@ fn retire_dead_and_count_live(
         .collect()?;
     let mut live = 0;
     for row in flagged {
-        if live_users(&mut ctx.db, &row, now)?.is_some() {
+        if live_users(&mut ctx.db, everyone, &row, now)?.is_some() {
             live += 1;
             continue;
         }
-        let mut patch = Patch::new();
-        patch.insert("is_active".into(), Some(Value::from(false)));
-        patch.insert(
-            "terminated_at".into(),
-            Some(Value::from(expires_at(&row).min(now))),
-        );
-        ctx.db.patch(&row.id, patch)?;
+        mark_ended(&mut ctx.db, &row.id, expires_at(&row).min(now))?;
     }
     Ok(live)
 }

@@ -851,6 +851,31 @@ pub fn rows() -> Vec<Row> {
             public,
             |cx| json!({"session_token": cx.token.unwrap_or("")}),
         ),
+        row(
+            "impersonation:searchUsersForImpersonation",
+            "system admin by admin_session_token; no token answers [] (the page asks before it has one)",
+            |c, t| match c {
+                Caller::Anonymous => Allowed,
+                _ => system_admin_only(c, t),
+            },
+            |cx| json!({"admin_session_token": cx.token.unwrap_or("")}),
+        ),
+        row(
+            "impersonation:getActiveImpersonationSessions",
+            "system admin by admin_session_token; no token answers []",
+            |c, t| match c {
+                Caller::Anonymous => Allowed,
+                _ => system_admin_only(c, t),
+            },
+            |cx| json!({"admin_session_token": cx.token.unwrap_or("")}),
+        ),
+        // After endImpersonation: an allowed call ends the fixture's impersonation.
+        row(
+            "impersonation:emergencyTerminateAllSessions",
+            "system admin by admin_session_token",
+            system_admin_only,
+            |cx| json!({"admin_session_token": cx.token.unwrap_or("")}),
+        ),
         // prompt templates (platform-wide; ids that are not prompt ids fail validation after the
         // permission check, so an allowed call changes nothing)
         row(

@@ -274,6 +274,7 @@ const steps = {
       me: await q("users:getCurrent", { sessionToken: token }),
       status: await q("impersonation:getImpersonationStatus", { session_token: token }),
       rootMe: await q("users:getCurrent", { sessionToken: root }),
+      handedMe: await q("users:getCurrent", { sessionToken: ended.original_session_token }),
       workerMe: await q("users:getCurrent", { sessionToken: workerToken }),
     };
     const events = await q("audit:listEvents", { sessionToken: root, allCompanies: true });

@@ -128,6 +128,10 @@ async fn scenario_14_a_system_admin_impersonates_a_worker_within_limits_and_it_i
             after["rootMe"]["email"], ROOT,
             "the admin's session lives on"
         );
+        assert_eq!(
+            after["handedMe"]["email"], ROOT,
+            "ending hands back a working admin session"
+        );
         assert_eq!(after["workerMe"]["email"], "jo@abc.org");
 
         let events = out["events"].as_array().unwrap();

@@ -11,6 +11,7 @@ mod node_client;
 mod seed;
 
 mod drift;
+mod impersonation;
 mod participants;
 mod prompts;
 mod users;
