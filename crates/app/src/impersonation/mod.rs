@@ -10,6 +10,7 @@
 //! the token it already holds. An impersonation also dies with the admin's session or permission.
 
 pub(crate) mod end;
+pub mod rows;
 mod start;
 mod status;
 

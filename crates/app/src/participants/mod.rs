@@ -5,6 +5,7 @@
 mod admin;
 mod fields;
 mod listing;
+pub mod rows;
 mod write;
 
 use config::Urls;

@@ -4,6 +4,7 @@
 mod list;
 mod manage;
 pub mod roles;
+pub mod rows;
 
 use functions::{CrossTenant, DbRead, FnResult, Registry, Scope};
 use secrecy::{ExposeSecret, SecretString};
