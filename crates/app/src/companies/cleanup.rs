@@ -22,9 +22,9 @@ use values::{DocumentId, Object, Value};
 use super::{company_not_found, rows, str_field};
 use crate::args::{object, text};
 use crate::audit::{self, Entry, Event};
-use crate::identity::{require_session, Permission, Role, Viewer};
-use crate::{ai_service, auth, email, impersonation, incidents, invitations, oauth, participants};
-use crate::{identity::sessions, users};
+use crate::identity::{require_session, sessions, Permission, Role, Viewer};
+use crate::{ai_service, auth, email, impersonation, incidents, invitations, oauth};
+use crate::{participants, users};
 
 fn require_system_admin(viewer: &Viewer) -> FnResult<()> {
     if viewer.role != Role::SystemAdmin {
