@@ -33,3 +33,14 @@ pub fn object<const N: usize>(fields: [(&str, Option<Value>); N]) -> Value {
             .collect(),
     )
 }
+
+/// A document as exported, less `secret` fields (password and token hashes never leave the server).
+pub fn exported(doc: &store::Document, secret: &[&str]) -> Value {
+    let mut value = doc.to_value();
+    if let Value::Object(fields) = &mut value {
+        for name in secret {
+            fields.remove(*name);
+        }
+    }
+    value
+}

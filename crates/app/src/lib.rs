@@ -8,6 +8,7 @@ pub mod clarification;
 pub mod companies;
 pub mod email;
 pub mod enhancement;
+pub mod exports;
 pub mod housekeeping;
 pub mod identity;
 pub mod impersonation;
@@ -74,5 +75,6 @@ pub fn registry(config: &config::Config) -> Registry {
     enhancement::register(&mut r, &ai);
     sample_data::register(&mut r);
     housekeeping::register(&mut r);
+    exports::register(&mut r);
     r
 }

@@ -14,6 +14,7 @@ mod limits;
 mod logs;
 mod reading;
 mod retention;
+pub mod rows;
 mod test_prompt;
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The security audit log: a durable, append-only record of sign-ins, failures, lockouts, password
-//! resets, role changes, invitations, impersonation, company status changes, AI prompt changes, and
-//! deletions and imports of records. Readable by those with `view_audit_logs` (their own company)
-//! or `view_security_logs` (every company).
+//! resets, role changes, invitations, impersonation, changes to companies (details, status,
+//! deletion), AI prompt changes, and deletions and imports of records. Readable by those with
+//! `view_audit_logs` (their own company) or `view_security_logs` (every company).
 
 use functions::{CrossTenant, DbWriter, FnResult, QueryCtx, Registry, Scope};
 use store::{Document, Order, TableDef};
@@ -37,6 +37,8 @@ pub enum Event {
     ImpersonationEmergencyStop,
     CompanyCreated,
     CompanyStatusChanged,
+    CompanyUpdated,
+    CompanyDeleted,
     OAuthAccountLinked,
     ParticipantDeleted,
     AiPromptChanged,
@@ -46,7 +48,7 @@ pub enum Event {
 }
 
 impl Event {
-    pub const ALL: [Event; 26] = [
+    pub const ALL: [Event; 28] = [
         Event::SignIn,
         Event::SignInFailed,
         Event::AccountLocked,
@@ -67,6 +69,8 @@ impl Event {
         Event::ImpersonationEmergencyStop,
         Event::CompanyCreated,
         Event::CompanyStatusChanged,
+        Event::CompanyUpdated,
+        Event::CompanyDeleted,
         Event::OAuthAccountLinked,
         Event::ParticipantDeleted,
         Event::AiPromptChanged,
@@ -97,6 +101,8 @@ impl Event {
             Event::ImpersonationEmergencyStop => "impersonation_emergency_stop",
             Event::CompanyCreated => "company_created",
             Event::CompanyStatusChanged => "company_status_changed",
+            Event::CompanyUpdated => "company_updated",
+            Event::CompanyDeleted => "company_deleted",
             Event::OAuthAccountLinked => "oauth_account_linked",
             Event::ParticipantDeleted => "participant_deleted",
             Event::AiPromptChanged => "ai_prompt_changed",

@@ -3,10 +3,12 @@
 //! the rules, clears any lockout and ends every session of the user.
 
 use config::Urls;
-use functions::{ActionCtx, CrossTenant, FnResult, FunctionError, MutationCtx, Scope};
+use functions::{
+    ActionCtx, CrossTenant, DbRead, DbWriter, FnResult, FunctionError, MutationCtx, Scope,
+};
 use store::{Patch, TableDef};
 use values::validator::v;
-use values::{Object, Value};
+use values::{DocumentId, Object, Value};
 
 use super::passwords;
 use crate::args::{object, text};
@@ -213,4 +215,31 @@ pub fn apply_reset(
     };
     audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
     Ok(object([("success", Some(Value::from(true)))]))
+}
+
+/// The reset tokens of `users` (their company is being deleted: cleanup counts, then deletes them).
+fn tokens_of(db: &mut impl DbRead, users: &[DocumentId]) -> FnResult<Vec<DocumentId>> {
+    let mut ids = Vec::new();
+    for user in users {
+        let rows = db
+            .query("password_reset_tokens")?
+            .with_index("by_user", |q| q.eq("user_id", user.encode()))?
+            .collect()?;
+        ids.extend(rows.into_iter().map(|r| r.id));
+    }
+    Ok(ids)
+}
+
+/// How many reset tokens `users` hold.
+pub fn count_for(db: &mut impl DbRead, users: &[DocumentId]) -> FnResult<usize> {
+    Ok(tokens_of(db, users)?.len())
+}
+
+/// Deletes every reset token of `users`; returns how many went.
+pub fn delete_for(db: &mut DbWriter<'_>, users: &[DocumentId]) -> FnResult<usize> {
+    let ids = tokens_of(db, users)?;
+    for id in &ids {
+        db.delete(id)?;
+    }
+    Ok(ids.len())
 }

@@ -1,13 +1,14 @@
-//! Platform administration of companies (`manage_all_companies`): the list with counts, the edit
-//! form, and changes to name, contact email and status. Suspending a company also ends its users'
-//! sessions, so "suspended users cannot sign in" is not undone by sessions that were already open.
+//! Platform administration of companies (`manage_all_companies`): the list with counts, the
+//! platform totals, the edit form, and changes to name, contact email and status. Suspending a
+//! company also ends its users' sessions, so "suspended users cannot sign in" is not undone by
+//! sessions that were already open.
 
 use functions::{ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx, Scope};
 use store::{Document, Order, Patch};
 use values::{DocumentId, Object, Value};
 
 use super::{company_not_found, str_field, STATUSES};
-use crate::args::{opt_text, text};
+use crate::args::{object, opt_text, text};
 use crate::audit::{self, Entry, Event};
 use crate::identity::{require_permission, sessions, Permission, Viewer};
 use crate::users::Email;
@@ -95,7 +96,8 @@ pub fn list_all_companies(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     Ok(Value::Array(out))
 }
 
-/// `companies/admin:getCompanyForEdit`: the company document, or NOT_FOUND.
+/// `companies/admin:getCompanyForEdit`: the company document, or `null` when it is missing or
+/// deleted (the edit page shows "not found" for `null`).
 pub fn get_company_for_edit(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
     let viewer = require_permission(
@@ -106,13 +108,46 @@ pub fn get_company_for_edit(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         Permission::ManageAllCompanies,
     )?;
     let grant = ctx.cross_tenant()?;
-    let company_id = ctx
-        .db
-        .normalize_id("companies", text(&args, "companyId"))
-        .ok_or_else(company_not_found)?;
+    let Some(company_id) = ctx.db.normalize_id("companies", text(&args, "companyId")) else {
+        return Ok(Value::Null);
+    };
     let scope = viewer.scope_for(&company_id, Some(&grant), Permission::ManageAllCompanies)?;
     let company = ctx.db.scoped(&scope).get(&company_id)?;
-    company.map(|c| c.to_value()).ok_or_else(company_not_found)
+    Ok(company.map_or(Value::Null, |c| c.to_value()))
+}
+
+/// `companies/admin:getSystemMetrics`: platform totals, each counted by the module that owns it.
+pub fn get_system_metrics(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    require_permission(
+        &mut ctx.db,
+        ctx.auth,
+        &args,
+        now,
+        Permission::ManageAllCompanies,
+    )?;
+    let grant = ctx.cross_tenant()?;
+    let db = &mut ctx.db;
+    let (companies, by_status) = super::rows::count_all(db, &grant)?;
+    let n = |v: usize| Some(Value::from(v as f64));
+    let by_status: Object = by_status
+        .into_iter()
+        .map(|(status, count)| (status, Value::from(count as f64)))
+        .collect();
+    Ok(object([
+        ("totalCompanies", n(companies)),
+        ("totalUsers", n(crate::users::rows::count_all(db, &grant)?)),
+        (
+            "totalParticipants",
+            n(crate::participants::rows::count_all(db, &grant)?),
+        ),
+        ("totalSites", n(super::rows::count_all_sites(db, &grant)?)),
+        (
+            "totalIncidents",
+            n(crate::incidents::rows::count_all(db, &grant)?),
+        ),
+        ("companiesByStatus", Some(Value::Object(by_status))),
+    ]))
 }
 
 /// `updates.name`, trimmed and checked, if given.
@@ -187,34 +222,48 @@ pub fn update_company(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         patch.insert("contact_email".into(), Some(Value::from(email.as_str())));
     }
     let old_status = str_field(&company, "status").to_string();
-    if let Some(status) = &status {
-        patch.insert("status".into(), Some(Value::from(status.as_str())));
-    }
     patch.insert("updated_at".into(), Some(Value::from(now)));
     ctx.db.scoped(&scope).patch(&company.id, patch)?;
-
     if let Some(status) = status.filter(|s| *s != old_status) {
-        let ended = if status == "suspended" {
-            end_company_sessions(ctx, &scope)?
-        } else {
-            0
-        };
-        let ended = ended.to_string();
-        let entry = Entry {
-            event: Event::CompanyStatusChanged,
-            actor: Some(&viewer.user_id),
-            target: Some(company.id.encode()),
-            company: Some(&company.id),
-            details: &[
-                ("from", &old_status),
-                ("to", &status),
-                ("sessions_ended", &ended),
-            ],
-        };
-        audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &viewer, entry)?;
+        change_status(ctx, &viewer, &company.id, &scope, &old_status, &status, now)?;
     }
     let updated = ctx.db.scoped(&scope).get(&company.id)?;
     updated.map(|c| c.to_value()).ok_or_else(company_not_found)
+}
+
+/// Sets a company's status, audited; suspending also ends its users' sessions. The caller has
+/// checked that the viewer may change it.
+pub(super) fn change_status(
+    ctx: &mut MutationCtx<'_>,
+    viewer: &Viewer,
+    company: &DocumentId,
+    scope: &Scope,
+    old_status: &str,
+    status: &str,
+    now: f64,
+) -> FnResult<()> {
+    let mut patch = Patch::new();
+    patch.insert("status".into(), Some(Value::from(status)));
+    patch.insert("updated_at".into(), Some(Value::from(now)));
+    ctx.db.scoped(scope).patch(company, patch)?;
+    let ended = if status == "suspended" {
+        end_company_sessions(ctx, scope)?
+    } else {
+        0
+    };
+    let ended = ended.to_string();
+    let entry = Entry {
+        event: Event::CompanyStatusChanged,
+        actor: Some(&viewer.user_id),
+        target: Some(company.encode()),
+        company: Some(company),
+        details: &[
+            ("from", old_status),
+            ("to", status),
+            ("sessions_ended", &ended),
+        ],
+    };
+    audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), viewer, entry)
 }
 
 /// Ends every session of the scope's company's users; returns how many ended.

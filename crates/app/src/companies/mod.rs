@@ -1,5 +1,6 @@
 //! Companies (the tenants) and their sites: creating a company with its first admin and "Primary"
-//! site, reading and listing companies, changing their details and status, and managing sites.
+//! site, reading and listing companies, changing their details and status, managing sites, the
+//! platform totals, and deleting test companies with everything in them (`cleanup`).
 //!
 //! Error codes. The reference answered site errors with its own codes; here every error carries one
 //! of the stable `FunctionError` codes, and the `field` it names tells the cases apart:
@@ -14,10 +15,13 @@
 //! | DUPLICATE_EMAIL            | `CONFLICT`  | `adminEmail`|
 
 mod admin;
+mod cleanup;
 mod create;
 mod directory;
 mod read;
+pub mod rows;
 mod sites;
+mod update;
 
 pub use directory::{directory, exists, CompanyEntry};
 pub use sites::{sites_of, SiteRef};
@@ -84,6 +88,16 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         with_session([]),
         read::get_current_user_company,
     );
+    r.mutation(
+        "companies/updateCompany:updateCompany",
+        with_session([
+            ("name", v::string().into()),
+            ("contact_email", v::string().into()),
+            ("status", v::optional(status_validator())),
+        ]),
+        update::update_company,
+    )
+    .cross_tenant();
     r.query(
         "companies/getCompanyDetails",
         with_session([("companyId", v::id("companies").into())]),
@@ -104,6 +118,24 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         "companies/admin:getCompanyForEdit",
         with_session([("companyId", v::id("companies").into())]),
         admin::get_company_for_edit,
+    )
+    .cross_tenant();
+    r.query(
+        "companies/admin:getSystemMetrics",
+        with_session([]),
+        admin::get_system_metrics,
+    )
+    .cross_tenant();
+    r.query(
+        "companies/admin:previewTestCompanyCleanup",
+        with_session([("companyId", v::id("companies").into())]),
+        cleanup::preview,
+    )
+    .cross_tenant();
+    r.mutation(
+        "companies/admin:executeTestCompanyCleanup",
+        with_session([("companyId", v::id("companies").into())]),
+        cleanup::execute,
     )
     .cross_tenant();
     r.mutation(

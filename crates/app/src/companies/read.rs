@@ -1,24 +1,24 @@
 //! Reading one company: the caller's own (`getCurrentUserCompany`) and one by id for its admins and
 //! platform administrators (`getCompanyDetails`).
 
-use functions::{FnResult, FunctionError, QueryCtx};
+use functions::{FnResult, QueryCtx};
 use values::{Object, Value};
 
 use super::scope_for_company;
 use crate::args::text;
 use crate::identity::{require_permission, require_session, Permission};
 
-/// `companies/getCompany:getCurrentUserCompany`: the signed-in user's company.
+/// `companies/getCompany:getCurrentUserCompany`: the signed-in user's company, or `null` for a user
+/// without one (system administrators): the company pages show a friendly message for `null`.
 pub fn get_current_user_company(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
     let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
-    let not_associated = || FunctionError::not_found("User is not associated with any company");
     let Some(company_id) = viewer.company_id else {
-        return Err(not_associated());
+        return Ok(Value::Null);
     };
     let scope = viewer.company_scope()?;
     let company = ctx.db.scoped(&scope).get(&company_id)?;
-    company.map(|c| c.to_value()).ok_or_else(not_associated)
+    Ok(company.map_or(Value::Null, |c| c.to_value()))
 }
 
 /// `companies/getCompanyDetails`: a company for its own admins, or any company for holders of

@@ -20,7 +20,7 @@ mod worker;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use functions::DbWriter;
+use functions::{DbRead, DbWriter};
 use store::{Order, StoreError, TableDef, Txn};
 use values::validator::v;
 use values::{DocumentId, Object, Value};
@@ -222,4 +222,53 @@ pub fn purge_finished(db: &mut DbWriter<'_>, before_ms: f64, limit: usize) -> st
         }
     }
     Ok(purged)
+}
+
+/// Outbox rows that belong to a deleted company: those queued for it, and those addressed to its
+/// users (their reset and invitation links lead to accounts that no longer exist). The outbox is
+/// kept small by retention, so this reads it whole.
+fn rows_for_company(
+    db: &mut impl DbRead,
+    company: &DocumentId,
+    addresses: &[String],
+) -> store::Result<Vec<DocumentId>> {
+    let company = company.encode();
+    let text = |row: &store::Document, name: &str| {
+        row.get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Ok(db
+        .query(TABLE)?
+        .collect()?
+        .into_iter()
+        .filter(|r| {
+            let to = text(r, "to").to_lowercase();
+            text(r, "company_id") == company || addresses.iter().any(|a| a.to_lowercase() == to)
+        })
+        .map(|r| r.id)
+        .collect())
+}
+
+/// How many outbox rows belong to a deleted company (see `rows_for_company`).
+pub fn count_for_company(
+    db: &mut impl DbRead,
+    company: &DocumentId,
+    addresses: &[String],
+) -> store::Result<usize> {
+    Ok(rows_for_company(db, company, addresses)?.len())
+}
+
+/// Deletes the outbox rows of a deleted company (see `rows_for_company`); returns how many went.
+pub fn delete_for_company(
+    db: &mut DbWriter<'_>,
+    company: &DocumentId,
+    addresses: &[String],
+) -> store::Result<usize> {
+    let ids = rows_for_company(db, company, addresses)?;
+    for id in &ids {
+        db.delete(id)?;
+    }
+    Ok(ids.len())
 }

@@ -121,3 +121,24 @@ pub fn end_all(
     }
     Ok(ended)
 }
+
+/// How many sessions `users` hold, live or expired (cleanup's preview counts what it deletes).
+pub fn count_for(db: &mut impl DbRead, users: &[DocumentId]) -> FnResult<usize> {
+    let mut n = 0;
+    for user in users {
+        n += db
+            .query("sessions")?
+            .with_index("by_user", |q| q.eq("user_id", user.encode()))?
+            .count()? as usize;
+    }
+    Ok(n)
+}
+
+/// Deletes every session of `users` (their company is being deleted); returns how many went.
+pub fn delete_for(db: &mut DbWriter<'_>, users: &[DocumentId]) -> FnResult<usize> {
+    let mut n = 0;
+    for user in users {
+        n += end_all(db, user, None)?;
+    }
+    Ok(n)
+}

@@ -18,6 +18,7 @@
 
 pub(crate) mod end;
 mod oversight;
+pub mod rows;
 mod start;
 mod status;
 

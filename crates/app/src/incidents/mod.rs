@@ -24,6 +24,7 @@ pub mod listing;
 pub mod plan;
 mod read;
 pub mod record;
+pub mod rows;
 pub mod status;
 pub mod submission;
 mod write;

@@ -6,6 +6,7 @@
 
 mod accept;
 mod manage;
+pub mod rows;
 mod send;
 
 use config::Urls;

@@ -4,6 +4,7 @@
 
 mod login;
 mod providers;
+pub mod rows;
 /// Public so tests can mint states (it takes the server secret to make one the server accepts).
 pub mod state;
 

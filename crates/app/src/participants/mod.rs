@@ -6,6 +6,7 @@ mod admin;
 mod fields;
 mod listing;
 mod samples;
+pub mod rows;
 mod write;
 
 use config::Urls;

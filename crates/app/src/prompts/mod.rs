@@ -14,6 +14,7 @@ pub mod defaults;
 mod groups;
 mod read;
 pub mod resolve;
+pub mod rows;
 mod seed;
 mod settings;
 mod substitute;

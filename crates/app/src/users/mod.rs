@@ -7,6 +7,7 @@ mod list;
 mod manage;
 mod protection;
 pub mod roles;
+pub mod rows;
 
 use functions::{CrossTenant, DbRead, FnResult, Registry, Scope};
 use secrecy::{ExposeSecret, SecretString};

@@ -263,7 +263,7 @@ pub fn rows() -> Vec<Row> {
         ),
         row(
             "companies/getCompany:getCurrentUserCompany",
-            "signed in; a user without a company has none to see (NOT_FOUND)",
+            "signed in; a user without a company has none to see (null)",
             |c, _| match c.role() {
                 None => Forbidden,
                 Some(_) if c.has_company() => Allowed,
@@ -300,6 +300,46 @@ pub fn rows() -> Vec<Row> {
             |cx| json!({"companyId": cx.t.company, "updates": {}}),
         )
         .tenanted(),
+        row(
+            "companies/admin:getSystemMetrics",
+            "manage_all_companies",
+            |c, _| perm(c, ManageAllCompanies),
+            |_| json!({}),
+        ),
+        // The fixture's companies are not test companies: allowed callers get CONFLICT.
+        row(
+            "companies/admin:previewTestCompanyCleanup",
+            "system_admin (demo admins may not delete companies)",
+            system_admin_only,
+            |cx| json!({"companyId": cx.t.company}),
+        )
+        .tenanted(),
+        row(
+            "companies/admin:executeTestCompanyCleanup",
+            "system_admin (demo admins may not delete companies)",
+            system_admin_only,
+            |cx| json!({"companyId": cx.t.company}),
+        )
+        .tenanted(),
+        row(
+            "companies/updateCompany:updateCompany",
+            "manage_company, own company (none to update without one)",
+            |c, _| {
+                if perm(c, ManageCompany) == Allowed && c.has_company() {
+                    Allowed
+                } else {
+                    Forbidden
+                }
+            },
+            // An invalid email: refused after the permission check, so nothing changes.
+            |_| json!({"name": "Unchanged", "contact_email": "not-an-email"}),
+        ),
+        row(
+            "exports:generateDatabaseExport",
+            "system_admin",
+            system_admin_only,
+            |_| json!({}),
+        ),
         // sites
         row(
             "sites/list:listCompanySites",
