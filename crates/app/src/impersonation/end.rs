@@ -155,10 +155,7 @@ pub fn end_all_for_admin(
         })?
         .collect()?;
     for row in &rows {
-        let mut patch = Patch::new();
-        patch.insert("is_active".into(), Some(Value::from(false)));
-        patch.insert("terminated_at".into(), Some(Value::from(now)));
-        db.patch(&row.id, patch)?;
+        mark_ended(db, &row.id, now)?;
         let field = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
         let company = db.normalize_id("companies", field("target_company_id"));
         let id_text = row.id.encode();
