@@ -12,7 +12,7 @@ const SEND: &str = "users/invite/sendUserInvitation";
 const ACCEPT: &str = "users/invite/acceptInvitation";
 const LIST: &str = "users/invite/listPendingInvitations";
 const REVOKE: &str = "users/invite/revokeInvitation";
-const LINK: &str = "/accept-invitation?token=";
+const LINK: &str = "/invite/accept?token=";
 const DAY_MS: f64 = 24.0 * 3600e3;
 
 async fn invite(app: &App, token: &str, company: &str, email: &str, role: &str) -> Json {
@@ -55,7 +55,7 @@ async fn scenario_2_a_worker_is_invited_accepts_and_joins_the_company() {
 
         let link = links(&app, "wendy@abc.org", LINK).await;
         assert_eq!(link.len(), 1, "one email for one invitation: {link:?}");
-        assert!(link[0].starts_with("http://localhost:3200/accept-invitation?token="));
+        assert!(link[0].starts_with("http://localhost:3200/invite/accept?token="));
         let token = token_of(&link[0]);
         let stored = rows(&app, "user_invitations").await;
         let stored = stored[0].to_value().to_string();

@@ -23,7 +23,7 @@ use serde_json::{json, Value as Json};
 
 const ROOT: &str = "root@platform.org";
 const RESET_LINK: &str = "/reset-password?token=";
-const INVITE_LINK: &str = "/accept-invitation?token=";
+const INVITE_LINK: &str = "/invite/accept?token=";
 const HOUR_MS: f64 = 3600e3;
 const DAY_MS: f64 = 24.0 * HOUR_MS;
 /// A well-formed Id that names no document.
@@ -309,7 +309,7 @@ async fn scenario_2_an_invited_worker_joins_with_a_30_day_session() {
         for email in emails {
             let link = s.only_link(email, INVITE_LINK).await;
             assert!(
-                link.starts_with("http://localhost:3200/accept-invitation?token="),
+                link.starts_with("http://localhost:3200/invite/accept?token="),
                 "{link}"
             );
             tokens.push(token_of(&link));
