@@ -17,6 +17,8 @@ use crate::identity::require_session;
 
 pub use login::{LOCKOUT_MS, MAX_FAILED_LOGINS};
 
+/// The web app's sign-in code reads `error.data` of these calls as text (`.includes("Invalid email
+/// or password")` and the like), so their user errors carry the message string as data.
 pub fn register(r: &mut Registry, urls: &Urls) {
     r.mutation_with_prepare(
         "auth:registerUser",
@@ -30,7 +32,8 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         register::prepare,
         register::apply,
     )
-    .cross_tenant();
+    .cross_tenant()
+    .message_error_data();
     r.mutation_with_prepare(
         "auth:loginUser",
         with_session([
@@ -41,7 +44,8 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         login::prepare,
         login::apply,
     )
-    .cross_tenant();
+    .cross_tenant()
+    .message_error_data();
     r.mutation("auth:logoutUser", with_session([]), current::logout);
     r.query(
         "auth:getCurrentUser",
@@ -72,7 +76,8 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         ]),
         change_password::prepare,
         change_password::apply,
-    );
+    )
+    .message_error_data();
     r.mutation(
         "sessionManagement:updateWorkflowState",
         with_session([("workflowState", v::any().into())]),
@@ -88,7 +93,8 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         "auth:requestPasswordReset",
         with_session([("email", v::string().into())]),
         reset::request,
-    );
+    )
+    .message_error_data();
     let reset_urls = urls.clone();
     r.internal_mutation(
         "auth:createPasswordReset",
@@ -105,7 +111,8 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         reset::prepare_reset,
         reset::apply_reset,
     )
-    .cross_tenant();
+    .cross_tenant()
+    .message_error_data();
 
     // What the prepare steps read; internal, so no client can look up password hashes.
     r.internal_query(
