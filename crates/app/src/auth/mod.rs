@@ -4,6 +4,7 @@ mod change_password;
 mod current;
 mod login;
 pub mod passwords;
+mod permission_labels;
 mod register;
 pub mod reset;
 
@@ -57,6 +58,11 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         with_session([]),
         current::verify_session,
     );
+    r.query(
+        "auth:verifyOwnerAccess",
+        with_session([]),
+        current::verify_owner_access,
+    );
     r.query("users:getCurrent", with_session([]), current::get_current);
     r.query(
         "users:getCurrentUser",
@@ -67,6 +73,16 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         "permissions:getUserPermissions",
         with_session([("companyId", v::optional(v::string()))]),
         current::get_user_permissions,
+    );
+    r.query(
+        "permissions:getTestablePermissions",
+        with_session([]),
+        permission_labels::testable,
+    );
+    r.query(
+        "permissions:getRolePermissionLabels",
+        with_session([("role", v::optional(v::string()))]),
+        permission_labels::role_labels,
     );
     r.mutation_with_prepare(
         "auth:changePassword",
@@ -100,6 +116,22 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         "auth:createPasswordReset",
         v::object([("email", v::string())]),
         move |ctx, args| reset::create(ctx, &reset_urls, args),
+    )
+    .cross_tenant();
+    r.action(
+        "email:sendPasswordResetEmail",
+        with_session([
+            ("email", v::string().into()),
+            // Sent by the web app, and ignored: the link is always a fresh one.
+            ("token", v::optional(v::string())),
+        ]),
+        reset::send_by_admin,
+    );
+    let admin_reset_urls = urls.clone();
+    r.internal_mutation(
+        "auth:createPasswordResetByAdmin",
+        with_session([("email", v::string().into())]),
+        move |ctx, args| reset::create_by_admin(ctx, &admin_reset_urls, args),
     )
     .cross_tenant();
     r.mutation_with_prepare(
