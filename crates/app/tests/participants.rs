@@ -259,7 +259,8 @@ async fn bad_input_is_refused_naming_the_field() {
     let mut level = sarah(&worker, &primary);
     level["support_level"] = json!("extreme");
     let body = app.call("mutation", create_path, level).await;
-    assert_eq!(body["errorData"]["code"], "VALIDATION", "{body}");
+    // Refused by the argument validator: a plain error, as Convex sends it.
+    assert!(body.get("errorData").is_none(), "{body}");
     assert!(body["errorMessage"]
         .as_str()
         .unwrap()

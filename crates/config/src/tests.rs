@@ -131,7 +131,7 @@ fn urls_come_from_the_configured_bases() {
     );
     assert_eq!(
         u.invitation_acceptance("t-1").unwrap(),
-        "https://app.example.org/portal/accept-invitation?token=t-1"
+        "https://app.example.org/portal/invite/accept?token=t-1"
     );
     assert_eq!(
         u.oauth_callback(OAuthProvider::GitHub),

@@ -84,12 +84,12 @@ impl Urls {
         ))
     }
 
-    /// `<app>/accept-invitation?token=...`
+    /// `<app>/invite/accept?token=...` (the web app's acceptance page).
     pub fn invitation_acceptance(&self, token: &str) -> Result<String, UrlError> {
         check_token("invitation token", token)?;
         Ok(Self::join(
             &self.app,
-            "/accept-invitation",
+            "/invite/accept",
             Some(("token", token)),
         ))
     }

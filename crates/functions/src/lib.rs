@@ -10,7 +10,7 @@ mod runtime;
 mod tenancy;
 
 pub use context::{ActionCtx, Auth, Db, DbRead, DbWriter, MutationCtx, QueryCtx};
-pub use error::{ErrorCode, FunctionError};
+pub use error::{ErrorCode, ErrorShape, FunctionError};
 pub use pagination::{
     pagination_opts_validator, pagination_result, parse_pagination_opts, MAX_PAGE_SIZE,
 };

@@ -11,6 +11,7 @@ use values::validator::v;
 use values::{Object, Validator};
 
 use crate::context::{ActionCtx, MutationCtx, QueryCtx};
+use crate::error::ErrorShape;
 use crate::path::FunctionPath;
 use crate::FnResult;
 
@@ -58,12 +59,21 @@ pub struct FunctionSpec {
     pub returns: Option<Validator>,
     /// May act on every company's data (for viewers whose permission allows it).
     pub cross_tenant: bool,
+    /// How the function's user errors reach clients (see `ErrorShape`).
+    pub error_shape: ErrorShape,
 }
 
 impl FunctionSpec {
     /// Declares that the function may obtain a scope over all companies (see `tenancy`).
     pub fn cross_tenant(&mut self) -> &mut FunctionSpec {
         self.cross_tenant = true;
+        self
+    }
+
+    /// Declares that the function's user errors reach clients as ConvexErrors whose data is the
+    /// message string, not `{code, message, field?}`: for clients that search `error.data` as text.
+    pub fn message_error_data(&mut self) -> &mut FunctionSpec {
+        self.error_shape = ErrorShape::Message;
         self
     }
 
@@ -74,14 +84,18 @@ impl FunctionSpec {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "path": self.path.to_string(),
             "kind": self.kind.as_str(),
             "visibility": match self.visibility { Visibility::Public => "public", Visibility::Internal => "internal" },
             "args": self.args.to_json(),
             "returns": self.returns.as_ref().map(Validator::to_json),
             "crossTenant": self.cross_tenant,
-        })
+        });
+        if self.error_shape != ErrorShape::Object {
+            json["errorData"] = self.error_shape.as_str().into();
+        }
+        json
     }
 }
 
@@ -151,6 +165,7 @@ impl Registry {
             args,
             returns: None,
             cross_tenant: false,
+            error_shape: ErrorShape::Object,
         };
         &mut self
             .functions

@@ -122,10 +122,15 @@ impl Runtime {
     }
 
     fn resolve(&self, call: &Call) -> FnResult<&Registered> {
+        // Refusals of the platform, not of a function: plain errors, as Convex sends them.
         let path = FunctionPath::parse(&call.path)
-            .map_err(|e| FunctionError::user(ErrorCode::Validation, e.to_string()))?;
-        let not_found =
-            || FunctionError::not_found(format!("Could not find public function for '{path}'."));
+            .map_err(|e| FunctionError::plain(ErrorCode::Validation, e.to_string()))?;
+        let not_found = || {
+            FunctionError::plain(
+                ErrorCode::NotFound,
+                format!("Could not find public function for '{path}'."),
+            )
+        };
         let registered = self.inner.registry.lookup(&path).ok_or_else(not_found)?;
         // Internal functions answer exactly like missing ones, so clients learn nothing about them.
         if registered.spec.visibility == Visibility::Internal && call.caller == Caller::Client {
@@ -133,13 +138,7 @@ impl Runtime {
         }
         if let Some(expected) = call.expected {
             if expected != registered.spec.kind {
-                return Err(FunctionError::user(
-                    ErrorCode::Validation,
-                    format!(
-                        "Trying to execute {path} as {expected}, but it is defined as {}.",
-                        registered.spec.kind
-                    ),
-                ));
+                return Err(wrong_kind(&path, expected, registered.spec.kind));
             }
         }
         Ok(registered)
@@ -149,7 +148,7 @@ impl Runtime {
         let args = match args {
             Value::Object(o) => o,
             other => {
-                return Err(FunctionError::user(
+                return Err(FunctionError::plain(
                     ErrorCode::Validation,
                     format!(
                         "ArgumentValidationError: arguments must be an object, not {}",
@@ -163,13 +162,12 @@ impl Runtime {
             .spec
             .args
             .check(&value, &self.inner.store.table_numbers())
+            // The message names the path; a plain error carries no field.
             .map_err(|e| {
-                let field = e.path.trim_start_matches('.').to_string();
-                FunctionError::User {
-                    code: ErrorCode::Validation,
-                    message: format!("ArgumentValidationError: {}", e.message),
-                    field: (!field.is_empty()).then_some(field),
-                }
+                FunctionError::plain(
+                    ErrorCode::Validation,
+                    format!("ArgumentValidationError: {}", e.message),
+                )
             })?;
         Ok(value.into_object().expect("checked above"))
     }
@@ -235,20 +233,20 @@ impl Runtime {
             Err(error) => return failed(error),
         };
         let Handler::Query(handler) = registered.handler else {
-            return failed(FunctionError::user(
-                ErrorCode::Validation,
-                format!(
-                    "Trying to execute {} as Query, but it is defined as {}.",
-                    registered.spec.path, registered.spec.kind
-                ),
+            return failed(wrong_kind(
+                &registered.spec.path,
+                FunctionKind::Query,
+                registered.spec.kind,
             ));
         };
         let spec = registered.spec;
         let (result, reads) = self.execute_query(handler, args, call, &spec).await;
-        let result = result.and_then(|(value, logs)| {
-            self.check_returns(spec.returns.as_ref(), &spec.path, &value)?;
-            Ok((value, logs))
-        });
+        let result = result
+            .and_then(|(value, logs)| {
+                self.check_returns(spec.returns.as_ref(), &spec.path, &value)?;
+                Ok((value, logs))
+            })
+            .map_err(|e| e.shaped(spec.error_shape));
         QueryRun { result, reads }
     }
 
@@ -294,6 +292,20 @@ impl Runtime {
     ) -> FnResult<Outcome> {
         let registered = self.resolve(call)?.clone();
         let args = self.check_args(&registered, call.args.clone())?;
+        let shape = registered.spec.error_shape;
+        self.execute(registered, args, call, once)
+            .await
+            .map_err(|e| e.shaped(shape))
+    }
+
+    /// Runs a resolved function with checked arguments.
+    async fn execute(
+        &self,
+        registered: Registered,
+        args: Object,
+        call: &Call,
+        once: Option<Arc<dyn MutationGuard>>,
+    ) -> FnResult<Outcome> {
         let spec = registered.spec;
         let (auth, request_id) = (call.auth.clone(), call.request_id.clone());
         let path = spec.path.to_string();
@@ -398,6 +410,13 @@ fn log_internal(call: &Call, result: &FnResult<Outcome>) {
     if let Err(FunctionError::Internal(detail)) = result {
         tracing::error!(request_id = %call.request_id, path = %call.path, %detail, "function failed");
     }
+}
+
+fn wrong_kind(path: &FunctionPath, expected: FunctionKind, actual: FunctionKind) -> FunctionError {
+    FunctionError::plain(
+        ErrorCode::Validation,
+        format!("Trying to execute {path} as {expected}, but it is defined as {actual}."),
+    )
 }
 
 fn timeout_error(kind: FunctionKind, limit: Duration) -> FunctionError {

@@ -94,6 +94,10 @@ async fn failures_actions_and_removal() {
             missing["errorMessage"],
             "Could not find public function for 'messages:nothing'."
         );
+        assert!(
+            missing.get("errorData").is_none(),
+            "an unknown function is a plain error"
+        );
 
         // A ConvexError: message and data, no ts, then a Transition all the same.
         client.mutation(7, "messages:fail", json!({})).await;

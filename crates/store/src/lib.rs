@@ -28,6 +28,9 @@ pub enum StoreError {
     /// A write that does not match its table's schema, or a bad query (unknown table, index or field).
     #[error("{message}")]
     Validation { path: String, message: String },
+    /// A document over the size or nesting limits (the platform's limits, not a table's schema).
+    #[error("{0}")]
+    Limit(String),
     /// `unique()` found more than one document, or an Id names a document of another table.
     #[error("{0}")]
     Invalid(String),

@@ -340,12 +340,21 @@ impl Txn {
                 message: context("a document must be an object".into()),
             });
         };
-        values::check_document(fields).map_err(|error| StoreError::Validation {
-            path: match &error {
-                values::ValueError::FieldName { name, .. } => format!(".{name}"),
-                _ => String::new(),
+        values::check_document(fields).map_err(|error| match &error {
+            values::ValueError::TooDeep { .. } | values::ValueError::TooLarge { .. } => {
+                StoreError::Limit(format!(
+                    "Failed to insert or update a document in table \"{}\": {error}",
+                    table.name
+                ))
+            }
+            values::ValueError::FieldName { name, .. } => StoreError::Validation {
+                path: format!(".{name}"),
+                message: context(error.to_string()),
             },
-            message: context(error.to_string()),
+            _ => StoreError::Validation {
+                path: String::new(),
+                message: context(error.to_string()),
+            },
         })?;
         table
             .validator

@@ -157,6 +157,16 @@ async fn validation_errors_name_the_field() {
             matches!(&result, Err(StoreError::Validation { message, .. }) if message.contains("users.by_name")),
             "{result:?}"
         );
+        // Over the size limit: the platform's limit, told apart from a schema violation.
+        let huge = "x".repeat(2 * 1024 * 1024);
+        let result: R<_> = store
+            .mutate(move |txn| txn.insert("users", user(&huge, 1.0)))
+            .await;
+        assert!(
+            matches!(&result, Err(StoreError::Limit(message)) if message.contains("too large")),
+            "{}: {result:?}",
+            db.name
+        );
         let result: R<_> = store
             .mutate(|txn| txn.insert("nope", Default::default()))
             .await;

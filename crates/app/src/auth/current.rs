@@ -1,5 +1,6 @@
-//! Who am I: `auth:getCurrentUser`, `auth:verifySession`, `users:getCurrent`,
-//! `permissions:getUserPermissions`; and `auth:logoutUser`, and workflow state kept on the session.
+//! Who am I: `auth:getCurrentUser`, `auth:verifySession`, `auth:verifyOwnerAccess`,
+//! `users:getCurrent`, `permissions:getUserPermissions`; and `auth:logoutUser`, and workflow state
+//! kept on the session.
 
 use functions::{FnResult, MutationCtx, QueryCtx};
 use store::Patch;
@@ -7,7 +8,7 @@ use values::{Object, Value};
 
 use crate::args::object;
 use crate::audit::{self, Entry, Event};
-use crate::identity::{presented_token, require_session, resolve, sessions, Viewer};
+use crate::identity::{presented_token, require_session, resolve, sessions, Role, Viewer};
 
 fn field(viewer: &Viewer, name: &str) -> Option<Value> {
     viewer.user.get(name).cloned()
@@ -39,6 +40,52 @@ pub fn verify_session(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         ]),
         None => Value::Null,
     })
+}
+
+/// `auth:verifyOwnerAccess`: whether the caller may see the developer tools (version details), as
+/// `{hasAccess, reason, userEmail?}`. The web app subscribes to it on every page, so it never
+/// throws. Access is the system administrator role alone (the reference also let one hard-coded
+/// email in), and never while impersonating: the admin is acting as someone else.
+pub fn verify_owner_access(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+    let answer = |has_access: bool, reason: &str, email: Option<&str>| {
+        Ok(object([
+            ("hasAccess", Some(Value::from(has_access))),
+            ("reason", Some(Value::from(reason))),
+            ("userEmail", email.map(Value::from)),
+        ]))
+    };
+    let now = ctx.now_ms();
+    let Some(token) = presented_token(ctx.auth, &args).map(str::to_string) else {
+        return answer(false, "No session token provided", None);
+    };
+    let viewer = match resolve(&mut ctx.db, ctx.auth, &args, now) {
+        Ok(viewer) => viewer,
+        Err(error) => {
+            // A page must not break over this; the failure is still worth knowing about.
+            tracing::warn!(%error, "verifyOwnerAccess could not resolve the session");
+            return answer(false, "Invalid or expired session", None);
+        }
+    };
+    match viewer {
+        None => {
+            // A live session whose user is gone.
+            let orphan = !crate::impersonation::is_impersonation_token(&token)
+                && sessions::find(&mut ctx.db, &token, now)
+                    .ok()
+                    .flatten()
+                    .is_some();
+            let reason = if orphan {
+                "User not found"
+            } else {
+                "Invalid or expired session"
+            };
+            answer(false, reason, None)
+        }
+        Some(v) if v.role == Role::SystemAdmin && v.impersonator.is_none() => {
+            answer(true, "Access granted", Some(&v.email))
+        }
+        Some(v) => answer(false, "Access restricted to owner only", Some(&v.email)),
+    }
 }
 
 /// `users:getCurrent`: the user document as the web app shows it (never the password hash).

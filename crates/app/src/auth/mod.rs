@@ -4,6 +4,7 @@ mod change_password;
 mod current;
 mod login;
 pub mod passwords;
+mod permission_labels;
 mod register;
 pub mod reset;
 
@@ -17,6 +18,8 @@ use crate::identity::require_session;
 
 pub use login::{LOCKOUT_MS, MAX_FAILED_LOGINS};
 
+/// The web app's sign-in code reads `error.data` of these calls as text (`.includes("Invalid email
+/// or password")` and the like), so their user errors carry the message string as data.
 pub fn register(r: &mut Registry, urls: &Urls) {
     r.mutation_with_prepare(
         "auth:registerUser",
@@ -30,7 +33,8 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         register::prepare,
         register::apply,
     )
-    .cross_tenant();
+    .cross_tenant()
+    .message_error_data();
     r.mutation_with_prepare(
         "auth:loginUser",
         with_session([
@@ -41,7 +45,8 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         login::prepare,
         login::apply,
     )
-    .cross_tenant();
+    .cross_tenant()
+    .message_error_data();
     r.mutation("auth:logoutUser", with_session([]), current::logout);
     r.query(
         "auth:getCurrentUser",
@@ -52,6 +57,11 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         "auth:verifySession",
         with_session([]),
         current::verify_session,
+    );
+    r.query(
+        "auth:verifyOwnerAccess",
+        with_session([]),
+        current::verify_owner_access,
     );
     r.query("users:getCurrent", with_session([]), current::get_current);
     r.query(
@@ -64,6 +74,16 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         with_session([("companyId", v::optional(v::string()))]),
         current::get_user_permissions,
     );
+    r.query(
+        "permissions:getTestablePermissions",
+        with_session([]),
+        permission_labels::testable,
+    );
+    r.query(
+        "permissions:getRolePermissionLabels",
+        with_session([("role", v::optional(v::string()))]),
+        permission_labels::role_labels,
+    );
     r.mutation_with_prepare(
         "auth:changePassword",
         with_session([
@@ -72,7 +92,8 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         ]),
         change_password::prepare,
         change_password::apply,
-    );
+    )
+    .message_error_data();
     r.mutation(
         "sessionManagement:updateWorkflowState",
         with_session([("workflowState", v::any().into())]),
@@ -88,12 +109,29 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         "auth:requestPasswordReset",
         with_session([("email", v::string().into())]),
         reset::request,
-    );
+    )
+    .message_error_data();
     let reset_urls = urls.clone();
     r.internal_mutation(
         "auth:createPasswordReset",
         v::object([("email", v::string())]),
         move |ctx, args| reset::create(ctx, &reset_urls, args),
+    )
+    .cross_tenant();
+    r.action(
+        "email:sendPasswordResetEmail",
+        with_session([
+            ("email", v::string().into()),
+            // Sent by the web app, and ignored: the link is always a fresh one.
+            ("token", v::optional(v::string())),
+        ]),
+        reset::send_by_admin,
+    );
+    let admin_reset_urls = urls.clone();
+    r.internal_mutation(
+        "auth:createPasswordResetByAdmin",
+        with_session([("email", v::string().into())]),
+        move |ctx, args| reset::create_by_admin(ctx, &admin_reset_urls, args),
     )
     .cross_tenant();
     r.mutation_with_prepare(
@@ -105,7 +143,8 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         reset::prepare_reset,
         reset::apply_reset,
     )
-    .cross_tenant();
+    .cross_tenant()
+    .message_error_data();
 
     // What the prepare steps read; internal, so no client can look up password hashes.
     r.internal_query(

@@ -1,6 +1,7 @@
 //! Password reset: `auth:requestPasswordReset` mails a one-hour, single-use link (the same answer
 //! whether or not the email has an account); `auth:resetPassword` sets a new password, which must meet
-//! the rules, clears any lockout and ends every session of the user.
+//! the rules, clears any lockout and ends every session of the user. `email:sendPasswordResetEmail`
+//! lets a system administrator send someone such a link.
 
 use config::Urls;
 use functions::{
@@ -15,6 +16,7 @@ use crate::args::{object, text};
 use crate::audit::{self, Entry, Event};
 use crate::email::{self, OutgoingEmail};
 use crate::identity::sessions::{self, hash_token, SessionToken};
+use crate::identity::{require_session, Role};
 use crate::rate_limit;
 use crate::users::Email;
 
@@ -54,6 +56,69 @@ pub async fn request(ctx: ActionCtx, args: Object) -> FnResult {
         ctx.run_mutation("auth:createPasswordReset", inner).await?;
     }
     Ok(success())
+}
+
+/// `email:sendPasswordResetEmail`: a system administrator sends someone a fresh reset link. The
+/// reference mailed whatever token the caller chose to whatever address, with no session: a
+/// phishing relay. Here the caller's `token` is ignored and the link is a new one from the normal
+/// flow. The answer is the same whether or not the email has an account; `emailId` is the request's
+/// correlation id, which the queued email carries.
+pub async fn send_by_admin(ctx: ActionCtx, args: Object) -> FnResult {
+    let mut inner = Object::new();
+    inner.insert("email".into(), Value::from(text(&args, "email")));
+    if let Some(token) = args.get("sessionToken") {
+        inner.insert("sessionToken".into(), token.clone());
+    }
+    ctx.run_mutation("auth:createPasswordResetByAdmin", inner)
+        .await?;
+    Ok(object([
+        ("success", Some(Value::from(true))),
+        ("emailId", Some(Value::from(ctx.request_id.as_str()))),
+        (
+            "message",
+            Some(Value::from(
+                "If an account exists for that email, a reset link is on its way.",
+            )),
+        ),
+    ]))
+}
+
+/// `auth:createPasswordResetByAdmin` (internal): the database half of `sendPasswordResetEmail`.
+pub fn create_by_admin(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    let admin = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    // An impersonating admin acts as someone else, so is no administrator here.
+    if admin.role != Role::SystemAdmin || admin.impersonator.is_some() {
+        return Err(FunctionError::forbidden(
+            "System administrator access required",
+        ));
+    }
+    let Ok(email) = Email::parse(text(&args, "email")) else {
+        return Ok(Value::Null);
+    };
+    let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
+    let user = ctx
+        .db
+        .scoped(&all)
+        .query("users", "by_email", |q| q.eq("email", email.as_str()))?
+        .first()?;
+    if let Some(user) = user {
+        if issue(ctx, urls, &user)?.is_some() {
+            let company = user
+                .get("company_id")
+                .and_then(Value::as_str)
+                .and_then(|c| ctx.db.normalize_id("companies", c));
+            let entry = Entry {
+                event: Event::PasswordResetRequested,
+                actor: Some(&admin.user_id),
+                target: Some(user.id.encode()),
+                company: company.as_ref(),
+                details: &[],
+            };
+            audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &admin, entry)?;
+        }
+    }
+    Ok(Value::Null)
 }
 
 /// Issues a reset token for `user_id` and queues the email, inside the caller's transaction.

@@ -132,6 +132,70 @@ impl Permission {
     pub fn parse(s: &str) -> Option<Permission> {
         Permission::ALL.into_iter().find(|p| p.as_str() == s)
     }
+
+    /// The name people see (the web app's dashboard and permission tester).
+    pub fn label(self) -> &'static str {
+        use Permission::*;
+        match self {
+            CreateIncident => "Create Incidents",
+            ViewMyIncidents => "View My Incidents",
+            EditOwnIncidentCapture => "Edit Own Incidents",
+            ViewAllCompanyIncidents => "View Company Incidents",
+            PerformAnalysis => "Perform Analysis",
+            ViewUserProfiles => "View User Profiles",
+            ManageUsers => "Manage Users",
+            InviteUsers => "Invite Users",
+            CompanyConfiguration => "Company Configuration",
+            ManageCompany => "Manage Company",
+            ViewAuditLogs => "View Audit Logs",
+            ManageAllCompanies => "Manage All Companies",
+            SampleData => "Sample Data",
+            SystemConfiguration => "System Configuration",
+            ViewSecurityLogs => "View Security Logs",
+            ImpersonateUsers => "Impersonate Users",
+        }
+    }
+
+    /// One line on what the permission allows.
+    pub fn description(self) -> &'static str {
+        use Permission::*;
+        match self {
+            CreateIncident => "Start new incident reports",
+            ViewMyIncidents => "See the incidents you reported",
+            EditOwnIncidentCapture => "Change the capture of incidents you reported",
+            ViewAllCompanyIncidents => "See every incident reported in your company",
+            PerformAnalysis => "Analyse submitted incidents and record the findings",
+            ViewUserProfiles => "See the profiles of the people in your company",
+            ManageUsers => "Change the roles and accounts of the people in your company",
+            InviteUsers => "Invite new people to join your company",
+            CompanyConfiguration => "Change your company's settings",
+            ManageCompany => "Edit your company's details, sites and participants",
+            ViewAuditLogs => "Read the record of changes to people and companies",
+            ManageAllCompanies => "Create and administer every company on the platform",
+            SampleData => "Create and clear demonstration data",
+            SystemConfiguration => "Change settings that apply to the whole platform",
+            ViewSecurityLogs => "Read sign-in and other security events",
+            ImpersonateUsers => "Act as another user for support, with every action recorded",
+        }
+    }
+
+    /// The group the permission is listed under.
+    pub fn category(self) -> &'static str {
+        use Permission::*;
+        match self {
+            CreateIncident
+            | ViewMyIncidents
+            | EditOwnIncidentCapture
+            | ViewAllCompanyIncidents
+            | PerformAnalysis => "Incident Management",
+            ManageUsers | InviteUsers | ViewUserProfiles => "User Management",
+            SystemConfiguration | CompanyConfiguration | ManageCompany | ManageAllCompanies => {
+                "Configuration"
+            }
+            ViewAuditLogs | ViewSecurityLogs | ImpersonateUsers => "Security & Audit",
+            SampleData => "Testing & Development",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -191,6 +255,15 @@ mod tests {
         expect(Role::CompanyAdmin, &company_admin);
         expect(Role::DemoAdmin, &demo_admin);
         expect(Role::SystemAdmin, &system_admin);
+    }
+
+    #[test]
+    fn every_permission_has_its_own_label() {
+        let mut labels: Vec<&str> = Permission::ALL.iter().map(|p| p.label()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), Permission::ALL.len());
+        assert!(Permission::ALL.iter().all(|p| !p.description().is_empty()));
     }
 
     #[test]

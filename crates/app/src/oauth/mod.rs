@@ -79,7 +79,9 @@ pub fn register_with(r: &mut Registry, urls: &Urls, oauth: &OAuthSettings) {
                 let (s, u) = (s.clone(), u.clone());
                 async move { login::login(ctx, args, provider, &s, &u).await }
             },
-        );
+        )
+        // The web app reads `error.data` of sign-in calls as text (see `auth::register`).
+        .message_error_data();
     }
     r.internal_mutation(
         "oauth:completeLogin",

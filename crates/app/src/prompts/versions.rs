@@ -348,19 +348,13 @@ fn update_template(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     ))
 }
 
-pub fn rename_field(error: FunctionError, from: &str, to: &str) -> FunctionError {
-    match error {
-        FunctionError::User {
-            code,
-            message,
-            field,
-        } if field.as_deref() == Some(from) => FunctionError::User {
-            code,
-            message,
-            field: Some(to.to_string()),
-        },
-        other => other,
+pub fn rename_field(mut error: FunctionError, from: &str, to: &str) -> FunctionError {
+    if let FunctionError::User { field, .. } = &mut error {
+        if field.as_deref() == Some(from) {
+            *field = Some(to.to_string());
+        }
     }
+    error
 }
 
 /// `promptManager:createPromptVersion`: a new version of a family (or a new family). Fields left

@@ -161,6 +161,18 @@ impl App {
             .to_string()
     }
 
+    /// The message of a failed call to a sign-in function, whose errors carry their message as the
+    /// data (the web app searches `error.data` as text; see `app::auth::register`).
+    pub async fn message(&self, kind: &str, path: &str, args: Json) -> String {
+        let body = self.call(kind, path, args).await;
+        assert_eq!(body["status"], "error", "{kind} {path} should fail: {body}");
+        let data = body["errorData"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{kind} {path}: the data should be the message: {body}"));
+        assert_eq!(body["errorMessage"], data, "{body}");
+        data.to_string()
+    }
+
     pub async fn register(&self, name: &str, email: &str, password: &str) -> String {
         let r = self
             .ok(

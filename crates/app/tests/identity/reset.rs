@@ -81,7 +81,12 @@ async fn password_reset_by_emailed_link() {
                 json!({"token": token, "newPassword": "weak"}),
             )
             .await;
-        assert_eq!(weak["errorData"]["field"], "newPassword");
+        assert!(
+            weak["errorData"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Password does not meet requirements")),
+            "{weak}"
+        );
         app.ok(
             "mutation",
             "auth:resetPassword",
@@ -107,7 +112,7 @@ async fn password_reset_by_emailed_link() {
             )
             .await;
         assert_eq!(
-            reused["errorData"]["field"], "token",
+            reused["errorData"], "Invalid or expired token",
             "single use: {reused}"
         );
         app.stop().await;

@@ -4,8 +4,8 @@
 //   node scenario.mjs <server url> <step> '<json input>'
 //
 // Prints one JSON object: what the user would see. A call that is expected to possibly fail is
-// made with `attempt` and yields `{"$error": {isConvexError, code, field, message}}` instead of a
-// value; a call made with `must` that fails ends the step with a non-zero exit.
+// made with `attempt` and yields `{"$error": {isConvexError, code, field, message, text}}` instead
+// of a value (`text`: the data of a ConvexError whose data is a string, as the sign-in calls send); a call made with `must` that fails ends the step with a non-zero exit.
 // See ../official_client_scenarios.rs for the scenarios and what is checked.
 import { ConvexHttpClient } from "convex/browser";
 import { makeFunctionReference } from "convex/server";
@@ -34,6 +34,7 @@ async function attempt(kind, path, fnArgs, on = client) {
         code: data.code ?? null,
         field: data.field ?? null,
         message: data.message ?? e.message,
+        text: e instanceof ConvexError && typeof e.data === "string" ? e.data : null,
       },
     };
   }

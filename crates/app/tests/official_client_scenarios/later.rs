@@ -166,20 +166,31 @@ async fn scenario_15_five_bad_sign_ins_lock_the_account_and_a_reset_link_ends_se
                 json!({"name": "Jo", "email": email, "password": PW, "wrong": "Wr0ng!Pass"}),
             )
             .await;
-        assert_eq!(field(&out["weak"]), "password", "weak password refused");
+        assert!(
+            text_data(&out["weak"]).starts_with("Password does not meet requirements"),
+            "weak password refused: {}",
+            out["weak"]
+        );
         assert_eq!(out["registered"]["role"], "frontline_worker");
         let failures = out["failures"].as_array().unwrap();
         for (i, f) in failures[..4].iter().enumerate() {
-            assert_eq!(code(f), "UNAUTHENTICATED", "attempt {}", i + 1);
+            assert_eq!(
+                text_data(f),
+                "Invalid email or password",
+                "attempt {}",
+                i + 1
+            );
         }
-        assert_eq!(code(&failures[4]), "RATE_LIMITED");
         for locked in [&failures[4], &out["rightPassword"]] {
             assert!(
                 message(locked).contains("Try again in 15 minutes"),
                 "{locked}"
             );
         }
-        assert_eq!(code(&out["rightPassword"]), "RATE_LIMITED", "locked out");
+        assert!(
+            text_data(&out["rightPassword"]).contains("locked"),
+            "locked out"
+        );
         assert_eq!(out["resetRequest"]["success"], true);
 
         let link = s.only_link(email, RESET_LINK).await;
@@ -194,10 +205,10 @@ async fn scenario_15_five_bad_sign_ins_lock_the_account_and_a_reset_link_ends_se
                        "oldPassword": PW, "newPassword": "N3w!Secret"}),
             )
             .await;
-        assert_eq!(
-            field(&reset["weak"]),
-            "newPassword",
-            "weak password refused"
+        assert!(
+            text_data(&reset["weak"]).starts_with("Password does not meet requirements"),
+            "weak password refused: {}",
+            reset["weak"]
         );
         assert_eq!(reset["reset"]["success"], true);
         assert_eq!(
@@ -205,13 +216,20 @@ async fn scenario_15_five_bad_sign_ins_lock_the_account_and_a_reset_link_ends_se
             Json::Null,
             "the reset ended the session"
         );
-        assert_eq!(code(&reset["oldPasswordLogin"]), "UNAUTHENTICATED");
+        assert_eq!(
+            text_data(&reset["oldPasswordLogin"]),
+            "Invalid email or password"
+        );
         assert_eq!(
             succeeded(&reset["login"])["user"]["email"],
             email,
             "the new password signs in, the lock lifted"
         );
-        assert_eq!(field(&reset["reused"]), "token", "the link is single use");
+        assert_eq!(
+            text_data(&reset["reused"]),
+            "Invalid or expired token",
+            "the link is single use"
+        );
         s.stop().await;
     }
 }

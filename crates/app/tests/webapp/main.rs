@@ -10,6 +10,7 @@ mod node_client;
 #[path = "../seed/mod.rs"]
 mod seed;
 
+mod auth;
 mod companies;
 mod drift;
 mod impersonation;

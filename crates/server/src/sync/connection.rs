@@ -536,7 +536,7 @@ impl Connection {
         self.admit_request()?;
         let call = protocol::decode_args(args)
             .map(|args| self.call(path, FunctionKind::Mutation, args))
-            .map_err(|message| FunctionError::user(ErrorCode::Validation, message));
+            .map_err(|message| FunctionError::plain(ErrorCode::Validation, message));
         let job = MutationJob {
             request_id,
             session: self.session_id.clone(),
@@ -569,7 +569,7 @@ impl Connection {
         self.admit_request()?;
         let call = protocol::decode_args(args)
             .map(|args| self.call(path, FunctionKind::Action, args))
-            .map_err(|message| FunctionError::user(ErrorCode::Validation, message));
+            .map_err(|message| FunctionError::plain(ErrorCode::Validation, message));
         let runtime = self.hub.runtime.clone();
         let done = self.requests().completions_tx.clone();
         tokio::spawn(async move {

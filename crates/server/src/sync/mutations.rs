@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use functions::{Call, ErrorCode, FnResult, FunctionError, MutationGuard, RequestId, Runtime};
+use functions::{
+    Call, ErrorCode, ErrorShape, FnResult, FunctionError, MutationGuard, RequestId, Runtime,
+};
 use parking_lot::Mutex;
 use serde_json::{json, Value as Json};
 use store::{StoreError, TableDef, Ts, Txn};
@@ -41,7 +43,7 @@ pub fn table() -> TableDef {
     TableDef::new(TABLE)
         .field("session_id", v::string())
         .field("request_id", v::number())
-        // `{"value": <encoded>}`, `{"error": {code, message, field?}}`, `{"internal": true}` or
+        // `{"value": <encoded>}`, `{"error": {code, message, field?, shape?}}`, `{"internal": true}` or
         // `{"tooLarge": true}`.
         .field("outcome", v::string())
         .field("recorded_at", v::number())
@@ -286,7 +288,8 @@ fn encode_outcome(outcome: &FnResult<Value>) -> String {
             code,
             message,
             field,
-        }) => json!({"error": {"code": code.as_str(), "message": message, "field": field}})
+            shape,
+        }) => json!({"error": {"code": code.as_str(), "message": message, "field": field, "shape": shape.as_str()}})
             .to_string(),
         Err(FunctionError::Internal(_)) => json!({"internal": true}).to_string(),
     }
@@ -304,10 +307,16 @@ fn decode_outcome(text: &str) -> FnResult<Value> {
             .as_deref()
             .and_then(parse_code)
             .ok_or_else(corrupt)?;
+        // Records from before shapes were kept have the default one.
+        let shape = match text("shape") {
+            Some(name) => ErrorShape::parse(&name).ok_or_else(corrupt)?,
+            None => ErrorShape::Object,
+        };
         return Err(FunctionError::User {
             code,
             message: text("message").unwrap_or_default(),
             field: text("field"),
+            shape,
         });
     }
     if json.get("tooLarge").is_some() {
@@ -352,13 +361,28 @@ mod tests {
                 code,
                 message,
                 field,
+                shape,
             }) => {
                 assert_eq!(code, ErrorCode::Validation);
                 assert_eq!(message, "too long");
                 assert_eq!(field.as_deref(), Some("body"));
+                assert_eq!(shape, ErrorShape::Object);
             }
             other => panic!("unexpected {other:?}"),
         }
+        // A retried call answers in the shape of its first answer.
+        let error = FunctionError::validation("body", "too long").shaped(ErrorShape::Message);
+        let replayed = decode_outcome(&encode_outcome(&Err(error))).unwrap_err();
+        assert_eq!(replayed.error_data(), Some(Value::from("too long")));
+        // Records written before shapes were kept read as the default shape.
+        let old = r#"{"error":{"code":"CONFLICT","message":"m","field":null}}"#;
+        assert!(matches!(
+            decode_outcome(old),
+            Err(FunctionError::User {
+                shape: ErrorShape::Object,
+                ..
+            })
+        ));
         let internal = encode_outcome(&Err(FunctionError::internal("secret detail")));
         assert!(
             !internal.contains("secret"),

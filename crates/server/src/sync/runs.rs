@@ -160,7 +160,7 @@ impl Runs {
 /// The outcome for a subscription whose arguments do not decode (it never runs).
 pub fn invalid_args(message: String) -> Finished {
     let run = QueryRun {
-        result: Err(FunctionError::user(ErrorCode::Validation, message)),
+        result: Err(FunctionError::plain(ErrorCode::Validation, message)),
         reads: None,
     };
     finished(run, RequestId::generate())
@@ -202,11 +202,13 @@ fn error_digest(error: &FunctionError) -> [u8; 32] {
             code,
             message,
             field,
+            shape,
         } => digest(&[
             b"user",
             code.as_str().as_bytes(),
             message.as_bytes(),
             field.as_deref().unwrap_or("").as_bytes(),
+            shape.as_str().as_bytes(),
         ]),
         FunctionError::Internal(_) => digest(&[b"internal"]),
     }
