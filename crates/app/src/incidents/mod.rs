@@ -26,6 +26,7 @@ mod read;
 pub mod record;
 pub mod status;
 pub mod submission;
+pub mod upgrade;
 mod write;
 
 use functions::{DbRead, FnResult, Registry, Scope};

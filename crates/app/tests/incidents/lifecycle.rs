@@ -136,7 +136,7 @@ async fn deleting_an_incident_removes_its_children_and_frees_its_references() {
             )
             .await;
         assert_eq!(counts["total"], 1.0);
-        assert_eq!(counts["ready_for_analysis"], 0.0);
+        assert_eq!(counts["analysis_pending"], 0.0);
         // A platform administrator deletes any company's incident; then the participant may go.
         app.ok(
             "mutation",
@@ -192,7 +192,8 @@ async fn a_capture_record_exports_validates_and_imports_into_another_company() {
         assert_eq!(data["format"], "supportsignal.incident");
         assert_eq!(data["version"], 1.0);
         assert_eq!(data["source"]["incident_id"], id.as_str());
-        assert_eq!(data["incident"]["overall_status"], "ready_for_analysis");
+        assert_eq!(data["incident"]["overall_status"], "analysis_pending");
+        assert_eq!(data["incident"]["handoff_status"], "ready_for_analysis");
         assert!(data["incident"].get("company_id").is_none());
         assert_eq!(
             data["children"]["incident_narratives"]
@@ -356,7 +357,8 @@ async fn a_capture_record_exports_validates_and_imports_into_another_company() {
                 json!({"sessionToken": demo_lead.token}),
             )
             .await;
-        assert_eq!(counts["ready_for_analysis"], 1.0);
+        assert_eq!(counts["analysis_pending"], 1.0);
+        assert!(counts.get("ready_for_analysis").is_none());
         let abc_counts = app
             .ok(
                 "query",
