@@ -565,8 +565,11 @@ pub fn rows() -> Vec<Row> {
         .setup(Setup::VictimIncident),
         row(
             "incidents:getIncidentNarrative",
-            "the creator, or view_all_company_incidents in the company",
-            incident_reader,
+            "the creator, or view_all_company_incidents in the company; null without a token",
+            |c, t| match c {
+                Caller::Anonymous => Hidden,
+                _ => incident_reader(c, t),
+            },
             |cx| json!({"incident_id": cx.t.incident}),
         )
         .tenanted(),
