@@ -765,7 +765,7 @@ pub fn rows() -> Vec<Row> {
         ),
         row(
             "workflowData:importWorkflowData",
-            "manage_all_companies, into any company (invalid data: VALIDATION)",
+            "manage_all_companies, into any company (invalid data: success false)",
             |c, _| perm(c, ManageAllCompanies),
             |cx| json!({"workflow_data": {"format": "other"}, "company_id": cx.t.company}),
         )

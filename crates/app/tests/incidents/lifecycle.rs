@@ -257,16 +257,19 @@ async fn a_capture_record_exports_validates_and_imports_into_another_company() {
             assert_eq!(report["valid"], false);
             let errors = report["errors"].to_string();
             assert!(errors.contains(want), "{want}: {errors}");
-            let (code, message, _) = failure(
-                &app,
-                "action",
-                "workflowData:importWorkflowData",
-                json!({"sessionToken": platform.token, "workflow_data": doc,
-                       "company_id": demo.id}),
-            )
-            .await;
-            assert_eq!(code, "VALIDATION");
-            assert!(message.starts_with("Invalid workflow data:"), "{message}");
+            // The import answers the same errors (the web app shows them) and writes nothing.
+            let refused = app
+                .ok(
+                    "action",
+                    "workflowData:importWorkflowData",
+                    json!({"sessionToken": platform.token, "workflow_data": doc,
+                           "company_id": demo.id}),
+                )
+                .await;
+            assert_eq!(refused["success"], false);
+            assert!(refused.get("incident_id").is_none());
+            let errors = refused["errors"].to_string();
+            assert!(errors.contains(want), "{want}: {errors}");
         }
 
         let imported = app
@@ -278,6 +281,8 @@ async fn a_capture_record_exports_validates_and_imports_into_another_company() {
             )
             .await;
         assert_eq!(imported["success"], true);
+        // A submitted capture opens at the consolidated report.
+        assert_eq!(imported["created_step"], 8.0);
         assert_eq!(
             imported["created_records"],
             json!({"incident_narratives": 1.0, "workflow_handoffs": 1.0,
