@@ -711,6 +711,22 @@ pub fn rows() -> Vec<Row> {
             |cx| json!({"incident_id": cx.t.incident, "phase": "during_event"}),
         )
         .tenanted(),
+        // The reference's whole-incident form: a fresh incident, since the creator's call enhances.
+        row(
+            "aiEnhancement:enhanceIncidentNarrative",
+            "edit_own_incident_capture, the creator only",
+            capture_owner,
+            |cx| json!({"incident_id": cx.fresh}),
+        )
+        .tenanted()
+        .setup(Setup::VictimIncident),
+        row(
+            "aiEnhancement:updateEnhancedNarrative",
+            "edit_own_incident_capture, the creator only (no phase: VALIDATION)",
+            capture_owner,
+            |cx| json!({"enhanced_narrative_id": cx.t.narrative, "user_edited_content": "Edited."}),
+        )
+        .tenanted(),
         row(
             "aiEnhancement:getEnhancedNarrative",
             "the creator, or view_all_company_incidents in the company (null before enhancement)",
