@@ -11,6 +11,7 @@ mod node_client;
 mod seed;
 
 mod drift;
+mod incidents;
 
 pub use harness::backends;
 use harness::{App, Db, Place};
