@@ -305,7 +305,7 @@ pub struct ListIncidents {
 }
 
 /// The status the list filters by (a fifth of the seeded incidents).
-const LISTED_STATUS: &str = "ready_for_analysis";
+const LISTED_STATUS: &str = "analysis_pending";
 /// Incidents added per seeding mutation.
 const INCIDENT_BATCH: usize = 5_000;
 

@@ -99,7 +99,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(place) => {
             let config = place.config()?;
             let store = server::open_store(&config, app::schema()).await?;
+            let upgraded = app::incidents::upgrade::run(&store).await;
             store.close().await?;
+            upgraded?;
             println!("migrations applied ({:?})", config.database);
             Ok(())
         }
@@ -163,6 +165,8 @@ fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let store = server::open_store(&config, app::schema()).await?;
+    // Stored values earlier versions wrote are rewritten before anything is served.
+    app::incidents::upgrade::run(&store).await?;
     bootstrap_admin(&store).await?;
     let registry = app::registry(&config);
     let mailer = app::email::mailer_from_config(&config)

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use functions::{ActionCtx, FnResult, FunctionError, MutationCtx, QueryCtx, Registry};
+use functions::{ActionCtx, ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx, Registry};
 use serde_json::{Map, Value as Json};
 use values::validator::v;
 use values::{DocumentId, Object, Value};
@@ -17,11 +17,13 @@ use crate::clarification::{
     answered_pairs, capture_editor, forward, phase_validator, phase_variable, prompt_context,
     qa_text,
 };
+use crate::identity::{require_permission, Permission};
 use crate::incidents::record;
 use crate::narratives::{self, Phase};
 
 pub const PREPARE: &str = "aiEnhancement:prepareEnhancement";
 pub const STORE: &str = "aiEnhancement:storeEnhancement";
+pub const WRITTEN: &str = "aiEnhancement:writtenPhases";
 /// What `ai_model_used` says when the fallback text was stored.
 pub const FALLBACK_MODEL: &str = "fallback";
 
@@ -40,6 +42,29 @@ pub fn register(r: &mut Registry, ai: &AiService) {
             let ai = service.clone();
             async move { enhance(ctx, args, ai).await }
         },
+    );
+    let service = ai.clone();
+    r.action(
+        "aiEnhancement:enhanceIncidentNarrative",
+        with_session([("incident_id", v::id("incidents").into())]),
+        move |ctx, args| {
+            let ai = service.clone();
+            async move { enhance_incident(ctx, args, ai).await }
+        },
+    );
+    r.mutation(
+        "aiEnhancement:updateEnhancedNarrative",
+        with_session([
+            ("enhanced_narrative_id", v::id(narratives::TABLE).into()),
+            ("user_edited_content", v::string().into()),
+            ("phase", v::optional(phase_validator())),
+        ]),
+        update_enhanced,
+    );
+    r.internal_query(
+        WRITTEN,
+        with_session([("incident_id", v::id("incidents").into())]),
+        written_phases,
     );
     r.internal_query(PREPARE, by_phase(), prepare);
     r.internal_mutation(
@@ -125,6 +150,26 @@ fn prepare(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
             "variables",
             Some(values::json::from_clean_json(&Json::Object(variables))?),
         ),
+    ]))
+}
+
+/// `aiEnhancement:writtenPhases` (internal): for the incident's creator, before submission (the
+/// checks of `prepare`), the narrative's id and the phases that have text.
+fn written_phases(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    let (_, scope, incident) = capture_editor(&mut ctx.db, ctx.auth, &args, now)?;
+    record::require_unlocked(&incident, "narrative")?;
+    let narrative = narratives::find(&mut ctx.db, &scope, &incident.id)?;
+    let phases = narrative.as_ref().map_or(Vec::new(), |n| {
+        Phase::ALL
+            .into_iter()
+            .filter(|p| !n.phase(*p).trim().is_empty())
+            .map(|p| Value::from(p.as_str()))
+            .collect()
+    });
+    Ok(object([
+        ("narrative_id", narrative.map(|n| Value::from(n.id))),
+        ("phases", Some(Value::Array(phases))),
     ]))
 }
 
@@ -247,6 +292,132 @@ async fn enhance(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
             failure.as_ref().map(|(code, _)| Value::from(code.as_str())),
         ),
         ("error", failure.map(|(_, message)| Value::from(message))),
+    ]))
+}
+
+/// `aiEnhancement:enhanceIncidentNarrative`: the reference's whole-incident form, `{incident_id}`
+/// (the web app names it only in commented-out code). An alias of `enhanceNarrativePhase` run for
+/// each phase that has text, in order, with the same checks (the incident's creator, before
+/// submission). `{enhanced_narrative_id, enhanced_content, phases, correlation_id,
+/// processing_time_ms, ai_model_used, success}`: `enhanced_narrative_id` is the narrative's id
+/// (what `getEnhancedNarrative` gives as `_id`), `enhanced_content` the enhanced phases as
+/// `**Before Event**: …` paragraphs, `phases` each phase's `enhanceNarrativePhase` result,
+/// `ai_model_used` the last phase's, and `success` whether the AI answered for every phase.
+async fn enhance_incident(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
+    let started = Instant::now();
+    let mut fields = Object::new();
+    fields.insert(
+        "incident_id".into(),
+        Value::from(text(&args, "incident_id")),
+    );
+    let found = ctx.run_query(WRITTEN, forward(&args, fields)).await?;
+    let written: Vec<Phase> = found
+        .get("phases")
+        .and_then(Value::as_array)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| p.as_str().and_then(Phase::parse))
+        .collect();
+    if written.is_empty() {
+        return Err(FunctionError::validation(
+            "incident_id",
+            "Incident narratives not found: write the narrative before enhancing it",
+        ));
+    }
+    let mut results = Vec::new();
+    let mut paragraphs = Vec::new();
+    let mut success = true;
+    let mut model = Value::Null;
+    for phase in written {
+        let mut call = args.clone();
+        call.insert("phase".into(), Value::from(phase.as_str()));
+        let result = enhance(ctx.clone(), call, ai.clone()).await?;
+        let content = result.get("enhanced_content").and_then(Value::as_str);
+        paragraphs.push(format!(
+            "**{}**: {}",
+            phase.label(),
+            content.unwrap_or_default()
+        ));
+        success &= result.get("success").and_then(Value::as_bool) == Some(true);
+        model = result.get("ai_model_used").cloned().unwrap_or(Value::Null);
+        results.push(result);
+    }
+    Ok(object([
+        ("enhanced_narrative_id", found.get("narrative_id").cloned()),
+        (
+            "enhanced_content",
+            Some(Value::from(paragraphs.join("\n\n"))),
+        ),
+        ("phases", Some(Value::Array(results))),
+        ("correlation_id", Some(Value::from(ctx.request_id.as_str()))),
+        (
+            "processing_time_ms",
+            Some(Value::from(started.elapsed().as_millis() as f64)),
+        ),
+        ("ai_model_used", Some(model)),
+        ("success", Some(Value::from(success))),
+    ]))
+}
+
+/// `aiEnhancement:updateEnhancedNarrative`: the reference's edit of the enhanced text,
+/// `{enhanced_narrative_id, user_edited_content}` (the web app names it only in commented-out
+/// code). Enhanced text is kept per phase here, so `phase` says which one; then it stores the text
+/// exactly as `enhanceNarrativePhase` stores the AI's (`aiEnhancement:storeEnhancement`: the
+/// incident's creator, before submission). `{success, version}`.
+fn update_enhanced(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+    let now = ctx.now_ms();
+    let viewer = require_permission(
+        &mut ctx.db,
+        ctx.auth,
+        &args,
+        now,
+        Permission::EditOwnIncidentCapture,
+    )?;
+    let scope = viewer.company_scope()?;
+    let narrative = narratives::get(&mut ctx.db, &scope, text(&args, "enhanced_narrative_id"))?
+        .ok_or_else(|| {
+            FunctionError::field(
+                ErrorCode::NotFound,
+                "enhanced_narrative_id",
+                "Enhanced narrative not found",
+            )
+        })?;
+    let mut call = forward(&args, Object::new());
+    let incident = narrative.doc.get("incident_id").cloned();
+    call.insert("incident_id".into(), incident.unwrap_or(Value::Null));
+    // Who may edit comes before what they sent, as everywhere.
+    capture_editor(&mut ctx.db, ctx.auth, &call, now)?;
+    let phase = opt_text(&args, "phase")
+        .and_then(Phase::parse)
+        .ok_or_else(|| {
+            FunctionError::validation(
+                "phase",
+                "phase is required: the enhanced narrative is kept per phase (before_event, \
+             during_event, end_event or post_event)",
+            )
+        })?;
+    let content = text(&args, "user_edited_content").trim();
+    if content.is_empty() {
+        return Err(FunctionError::validation(
+            "user_edited_content",
+            "The enhanced narrative cannot be empty",
+        ));
+    }
+    if content.chars().count() > narratives::MAX_PHASE_CHARS {
+        return Err(FunctionError::validation(
+            "user_edited_content",
+            format!(
+                "The enhanced narrative may be at most {} characters",
+                narratives::MAX_PHASE_CHARS
+            ),
+        ));
+    }
+    call.insert("phase".into(), Value::from(phase.as_str()));
+    call.insert("enhanced_content".into(), Value::from(content));
+    let stored = store(ctx, call)?;
+    Ok(object([
+        ("success", Some(Value::from(true))),
+        ("version", stored.get("version").cloned()),
     ]))
 }
 

@@ -58,7 +58,8 @@ fn get_enhanced(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         ("incident_id", Some(Value::from(incident.id))),
         ("enhanced_content", Some(Value::Object(enhanced))),
         ("original_content", Some(Value::Object(original))),
-        // The worker cannot edit the enhanced text yet; said explicitly for the reference client.
+        // Edits (`updateEnhancedNarrative`) replace the text without being recorded apart from
+        // the AI's, so this stays false; said explicitly for the reference client.
         ("user_edited", Some(Value::from(false))),
         ("enhanced_at", field("enhanced_at")),
         ("version", Some(Value::from(narrative.version))),

@@ -55,7 +55,7 @@ impl Whose {
 
 /// Incidents per overall status.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Counts([f64; 4]);
+pub struct Counts([f64; OverallStatus::ALL.len()]);
 
 impl Counts {
     fn slot(status: OverallStatus) -> usize {

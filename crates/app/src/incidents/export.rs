@@ -263,6 +263,50 @@ fn check<'a>(data: &'a Value, now: f64, report: &mut Report) -> Option<Checked<'
     }
 }
 
+/// The highest step of the capture wizard the record fills, where the web app opens the imported
+/// incident: 1 details; 2 the four-phase narrative (with its clarification questions, which the
+/// wizard generates on leaving that step); 3-6 the clarification answers of the before, during,
+/// end and post-event phases; 7 the enhanced review (any phase enhanced); 8 the consolidated
+/// report, once the capture was submitted.
+fn created_step(checked: &Checked<'_>) -> f64 {
+    use crate::narratives::Phase;
+    let rows = |table: &'static str| {
+        checked
+            .children
+            .iter()
+            .filter(move |(t, _)| *t == table)
+            .flat_map(|(_, rows)| rows.iter().copied())
+    };
+    let has_text =
+        |row: &Object, field: &str| opt_text(row, field).is_some_and(|t| !t.trim().is_empty());
+    let narrative = rows(crate::narratives::TABLE).next();
+    let mut step = 1.0;
+    if narrative.is_some_and(|n| Phase::ALL.iter().any(|p| has_text(n, p.as_str()))) {
+        step = 2.0;
+    }
+    let answered = rows(crate::clarification::ANSWERS)
+        .filter(|a| has_text(a, "answer_text"))
+        .filter_map(|a| opt_text(a, "phase").and_then(Phase::parse))
+        .filter_map(|p| Phase::ALL.iter().position(|q| *q == p))
+        .max();
+    if let Some(phase) = answered {
+        step = 3.0 + phase as f64;
+    }
+    if narrative.is_some_and(|n| Phase::ALL.iter().any(|p| has_text(n, p.extra_field()))) {
+        step = 7.0;
+    }
+    let submitted = checked.state.capture == CaptureStatus::Completed
+        || checked
+            .incident
+            .get("submitted_at")
+            .and_then(Value::as_f64)
+            .is_some();
+    if submitted {
+        step = 8.0;
+    }
+    step
+}
+
 fn user_message(error: &FunctionError) -> String {
     match error {
         FunctionError::User { message, .. } => message.clone(),
@@ -296,7 +340,9 @@ pub async fn validate_action(ctx: ActionCtx, args: Object) -> FnResult {
     ctx.run_query("workflowData:checkRecord", call).await
 }
 
-/// `workflowData:importWorkflowData`: `{success, incident_id, created_records, warnings}`.
+/// `workflowData:importWorkflowData`: `{success: true, incident_id, created_step,
+/// created_records, warnings}`, or `{success: false, errors, warnings}` for data that does not
+/// validate (nothing is written then). Access and target-company problems are errors.
 pub async fn import_action(ctx: ActionCtx, args: Object) -> FnResult {
     let call = forward(&args, &["workflow_data", "company_id"]);
     ctx.run_mutation("workflowData:writeRecord", call).await
@@ -344,12 +390,15 @@ pub fn write_record(ctx: &mut MutationCtx<'_>, args: Object, users: &UserFields)
     }
     let data = args.get("workflow_data").cloned().unwrap_or(Value::Null);
     let mut report = Report::default();
+    let list = |items: Vec<String>| Value::Array(items.into_iter().map(Value::from).collect());
     let Some(checked) = check(&data, now, &mut report) else {
-        return Err(FunctionError::validation(
-            "workflow_data",
-            format!("Invalid workflow data: {}", report.errors.join("; ")),
-        ));
+        return Ok(object([
+            ("success", Some(Value::from(false))),
+            ("errors", Some(list(report.errors))),
+            ("warnings", Some(list(report.warnings))),
+        ]));
     };
+    let step = created_step(&checked);
     let incident = checked.incident;
     let mut db = ctx.db.scoped(&scope);
     let site_id = target_site(&mut db, opt_text(incident, "site_id"))?;
@@ -443,12 +492,8 @@ pub fn write_record(ctx: &mut MutationCtx<'_>, args: Object, users: &UserFields)
     Ok(object([
         ("success", Some(Value::from(true))),
         ("incident_id", Some(Value::from(id))),
+        ("created_step", Some(Value::from(step))),
         ("created_records", Some(Value::Object(created))),
-        (
-            "warnings",
-            Some(Value::Array(
-                report.warnings.into_iter().map(Value::from).collect(),
-            )),
-        ),
+        ("warnings", Some(list(report.warnings))),
     ]))
 }

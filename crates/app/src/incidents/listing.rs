@@ -270,11 +270,31 @@ fn respond(
     Ok(Value::Object(out))
 }
 
-fn own_company(viewer: &Viewer) -> FnResult<(Scope, DocumentId)> {
-    match viewer.company_scope()? {
-        Scope::Company(company) => Ok((Scope::Company(company), company)),
-        Scope::AllCompanies => Err(FunctionError::internal("own company spans all")),
+/// The caller's company, or `None` for callers without one (system administrators): their lists
+/// and counts are empty, as an index lookup for no company finds nothing, so the web app's
+/// incident pages render for them instead of crashing.
+fn own_company(viewer: &Viewer) -> Option<Scope> {
+    viewer.company_id.map(Scope::company)
+}
+
+/// An empty list in the shape `respond` gives (cursor pages when `paginationOpts` is present).
+fn empty_list(ctx: &QueryCtx<'_>, args: &Object) -> FnResult {
+    let mut out = Object::new();
+    if args.contains_key("paginationOpts") {
+        parse_pagination_opts(args)?;
+        out.insert("page".into(), Value::Array(Vec::new()));
+        out.insert("isDone".into(), Value::from(true));
+        out.insert("continueCursor".into(), Value::from(""));
+    } else {
+        read_offset_paging(args)?;
+        out.insert("incidents".into(), Value::Array(Vec::new()));
     }
+    out.insert("totalCount".into(), Value::from(0.0));
+    out.insert("totalCountExact".into(), Value::from(true));
+    out.insert("hasMore".into(), Value::from(false));
+    out.insert("scanLimited".into(), Value::from(false));
+    out.insert("correlationId".into(), Value::from(ctx.request_id.as_str()));
+    Ok(Value::Object(out))
 }
 
 /// `incidents_listing:getAllCompanyIncidents`: the company's incidents, for holders of
@@ -288,11 +308,13 @@ pub fn all_company_incidents(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         now,
         Permission::ViewAllCompanyIncidents,
     )?;
-    let (scope, _) = own_company(&viewer)?;
     let filters = read_filters(
         &args,
         &["status", "userId", "participantId", "siteId", "searchText"],
     )?;
+    let Some(scope) = own_company(&viewer) else {
+        return empty_list(ctx, &args);
+    };
     respond(ctx, &args, &scope, Owner::Company, filters)
 }
 
@@ -307,8 +329,10 @@ pub fn my_incidents(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         now,
         Permission::CreateIncident,
     )?;
-    let (scope, _) = own_company(&viewer)?;
     let mut filters = read_filters(&args, &["status", "siteId", "searchText"])?;
+    let Some(scope) = own_company(&viewer) else {
+        return empty_list(ctx, &args);
+    };
     filters.eq.push(("created_by", viewer.user_id.encode()));
     filters.exclude_completed = !flag(&args, "includeCompleted");
     respond(ctx, &args, &scope, Owner::Own(viewer.user_id), filters)
@@ -325,20 +349,27 @@ pub fn incident_counts(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         now,
         Permission::ViewMyIncidents,
     )?;
-    let (scope, _) = own_company(&viewer)?;
     let company_wide = viewer.has(Permission::ViewAllCompanyIncidents);
     let whose = if company_wide {
         Whose::Company
     } else {
         Whose::Reporter(viewer.user_id)
     };
-    let counts = counts::read(&mut ctx.db, &scope, whose)?;
+    let counts = match own_company(&viewer) {
+        Some(scope) => counts::read(&mut ctx.db, &scope, whose)?,
+        // No company: zeros, reported as the company's (as the reference does).
+        None => counts::Counts::default(),
+    };
     let mut out: Object = OverallStatus::ALL
         .iter()
         .map(|s| (s.as_str().to_string(), Value::from(counts.get(*s))))
         .collect();
     out.insert("total".into(), Value::from(counts.total()));
-    let label = if company_wide { "company" } else { "personal" };
+    let label = if company_wide || viewer.company_id.is_none() {
+        "company"
+    } else {
+        "personal"
+    };
     out.insert("scope".into(), Value::from(label));
     Ok(Value::Object(out))
 }
@@ -358,8 +389,15 @@ pub fn my_incomplete_incidents(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult
         now,
         Permission::CreateIncident,
     )?;
-    let (scope, _) = own_company(&viewer)?;
     let pending = OverallStatus::CapturePending;
+    let Some(scope) = own_company(&viewer) else {
+        return Ok(object([
+            ("incidents", Some(Value::Array(Vec::new()))),
+            ("count", Some(Value::from(0.0))),
+            ("totalCount", Some(Value::from(0.0))),
+            ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
+        ]));
+    };
     let filters = Filters {
         eq: vec![
             ("created_by", viewer.user_id.encode()),

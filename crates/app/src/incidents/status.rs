@@ -7,6 +7,11 @@
 //! checks the completion checklist. Analysis goes `not_started → in_progress → completed`, only
 //! after capture completed and only for holders of `perform_analysis`. Nothing goes backwards;
 //! asking for the current status again changes nothing and is allowed.
+//!
+//! The overall status has the three values the web app's badges, filters and count cards know:
+//! `capture_pending` until capture completes, `analysis_pending` until analysis completes, then
+//! `completed`. That a submitted capture awaits its analyst shows in the handoff status
+//! (`ready_for_analysis`).
 
 use functions::{ErrorCode, FunctionError};
 use serde::{Deserialize, Serialize};
@@ -75,7 +80,6 @@ statuses!(
     /// The status lists filter by, derived from capture and analysis (never set on its own).
     OverallStatus {
         CapturePending = "capture_pending", "Capture Pending";
-        ReadyForAnalysis = "ready_for_analysis", "Ready for Analysis";
         AnalysisPending = "analysis_pending", "Analysis Pending";
         Completed = "completed", "Completed";
     }
@@ -90,6 +94,11 @@ statuses!(
         AnalysisComplete = "analysis_complete", "Analysis Complete";
     }
 );
+
+/// The overall status earlier versions stored for a submitted capture whose analysis had not
+/// started. Nothing derives it any more; `super::upgrade` rewrites stored rows holding it to
+/// `analysis_pending` (and their counts) before the server serves.
+pub const LEGACY_READY_FOR_ANALYSIS: &str = "ready_for_analysis";
 
 /// The two statuses that are stored as facts; everything else follows from them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -112,23 +121,23 @@ impl State {
 
     pub fn overall(self) -> OverallStatus {
         match (self.capture, self.analysis) {
-            (CaptureStatus::Completed, AnalysisStatus::NotStarted) => {
-                OverallStatus::ReadyForAnalysis
-            }
-            (CaptureStatus::Completed, AnalysisStatus::InProgress) => {
-                OverallStatus::AnalysisPending
-            }
             (CaptureStatus::Completed, AnalysisStatus::Completed) => OverallStatus::Completed,
+            (CaptureStatus::Completed, _) => OverallStatus::AnalysisPending,
             _ => OverallStatus::CapturePending,
         }
     }
 
+    /// Finer than the overall status once capture is done: whether the analyst has started.
     pub fn handoff(self) -> HandoffStatus {
-        match self.overall() {
-            OverallStatus::CapturePending => HandoffStatus::Draft,
-            OverallStatus::ReadyForAnalysis => HandoffStatus::ReadyForAnalysis,
-            OverallStatus::AnalysisPending => HandoffStatus::InAnalysis,
-            OverallStatus::Completed => HandoffStatus::AnalysisComplete,
+        match (self.capture, self.analysis) {
+            (CaptureStatus::Completed, AnalysisStatus::NotStarted) => {
+                HandoffStatus::ReadyForAnalysis
+            }
+            (CaptureStatus::Completed, AnalysisStatus::InProgress) => HandoffStatus::InAnalysis,
+            (CaptureStatus::Completed, AnalysisStatus::Completed) => {
+                HandoffStatus::AnalysisComplete
+            }
+            _ => HandoffStatus::Draft,
         }
     }
 
@@ -464,7 +473,7 @@ mod tests {
             (
                 C::Completed,
                 A::NotStarted,
-                O::ReadyForAnalysis,
+                O::AnalysisPending,
                 HandoffStatus::ReadyForAnalysis,
             ),
             (
@@ -515,14 +524,6 @@ mod tests {
         );
         assert_eq!(early, Err(Refusal::CaptureNotCompleted));
         let labels: Vec<&str> = OverallStatus::ALL.iter().map(|s| s.label()).collect();
-        assert_eq!(
-            labels,
-            [
-                "Capture Pending",
-                "Ready for Analysis",
-                "Analysis Pending",
-                "Completed"
-            ]
-        );
+        assert_eq!(labels, ["Capture Pending", "Analysis Pending", "Completed"]);
     }
 }

@@ -1,5 +1,6 @@
 //! Submitting a capture for analysis: the completion checklist, the handoff record, and
-//! `submit`, the one way capture becomes `completed` (and the incident `ready_for_analysis`).
+//! `submit`, the one way capture becomes `completed` (the incident then `analysis_pending`, its
+//! handoff `ready_for_analysis`).
 //!
 //! The AI layer's `aiEnhancement:submitIncidentForAnalysis` calls `submit` inside its own mutation
 //! with the part of the checklist only it can judge (clarification answers); the parts this module

@@ -194,6 +194,13 @@ pub fn find(
     Ok(doc.map(Narrative::from_doc))
 }
 
+/// The narrative `id` names in the scope's company, if any (another company's answers like a
+/// missing one).
+pub fn get(db: &mut impl DbRead, scope: &Scope, id: &str) -> FnResult<Option<Narrative>> {
+    let doc = db.read_scoped(scope).get_in(TABLE, id)?;
+    Ok(doc.map(Narrative::from_doc))
+}
+
 /// Creates the empty narrative of `incident` (version 1) unless it exists; returns its id.
 pub fn ensure(
     db: &mut DbWriter<'_>,

@@ -78,6 +78,8 @@ pub struct TenantIds {
     pub invitation: String,
     /// An unsubmitted incident of the company's frontline worker, with a narrative.
     pub incident: String,
+    /// That incident's narrative.
+    pub narrative: String,
 }
 
 pub struct Fixture {
@@ -167,11 +169,21 @@ fn narrative_row(company: &str, incident: &str, by: &str) -> Json {
            "updated_by": by})
 }
 
+/// An incident of `company` recorded by `by`, with its narrative: both ids.
+async fn incident_with_narrative(
+    app: &App,
+    company: &str,
+    site: &str,
+    by: &str,
+) -> (String, String) {
+    let id = insert(app, "incidents", incident_row(company, site, by)).await;
+    let narrative = insert(app, "incident_narratives", narrative_row(company, &id, by)).await;
+    (id, narrative)
+}
+
 /// An incident of `company` recorded by `by`, with its narrative.
 async fn incident(app: &App, company: &str, site: &str, by: &str) -> String {
-    let id = insert(app, "incidents", incident_row(company, site, by)).await;
-    insert(app, "incident_narratives", narrative_row(company, &id, by)).await;
-    id
+    incident_with_narrative(app, company, site, by).await.0
 }
 
 async fn session(app: &App, user: &str) -> String {
@@ -227,7 +239,8 @@ async fn company(
         invitation_row(&company, &format!("invitee@{tag}.org"), &admin),
     )
     .await;
-    let incident = incident(app, &company, &site, &users["frontline_worker"]).await;
+    let (incident, narrative) =
+        incident_with_narrative(app, &company, &site, &users["frontline_worker"]).await;
     let ids = TenantIds {
         company,
         site,
@@ -237,6 +250,7 @@ async fn company(
         frontline_email: format!("frontline_worker@{tag}.org"),
         invitation,
         incident,
+        narrative,
     };
     (ids, users)
 }
@@ -267,8 +281,15 @@ impl Fixture {
             incident_row(&ghost_company, &ghost_site, &by),
         )
         .await;
+        let ghost_narrative = deleted(
+            app,
+            "incident_narratives",
+            narrative_row(&ghost_company, &ghost_incident, &by),
+        )
+        .await;
         let ghost = TenantIds {
             incident: ghost_incident,
+            narrative: ghost_narrative,
             participant: deleted(
                 app,
                 "participants",

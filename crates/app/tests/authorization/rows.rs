@@ -131,6 +131,12 @@ fn own_or_all(c: Caller, t: Tenant, p: Permission, foreign: Expect) -> Expect {
     }
 }
 
+/// Lists of the caller's own company: `p`; callers without a company get the empty list (the web
+/// app's incident pages render for system administrators), so they are allowed too.
+fn own_company_list(c: Caller, _: Tenant, p: Permission) -> Expect {
+    perm(c, p)
+}
+
 /// The capture of the fixture's incidents is their frontline worker's: only the creator edits it;
 /// colleagues are refused, other companies' incidents are hidden.
 fn capture_owner(c: Caller, t: Tenant) -> Expect {
@@ -367,8 +373,8 @@ pub fn rows() -> Vec<Row> {
         // sites
         row(
             "sites/list:listCompanySites",
-            "create_incident, own company",
-            |c, t| own_company(c, t, CreateIncident),
+            "create_incident, own company ([] without a company)",
+            |c, t| own_company_list(c, t, CreateIncident),
             |_| json!({}),
         ),
         row(
@@ -688,8 +694,11 @@ pub fn rows() -> Vec<Row> {
         .setup(Setup::VictimIncident),
         row(
             "incidents:getIncidentNarrative",
-            "the creator, or view_all_company_incidents in the company",
-            incident_reader,
+            "the creator, or view_all_company_incidents in the company; null without a token",
+            |c, t| match c {
+                Caller::Anonymous => Hidden,
+                _ => incident_reader(c, t),
+            },
             |cx| json!({"incident_id": cx.t.incident}),
         )
         .tenanted(),
@@ -702,26 +711,27 @@ pub fn rows() -> Vec<Row> {
         .tenanted(),
         row(
             "incidents_listing:getAllCompanyIncidents",
-            "view_all_company_incidents, own company",
-            |c, t| own_company(c, t, ViewAllCompanyIncidents),
+            "view_all_company_incidents, own company (empty without a company)",
+            |c, t| own_company_list(c, t, ViewAllCompanyIncidents),
             |_| json!({}),
         ),
         row(
             "incidents_listing:getMyIncidents",
-            "create_incident, own company (own incidents)",
-            |c, t| own_company(c, t, CreateIncident),
+            "create_incident, own company (own incidents; empty without a company)",
+            |c, t| own_company_list(c, t, CreateIncident),
             |_| json!({}),
         ),
         row(
             "incidents_listing:getIncidentCounts",
-            "view_my_incidents, own company (company-wide with view_all_company_incidents)",
-            |c, t| own_company(c, t, ViewMyIncidents),
+            "view_my_incidents, own company (company-wide with view_all_company_incidents; zeros \
+             without a company)",
+            |c, t| own_company_list(c, t, ViewMyIncidents),
             |_| json!({}),
         ),
         row(
             "incidents_listing:getMyIncompleteIncidents",
-            "create_incident, own company (own incidents)",
-            |c, t| own_company(c, t, CreateIncident),
+            "create_incident, own company (own incidents; empty without a company)",
+            |c, t| own_company_list(c, t, CreateIncident),
             |_| json!({}),
         ),
         // narratives
@@ -830,6 +840,22 @@ pub fn rows() -> Vec<Row> {
             |cx| json!({"incident_id": cx.t.incident, "phase": "during_event"}),
         )
         .tenanted(),
+        // The reference's whole-incident form: a fresh incident, since the creator's call enhances.
+        row(
+            "aiEnhancement:enhanceIncidentNarrative",
+            "edit_own_incident_capture, the creator only",
+            capture_owner,
+            |cx| json!({"incident_id": cx.fresh}),
+        )
+        .tenanted()
+        .setup(Setup::VictimIncident),
+        row(
+            "aiEnhancement:updateEnhancedNarrative",
+            "edit_own_incident_capture, the creator only (no phase: VALIDATION)",
+            capture_owner,
+            |cx| json!({"enhanced_narrative_id": cx.t.narrative, "user_edited_content": "Edited."}),
+        )
+        .tenanted(),
         row(
             "aiEnhancement:getEnhancedNarrative",
             "the creator, or view_all_company_incidents in the company (null before enhancement)",
@@ -884,7 +910,7 @@ pub fn rows() -> Vec<Row> {
         ),
         row(
             "workflowData:importWorkflowData",
-            "manage_all_companies, into any company (invalid data: VALIDATION)",
+            "manage_all_companies, into any company (invalid data: success false)",
             |c, _| perm(c, ManageAllCompanies),
             |cx| json!({"workflow_data": {"format": "other"}, "company_id": cx.t.company}),
         )

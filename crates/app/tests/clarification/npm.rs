@@ -129,7 +129,7 @@ async fn the_capture_completes_through_the_official_client_with_the_offline_prov
             "built from the worker's words: {before}"
         );
         assert_eq!(finished["submitted"]["success"], true);
-        assert_eq!(finished["incident"]["overall_status"], "ready_for_analysis");
+        assert_eq!(finished["incident"]["overall_status"], "analysis_pending");
         let logs = rows(&app, "ai_request_logs").await;
         assert!(!logs.is_empty());
         assert!(logs.iter().all(|l| l["provider"] == "offline"), "{logs:?}");
@@ -314,7 +314,7 @@ async fn scenarios_4_to_11_capture_an_incident_through_the_official_client() {
         assert_eq!(refused(&finished["edit"]).0, "CONFLICT");
         let incident = &finished["incident"];
         assert_eq!(incident["capture_status"], "completed");
-        assert_eq!(incident["overall_status"], "ready_for_analysis");
+        assert_eq!(incident["overall_status"], "analysis_pending");
         assert_eq!(incident["handoff_status"], "ready_for_analysis");
         assert!(incident["submitted_at"].as_f64().is_some());
         assert_eq!(finished["stats"]["total_questions"].as_f64(), Some(16.0));

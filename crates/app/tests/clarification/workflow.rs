@@ -148,7 +148,7 @@ async fn a_frontline_worker_completes_every_step_of_their_own_incident() {
             )
             .await;
         assert_eq!(incident_row["capture_status"], "completed");
-        assert_eq!(incident_row["overall_status"], "ready_for_analysis");
+        assert_eq!(incident_row["overall_status"], "analysis_pending");
         assert_eq!(incident_row["handoff_status"], "ready_for_analysis");
         assert_eq!(incident_row["submitted_by"], worker.id.as_str());
         assert_eq!(incident_row["completion_checklist"], ready["checklist"]);

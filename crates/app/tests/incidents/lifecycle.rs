@@ -136,7 +136,7 @@ async fn deleting_an_incident_removes_its_children_and_frees_its_references() {
             )
             .await;
         assert_eq!(counts["total"], 1.0);
-        assert_eq!(counts["ready_for_analysis"], 0.0);
+        assert_eq!(counts["analysis_pending"], 0.0);
         // A platform administrator deletes any company's incident; then the participant may go.
         app.ok(
             "mutation",
@@ -192,7 +192,8 @@ async fn a_capture_record_exports_validates_and_imports_into_another_company() {
         assert_eq!(data["format"], "supportsignal.incident");
         assert_eq!(data["version"], 1.0);
         assert_eq!(data["source"]["incident_id"], id.as_str());
-        assert_eq!(data["incident"]["overall_status"], "ready_for_analysis");
+        assert_eq!(data["incident"]["overall_status"], "analysis_pending");
+        assert_eq!(data["incident"]["handoff_status"], "ready_for_analysis");
         assert!(data["incident"].get("company_id").is_none());
         assert_eq!(
             data["children"]["incident_narratives"]
@@ -256,16 +257,19 @@ async fn a_capture_record_exports_validates_and_imports_into_another_company() {
             assert_eq!(report["valid"], false);
             let errors = report["errors"].to_string();
             assert!(errors.contains(want), "{want}: {errors}");
-            let (code, message, _) = failure(
-                &app,
-                "action",
-                "workflowData:importWorkflowData",
-                json!({"sessionToken": platform.token, "workflow_data": doc,
-                       "company_id": demo.id}),
-            )
-            .await;
-            assert_eq!(code, "VALIDATION");
-            assert!(message.starts_with("Invalid workflow data:"), "{message}");
+            // The import answers the same errors (the web app shows them) and writes nothing.
+            let refused = app
+                .ok(
+                    "action",
+                    "workflowData:importWorkflowData",
+                    json!({"sessionToken": platform.token, "workflow_data": doc,
+                           "company_id": demo.id}),
+                )
+                .await;
+            assert_eq!(refused["success"], false);
+            assert!(refused.get("incident_id").is_none());
+            let errors = refused["errors"].to_string();
+            assert!(errors.contains(want), "{want}: {errors}");
         }
 
         let imported = app
@@ -277,6 +281,8 @@ async fn a_capture_record_exports_validates_and_imports_into_another_company() {
             )
             .await;
         assert_eq!(imported["success"], true);
+        // A submitted capture opens at the consolidated report.
+        assert_eq!(imported["created_step"], 8.0);
         assert_eq!(
             imported["created_records"],
             json!({"incident_narratives": 1.0, "workflow_handoffs": 1.0,
@@ -356,7 +362,8 @@ async fn a_capture_record_exports_validates_and_imports_into_another_company() {
                 json!({"sessionToken": demo_lead.token}),
             )
             .await;
-        assert_eq!(counts["ready_for_analysis"], 1.0);
+        assert_eq!(counts["analysis_pending"], 1.0);
+        assert!(counts.get("ready_for_analysis").is_none());
         let abc_counts = app
             .ok(
                 "query",

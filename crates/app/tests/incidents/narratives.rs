@@ -190,7 +190,7 @@ async fn submission_checks_the_checklist_creates_one_handoff_and_locks_the_captu
                 json!({"sessionToken": lead.token, "id": id}),
             )
             .await;
-        assert_eq!(incident["overall_status"], "ready_for_analysis");
+        assert_eq!(incident["overall_status"], "analysis_pending");
         assert_eq!(incident["capture_status"], "completed");
         assert_eq!(incident["handoff_status"], "ready_for_analysis");
         assert_eq!(incident["submitted_by"], worker.id.as_str());
@@ -260,7 +260,7 @@ async fn submission_checks_the_checklist_creates_one_handoff_and_locks_the_captu
             )
             .await;
         assert_eq!(auto["already_completed"], true);
-        assert_eq!(auto["current_status"], "ready_for_analysis");
+        assert_eq!(auto["current_status"], "analysis_pending");
         app.stop().await;
     }
 }

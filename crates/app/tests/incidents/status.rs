@@ -4,7 +4,7 @@
 use super::*;
 
 /// Writes all four phases of a narrative and an enhancement, then submits, as the AI layer's
-/// submission will: the incident is then `ready_for_analysis`.
+/// submission will: the incident is then `analysis_pending`, its handoff `ready_for_analysis`.
 pub async fn submitted(app: &App, server: &Server, worker: &Member, site: &str) -> String {
     let id = create(app, &worker.token, site).await;
     app.ok(
@@ -167,7 +167,7 @@ async fn an_incident_goes_from_draft_through_submission_to_completed_analysis() 
             (
                 json!("completed"),
                 json!("not_started"),
-                json!("ready_for_analysis"),
+                json!("analysis_pending"),
                 json!("ready_for_analysis")
             )
         );
@@ -234,8 +234,8 @@ async fn an_incident_goes_from_draft_through_submission_to_completed_analysis() 
             .await;
         assert_eq!(
             counts,
-            json!({"capture_pending": 0.0, "ready_for_analysis": 0.0, "analysis_pending": 0.0,
-                   "completed": 1.0, "total": 1.0, "scope": "company"})
+            json!({"capture_pending": 0.0, "analysis_pending": 0.0, "completed": 1.0,
+                   "total": 1.0, "scope": "company"})
         );
         app.stop().await;
     }
@@ -252,7 +252,6 @@ async fn status_options_come_with_their_labels() {
         options["overall"],
         json!([
             {"value": "capture_pending", "label": "Capture Pending"},
-            {"value": "ready_for_analysis", "label": "Ready for Analysis"},
             {"value": "analysis_pending", "label": "Analysis Pending"},
             {"value": "completed", "label": "Completed"},
         ])
@@ -308,7 +307,112 @@ async fn status_options_come_with_their_labels() {
     );
     assert_eq!(
         message,
-        "Unknown status 'draft'; expected all, capture_pending, ready_for_analysis, analysis_pending, completed"
+        "Unknown status 'draft'; expected all, capture_pending, analysis_pending, completed"
     );
     app.stop().await;
+}
+
+/// The schema of earlier versions, as far as the overall status goes: incidents could hold
+/// `ready_for_analysis`, and the counts had a field for it.
+fn legacy_schema() -> store::Schema {
+    use values::validator::v;
+    let mut schema = app::schema();
+    for table in &mut schema.tables {
+        match table.name.as_str() {
+            "incidents" => *table = table.clone().field("overall_status", v::any()),
+            "incident_counts" => *table = table.clone().optional("ready_for_analysis", v::number()),
+            _ => {}
+        }
+    }
+    schema
+}
+
+/// Rows an earlier version stored with the overall status `ready_for_analysis` (and counted under
+/// it) are rewritten to `analysis_pending` with their counts, so the filter and the count cards
+/// find them and later writes still validate; a second run finds nothing to do.
+#[tokio::test]
+async fn stored_ready_for_analysis_rows_are_upgraded_with_their_counts() {
+    for db in backends() {
+        let place = Place::new(db).await;
+        let app = App::start(&place).await;
+        let server = Server::new(&app);
+        let abc = company(&app, "ABC Care").await;
+        let worker = member(&app, Some(&abc.id), "worker@abc.org", "frontline_worker").await;
+        let lead = member(&app, Some(&abc.id), "lead@abc.org", "team_lead").await;
+        let id = submitted(&app, &server, &worker, &abc.site).await;
+        create(&app, &worker.token, &abc.site).await;
+        app.stop().await;
+
+        // What the earlier version left: the submitted incident and its counts under the old value.
+        let overrides = config::Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some(place.dir.path().join("data")),
+            database_url: place.pg_url.clone(),
+        };
+        let config = config::Config::from_env(overrides, |k| {
+            (k == "SUPPORTSIGNAL_ENV").then(|| "test".to_string())
+        })
+        .unwrap();
+        let old = server::open_store(&config, legacy_schema()).await.unwrap();
+        let incident = id.clone();
+        old.mutate(move |txn| {
+            let doc = txn.normalize_id("incidents", &incident).unwrap();
+            let status = Some(Value::from("ready_for_analysis"));
+            txn.patch(
+                &doc,
+                store::Patch::from([("overall_status".into(), status)]),
+            )?;
+            for row in txn.query("incident_counts")?.collect()? {
+                let n = row.get("analysis_pending").and_then(Value::as_f64).unwrap();
+                let patch = store::Patch::from([
+                    ("analysis_pending".to_string(), Some(Value::from(0.0))),
+                    ("ready_for_analysis".to_string(), Some(Value::from(n))),
+                ]);
+                txn.patch(&row.id, patch)?;
+            }
+            Ok::<_, store::StoreError>(())
+        })
+        .await
+        .unwrap();
+        old.close().await.unwrap();
+
+        let app = App::start(&place).await;
+        let upgraded = app::incidents::upgrade::run(&app.store).await.unwrap();
+        assert_eq!(upgraded, 1, "{db:?}");
+        assert_eq!(app::incidents::upgrade::run(&app.store).await.unwrap(), 0);
+        let pending = app
+            .ok(
+                "query",
+                "incidents_listing:getAllCompanyIncidents",
+                json!({"sessionToken": lead.token, "filters": {"status": "analysis_pending"}}),
+            )
+            .await;
+        assert_eq!(pending["totalCount"], 1.0, "{db:?}");
+        assert_eq!(pending["incidents"][0]["_id"], id.as_str());
+        assert_eq!(
+            pending["incidents"][0]["overall_status"],
+            "analysis_pending"
+        );
+        assert_eq!(
+            pending["incidents"][0]["handoff_status"],
+            "ready_for_analysis"
+        );
+        let expected = |scope: &str| {
+            json!({"capture_pending": 1.0, "analysis_pending": 1.0, "completed": 0.0,
+                   "total": 2.0, "scope": scope})
+        };
+        let counts = |token: &str| {
+            app.ok(
+                "query",
+                "incidents_listing:getIncidentCounts",
+                json!({"sessionToken": token}),
+            )
+        };
+        assert_eq!(counts(&lead.token).await, expected("company"), "{db:?}");
+        assert_eq!(counts(&worker.token).await, expected("personal"));
+        // The count rows validate again: the next incident is counted.
+        create(&app, &worker.token, &abc.site).await;
+        assert_eq!(counts(&lead.token).await["capture_pending"], 2.0);
+        app.stop().await;
+    }
 }

@@ -14,6 +14,7 @@ mod auth;
 mod companies;
 mod drift;
 mod impersonation;
+mod incidents;
 mod participants;
 mod prompts;
 mod users;
