@@ -40,7 +40,6 @@ fn registered() -> BTreeMap<String, (String, String)> {
 }
 
 #[test]
-#[ignore = "issue 11 in progress: the lead un-ignores it once every part has landed"]
 fn every_path_the_web_app_calls_is_registered_as_the_kind_it_calls() {
     let ours = registered();
     let paths = app_paths();
