@@ -5,8 +5,8 @@
 mod admin;
 mod fields;
 mod listing;
-mod samples;
 pub mod rows;
+mod samples;
 mod write;
 
 use config::Urls;
