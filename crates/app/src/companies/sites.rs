@@ -287,15 +287,7 @@ fn delete_site(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             "The last site of a company cannot be deleted",
         ));
     }
-    let site_id = site.id.encode();
-    let participants = ctx
-        .db
-        .scoped(&scope)
-        .query(crate::participants::TABLE, "by_company_site_name", |q| {
-            q.eq("site_id", site_id)
-        })?
-        .first()?
-        .is_some();
+    let participants = crate::participants::refers_to_site(&mut ctx.db, &scope, &site.id)?;
     let incidents = crate::incidents::refers_to_site(&mut ctx.db, &scope, &site.id)?;
     let users = match (participants, incidents) {
         (true, true) => Some("participants and incidents"),

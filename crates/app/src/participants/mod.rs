@@ -221,6 +221,20 @@ pub fn count_at_site(
         .count()?)
 }
 
+/// Whether any participant of the scope's company is at `site` (a site they refer to is kept).
+pub fn refers_to_site(
+    db: &mut impl functions::DbRead,
+    scope: &functions::Scope,
+    site: &values::DocumentId,
+) -> functions::FnResult<bool> {
+    let site = site.encode();
+    Ok(db
+        .read_scoped(scope)
+        .query(TABLE, "by_company_site_name", |q| q.eq("site_id", site))?
+        .first()?
+        .is_some())
+}
+
 /// The one answer for missing and foreign participants alike.
 fn not_found() -> FunctionError {
     FunctionError::not_found("Participant not found")
