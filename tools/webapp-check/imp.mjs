@@ -1,0 +1,43 @@
+// Impersonation round trip in the unchanged app: search, start, act as the worker, exit back as the admin.
+import { chromium } from "playwright-core";
+import fs from "node:fs";
+
+const APP = process.env.APP_URL ?? "http://localhost:3200";
+fs.mkdirSync("shots", { recursive: true });
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
+const page = await (await browser.newContext()).newPage();
+const log = [];
+page.on("pageerror", (e) => log.push("pageerror " + String(e).slice(0, 200)));
+page.on("websocket", (ws) => ws.on("framereceived", (f) => {
+  try { const m = JSON.parse(f.payload);
+    if ((m.type === "MutationResponse" || m.type === "ActionResponse") && !m.success) log.push("failed " + String(m.result).slice(0, 200));
+    if (m.type === "Transition") for (const x of m.modifications) if (x.type === "QueryFailed") log.push("queryfailed " + x.errorMessage?.slice(0, 150));
+  } catch {} }));
+await page.goto(`${APP}/login/`);
+await page.fill('input[type="email"]', "root@platform.org");
+await page.fill('input[type="password"]', "Str0ng!Pass1");
+await page.click('button[type="submit"]');
+await page.waitForTimeout(3000);
+await page.goto(`${APP}/admin/impersonation/`);
+await page.waitForTimeout(5000);
+await page.fill('input[placeholder="Search by name or email..."]', "worker");
+await page.waitForTimeout(3000);
+await page.click('button:has-text("worker@harbour.org")');
+await page.fill("#reason", "Reproducing a reported problem with the wizard");
+await page.click('button:has-text("Start Impersonation")');
+await page.waitForTimeout(1500);
+await page.click('button:has-text("Confirm & Start Impersonation")');
+await page.waitForTimeout(10000);
+log.push("after start: " + page.url());
+await page.screenshot({ path: "shots/imp_started.png" });
+const who = await page.textContent("body");
+log.push("banner shows worker: " + /Frontline Worker|worker@harbour.org/.test(who));
+await page.click('button:has-text("Exit Impersonation")');
+await page.waitForTimeout(8000);
+log.push("after exit: " + page.url());
+log.push("token is admin's: " + await page.evaluate(() => localStorage.getItem("auth_session_token")?.length));
+await page.screenshot({ path: "shots/imp_ended.png" });
+const body = await page.textContent("body");
+log.push("failed-to-end toast: " + /Failed to end impersonation/.test(body));
+console.log(JSON.stringify(log, null, 1));
+await browser.close();
