@@ -54,6 +54,8 @@ pub fn registry(config: &config::Config) -> Registry {
     let mut r = Registry::new();
     // WebSocket clients authenticate a connection with a session token; this query validates it.
     r.authenticate_with("auth:verifySession");
+    // The web client sends its session token in every call's arguments.
+    r.session_token_argument("sessionToken");
     auth::register(&mut r, urls);
     audit::register(&mut r);
     companies::register(&mut r, urls);

@@ -145,7 +145,7 @@ fn seed_incidents(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
 
 fn bench_functions() -> Registry {
     let mut r = Registry::new();
-    r.mutation(
+    r.mutation_untyped(
         "bench:seedIncidents",
         v::object([("upTo", v::number()), ("batch", v::number())]),
         seed_incidents,
@@ -153,7 +153,7 @@ fn bench_functions() -> Registry {
     .cross_tenant();
     // A company, its team lead (with a real argon2 hash, for the sign-in scenario) and a session
     // with a known token; the participants are then created through the real API.
-    r.mutation_with_prepare(
+    r.mutation_with_prepare_untyped(
         "bench:seedAuth",
         v::object(Vec::<(&str, Validator)>::new()),
         |_, _| async move {
@@ -234,7 +234,7 @@ fn bench_functions() -> Registry {
         },
     )
     .cross_tenant();
-    r.query(
+    r.query_untyped(
         "bench:getOne",
         v::object([("key", v::string())]),
         |ctx, args| {
@@ -247,7 +247,7 @@ fn bench_functions() -> Registry {
             Ok(doc.map(Document::into_value).unwrap_or(Value::Null))
         },
     );
-    r.query(
+    r.query_untyped(
         "bench:range50",
         v::object([("group", v::string())]),
         |ctx, args| {
@@ -262,7 +262,7 @@ fn bench_functions() -> Registry {
             ))
         },
     );
-    r.mutation(
+    r.mutation_untyped(
         "bench:insert",
         v::object([
             ("group", v::string()),
@@ -281,7 +281,7 @@ fn bench_functions() -> Registry {
         },
     );
     // Seeding through the API in one transaction per group keeps set-up to a few hundred requests.
-    r.mutation(
+    r.mutation_untyped(
         "bench:seed",
         v::object([
             ("group", v::string()),

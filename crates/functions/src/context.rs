@@ -36,6 +36,12 @@ impl Auth {
         self.client_ip = ip;
         self
     }
+    /// A session token sent as an argument (see `Registry::session_token_argument`); it wins
+    /// over the bearer token.
+    pub fn with_argument_token(mut self, token: &str) -> Auth {
+        self.token = Some(token.to_owned());
+        self
+    }
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
     }
@@ -318,7 +324,12 @@ impl ActionCtx {
         self.deadline
     }
 
-    async fn run(&self, kind: FunctionKind, path: &str, args: Object) -> FnResult<Value> {
+    pub(crate) async fn run(
+        &self,
+        kind: FunctionKind,
+        path: &str,
+        args: Object,
+    ) -> FnResult<Value> {
         let call = Call {
             path: path.to_string(),
             expected: Some(kind),
@@ -331,13 +342,16 @@ impl ActionCtx {
             .await
             .map(|outcome| outcome.value)
     }
-    pub async fn run_query(&self, path: &str, args: Object) -> FnResult<Value> {
+    /// Calls a function by path with untyped arguments (see `run_query` for typed calls).
+    pub async fn run_query_untyped(&self, path: &str, args: Object) -> FnResult<Value> {
         self.run(FunctionKind::Query, path, args).await
     }
-    pub async fn run_mutation(&self, path: &str, args: Object) -> FnResult<Value> {
+    /// Calls a function by path with untyped arguments (see `run_mutation` for typed calls).
+    pub async fn run_mutation_untyped(&self, path: &str, args: Object) -> FnResult<Value> {
         self.run(FunctionKind::Mutation, path, args).await
     }
-    pub async fn run_action(&self, path: &str, args: Object) -> FnResult<Value> {
+    /// Calls a function by path with untyped arguments (see `run_action` for typed calls).
+    pub async fn run_action_untyped(&self, path: &str, args: Object) -> FnResult<Value> {
         self.run(FunctionKind::Action, path, args).await
     }
     /// A shared HTTP client for calls to external services.

@@ -8,16 +8,19 @@ mod path;
 mod registry;
 mod runtime;
 mod tenancy;
+mod typed;
 
 pub use context::{ActionCtx, Auth, Db, DbRead, DbWriter, MutationCtx, QueryCtx};
 pub use error::{ErrorCode, ErrorShape, FunctionError};
 pub use pagination::{
-    pagination_opts_validator, pagination_result, parse_pagination_opts, MAX_PAGE_SIZE,
+    pagination_opts_validator, pagination_result, parse_pagination_opts, Page, PaginationArg,
+    MAX_PAGE_SIZE,
 };
 pub use path::{FunctionPath, PathError};
 pub use registry::{no_args, FunctionKind, FunctionSpec, Registry, Visibility};
 pub use runtime::{Call, Caller, MutationGuard, Outcome, QueryRun, RequestId, Runtime};
 pub use tenancy::{CrossTenant, Scope, Scoped, ScopedWriter};
+pub use typed::{Args, FunctionName, FunctionRef, Returns};
 
 /// What handlers return.
 pub type FnResult<T = values::Value> = Result<T, FunctionError>;

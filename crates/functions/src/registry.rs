@@ -125,10 +125,13 @@ pub(crate) struct Registered {
     pub handler: Handler,
 }
 
+/// Functions are registered typed (`query`, `mutation`, `action` ... in `typed.rs`) or, while
+/// modules move over, untyped (`*_untyped`: `Object` in, `Value` out, validators given by hand).
 #[derive(Clone, Default)]
 pub struct Registry {
     functions: BTreeMap<FunctionPath, Registered>,
     auth_check: Option<FunctionPath>,
+    session_argument: Option<String>,
 }
 
 impl Registry {
@@ -136,7 +139,7 @@ impl Registry {
         Registry::default()
     }
 
-    fn add(
+    pub(crate) fn add(
         &mut self,
         path: &str,
         visibility: Visibility,
@@ -174,7 +177,7 @@ impl Registry {
             .spec
     }
 
-    pub fn query(
+    pub fn query_untyped(
         &mut self,
         path: &str,
         args: Validator,
@@ -183,7 +186,7 @@ impl Registry {
         self.add(path, Visibility::Public, args, Handler::Query(Arc::new(f)))
     }
 
-    pub fn internal_query(
+    pub fn internal_query_untyped(
         &mut self,
         path: &str,
         args: Validator,
@@ -197,7 +200,7 @@ impl Registry {
         )
     }
 
-    pub fn mutation(
+    pub fn mutation_untyped(
         &mut self,
         path: &str,
         args: Validator,
@@ -206,7 +209,7 @@ impl Registry {
         self.add(path, Visibility::Public, args, plain_mutation(f))
     }
 
-    pub fn internal_mutation(
+    pub fn internal_mutation_untyped(
         &mut self,
         path: &str,
         args: Validator,
@@ -215,11 +218,8 @@ impl Registry {
         self.add(path, Visibility::Internal, args, plain_mutation(f))
     }
 
-    /// A mutation whose slow, side-effect-free part (password hashing, reads it can verify later)
-    /// runs in `prepare`, outside the transaction, so it never holds the writer. `apply` runs in the
-    /// transaction with what `prepare` produced and must re-check anything `prepare` read. Clients
-    /// see an ordinary mutation.
-    pub fn mutation_with_prepare<P, Prep, Fut, Apply>(
+    /// `mutation_with_prepare` over untyped arguments and result.
+    pub fn mutation_with_prepare_untyped<P, Prep, Fut, Apply>(
         &mut self,
         path: &str,
         args: Validator,
@@ -249,7 +249,7 @@ impl Registry {
         self.add(path, Visibility::Public, args, handler)
     }
 
-    pub fn action<F, Fut>(&mut self, path: &str, args: Validator, f: F) -> &mut FunctionSpec
+    pub fn action_untyped<F, Fut>(&mut self, path: &str, args: Validator, f: F) -> &mut FunctionSpec
     where
         F: Fn(ActionCtx, Object) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = FnResult> + Send + 'static,
@@ -258,7 +258,7 @@ impl Registry {
         self.add(path, Visibility::Public, args, Handler::Action(handler))
     }
 
-    pub fn internal_action<F, Fut>(
+    pub fn internal_action_untyped<F, Fut>(
         &mut self,
         path: &str,
         args: Validator,
@@ -284,6 +284,9 @@ impl Registry {
         if other.auth_check.is_some() {
             self.auth_check = other.auth_check;
         }
+        if other.session_argument.is_some() {
+            self.session_argument = other.session_argument;
+        }
     }
 
     /// Names the query that decides whether a token a client authenticates a connection with (the
@@ -291,6 +294,17 @@ impl Registry {
     /// arguments, and returns null for an invalid or expired token.
     pub fn authenticate_with(&mut self, path: &str) {
         self.auth_check = Some(FunctionPath::parse(path).unwrap_or_else(|e| panic!("{e}")));
+    }
+
+    /// Names an argument that carries the caller's session token (clients that cannot set a
+    /// header put it in every call's arguments). When a call has it, it is the token the handler's
+    /// `Auth` presents, ahead of the connection's.
+    pub fn session_token_argument(&mut self, name: &str) {
+        self.session_argument = Some(name.to_owned());
+    }
+
+    pub(crate) fn session_argument(&self) -> Option<&str> {
+        self.session_argument.as_deref()
     }
 
     /// The query named by `authenticate_with`, if any.

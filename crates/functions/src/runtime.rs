@@ -172,6 +172,19 @@ impl Runtime {
         Ok(value.into_object().expect("checked above"))
     }
 
+    /// The call's `Auth`, with the session token argument in front when the call carries one.
+    fn auth_for(&self, call: &Call, args: &Object) -> Auth {
+        let argument = self.inner.registry.session_argument().and_then(|name| {
+            args.get(name)
+                .and_then(Value::as_str)
+                .filter(|token| !token.is_empty())
+        });
+        match argument {
+            Some(token) => call.auth.clone().with_argument_token(token),
+            None => call.auth.clone(),
+        }
+    }
+
     fn check_returns(
         &self,
         returns: Option<&Validator>,
@@ -259,7 +272,7 @@ impl Runtime {
         call: &Call,
         spec: &crate::FunctionSpec,
     ) -> (FnResult<(Value, Vec<String>)>, Option<(ReadSet, Ts)>) {
-        let (auth, request_id) = (call.auth.clone(), call.request_id.clone());
+        let (auth, request_id) = (self.auth_for(call, &args), call.request_id.clone());
         let path = spec.path.to_string();
         let cross_tenant = spec.cross_tenant;
         let run = self.inner.store.query(move |txn| {
@@ -307,7 +320,7 @@ impl Runtime {
         once: Option<Arc<dyn MutationGuard>>,
     ) -> FnResult<Outcome> {
         let spec = registered.spec;
-        let (auth, request_id) = (call.auth.clone(), call.request_id.clone());
+        let (auth, request_id) = (self.auth_for(call, &args), call.request_id.clone());
         let path = spec.path.to_string();
         let cross_tenant = spec.cross_tenant;
         let outcome = match registered.handler {

@@ -20,12 +20,16 @@
 //! # Ok::<(), values::ValueError>(())
 //! ```
 
+// `#[derive(Typed)]` names `::values`, inside this crate too.
+extern crate self as values;
+
 mod document;
 pub mod id;
 pub mod json;
 mod path;
 pub mod serde_bridge;
 pub mod stored;
+pub mod typed;
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategy;
 pub mod validator;
@@ -35,6 +39,7 @@ pub use document::check_document;
 pub use id::DocumentId;
 pub use json::Format;
 pub use validator::{FieldValidator, TableNumbers, ValidationError, Validator};
+pub use typed::{Nullable, Typed};
 pub use value::{Object, Value, ValueError};
 
 /// Largest document the store accepts, in bytes of its encoded form.

@@ -7,11 +7,12 @@
 //!
 //! | Rust | Value |
 //! |---|---|
-//! | `f32`, `f64` | float64 |
-//! | `i8`..`i64`, `u8`..`u32`, and `u64`/`i128`/`u128` that fit in i64 | int64 (others are an error) |
+//! | `f32`, `f64`, and integers other than `i64`/`i128`/`u128` | float64 (a JS number; a `u64` beyond 2^53 is an error) |
+//! | `i64`, and `i128`/`u128` that fit in i64 | int64 (a JS bigint) |
 //! | `bool`, `String`/`&str`/`char` | boolean, string |
 //! | `serialize_bytes` (e.g. `serde_bytes`) | bytes; a plain `Vec<u8>` is an array of int64 |
-//! | `()`, unit struct, `None` | null |
+//! | `()`, unit struct, `None` outside a struct | null |
+//! | `None` in a struct field or map entry | left out (`v.optional`) |
 //! | sequences, tuples | array |
 //! | structs, maps (string or integer keys) | object; field names are checked like wire names |
 //! | enums | externally tagged: `"Variant"` or `{"Variant": ...}` |
@@ -19,10 +20,9 @@
 //! Reading back is slightly lenient where JS forces it: clients send every plain number as float64,
 //! so an integer field accepts an integral float64, and a `Vec<u8>` field accepts bytes.
 //!
-//! `None` in a struct field serializes as null, not as an absent field, because a serializer cannot
-//! tell `None` from `()`. Domain structs whose optional fields are `v.optional(...)` in the
-//! validator therefore use `#[serde(default, skip_serializing_if = "Option::is_none")]`.
-//! Missing fields deserialize to `None` either way.
+//! A struct field that is `None` is left out, as JS leaves out `undefined`, so an `Option` field
+//! matches `v.optional(...)`; a field that must be present as null is a `typed::Nullable`. Missing
+//! fields deserialize to `None`.
 
 mod de;
 mod ser;
@@ -30,7 +30,7 @@ mod ser;
 use crate::{Value, ValueError};
 
 pub fn to_value<T: serde::Serialize>(value: &T) -> Result<Value, ValueError> {
-    value.serialize(ser::ValueSerializer)
+    value.serialize(ser::ValueSerializer::default())
 }
 
 pub fn from_value<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, ValueError> {

@@ -23,7 +23,7 @@ pub struct Limits {
 }
 
 pub fn register(r: &mut Registry, limits: Limits) {
-    r.internal_mutation(
+    r.internal_mutation_untyped(
         ADMIT,
         v::object([
             ("company_id", v::optional(v::id("companies"))),

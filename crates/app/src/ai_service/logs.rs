@@ -290,7 +290,7 @@ impl Entry {
 }
 
 pub fn register(r: &mut Registry) {
-    r.internal_mutation(
+    r.internal_mutation_untyped(
         RECORD,
         v::object([("entry", v::any()), ("rejected", v::boolean())]),
         record,

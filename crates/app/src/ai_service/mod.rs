@@ -337,7 +337,7 @@ impl AiService {
         if let Some(user) = call.user_id {
             args.insert("user_id".into(), Value::from(user));
         }
-        let answer = ctx.run_mutation(limits::ADMIT, args).await?;
+        let answer = ctx.run_mutation_untyped(limits::ADMIT, args).await?;
         if answer.get("admitted").and_then(Value::as_bool) == Some(true) {
             return Ok(None);
         }
@@ -359,7 +359,7 @@ impl AiService {
         adjustment: Option<&TokenAdjustment>,
     ) {
         let args = log.to_args(adjustment);
-        if let Err(e) = ctx.run_mutation(logs::RECORD, args).await {
+        if let Err(e) = ctx.run_mutation_untyped(logs::RECORD, args).await {
             tracing::error!(request_id = %ctx.request_id, error = %e, operation = %log.operation, "recording an AI request failed");
         }
     }
@@ -377,15 +377,15 @@ async fn resolve(ctx: &ActionCtx, call: &AiCall) -> FnResult<Value> {
         .into_object()
         .unwrap_or_default()
     };
-    let first = ctx.run_query(prompts::resolve::RESOLVE, args()).await?;
+    let first = ctx.run_query_untyped(prompts::resolve::RESOLVE, args()).await?;
     let empty = first.get("prompt").is_some_and(Value::is_null)
         && first.get("anyPrompts").and_then(Value::as_bool) == Some(false);
     if !empty {
         return Ok(first);
     }
-    ctx.run_mutation(prompts::ENSURE_DEFAULTS, Object::new())
+    ctx.run_mutation_untyped(prompts::ENSURE_DEFAULTS, Object::new())
         .await?;
-    ctx.run_query(prompts::resolve::RESOLVE, args()).await
+    ctx.run_query_untyped(prompts::resolve::RESOLVE, args()).await
 }
 
 fn substitution_error(name: &str, problems: &Value) -> FunctionError {

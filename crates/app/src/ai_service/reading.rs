@@ -16,7 +16,7 @@ use crate::identity::{require_permission, Permission, Viewer};
 const MAX_STATS_DAYS: f64 = 366.0;
 
 pub fn register(r: &mut Registry, limits: Limits) {
-    r.query(
+    r.query_untyped(
         "promptManager:listAiRequestLogs",
         with_session([
             ("paginationOpts", v::optional(pagination_opts_validator())),
@@ -29,7 +29,7 @@ pub fn register(r: &mut Registry, limits: Limits) {
         list,
     )
     .cross_tenant();
-    r.query(
+    r.query_untyped(
         "promptManager:getAiUsageStats",
         with_session([
             ("days", v::optional(v::number())),
@@ -45,7 +45,7 @@ pub fn register(r: &mut Registry, limits: Limits) {
 /// those without a company (`system_configuration`, i.e. system administrators).
 fn reading_scope(ctx: &mut QueryCtx<'_>, args: &Object) -> FnResult<(Viewer, Scope)> {
     let now = ctx.now_ms();
-    let viewer = require_permission(&mut ctx.db, ctx.auth, args, now, Permission::ViewAuditLogs)?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ViewAuditLogs)?;
     let grant = ctx.cross_tenant()?;
     let company = opt_text(args, "companyId").map(|c| {
         // A malformed id names no company; scope_for then refuses it like any other one.

@@ -20,7 +20,7 @@ pub fn prune_path() -> &'static str {
 }
 
 pub fn register(r: &mut Registry, retention_days: u32) {
-    r.internal_mutation(
+    r.internal_mutation_untyped(
         PRUNE,
         v::object([
             ("before", v::optional(v::number())),

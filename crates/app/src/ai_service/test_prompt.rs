@@ -15,13 +15,13 @@ use crate::prompts;
 pub const CALLER: &str = "aiService:caller";
 
 pub fn register(r: &mut Registry, service: &AiService) {
-    r.internal_query(
+    r.internal_query_untyped(
         CALLER,
         with_session([("permission", v::string().into())]),
         caller_query,
     );
     let service = service.clone();
-    r.action(
+    r.action_untyped(
         "promptManager:testPrompt",
         with_session([
             ("prompt_name", v::string().into()),
@@ -41,7 +41,7 @@ fn caller_query(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let permission = Permission::parse(text(&args, "permission"))
         .ok_or_else(|| FunctionError::internal("aiService:caller: unknown permission"))?;
     let now = ctx.now_ms();
-    let viewer = require_permission(&mut ctx.db, ctx.auth, &args, now, permission)?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, permission)?;
     Ok(object([
         ("userId", Some(Value::from(viewer.user_id))),
         ("companyId", viewer.company_id.map(Value::from)),
@@ -60,7 +60,7 @@ pub async fn caller(
         query.insert("sessionToken".into(), Value::from(token));
     }
     query.insert("permission".into(), Value::from(permission.as_str()));
-    let who = ctx.run_query(CALLER, query).await?;
+    let who = ctx.run_query_untyped(CALLER, query).await?;
     let id = |field: &str| {
         who.get(field)
             .and_then(Value::as_str)

@@ -208,7 +208,7 @@ const MAX_ENTRIES: usize = 500;
 /// `view_security_logs` may pass `allCompanies: true` or another `companyId`.
 fn list_events(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_permission(&mut ctx.db, ctx.auth, &args, now, Permission::ViewAuditLogs)?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ViewAuditLogs)?;
     let limit = args
         .get("limit")
         .and_then(Value::as_f64)
@@ -245,7 +245,7 @@ fn list_events(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 }
 
 pub fn register(r: &mut Registry) {
-    r.query(
+    r.query_untyped(
         "audit:listEvents",
         with_session([
             ("event", v::optional(v::string())),

@@ -20,7 +20,7 @@ pub async fn prepare(ctx: ActionCtx, args: Object) -> FnResult<Change> {
     if let Some(token) = args.get("sessionToken") {
         query.insert("sessionToken".into(), token.clone());
     }
-    let found = ctx.run_query("auth:credentialsForSession", query).await?;
+    let found = ctx.run_query_untyped("auth:credentialsForSession", query).await?;
     let hash_seen = found
         .get("passwordHash")
         .and_then(Value::as_str)
@@ -58,9 +58,9 @@ pub async fn prepare(ctx: ActionCtx, args: Object) -> FnResult<Change> {
     })
 }
 
-pub fn apply(ctx: &mut MutationCtx<'_>, args: Object, change: &Change) -> FnResult {
+pub fn apply(ctx: &mut MutationCtx<'_>, _args: Object, change: &Change) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     if viewer.impersonator.is_some() {
         return Err(FunctionError::forbidden(
             "Passwords cannot be changed while impersonating",

@@ -14,9 +14,9 @@ fn field(viewer: &Viewer, name: &str) -> Option<Value> {
     viewer.user.get(name).cloned()
 }
 
-pub fn get_current_user(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn get_current_user(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
-    Ok(match resolve(&mut ctx.db, ctx.auth, &args, now)? {
+    Ok(match resolve(&mut ctx.db, ctx.auth, now)? {
         Some(v) => object([
             ("id", Some(Value::from(v.user_id))),
             ("name", Some(Value::from(v.name.as_str()))),
@@ -27,9 +27,9 @@ pub fn get_current_user(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     })
 }
 
-pub fn verify_session(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn verify_session(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
-    Ok(match resolve(&mut ctx.db, ctx.auth, &args, now)? {
+    Ok(match resolve(&mut ctx.db, ctx.auth, now)? {
         Some(v) => object([
             ("id", Some(Value::from(v.user_id))),
             ("_id", Some(Value::from(v.user_id))),
@@ -46,7 +46,7 @@ pub fn verify_session(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 /// `{hasAccess, reason, userEmail?}`. The web app subscribes to it on every page, so it never
 /// throws. Access is the system administrator role alone (the reference also let one hard-coded
 /// email in), and never while impersonating: the admin is acting as someone else.
-pub fn verify_owner_access(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn verify_owner_access(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let answer = |has_access: bool, reason: &str, email: Option<&str>| {
         Ok(object([
             ("hasAccess", Some(Value::from(has_access))),
@@ -55,10 +55,10 @@ pub fn verify_owner_access(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         ]))
     };
     let now = ctx.now_ms();
-    let Some(token) = presented_token(ctx.auth, &args).map(str::to_string) else {
+    let Some(token) = presented_token(ctx.auth).map(str::to_string) else {
         return answer(false, "No session token provided", None);
     };
-    let viewer = match resolve(&mut ctx.db, ctx.auth, &args, now) {
+    let viewer = match resolve(&mut ctx.db, ctx.auth, now) {
         Ok(viewer) => viewer,
         Err(error) => {
             // A page must not break over this; the failure is still worth knowing about.
@@ -89,9 +89,9 @@ pub fn verify_owner_access(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 }
 
 /// `users:getCurrent`: the user document as the web app shows it (never the password hash).
-pub fn get_current(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn get_current(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
-    Ok(match resolve(&mut ctx.db, ctx.auth, &args, now)? {
+    Ok(match resolve(&mut ctx.db, ctx.auth, now)? {
         Some(v) => object([
             ("_id", Some(Value::from(v.user_id))),
             ("_creationTime", Some(Value::from(v.user.creation_time))),
@@ -106,9 +106,9 @@ pub fn get_current(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 }
 
 /// Never throws: a client asks this to decide what to show.
-pub fn get_user_permissions(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn get_user_permissions(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
-    Ok(match resolve(&mut ctx.db, ctx.auth, &args, now)? {
+    Ok(match resolve(&mut ctx.db, ctx.auth, now)? {
         Some(v) => object([
             (
                 "permissions",
@@ -136,16 +136,16 @@ pub fn get_user_permissions(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 }
 
 /// Always succeeds, so a client can sign out even with a stale token.
-pub fn logout(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+pub fn logout(ctx: &mut MutationCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
-    if let Some(token) = presented_token(ctx.auth, &args).map(str::to_string) {
+    if let Some(token) = presented_token(ctx.auth).map(str::to_string) {
         // Signing out of an impersonation ends it; the admin's own session is untouched.
         if crate::impersonation::is_impersonation_token(&token) {
             // Signing out always succeeds: an unknown or ended impersonation needs nothing done.
             let _ = crate::impersonation::end::sign_out(ctx, &token);
             return Ok(object([("success", Some(Value::from(true)))]));
         }
-        if let Some(viewer) = resolve(&mut ctx.db, ctx.auth, &args, now)? {
+        if let Some(viewer) = resolve(&mut ctx.db, ctx.auth, now)? {
             let entry = Entry {
                 event: Event::SignOut,
                 actor: Some(&viewer.user_id),
@@ -164,16 +164,16 @@ pub fn logout(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
 
 pub fn update_workflow_state(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     let mut patch = Patch::new();
     patch.insert("workflow_state".into(), args.get("workflowState").cloned());
     ctx.db.patch(&viewer.session_id, patch)?;
     Ok(object([("success", Some(Value::from(true)))]))
 }
 
-pub fn recover_state(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn recover_state(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     let session = ctx.db.get(&viewer.session_id)?;
     Ok(object([(
         "workflowState",

@@ -21,7 +21,7 @@ pub use login::{LOCKOUT_MS, MAX_FAILED_LOGINS};
 /// The web app's sign-in code reads `error.data` of these calls as text (`.includes("Invalid email
 /// or password")` and the like), so their user errors carry the message string as data.
 pub fn register(r: &mut Registry, urls: &Urls) {
-    r.mutation_with_prepare(
+    r.mutation_with_prepare_untyped(
         "auth:registerUser",
         with_session([
             ("name", v::string().into()),
@@ -35,7 +35,7 @@ pub fn register(r: &mut Registry, urls: &Urls) {
     )
     .cross_tenant()
     .message_error_data();
-    r.mutation_with_prepare(
+    r.mutation_with_prepare_untyped(
         "auth:loginUser",
         with_session([
             ("email", v::string().into()),
@@ -47,44 +47,44 @@ pub fn register(r: &mut Registry, urls: &Urls) {
     )
     .cross_tenant()
     .message_error_data();
-    r.mutation("auth:logoutUser", with_session([]), current::logout);
-    r.query(
+    r.mutation_untyped("auth:logoutUser", with_session([]), current::logout);
+    r.query_untyped(
         "auth:getCurrentUser",
         with_session([]),
         current::get_current_user,
     );
-    r.query(
+    r.query_untyped(
         "auth:verifySession",
         with_session([]),
         current::verify_session,
     );
-    r.query(
+    r.query_untyped(
         "auth:verifyOwnerAccess",
         with_session([]),
         current::verify_owner_access,
     );
-    r.query("users:getCurrent", with_session([]), current::get_current);
-    r.query(
+    r.query_untyped("users:getCurrent", with_session([]), current::get_current);
+    r.query_untyped(
         "users:getCurrentUser",
         with_session([]),
         current::get_current,
     );
-    r.query(
+    r.query_untyped(
         "permissions:getUserPermissions",
         with_session([("companyId", v::optional(v::string()))]),
         current::get_user_permissions,
     );
-    r.query(
+    r.query_untyped(
         "permissions:getTestablePermissions",
         with_session([]),
         permission_labels::testable,
     );
-    r.query(
+    r.query_untyped(
         "permissions:getRolePermissionLabels",
         with_session([("role", v::optional(v::string()))]),
         permission_labels::role_labels,
     );
-    r.mutation_with_prepare(
+    r.mutation_with_prepare_untyped(
         "auth:changePassword",
         with_session([
             ("currentPassword", v::string().into()),
@@ -94,31 +94,31 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         change_password::apply,
     )
     .message_error_data();
-    r.mutation(
+    r.mutation_untyped(
         "sessionManagement:updateWorkflowState",
         with_session([("workflowState", v::any().into())]),
         current::update_workflow_state,
     );
-    r.query(
+    r.query_untyped(
         "sessionManagement:recoverState",
         with_session([]),
         current::recover_state,
     );
 
-    r.action(
+    r.action_untyped(
         "auth:requestPasswordReset",
         with_session([("email", v::string().into())]),
         reset::request,
     )
     .message_error_data();
     let reset_urls = urls.clone();
-    r.internal_mutation(
+    r.internal_mutation_untyped(
         "auth:createPasswordReset",
         v::object([("email", v::string())]),
         move |ctx, args| reset::create(ctx, &reset_urls, args),
     )
     .cross_tenant();
-    r.action(
+    r.action_untyped(
         "email:sendPasswordResetEmail",
         with_session([
             ("email", v::string().into()),
@@ -128,13 +128,13 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         reset::send_by_admin,
     );
     let admin_reset_urls = urls.clone();
-    r.internal_mutation(
+    r.internal_mutation_untyped(
         "auth:createPasswordResetByAdmin",
         with_session([("email", v::string().into())]),
         move |ctx, args| reset::create_by_admin(ctx, &admin_reset_urls, args),
     )
     .cross_tenant();
-    r.mutation_with_prepare(
+    r.mutation_with_prepare_untyped(
         "auth:resetPassword",
         with_session([
             ("token", v::string().into()),
@@ -147,13 +147,13 @@ pub fn register(r: &mut Registry, urls: &Urls) {
     .message_error_data();
 
     // What the prepare steps read; internal, so no client can look up password hashes.
-    r.internal_query(
+    r.internal_query_untyped(
         "auth:credentialsForLogin",
         v::object([("email", v::string())]),
         credentials_for_login,
     )
     .cross_tenant();
-    r.internal_query(
+    r.internal_query_untyped(
         "auth:credentialsForSession",
         with_session([]),
         credentials_for_session,
@@ -176,9 +176,9 @@ fn credentials_for_login(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     })
 }
 
-fn credentials_for_session(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn credentials_for_session(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     Ok(object([
         ("userId", Some(Value::from(viewer.user_id))),
         ("passwordHash", viewer.user.get("password").cloned()),

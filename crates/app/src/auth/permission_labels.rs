@@ -39,7 +39,7 @@ pub fn testable(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
 /// for a session and the dashboard always has one.
 pub fn role_labels(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     let role = match opt_text(&args, "role") {
         Some(name) => Role::parse(name)
             .ok_or_else(|| FunctionError::validation("role", format!("Invalid role: {name}")))?,

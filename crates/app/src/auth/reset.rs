@@ -53,7 +53,7 @@ pub async fn request(ctx: ActionCtx, args: Object) -> FnResult {
     if let Ok(email) = Email::parse(text(&args, "email")) {
         let mut inner = Object::new();
         inner.insert("email".into(), Value::from(email.as_str()));
-        ctx.run_mutation("auth:createPasswordReset", inner).await?;
+        ctx.run_mutation_untyped("auth:createPasswordReset", inner).await?;
     }
     Ok(success())
 }
@@ -69,7 +69,7 @@ pub async fn send_by_admin(ctx: ActionCtx, args: Object) -> FnResult {
     if let Some(token) = args.get("sessionToken") {
         inner.insert("sessionToken".into(), token.clone());
     }
-    ctx.run_mutation("auth:createPasswordResetByAdmin", inner)
+    ctx.run_mutation_untyped("auth:createPasswordResetByAdmin", inner)
         .await?;
     Ok(object([
         ("success", Some(Value::from(true))),
@@ -86,7 +86,7 @@ pub async fn send_by_admin(ctx: ActionCtx, args: Object) -> FnResult {
 /// `auth:createPasswordResetByAdmin` (internal): the database half of `sendPasswordResetEmail`.
 pub fn create_by_admin(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let admin = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let admin = require_session(&mut ctx.db, ctx.auth, now)?;
     // An impersonating admin acts as someone else, so is no administrator here.
     if admin.role != Role::SystemAdmin || admin.impersonator.is_some() {
         return Err(FunctionError::forbidden(

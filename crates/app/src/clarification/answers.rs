@@ -21,17 +21,17 @@ pub fn register(r: &mut Registry) {
             ("phase", v::optional(phase_validator())),
         ])
     };
-    r.query(
+    r.query_untyped(
         "aiClarification:getClarificationQuestions",
         listing(),
         get_questions,
     );
-    r.query(
+    r.query_untyped(
         "aiClarification:getClarificationAnswers",
         listing(),
         get_answers,
     );
-    r.mutation(
+    r.mutation_untyped(
         "aiClarification:submitClarificationAnswer",
         with_session([
             ("incident_id", v::id("incidents").into()),

@@ -29,7 +29,7 @@ pub const STORE: &str = "aiClarification:storeQuestions";
 
 pub fn register(r: &mut Registry, ai: &AiService) {
     let service = ai.clone();
-    r.action(
+    r.action_untyped(
         "aiClarification:generateClarificationQuestions",
         with_session([
             ("incident_id", v::id("incidents").into()),
@@ -44,7 +44,7 @@ pub fn register(r: &mut Registry, ai: &AiService) {
     );
     let service = ai.clone();
     let narrative = v::object(Phase::ALL.map(|p| (p.as_str(), v::string())));
-    r.action(
+    r.action_untyped(
         "aiClarification:generateAllClarificationQuestions",
         with_session([
             ("incident_id", v::id("incidents").into()),
@@ -56,7 +56,7 @@ pub fn register(r: &mut Registry, ai: &AiService) {
             async move { generate_all(ctx, args, ai).await }
         },
     );
-    r.internal_query(
+    r.internal_query_untyped(
         PREPARE,
         with_session([
             ("incident_id", v::id("incidents").into()),
@@ -65,7 +65,7 @@ pub fn register(r: &mut Registry, ai: &AiService) {
         ]),
         prepare,
     );
-    r.internal_mutation(
+    r.internal_mutation_untyped(
         STORE,
         with_session([
             ("incident_id", v::id("incidents").into()),
@@ -169,7 +169,7 @@ async fn plan(ctx: &ActionCtx, args: &Object, phases: &[Phase], force: bool) -> 
         Value::Array(phases.iter().map(|p| Value::from(p.as_str())).collect()),
     );
     fields.insert("force".into(), Value::from(force));
-    let found = ctx.run_query(PREPARE, forward(args, fields)).await?;
+    let found = ctx.run_query_untyped(PREPARE, forward(args, fields)).await?;
     let id = |field: &str| {
         found
             .get(field)
@@ -308,7 +308,7 @@ async fn run_phase(
         Value::from(outcome.correlation_id.as_str()),
     );
     fields.insert("replace".into(), Value::from(force));
-    let stored = ctx.run_mutation(STORE, forward(args, fields)).await?;
+    let stored = ctx.run_mutation_untyped(STORE, forward(args, fields)).await?;
     Ok(Generated {
         questions: stored
             .get("questions")

@@ -34,7 +34,7 @@ pub fn register(r: &mut Registry, ai: &AiService) {
             ("phase", phase_validator().into()),
         ])
     };
-    r.action(
+    r.action_untyped(
         "aiClarification:generateMockAnswers",
         by_phase(),
         move |ctx, args| {
@@ -42,8 +42,8 @@ pub fn register(r: &mut Registry, ai: &AiService) {
             async move { generate(ctx, args, ai).await }
         },
     );
-    r.internal_query(PREPARE, by_phase(), prepare);
-    r.internal_mutation(
+    r.internal_query_untyped(PREPARE, by_phase(), prepare);
+    r.internal_mutation_untyped(
         STORE,
         with_session([
             ("incident_id", v::id("incidents").into()),
@@ -104,7 +104,7 @@ fn sample_editor(
     args: &Object,
     now: f64,
 ) -> FnResult<(Viewer, functions::Scope, Incident)> {
-    require_permission(db, auth, args, now, Permission::SampleData)?;
+    require_permission(db, auth, now, Permission::SampleData)?;
     let (viewer, scope, incident) = capture_editor(db, auth, args, now)?;
     record::require_unlocked(&incident, "clarification answers")?;
     Ok((viewer, scope, incident))
@@ -217,7 +217,7 @@ async fn generate(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
     );
     fields.insert("phase".into(), Value::from(phase.as_str()));
     let found = ctx
-        .run_query(PREPARE, forward(&args, fields.clone()))
+        .run_query_untyped(PREPARE, forward(&args, fields.clone()))
         .await?;
     let id = |field: &str| {
         found
@@ -258,7 +258,7 @@ async fn generate(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
         })
         .collect();
     fields.insert("answers".into(), Value::Array(list));
-    let stored = ctx.run_mutation(STORE, forward(&args, fields)).await?;
+    let stored = ctx.run_mutation_untyped(STORE, forward(&args, fields)).await?;
     let count = stored.as_array().map_or(0, <[Value]>::len);
     Ok(object([
         ("success", Some(Value::from(count > 0))),

@@ -391,7 +391,7 @@ pub fn capture_editor(
     args: &Object,
     now: f64,
 ) -> FnResult<(Viewer, Scope, Incident)> {
-    let viewer = require_permission(db, auth, args, now, Permission::EditOwnIncidentCapture)?;
+    let viewer = require_permission(db, auth, now, Permission::EditOwnIncidentCapture)?;
     let scope = viewer.company_scope()?;
     let incident = record::load(db, &scope, text(args, "incident_id"))?;
     record::require_capture_editor(&viewer, &incident)?;
@@ -406,7 +406,7 @@ pub fn incident_reader(
     args: &Object,
     now: f64,
 ) -> FnResult<(Viewer, Scope, Incident)> {
-    let viewer = require_session(db, auth, args, now)?;
+    let viewer = require_session(db, auth, now)?;
     let scope = viewer.company_scope()?;
     let incident = record::load(db, &scope, text(args, "incident_id"))?;
     record::require_view(&viewer, &incident)?;

@@ -44,7 +44,6 @@ pub fn list_all_companies(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let viewer = require_permission(
         &mut ctx.db,
         ctx.auth,
-        &args,
         now,
         Permission::ManageAllCompanies,
     )?;
@@ -103,7 +102,6 @@ pub fn get_company_for_edit(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let viewer = require_permission(
         &mut ctx.db,
         ctx.auth,
-        &args,
         now,
         Permission::ManageAllCompanies,
     )?;
@@ -117,12 +115,11 @@ pub fn get_company_for_edit(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 }
 
 /// `companies/admin:getSystemMetrics`: platform totals, each counted by the module that owns it.
-pub fn get_system_metrics(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn get_system_metrics(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
     require_permission(
         &mut ctx.db,
         ctx.auth,
-        &args,
         now,
         Permission::ManageAllCompanies,
     )?;
@@ -171,7 +168,6 @@ pub fn update_company(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let viewer = require_permission(
         &mut ctx.db,
         ctx.auth,
-        &args,
         now,
         Permission::ManageAllCompanies,
     )?;

@@ -79,7 +79,7 @@ fn strings(items: Vec<String>) -> Value {
 /// `companies/admin:previewTestCompanyCleanup`: what executing would delete, counted.
 pub fn preview(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     require_system_admin(&viewer)?;
     let grant = ctx.cross_tenant()?;
     let (company, scope) = test_company(&mut ctx.db, &viewer, &grant, text(&args, "companyId"))?;
@@ -165,7 +165,7 @@ pub fn preview(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 /// belongs to it, and audits the deletion.
 pub fn execute(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     require_system_admin(&viewer)?;
     let grant = ctx.cross_tenant()?;
     let (company, scope) = test_company(&mut ctx.db, &viewer, &grant, text(&args, "companyId"))?;

@@ -54,7 +54,7 @@ fn unique_slug(db: &mut ScopedWriter<'_>, base: &str) -> FnResult<String> {
 
 pub fn create_company(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     // Only system administrators create tenants (demo admins manage them but do not create them).
     if viewer.role != Role::SystemAdmin {
         return Err(FunctionError::forbidden(

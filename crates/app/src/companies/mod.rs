@@ -70,7 +70,7 @@ fn status_validator() -> Validator {
 
 pub fn register(r: &mut Registry, urls: &Urls) {
     let create_urls = urls.clone();
-    r.mutation(
+    r.mutation_untyped(
         "companies:createCompany",
         with_session([
             ("name", v::string().into()),
@@ -83,12 +83,12 @@ pub fn register(r: &mut Registry, urls: &Urls) {
     )
     .cross_tenant();
 
-    r.query(
+    r.query_untyped(
         "companies/getCompany:getCurrentUserCompany",
         with_session([]),
         read::get_current_user_company,
     );
-    r.mutation(
+    r.mutation_untyped(
         "companies/updateCompany:updateCompany",
         with_session([
             ("name", v::string().into()),
@@ -98,14 +98,14 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         update::update_company,
     )
     .cross_tenant();
-    r.query(
+    r.query_untyped(
         "companies/getCompanyDetails",
         with_session([("companyId", v::id("companies").into())]),
         read::get_company_details,
     )
     .cross_tenant();
 
-    r.query(
+    r.query_untyped(
         "companies/admin:listAllCompanies",
         with_session([
             ("statusFilter", v::optional(v::string())),
@@ -114,31 +114,31 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         admin::list_all_companies,
     )
     .cross_tenant();
-    r.query(
+    r.query_untyped(
         "companies/admin:getCompanyForEdit",
         with_session([("companyId", v::id("companies").into())]),
         admin::get_company_for_edit,
     )
     .cross_tenant();
-    r.query(
+    r.query_untyped(
         "companies/admin:getSystemMetrics",
         with_session([]),
         admin::get_system_metrics,
     )
     .cross_tenant();
-    r.query(
+    r.query_untyped(
         "companies/admin:previewTestCompanyCleanup",
         with_session([("companyId", v::id("companies").into())]),
         cleanup::preview,
     )
     .cross_tenant();
-    r.mutation(
+    r.mutation_untyped(
         "companies/admin:executeTestCompanyCleanup",
         with_session([("companyId", v::id("companies").into())]),
         cleanup::execute,
     )
     .cross_tenant();
-    r.mutation(
+    r.mutation_untyped(
         "companies/admin:updateCompany",
         with_session([
             ("companyId", v::id("companies").into()),

@@ -10,9 +10,9 @@ use crate::identity::{require_permission, require_session, Permission};
 
 /// `companies/getCompany:getCurrentUserCompany`: the signed-in user's company, or `null` for a user
 /// without one (system administrators): the company pages show a friendly message for `null`.
-pub fn get_current_user_company(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn get_current_user_company(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     let Some(company_id) = viewer.company_id else {
         return Ok(Value::Null);
     };
@@ -26,7 +26,7 @@ pub fn get_current_user_company(ctx: &mut QueryCtx<'_>, args: Object) -> FnResul
 /// reference said "You can only view your own company details", confirming the id exists).
 pub fn get_company_details(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_permission(&mut ctx.db, ctx.auth, &args, now, Permission::ManageCompany)?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ManageCompany)?;
     let Some(company_id) = ctx.db.normalize_id("companies", text(&args, "companyId")) else {
         return Ok(Value::Null);
     };

@@ -18,18 +18,18 @@ const MIN_NAME_CHARS: usize = 2;
 const MAX_NAME_CHARS: usize = 100;
 
 pub fn register(r: &mut Registry) {
-    r.query(
+    r.query_untyped(
         "sites/list:listCompanySites",
         with_session([]),
         list_company_sites,
     );
-    r.query(
+    r.query_untyped(
         "sites/admin:listSites",
         with_session([("companyId", v::id("companies").into())]),
         list_sites,
     )
     .cross_tenant();
-    r.mutation(
+    r.mutation_untyped(
         "sites/admin:createSite",
         with_session([
             ("companyId", v::id("companies").into()),
@@ -38,7 +38,7 @@ pub fn register(r: &mut Registry) {
         create_site,
     )
     .cross_tenant();
-    r.mutation(
+    r.mutation_untyped(
         "sites/admin:updateSite",
         with_session([
             ("siteId", v::id("sites").into()),
@@ -47,7 +47,7 @@ pub fn register(r: &mut Registry) {
         update_site,
     )
     .cross_tenant();
-    r.mutation(
+    r.mutation_untyped(
         "sites/admin:deleteSite",
         with_session([("siteId", v::id("sites").into())]),
         delete_site,
@@ -62,12 +62,11 @@ fn site_not_found() -> FunctionError {
 /// `sites/list:listCompanySites`: `[{_id, name, company_id}]` of the caller's company, by name;
 /// `[]` for callers without a company (system administrators), whose incident forms and filters
 /// render an empty site list rather than crash.
-fn list_company_sites(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn list_company_sites(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
     let viewer = require_permission(
         &mut ctx.db,
         ctx.auth,
-        &args,
         now,
         Permission::CreateIncident,
     )?;
@@ -135,10 +134,10 @@ pub fn sites_of(db: &mut impl DbRead, scope: &Scope) -> FnResult<Vec<SiteRef>> {
 fn site_admin(
     db: &mut impl DbRead,
     auth: &functions::Auth,
-    args: &Object,
+    _args: &Object,
     now: f64,
 ) -> FnResult<Viewer> {
-    require_permission(db, auth, args, now, Permission::CompanyConfiguration)
+    require_permission(db, auth, now, Permission::CompanyConfiguration)
 }
 
 /// The scope of `companyId` after checking the company exists and the viewer may manage it.

@@ -17,7 +17,7 @@ const MAX_NAME_CHARS: usize = 100;
 
 pub fn update_company(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     if !viewer.has(Permission::ManageCompany) {
         return Err(FunctionError::forbidden(
             "Only company administrators can update company information",

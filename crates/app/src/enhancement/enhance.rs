@@ -35,7 +35,7 @@ pub fn register(r: &mut Registry, ai: &AiService) {
             ("phase", phase_validator().into()),
         ])
     };
-    r.action(
+    r.action_untyped(
         "aiEnhancement:enhanceNarrativePhase",
         by_phase(),
         move |ctx, args| {
@@ -44,7 +44,7 @@ pub fn register(r: &mut Registry, ai: &AiService) {
         },
     );
     let service = ai.clone();
-    r.action(
+    r.action_untyped(
         "aiEnhancement:enhanceIncidentNarrative",
         with_session([("incident_id", v::id("incidents").into())]),
         move |ctx, args| {
@@ -52,7 +52,7 @@ pub fn register(r: &mut Registry, ai: &AiService) {
             async move { enhance_incident(ctx, args, ai).await }
         },
     );
-    r.mutation(
+    r.mutation_untyped(
         "aiEnhancement:updateEnhancedNarrative",
         with_session([
             ("enhanced_narrative_id", v::id(narratives::TABLE).into()),
@@ -61,13 +61,13 @@ pub fn register(r: &mut Registry, ai: &AiService) {
         ]),
         update_enhanced,
     );
-    r.internal_query(
+    r.internal_query_untyped(
         WRITTEN,
         with_session([("incident_id", v::id("incidents").into())]),
         written_phases,
     );
-    r.internal_query(PREPARE, by_phase(), prepare);
-    r.internal_mutation(
+    r.internal_query_untyped(PREPARE, by_phase(), prepare);
+    r.internal_mutation_untyped(
         STORE,
         with_session([
             ("incident_id", v::id("incidents").into()),
@@ -208,7 +208,7 @@ async fn enhance(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
     fields.insert("incident_id".into(), Value::from(incident.as_str()));
     fields.insert("phase".into(), Value::from(phase.as_str()));
     let found = ctx
-        .run_query(PREPARE, forward(&args, fields.clone()))
+        .run_query_untyped(PREPARE, forward(&args, fields.clone()))
         .await?;
     let id = |field: &str| {
         found
@@ -274,7 +274,7 @@ async fn enhance(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
         tracing::warn!(request_id = %ctx.request_id, %code, phase = phase.as_str(), "narrative enhancement failed, the fallback text was stored: {message}");
     }
     fields.insert("enhanced_content".into(), Value::from(content.as_str()));
-    ctx.run_mutation(STORE, forward(&args, fields)).await?;
+    ctx.run_mutation_untyped(STORE, forward(&args, fields)).await?;
     Ok(object([
         ("phase", Some(Value::from(phase.as_str()))),
         ("enhanced_content", Some(Value::from(content))),
@@ -310,7 +310,7 @@ async fn enhance_incident(ctx: ActionCtx, args: Object, ai: AiService) -> FnResu
         "incident_id".into(),
         Value::from(text(&args, "incident_id")),
     );
-    let found = ctx.run_query(WRITTEN, forward(&args, fields)).await?;
+    let found = ctx.run_query_untyped(WRITTEN, forward(&args, fields)).await?;
     let written: Vec<Phase> = found
         .get("phases")
         .and_then(Value::as_array)
@@ -369,7 +369,6 @@ fn update_enhanced(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let viewer = require_permission(
         &mut ctx.db,
         ctx.auth,
-        &args,
         now,
         Permission::EditOwnIncidentCapture,
     )?;

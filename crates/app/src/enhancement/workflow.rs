@@ -15,17 +15,17 @@ use crate::narratives::{self, Phase};
 
 pub fn register(r: &mut Registry) {
     let by_incident = || with_session([("incident_id", v::id("incidents").into())]);
-    r.query(
+    r.query_untyped(
         "aiEnhancement:getEnhancedNarrative",
         by_incident(),
         get_enhanced,
     );
-    r.query(
+    r.query_untyped(
         "aiEnhancement:validateWorkflowCompletion",
         by_incident(),
         validate,
     );
-    r.mutation(
+    r.mutation_untyped(
         "aiEnhancement:submitIncidentForAnalysis",
         by_incident(),
         submit,

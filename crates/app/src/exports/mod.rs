@@ -20,7 +20,7 @@ use crate::{participants, prompts, users};
 pub const VERSION: &str = "1.0";
 
 pub fn register(r: &mut Registry) {
-    r.query(
+    r.query_untyped(
         "exports:generateDatabaseExport",
         with_session([]),
         generate_database_export,
@@ -28,9 +28,9 @@ pub fn register(r: &mut Registry) {
     .cross_tenant();
 }
 
-fn generate_database_export(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn generate_database_export(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let Some(viewer) = resolve(&mut ctx.db, ctx.auth, &args, now)? else {
+    let Some(viewer) = resolve(&mut ctx.db, ctx.auth, now)? else {
         return Err(FunctionError::user(
             ErrorCode::Unauthenticated,
             "Authentication required. Please log in.",

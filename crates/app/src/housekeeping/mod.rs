@@ -100,17 +100,17 @@ fn limit_args() -> values::Validator {
 
 pub fn register(r: &mut Registry) {
     for expiring in &EXPIRING {
-        r.internal_mutation(expiring.path, limit_args(), move |ctx, args| {
+        r.internal_mutation_untyped(expiring.path, limit_args(), move |ctx, args| {
             sweep_expiring(ctx, &args, expiring)
         });
     }
-    r.internal_mutation(EMAILS, limit_args(), |ctx, args| {
+    r.internal_mutation_untyped(EMAILS, limit_args(), |ctx, args| {
         let limit = batch_limit(&args);
         let before = ctx.now_ms() - EMAIL_RETENTION_MS;
         let deleted = email::purge_finished(&mut ctx.db, before, limit)?;
         Ok(swept(deleted, limit))
     });
-    r.internal_mutation(
+    r.internal_mutation_untyped(
         CLAIM,
         v::object([("intervalMs", v::required(v::number()))]),
         runner::claim,

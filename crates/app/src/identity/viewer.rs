@@ -8,7 +8,7 @@
 
 use functions::{Auth, CrossTenant, DbRead, ErrorCode, FnResult, FunctionError, Scope};
 use store::Document;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Value};
 
 use super::permissions::{Permission, Role};
 use super::sessions;
@@ -77,23 +77,16 @@ impl Viewer {
     }
 }
 
-/// The token the caller presented: the `sessionToken` argument wins (the reference web app sends it
-/// with every call), then the bearer token.
-pub fn presented_token<'a>(auth: &'a Auth, args: &'a Object) -> Option<&'a str> {
-    args.get("sessionToken")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .or_else(|| auth.token())
+/// The token the caller presented. The `sessionToken` argument, which the reference web app sends
+/// with every call, reaches here as the `Auth`'s token ahead of the bearer token (see
+/// `Registry::session_token_argument`).
+pub fn presented_token(auth: &Auth) -> Option<&str> {
+    auth.token()
 }
 
 /// The viewer behind a token, or `None` when there is no valid session.
-pub fn resolve(
-    db: &mut impl DbRead,
-    auth: &Auth,
-    args: &Object,
-    now: f64,
-) -> FnResult<Option<Viewer>> {
-    let Some(token) = presented_token(auth, args) else {
+pub fn resolve(db: &mut impl DbRead, auth: &Auth, now: f64) -> FnResult<Option<Viewer>> {
+    let Some(token) = presented_token(auth) else {
         return Ok(None);
     };
     if crate::impersonation::is_impersonation_token(token) {
@@ -159,11 +152,10 @@ fn viewer_for(
 pub fn require_permission(
     db: &mut impl DbRead,
     auth: &Auth,
-    args: &Object,
     now: f64,
     permission: Permission,
 ) -> FnResult<Viewer> {
-    let viewer = require_session(db, auth, args, now)?;
+    let viewer = require_session(db, auth, now)?;
     viewer.require(permission)?;
     Ok(viewer)
 }
@@ -172,16 +164,15 @@ pub fn require_permission(
 pub fn require_session(
     db: &mut impl DbRead,
     auth: &Auth,
-    args: &Object,
     now: f64,
 ) -> FnResult<Viewer> {
-    if presented_token(auth, args).is_none() {
+    if presented_token(auth).is_none() {
         return Err(FunctionError::user(
             ErrorCode::Unauthenticated,
             "Authentication required",
         ));
     }
-    resolve(db, auth, args, now)?.ok_or_else(|| {
+    resolve(db, auth, now)?.ok_or_else(|| {
         FunctionError::user(ErrorCode::Unauthenticated, "Invalid or expired session")
     })
 }

@@ -35,7 +35,7 @@ pub(crate) fn sign_out(ctx: &mut MutationCtx<'_>, token: &str) -> FnResult<()> {
 
 fn finish(ctx: &mut MutationCtx<'_>, args: Object, hand_back: bool) -> FnResult {
     let now = ctx.now_ms();
-    let caller = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let caller = require_session(&mut ctx.db, ctx.auth, now)?;
     let not_found = || FunctionError::not_found("Impersonation session not found");
     let token = text(&args, "impersonation_token");
     if !is_impersonation_token(token) {

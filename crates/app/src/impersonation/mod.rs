@@ -72,7 +72,7 @@ pub fn tables() -> Vec<TableDef> {
 }
 
 pub fn register(r: &mut Registry, _urls: &Urls) {
-    r.mutation(
+    r.mutation_untyped(
         "impersonation:startImpersonation",
         with_session([
             ("admin_session_token", v::string().into()),
@@ -82,17 +82,17 @@ pub fn register(r: &mut Registry, _urls: &Urls) {
         start::start,
     )
     .cross_tenant();
-    r.mutation(
+    r.mutation_untyped(
         "impersonation:endImpersonation",
         with_session([("impersonation_token", v::string().into())]),
         end::end,
     );
-    r.query(
+    r.query_untyped(
         "impersonation:getImpersonationStatus",
         with_session([("session_token", v::string().into())]),
         status::status,
     );
-    r.query(
+    r.query_untyped(
         "impersonation:searchUsersForImpersonation",
         with_session([
             ("admin_session_token", v::string().into()),
@@ -102,13 +102,13 @@ pub fn register(r: &mut Registry, _urls: &Urls) {
         oversight::search_users,
     )
     .cross_tenant();
-    r.query(
+    r.query_untyped(
         "impersonation:getActiveImpersonationSessions",
         with_session([("admin_session_token", v::string().into())]),
         oversight::active_sessions,
     )
     .cross_tenant();
-    r.mutation(
+    r.mutation_untyped(
         "impersonation:emergencyTerminateAllSessions",
         with_session([("admin_session_token", v::string().into())]),
         oversight::terminate_all,
@@ -126,7 +126,7 @@ pub(crate) fn require_admin(db: &mut impl DbRead, token: &str, now: f64) -> FnRe
     }
     let mut credentials = Object::new();
     credentials.insert("sessionToken".into(), Value::from(token));
-    let viewer = resolve(db, &Auth::anonymous(), &credentials, now)?.ok_or_else(unauthenticated)?;
+    let viewer = resolve(db, &Auth::anonymous(), now)?.ok_or_else(unauthenticated)?;
     // An impersonation token resolves to its target, never an admin; refused explicitly all the same.
     if viewer.impersonator.is_some() || !viewer.has(Permission::ImpersonateUsers) {
         return Err(FunctionError::forbidden(

@@ -32,7 +32,6 @@ pub fn start(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let admin = require_permission(
         &mut ctx.db,
         &Auth::anonymous(),
-        &credentials,
         now,
         Permission::ImpersonateUsers,
     )?;

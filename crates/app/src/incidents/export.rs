@@ -54,10 +54,10 @@ impl UserFields {
 fn admin(
     db: &mut impl functions::DbRead,
     auth: &functions::Auth,
-    args: &Object,
+    _args: &Object,
     now: f64,
 ) -> FnResult<Viewer> {
-    require_permission(db, auth, args, now, Permission::ManageAllCompanies)
+    require_permission(db, auth, now, Permission::ManageAllCompanies)
 }
 
 /// The arguments of the internal function an action calls: the session token it was given (the
@@ -73,7 +73,7 @@ fn forward(args: &Object, fields: &[&str]) -> Object {
 /// `workflowData:exportWorkflowData`: `{success, data, filename}`.
 pub async fn export_action(ctx: ActionCtx, args: Object) -> FnResult {
     let data = ctx
-        .run_query("workflowData:readRecord", forward(&args, &["incident_id"]))
+        .run_query_untyped("workflowData:readRecord", forward(&args, &["incident_id"]))
         .await?;
     let name = data
         .get("incident")
@@ -337,7 +337,7 @@ pub fn check_record(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 /// `workflowData:validateWorkflowData`.
 pub async fn validate_action(ctx: ActionCtx, args: Object) -> FnResult {
     let call = forward(&args, &["workflow_data"]);
-    ctx.run_query("workflowData:checkRecord", call).await
+    ctx.run_query_untyped("workflowData:checkRecord", call).await
 }
 
 /// `workflowData:importWorkflowData`: `{success: true, incident_id, created_step,
@@ -345,7 +345,7 @@ pub async fn validate_action(ctx: ActionCtx, args: Object) -> FnResult {
 /// validate (nothing is written then). Access and target-company problems are errors.
 pub async fn import_action(ctx: ActionCtx, args: Object) -> FnResult {
     let call = forward(&args, &["workflow_data", "company_id"]);
-    ctx.run_mutation("workflowData:writeRecord", call).await
+    ctx.run_mutation_untyped("workflowData:writeRecord", call).await
 }
 
 /// The target company's site for the record: the exported one if it is the company's, else the

@@ -304,7 +304,6 @@ pub fn all_company_incidents(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let viewer = require_permission(
         &mut ctx.db,
         ctx.auth,
-        &args,
         now,
         Permission::ViewAllCompanyIncidents,
     )?;
@@ -325,7 +324,6 @@ pub fn my_incidents(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let viewer = require_permission(
         &mut ctx.db,
         ctx.auth,
-        &args,
         now,
         Permission::CreateIncident,
     )?;
@@ -340,12 +338,11 @@ pub fn my_incidents(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 
 /// `incidents_listing:getIncidentCounts`: incidents per overall status, the company's for holders
 /// of `view_all_company_incidents`, otherwise the caller's own. One row read.
-pub fn incident_counts(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn incident_counts(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
     let viewer = require_permission(
         &mut ctx.db,
         ctx.auth,
-        &args,
         now,
         Permission::ViewMyIncidents,
     )?;
@@ -380,12 +377,11 @@ pub const INCOMPLETE_SHOWN: usize = 5;
 /// `incidents_listing:getMyIncompleteIncidents`: the caller's newest unfinished captures (overall
 /// `capture_pending`; submitted ones are finished), at most five, with their resume step and
 /// preview.
-pub fn my_incomplete_incidents(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn my_incomplete_incidents(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
     let viewer = require_permission(
         &mut ctx.db,
         ctx.auth,
-        &args,
         now,
         Permission::CreateIncident,
     )?;

@@ -124,7 +124,7 @@ fn detail_args(site_required: bool) -> [(&'static str, FieldValidator); 6] {
 pub fn register(r: &mut Registry) {
     let [d0, d1, d2, d3, d4, d5] = detail_args(true);
     let phases = crate::narratives::Phase::ALL.map(|p| (p.as_str(), v::optional(v::string())));
-    r.mutation(
+    r.mutation_untyped(
         "incidents:create",
         with_session([
             d0,
@@ -138,32 +138,32 @@ pub fn register(r: &mut Registry) {
         write::create,
     );
     let [d0, d1, d2, d3, d4, d5] = detail_args(false);
-    r.mutation(
+    r.mutation_untyped(
         "incidents:updateMetadata",
         with_session([("incidentId", v::id(TABLE).into()), d0, d1, d2, d3, d4, d5]),
         write::update_metadata,
     );
-    r.query(
+    r.query_untyped(
         "incidents:getById",
         with_session([("id", v::id(TABLE).into())]),
         read::get_by_id,
     );
-    r.query(
+    r.query_untyped(
         "incidents:getIncidentById",
         with_session([("incident_id", v::id(TABLE).into())]),
         read::get_incident_by_id,
     );
-    r.query(
+    r.query_untyped(
         "incidents:getDraftIncident",
         with_session([("incidentId", v::id(TABLE).into())]),
         read::get_draft_incident,
     );
-    r.query(
+    r.query_untyped(
         "incidents:getStatusOptions",
         with_session([]),
         read::get_status_options,
     );
-    r.mutation(
+    r.mutation_untyped(
         "incidents:updateStatus",
         with_session([
             ("id", v::id(TABLE).into()),
@@ -178,7 +178,7 @@ pub fn register(r: &mut Registry) {
         ]),
         write::update_status,
     );
-    r.mutation(
+    r.mutation_untyped(
         "incidents:updateWorkflowProgress",
         with_session([
             ("incidentId", v::id(TABLE).into()),
@@ -187,7 +187,7 @@ pub fn register(r: &mut Registry) {
         ]),
         write::update_workflow_progress,
     );
-    r.mutation(
+    r.mutation_untyped(
         "incidents:autoCompleteWorkflow",
         with_session([
             ("incident_id", v::id(TABLE).into()),
@@ -195,7 +195,7 @@ pub fn register(r: &mut Registry) {
         ]),
         write::auto_complete_workflow,
     );
-    r.mutation(
+    r.mutation_untyped(
         "incidents:deleteIncident",
         with_session([
             ("id", v::id(TABLE).into()),
@@ -204,17 +204,17 @@ pub fn register(r: &mut Registry) {
         write::delete_incident,
     )
     .cross_tenant();
-    r.query(
+    r.query_untyped(
         "incidents:getIncidentNarrative",
         with_session([("incident_id", v::id(TABLE).into())]),
         narrative_if_signed_in,
     );
-    r.query(
+    r.query_untyped(
         "incidents:getIncidentNarrativeByIncidentId",
         with_session([("incident_id", v::id(TABLE).into())]),
         crate::narratives::handlers::get,
     );
-    r.internal_mutation(
+    r.internal_mutation_untyped(
         "incidents:markSubmitted",
         with_session([
             ("incident_id", v::id(TABLE).into()),
@@ -233,7 +233,7 @@ pub fn register(r: &mut Registry) {
 /// nothing for null, where an error would crash the wizard page. No data is given without a
 /// session; a token that is presented is checked as everywhere.
 fn narrative_if_signed_in(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
-    if crate::identity::presented_token(ctx.auth, &args).is_none() {
+    if crate::identity::presented_token(ctx.auth).is_none() {
         return Ok(Value::Null);
     }
     crate::narratives::handlers::get(ctx, args)
@@ -269,7 +269,7 @@ fn register_listing(r: &mut Registry) {
         ]))
     };
     let cursor = || v::optional(functions::pagination_opts_validator());
-    r.query(
+    r.query_untyped(
         "incidents_listing:getAllCompanyIncidents",
         with_session([
             ("filters", v::optional(company_filters)),
@@ -279,7 +279,7 @@ fn register_listing(r: &mut Registry) {
         ]),
         listing::all_company_incidents,
     );
-    r.query(
+    r.query_untyped(
         "incidents_listing:getMyIncidents",
         with_session([
             ("includeCompleted", v::optional(v::boolean())),
@@ -290,12 +290,12 @@ fn register_listing(r: &mut Registry) {
         ]),
         listing::my_incidents,
     );
-    r.query(
+    r.query_untyped(
         "incidents_listing:getIncidentCounts",
         with_session([]),
         listing::incident_counts,
     );
-    r.query(
+    r.query_untyped(
         "incidents_listing:getMyIncompleteIncidents",
         with_session([]),
         listing::my_incomplete_incidents,
@@ -304,17 +304,17 @@ fn register_listing(r: &mut Registry) {
 
 fn register_export(r: &mut Registry) {
     let data = || v::any().into();
-    r.action(
+    r.action_untyped(
         "workflowData:exportWorkflowData",
         with_session([("incident_id", v::id(TABLE).into())]),
         export::export_action,
     );
-    r.action(
+    r.action_untyped(
         "workflowData:validateWorkflowData",
         with_session([("workflow_data", data())]),
         export::validate_action,
     );
-    r.action(
+    r.action_untyped(
         "workflowData:importWorkflowData",
         with_session([
             ("workflow_data", data()),
@@ -322,19 +322,19 @@ fn register_export(r: &mut Registry) {
         ]),
         export::import_action,
     );
-    r.internal_query(
+    r.internal_query_untyped(
         "workflowData:readRecord",
         with_session([("incident_id", v::id(TABLE).into())]),
         export::read_record,
     )
     .cross_tenant();
-    r.internal_query(
+    r.internal_query_untyped(
         "workflowData:checkRecord",
         with_session([("workflow_data", data())]),
         export::check_record,
     );
     let users = export::UserFields::from_schema(&crate::schema());
-    r.internal_mutation(
+    r.internal_mutation_untyped(
         "workflowData:writeRecord",
         with_session([
             ("workflow_data", data()),

@@ -18,7 +18,7 @@ fn find(
     field: &str,
 ) -> FnResult<(Viewer, Scope, Option<Incident>)> {
     let now = ctx.now_ms();
-    let viewer = require_session(&mut ctx.db, ctx.auth, args, now)?;
+    let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     let scope = viewer.company_scope()?;
     let incident = match ctx
         .db

@@ -216,7 +216,6 @@ pub fn mark_submitted(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let viewer = require_permission(
         &mut ctx.db,
         ctx.auth,
-        &args,
         now,
         Permission::EditOwnIncidentCapture,
     )?;

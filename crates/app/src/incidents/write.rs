@@ -34,11 +34,11 @@ pub fn step_description(step: u32) -> &'static str {
 /// The caller, who must hold `permission`, and their company.
 fn caller(
     ctx: &mut MutationCtx<'_>,
-    args: &Object,
+    _args: &Object,
     permission: Permission,
 ) -> FnResult<(Viewer, Scope)> {
     let now = ctx.now_ms();
-    let viewer = require_permission(&mut ctx.db, ctx.auth, args, now, permission)?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, permission)?;
     let scope = viewer.company_scope()?;
     Ok((viewer, scope))
 }
@@ -186,7 +186,7 @@ pub fn update_status(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         Some(_) => Permission::PerformAnalysis,
         None => Permission::EditOwnIncidentCapture,
     };
-    let viewer = require_permission(&mut ctx.db, ctx.auth, &args, now, permission)?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, permission)?;
     let scope = viewer.company_scope()?;
     let incident = record::load(&mut ctx.db, &scope, text(&args, "id"))?;
     let actor = incident.actor(&viewer);
@@ -272,7 +272,7 @@ pub fn auto_complete_workflow(ctx: &mut MutationCtx<'_>, args: Object) -> FnResu
 /// their company's incidents, holders of `manage_all_companies` any company's. Audited.
 pub fn delete_incident(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
     let lookup = if viewer.has(Permission::ManageAllCompanies) {
         viewer.all_companies_scope(&grant, Permission::ManageAllCompanies)?

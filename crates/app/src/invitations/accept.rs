@@ -21,7 +21,7 @@ const CHECK: &str = "users/invite/acceptInvitation:checkToken";
 const CREATE: &str = "users/invite/acceptInvitation:createUserFromInvitation";
 
 pub fn register(r: &mut Registry) {
-    r.action(
+    r.action_untyped(
         "users/invite/acceptInvitation",
         with_session([
             ("token", v::string().into()),
@@ -30,11 +30,11 @@ pub fn register(r: &mut Registry) {
         ]),
         accept,
     );
-    r.internal_query(CHECK, v::object([("token", v::string())]), check_token)
+    r.internal_query_untyped(CHECK, v::object([("token", v::string())]), check_token)
         .cross_tenant();
     // Internal: it trusts the hash it is given, so no client may call it (the reference's
     // equivalent was public).
-    r.internal_mutation(
+    r.internal_mutation_untyped(
         CREATE,
         v::object([
             ("token", v::string()),
@@ -58,7 +58,7 @@ async fn accept(ctx: ActionCtx, args: Object) -> FnResult {
     let token = Value::from(text(&args, "token"));
     let mut check = Object::new();
     check.insert("token".into(), token.clone());
-    ctx.run_query(CHECK, check).await?;
+    ctx.run_query_untyped(CHECK, check).await?;
     let hash = passwords::off_thread(move || passwords::hash(&password))
         .await
         .map_err(|e| FunctionError::internal(format!("hashing failed: {e}")))??;
@@ -66,7 +66,7 @@ async fn accept(ctx: ActionCtx, args: Object) -> FnResult {
     create.insert("token".into(), token);
     create.insert("name".into(), Value::from(name));
     create.insert("passwordHash".into(), Value::from(hash));
-    ctx.run_mutation(CREATE, create).await
+    ctx.run_mutation_untyped(CREATE, create).await
 }
 
 fn check_token(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {

@@ -15,13 +15,13 @@ use crate::users::manage_scope;
 const MAX_LISTED: usize = 500;
 
 pub fn register(r: &mut Registry) {
-    r.query(
+    r.query_untyped(
         "users/invite/listPendingInvitations",
         with_session([("companyId", v::string().into())]),
         list_pending,
     )
     .cross_tenant();
-    r.mutation(
+    r.mutation_untyped(
         "users/invite/revokeInvitation",
         with_session([("invitationId", v::string().into())]),
         revoke,
@@ -31,7 +31,7 @@ pub fn register(r: &mut Registry) {
 
 fn list_pending(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_permission(&mut ctx.db, ctx.auth, &args, now, Permission::InviteUsers)?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::InviteUsers)?;
     let grant = ctx.cross_tenant()?;
     let (_, scope) = company_scope(
         &mut ctx.db,
@@ -70,7 +70,7 @@ fn list_pending(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 
 fn revoke(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_permission(&mut ctx.db, ctx.auth, &args, now, Permission::InviteUsers)?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::InviteUsers)?;
     let scope = manage_scope(&viewer, &ctx.cross_tenant()?)?;
     let invitation = ctx
         .db

@@ -26,20 +26,20 @@ pub fn register(r: &mut Registry, urls: &Urls) {
             ("companyId", v::string().into()),
         ])
     };
-    r.action("users/invite/sendUserInvitation", args(), send);
+    r.action_untyped("users/invite/sendUserInvitation", args(), send);
     let urls = urls.clone();
-    r.internal_mutation(CREATE, args(), move |ctx, args| create(ctx, &urls, args))
+    r.internal_mutation_untyped(CREATE, args(), move |ctx, args| create(ctx, &urls, args))
         .cross_tenant();
 }
 
 async fn send(ctx: ActionCtx, args: Object) -> FnResult {
     // The caller's session token travels in the arguments (and the bearer token in `ctx.auth`).
-    ctx.run_mutation(CREATE, args).await
+    ctx.run_mutation_untyped(CREATE, args).await
 }
 
 fn create(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_permission(&mut ctx.db, ctx.auth, &args, now, Permission::InviteUsers)?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::InviteUsers)?;
     let grant = ctx.cross_tenant()?;
     let (company, scope) = company_scope(
         &mut ctx.db,

@@ -17,7 +17,6 @@ fn editor(ctx: &mut MutationCtx<'_>, args: &Object) -> FnResult<(Viewer, Scope, 
     let viewer = require_permission(
         &mut ctx.db,
         ctx.auth,
-        args,
         now,
         Permission::EditOwnIncidentCapture,
     )?;
@@ -30,7 +29,7 @@ fn editor(ctx: &mut MutationCtx<'_>, args: &Object) -> FnResult<(Viewer, Scope, 
 /// The caller, their company and the incident they may read.
 pub fn reader(ctx: &mut QueryCtx<'_>, args: &Object) -> FnResult<(Viewer, Scope, Incident)> {
     let now = ctx.now_ms();
-    let viewer = require_session(&mut ctx.db, ctx.auth, args, now)?;
+    let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     let scope = viewer.company_scope()?;
     let incident = record::load(&mut ctx.db, &scope, text(args, "incident_id"))?;
     record::require_view(&viewer, &incident)?;

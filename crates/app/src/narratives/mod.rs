@@ -99,22 +99,22 @@ pub fn tables() -> Vec<TableDef> {
 
 pub fn register(r: &mut Registry) {
     let by_incident = || with_session([("incident_id", v::id("incidents").into())]);
-    r.mutation("narratives:create", by_incident(), handlers::create);
+    r.mutation_untyped("narratives:create", by_incident(), handlers::create);
     let phases = Phase::ALL.map(|p| (p.as_str(), v::optional(v::string())));
     let [p0, p1, p2, p3] = phases;
-    r.mutation(
+    r.mutation_untyped(
         "narratives:update",
         with_session([("incident_id", v::id("incidents").into()), p0, p1, p2, p3]),
         handlers::update,
     );
-    r.query("narratives:getByIncident", by_incident(), handlers::get);
-    r.query("narratives:getByIncidentId", by_incident(), handlers::get);
-    r.query(
+    r.query_untyped("narratives:getByIncident", by_incident(), handlers::get);
+    r.query_untyped("narratives:getByIncidentId", by_incident(), handlers::get);
+    r.query_untyped(
         "narratives:getConsolidated",
         by_incident(),
         handlers::consolidated,
     );
-    r.query(
+    r.query_untyped(
         "narratives:getStatsByIncidentId",
         by_incident(),
         handlers::stats,

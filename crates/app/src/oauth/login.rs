@@ -93,7 +93,7 @@ pub async fn login(
     }
     inner.insert("nonce".into(), Value::from(checked.nonce));
     inner.insert("stateExpiresAt".into(), Value::from(checked.expires_at));
-    ctx.run_mutation("oauth:completeLogin", inner).await
+    ctx.run_mutation_untyped("oauth:completeLogin", inner).await
 }
 
 /// How the user was found, for the audit log.

@@ -65,11 +65,11 @@ pub fn register_with(r: &mut Registry, urls: &Urls, oauth: &OAuthSettings) {
             OAuthProvider::Google => ("auth:getGoogleOAuthUrl", "auth:googleOAuthLogin"),
         };
         let (s, u) = (settings.clone(), urls.clone());
-        r.query(url_path, with_session([]), move |ctx, args| {
+        r.query_untyped(url_path, with_session([]), move |ctx, args| {
             authorize_url(ctx, args, provider, &s, &u)
         });
         let (s, u) = (settings.clone(), urls.clone());
-        r.action(
+        r.action_untyped(
             login_path,
             with_session([
                 ("code", v::string().into()),
@@ -83,7 +83,7 @@ pub fn register_with(r: &mut Registry, urls: &Urls, oauth: &OAuthSettings) {
         // The web app reads `error.data` of sign-in calls as text (see `auth::register`).
         .message_error_data();
     }
-    r.internal_mutation(
+    r.internal_mutation_untyped(
         "oauth:completeLogin",
         v::object([
             ("provider", v::required(v::string())),

@@ -21,7 +21,7 @@ use crate::identity::{require_permission, require_session, Permission, Viewer};
 
 pub fn delete(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
     // Where to look: everywhere for those who manage every company, else only the own company.
     let lookup = if viewer.has(Permission::ManageAllCompanies) {
@@ -113,10 +113,10 @@ fn snake_args(args: &Object) -> Object {
 fn platform_admin(
     db: &mut impl DbRead,
     auth: &functions::Auth,
-    args: &Object,
+    _args: &Object,
     now: f64,
 ) -> FnResult<Viewer> {
-    require_permission(db, auth, args, now, Permission::ManageAllCompanies)
+    require_permission(db, auth, now, Permission::ManageAllCompanies)
 }
 
 /// The company `companyId` names and a scope limited to it.

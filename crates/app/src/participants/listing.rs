@@ -238,9 +238,9 @@ fn find(
 }
 
 /// The caller; any role may read participants.
-fn caller(ctx: &mut QueryCtx<'_>, args: &Object) -> FnResult<Viewer> {
+fn caller(ctx: &mut QueryCtx<'_>, _args: &Object) -> FnResult<Viewer> {
     let now = ctx.now_ms();
-    require_permission(&mut ctx.db, ctx.auth, args, now, Permission::CreateIncident)
+    require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)
 }
 
 /// The caller and their company.

@@ -87,7 +87,7 @@ fn participant_fields(required: bool) -> [(&'static str, FieldValidator); 10] {
 
 pub fn register(r: &mut Registry, _urls: &Urls) {
     let filter = || v::optional(v::string());
-    r.query(
+    r.query_untyped(
         "participants/list:listParticipants",
         with_session([
             ("search", filter()),
@@ -103,7 +103,7 @@ pub fn register(r: &mut Registry, _urls: &Urls) {
         ("min_age", v::optional(v::number())),
         ("max_age", v::optional(v::number())),
     ]);
-    r.query(
+    r.query_untyped(
         "participants/search:searchParticipants",
         with_session([
             ("query", filter()),
@@ -122,19 +122,19 @@ pub fn register(r: &mut Registry, _urls: &Urls) {
         ]),
         listing::search,
     );
-    r.query(
+    r.query_untyped(
         "participants/getById:getParticipantById",
         with_session([("participantId", v::id(TABLE).into())]),
         listing::get_by_id,
     );
 
-    r.mutation(
+    r.mutation_untyped(
         "participants/create:createParticipant",
         with_session(participant_fields(true)),
         write::create,
     );
     let [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9] = participant_fields(false);
-    r.mutation(
+    r.mutation_untyped(
         "participants/update:updateParticipant",
         with_session([
             ("participantId", v::id(TABLE).into()),
@@ -151,7 +151,7 @@ pub fn register(r: &mut Registry, _urls: &Urls) {
         ]),
         write::update,
     );
-    r.mutation(
+    r.mutation_untyped(
         "participants/updateStatus:updateParticipantStatus",
         with_session([
             ("participantId", v::id(TABLE).into()),
@@ -161,7 +161,7 @@ pub fn register(r: &mut Registry, _urls: &Urls) {
         write::update_status,
     );
 
-    r.query(
+    r.query_untyped(
         "participants/admin:listParticipants",
         with_session([
             ("companyId", v::string().into()),
@@ -170,7 +170,7 @@ pub fn register(r: &mut Registry, _urls: &Urls) {
         admin::list,
     )
     .cross_tenant();
-    r.query(
+    r.query_untyped(
         "participants/admin:getParticipantById",
         with_session([("participantId", v::string().into())]),
         admin::get,
@@ -180,7 +180,7 @@ pub fn register(r: &mut Registry, _urls: &Urls) {
     // New participants start active; the edit page changes the status.
     create_args.retain(|(name, _)| *name != "status");
     create_args.push(("sessionToken", v::optional(v::string())));
-    r.mutation(
+    r.mutation_untyped(
         "participants/admin:createParticipant",
         v::object(create_args),
         admin::create,
@@ -189,18 +189,18 @@ pub fn register(r: &mut Registry, _urls: &Urls) {
     let mut update_args = admin::admin_fields(false);
     update_args.push(("participantId", v::string().into()));
     update_args.push(("sessionToken", v::optional(v::string())));
-    r.mutation(
+    r.mutation_untyped(
         "participants/admin:updateParticipant",
         v::object(update_args),
         admin::update,
     )
     .cross_tenant();
-    r.mutation(
+    r.mutation_untyped(
         "participants/createSampleData:createSampleParticipants",
         with_session([]),
         samples::create_samples,
     );
-    r.mutation(
+    r.mutation_untyped(
         "participants/admin:deleteParticipant",
         with_session([("participantId", v::id(TABLE).into())]),
         admin::delete,

@@ -96,9 +96,9 @@ const SAMPLES: [Sample; 6] = [
 
 const DISCHARGE_REASON: &str = "Moved to another provider after relocating interstate";
 
-pub fn create_samples(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+pub fn create_samples(ctx: &mut MutationCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_permission(&mut ctx.db, ctx.auth, &args, now, Permission::SampleData)?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::SampleData)?;
     let correlation = Value::from(ctx.request_id.as_str());
     let Some(company) = viewer.company_id else {
         return Err(FunctionError::forbidden(

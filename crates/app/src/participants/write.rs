@@ -12,9 +12,9 @@ use crate::args::{object, opt_text, text};
 use crate::identity::{require_permission, Permission, Viewer};
 
 /// The caller and their company's scope.
-fn writer(ctx: &mut MutationCtx<'_>, args: &Object) -> FnResult<(Viewer, functions::Scope)> {
+fn writer(ctx: &mut MutationCtx<'_>, _args: &Object) -> FnResult<(Viewer, functions::Scope)> {
     let now = ctx.now_ms();
-    let viewer = require_permission(&mut ctx.db, ctx.auth, args, now, Permission::CreateIncident)?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;
     let scope = viewer.company_scope()?;
     Ok((viewer, scope))
 }

@@ -39,24 +39,24 @@ pub fn register(r: &mut Registry) {
         ]
     };
     let [a, b, c, d, e] = fields(true);
-    r.mutation(
+    r.mutation_untyped(
         "promptManager:createPromptGroup",
         with_session([a, b, c, d, e]),
         create,
     );
     let [a, b, c, d, e] = fields(false);
-    r.mutation(
+    r.mutation_untyped(
         "promptManager:updatePromptGroup",
         with_session([("group_id", v::string().into()), a, b, c, d, e]),
         update,
     );
-    r.mutation(
+    r.mutation_untyped(
         "promptManager:deletePromptGroup",
         with_session([("group_id", v::string().into())]),
         delete,
     );
-    r.query("promptManager:listPromptGroups", with_session([]), list);
-    r.mutation(
+    r.query_untyped("promptManager:listPromptGroups", with_session([]), list);
+    r.mutation_untyped(
         "promptManager:assignPromptGroup",
         with_session([
             ("prompt_name", v::string().into()),
@@ -66,13 +66,13 @@ pub fn register(r: &mut Registry) {
         ]),
         assign,
     );
-    r.query("promptGroups:listGroups", with_session([]), board_groups);
-    r.query(
+    r.query_untyped("promptGroups:listGroups", with_session([]), board_groups);
+    r.query_untyped(
         "promptGroups:listPrompts",
         with_session([("activeOnly", v::optional(v::boolean()))]),
         board_prompts,
     );
-    r.mutation(
+    r.mutation_untyped(
         "promptGroups:reorderPrompts",
         with_session([
             ("promptIds", v::array(v::string()).into()),
@@ -80,7 +80,7 @@ pub fn register(r: &mut Registry) {
         ]),
         reorder,
     );
-    r.mutation(
+    r.mutation_untyped(
         "promptGroups:movePromptToGroup",
         with_session([
             ("promptId", v::string().into()),
@@ -91,12 +91,11 @@ pub fn register(r: &mut Registry) {
     );
 }
 
-fn admin(ctx: &mut MutationCtx<'_>, args: &Object) -> FnResult<Viewer> {
+fn admin(ctx: &mut MutationCtx<'_>, _args: &Object) -> FnResult<Viewer> {
     let now = ctx.now_ms();
     require_permission(
         &mut ctx.db,
         ctx.auth,
-        args,
         now,
         Permission::SystemConfiguration,
     )
@@ -301,12 +300,11 @@ fn delete(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
 
 /// `promptManager:listPromptGroups`: every group in display order, with how many prompt versions
 /// each holds. Readable by anyone who may list prompts.
-fn list(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn list(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
     require_permission(
         &mut ctx.db,
         ctx.auth,
-        &args,
         now,
         Permission::CreateIncident,
     )?;

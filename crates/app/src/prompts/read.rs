@@ -13,7 +13,7 @@ use crate::identity::{require_permission, Permission};
 const MAX_LISTED: usize = 1000;
 
 pub fn register(r: &mut Registry) {
-    r.query(
+    r.query_untyped(
         "promptManager:listAllPrompts",
         with_session([
             ("subsystem", v::optional(v::string())),
@@ -21,12 +21,12 @@ pub fn register(r: &mut Registry) {
         ]),
         list_all,
     );
-    r.query(
+    r.query_untyped(
         "promptManager:getPrompt",
         with_session([("prompt_id", v::string().into())]),
         get,
     );
-    r.query(
+    r.query_untyped(
         "promptManager:listPromptVersions",
         with_session([
             ("prompt_name", v::string().into()),
@@ -36,9 +36,9 @@ pub fn register(r: &mut Registry) {
     );
 }
 
-fn reader(ctx: &mut QueryCtx<'_>, args: &Object) -> FnResult<()> {
+fn reader(ctx: &mut QueryCtx<'_>, _args: &Object) -> FnResult<()> {
     let now = ctx.now_ms();
-    require_permission(&mut ctx.db, ctx.auth, args, now, Permission::CreateIncident)?;
+    require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;
     Ok(())
 }
 

@@ -202,13 +202,13 @@ pub fn register(r: &mut Registry, cache: &PromptCache) {
         ])
     };
     let c = cache.clone();
-    r.query(
+    r.query_untyped(
         "promptManager:getActivePrompt",
         name_args(),
         move |ctx, args| get_active(ctx, &c, args),
     );
     let c = cache.clone();
-    r.query(
+    r.query_untyped(
         "promptManager:processTemplateWithValidationQuery",
         with_session([
             ("template", v::optional(v::string())),
@@ -219,7 +219,7 @@ pub fn register(r: &mut Registry, cache: &PromptCache) {
         move |ctx, args| process_with_validation(ctx, &c, args),
     );
     let c = cache.clone();
-    r.internal_query(
+    r.internal_query_untyped(
         RESOLVE,
         v::object([
             ("prompt_name", v::string().into()),

@@ -22,25 +22,25 @@ pub const ENSURE_DEFAULTS: &str = "promptManager:ensureDefaultPrompts";
 
 pub fn register(r: &mut Registry, settings: &PromptSettings) {
     let model = settings.default_model.clone();
-    r.mutation(
+    r.mutation_untyped(
         "promptManager:seedPromptTemplates",
         with_session([]),
         move |ctx, args| seed(ctx, args, &model),
     );
     let model = settings.default_model.clone();
-    r.mutation(
+    r.mutation_untyped(
         "promptManager:resetAndSeedPrompts",
         with_session([]),
         move |ctx, args| reset_and_seed(ctx, args, &model),
     );
-    r.query(
+    r.query_untyped(
         "promptManager:listDefaultTemplates",
         with_session([]),
         list_defaults,
     );
-    r.mutation("promptManager:clearAllPrompts", with_session([]), clear_all);
+    r.mutation_untyped("promptManager:clearAllPrompts", with_session([]), clear_all);
     let model = settings.default_model.clone();
-    r.internal_mutation(
+    r.internal_mutation_untyped(
         ENSURE_DEFAULTS,
         v::object(Vec::<(&str, values::Validator)>::new()),
         move |ctx, _| ensure_defaults(ctx, &model),
@@ -191,12 +191,11 @@ fn reset_and_seed(ctx: &mut MutationCtx<'_>, args: Object, model: &str) -> FnRes
 /// `promptManager:listDefaultTemplates` (any signed-in member, as `listAllPrompts`): the prompts
 /// seeding would create, `{templates: [{name, description, subsystem}], validation: {isValid,
 /// errors}, totalTemplates}`, each checked as a save would check it.
-fn list_defaults(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn list_defaults(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
     require_permission(
         &mut ctx.db,
         ctx.auth,
-        &args,
         now,
         Permission::CreateIncident,
     )?;

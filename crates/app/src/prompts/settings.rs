@@ -53,7 +53,7 @@ pub fn check_max_tokens(field: &str, value: f64) -> FnResult<f64> {
 }
 
 pub fn register(r: &mut Registry) {
-    r.mutation(
+    r.mutation_untyped(
         "promptManager:updatePromptModel",
         with_session([
             ("prompt_name", v::string().into()),
@@ -62,7 +62,7 @@ pub fn register(r: &mut Registry) {
         ]),
         update_model,
     );
-    r.mutation(
+    r.mutation_untyped(
         "promptManager:updatePromptLimits",
         with_session([
             ("prompt_id", v::string().into()),
@@ -73,12 +73,12 @@ pub fn register(r: &mut Registry) {
         update_limits,
     );
     let id_args = || with_session([("prompt_id", v::string().into())]);
-    r.mutation(
+    r.mutation_untyped(
         "promptManager:acknowledgeTokenAdjustment",
         id_args(),
         acknowledge,
     );
-    r.mutation("promptManager:resetTokenAdjustment", id_args(), reset);
+    r.mutation_untyped("promptManager:resetTokenAdjustment", id_args(), reset);
     let name_args = || {
         with_session([
             ("prompt_name", v::string().into()),
@@ -86,17 +86,17 @@ pub fn register(r: &mut Registry) {
             ("subsystem", v::optional(v::string())),
         ])
     };
-    r.mutation(
+    r.mutation_untyped(
         "promptManager:acknowledgePromptAdjustment",
         name_args(),
         acknowledge_by_name,
     );
-    r.mutation(
+    r.mutation_untyped(
         "promptManager:resetPromptToBaseline",
         name_args(),
         reset_by_name,
     );
-    r.mutation(
+    r.mutation_untyped(
         "promptManager:bulkUpdatePromptModels",
         with_session([
             ("prompt_ids", v::array(v::string()).into()),
@@ -127,9 +127,9 @@ fn field_or_null(doc: &Document, field: &str) -> Value {
     doc.get(field).cloned().unwrap_or(Value::Null)
 }
 
-fn admin(ctx: &mut MutationCtx<'_>, args: &Object, permission: Permission) -> FnResult<Viewer> {
+fn admin(ctx: &mut MutationCtx<'_>, _args: &Object, permission: Permission) -> FnResult<Viewer> {
     let now = ctx.now_ms();
-    require_permission(&mut ctx.db, ctx.auth, args, now, permission)
+    require_permission(&mut ctx.db, ctx.auth, now, permission)
 }
 
 fn stamp(patch: &mut Patch, viewer: &Viewer, now: f64) {

@@ -242,7 +242,7 @@ pub fn insert(
 }
 
 pub fn register(r: &mut Registry, settings: &PromptSettings) {
-    r.mutation(
+    r.mutation_untyped(
         "promptManager:updatePromptTemplate",
         with_session([
             ("prompt_name", v::string().into()),
@@ -252,7 +252,7 @@ pub fn register(r: &mut Registry, settings: &PromptSettings) {
         update_template,
     );
     let model = settings.default_model.clone();
-    r.mutation(
+    r.mutation_untyped(
         "promptManager:createPromptVersion",
         with_session([
             ("prompt_name", v::string().into()),
@@ -270,22 +270,22 @@ pub fn register(r: &mut Registry, settings: &PromptSettings) {
         ]),
         move |ctx, args| create_version(ctx, args, &model),
     );
-    r.mutation(
+    r.mutation_untyped(
         "promptManager:activatePromptVersion",
         with_session([("prompt_id", v::string().into())]),
         activate,
     );
     let model = settings.default_model.clone();
-    r.mutation(
+    r.mutation_untyped(
         "promptManager:resetPromptToDefault",
         with_session([("prompt_name", v::string().into())]),
         move |ctx, args| reset_to_default(ctx, args, &model),
     );
 }
 
-pub fn admin(ctx: &mut MutationCtx<'_>, args: &Object, permission: Permission) -> FnResult<Viewer> {
+pub fn admin(ctx: &mut MutationCtx<'_>, _args: &Object, permission: Permission) -> FnResult<Viewer> {
     let now = ctx.now_ms();
-    require_permission(&mut ctx.db, ctx.auth, args, now, permission)
+    require_permission(&mut ctx.db, ctx.auth, now, permission)
 }
 
 /// `promptManager:updatePromptTemplate` (`sample_data`, as the contract): new wording for the

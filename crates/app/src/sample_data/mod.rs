@@ -99,7 +99,7 @@ const LOCATIONS: [&str; 8] = [
 
 pub fn register(r: &mut Registry) {
     let kinds = v::union(SCENARIOS.iter().map(|s| v::literal(s.kind)).collect());
-    r.mutation(
+    r.mutation_untyped(
         "incidents/createSampleData:fillIncidentWithSampleData",
         with_session([
             ("incidentId", v::id("incidents").into()),
@@ -107,7 +107,7 @@ pub fn register(r: &mut Registry) {
         ]),
         fill_incident,
     );
-    r.mutation(
+    r.mutation_untyped(
         "incidents/createSampleData:generateRandomIncidentMetadata",
         with_session([("excludeFields", v::optional(v::array(v::string())))]),
         random_metadata,
@@ -130,7 +130,7 @@ pub fn narrative_for(scenario: &Scenario, participant_name: &str) -> [String; 4]
 /// correlationId, version}`.
 fn fill_incident(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_permission(&mut ctx.db, ctx.auth, &args, now, Permission::SampleData)?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::SampleData)?;
     let scope = viewer.company_scope()?;
     let incident = record::load(&mut ctx.db, &scope, text(&args, "incidentId"))?;
     record::require_capture_editor(&viewer, &incident)?;
@@ -178,7 +178,7 @@ fn form_time(ms: f64) -> String {
 /// metadata, correlationId}`. Fields named in `excludeFields` are left out of `data`.
 fn random_metadata(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_permission(&mut ctx.db, ctx.auth, &args, now, Permission::SampleData)?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::SampleData)?;
     let scope = viewer.company_scope()?;
     let participants = ctx
         .db

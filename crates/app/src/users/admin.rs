@@ -23,7 +23,7 @@ const MAX_LIMIT: f64 = 500.0;
 const MAX_REASON_CHARS: usize = 500;
 
 pub fn register(r: &mut Registry) {
-    r.query(
+    r.query_untyped(
         "adminUsers:listAllUsers",
         with_session([
             ("searchTerm", v::optional(v::string())),
@@ -35,11 +35,11 @@ pub fn register(r: &mut Registry) {
         list_all_users,
     )
     .cross_tenant();
-    r.query("adminUsers:getUserStats", with_session([]), user_stats)
+    r.query_untyped("adminUsers:getUserStats", with_session([]), user_stats)
         .cross_tenant();
-    r.query("adminUsers:getCompanyList", with_session([]), company_list)
+    r.query_untyped("adminUsers:getCompanyList", with_session([]), company_list)
         .cross_tenant();
-    r.mutation(
+    r.mutation_untyped(
         "adminUsers:demoteSystemAdmin",
         with_session([
             ("userId", v::string().into()),
@@ -56,10 +56,10 @@ pub fn register(r: &mut Registry) {
 fn system_admin(
     db: &mut impl functions::DbRead,
     auth: &functions::Auth,
-    args: &Object,
+    _args: &Object,
     now: f64,
 ) -> FnResult<Viewer> {
-    let viewer = require_session(db, auth, args, now)?;
+    let viewer = require_session(db, auth, now)?;
     if viewer.role != Role::SystemAdmin || !viewer.has(Permission::SystemConfiguration) {
         return Err(FunctionError::forbidden(
             "System administrator access required",

@@ -15,7 +15,7 @@ const DEFAULT_LIMIT: f64 = 100.0;
 const MAX_LIMIT: f64 = 500.0;
 
 pub fn register(r: &mut Registry) {
-    r.query(
+    r.query_untyped(
         "users:listCompanyUsers",
         with_session([
             ("searchTerm", v::optional(v::string())),
@@ -24,13 +24,13 @@ pub fn register(r: &mut Registry) {
         ]),
         list_company_users,
     );
-    r.query(
+    r.query_untyped(
         "users/listUsersForCompany",
         with_session([("companyId", v::string().into())]),
         list_users_for_company,
     )
     .cross_tenant();
-    r.mutation(
+    r.mutation_untyped(
         "users:updateUserProfile",
         with_session([
             ("name", v::optional(v::string())),
@@ -48,7 +48,6 @@ fn list_company_users(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let viewer = require_permission(
         &mut ctx.db,
         ctx.auth,
-        &args,
         now,
         Permission::ViewUserProfiles,
     )?;
@@ -122,7 +121,7 @@ fn list_company_users(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 /// `users/listUsersForCompany`: any company's users, for system administrators.
 fn list_users_for_company(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     if viewer.role != Role::SystemAdmin {
         return Err(FunctionError::forbidden(
             "Only system administrators can list the users of any company",
@@ -157,7 +156,7 @@ fn list_users_for_company(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 /// `users:updateUserProfile`: the caller's own name and picture. An empty picture URL removes it.
 fn update_user_profile(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_session(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     let mut patch = Patch::new();
     if let Some(name) = opt_text(&args, "name") {
         patch.insert("name".into(), Some(Value::from(parse_name("name", name)?)));

@@ -17,7 +17,7 @@ use crate::identity::{require_permission, sessions, Permission, Role, Viewer};
 
 pub fn register(r: &mut Registry, urls: &Urls) {
     let create_urls = urls.clone();
-    r.mutation(
+    r.mutation_untyped(
         "users:createUser",
         with_session([
             ("name", v::string().into()),
@@ -29,7 +29,7 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         move |ctx, args| create_user(ctx, &create_urls, args),
     )
     .cross_tenant();
-    r.mutation(
+    r.mutation_untyped(
         "users:updateUser",
         with_session([
             ("userId", v::string().into()),
@@ -39,7 +39,7 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         update_user,
     )
     .cross_tenant();
-    r.mutation(
+    r.mutation_untyped(
         "users:updateRole",
         with_session([
             ("userId", v::string().into()),
@@ -48,7 +48,7 @@ pub fn register(r: &mut Registry, urls: &Urls) {
         update_role,
     )
     .cross_tenant();
-    r.mutation(
+    r.mutation_untyped(
         "users:deleteUser",
         with_session([("userId", v::string().into())]),
         delete_user,
@@ -78,7 +78,7 @@ struct Target {
 
 fn target(ctx: &mut MutationCtx<'_>, args: &Object) -> FnResult<Target> {
     let now = ctx.now_ms();
-    let viewer = require_permission(&mut ctx.db, ctx.auth, args, now, Permission::ManageUsers)?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ManageUsers)?;
     let scope = manage_scope(&viewer, &ctx.cross_tenant()?)?;
     let user = ctx
         .db
@@ -139,7 +139,7 @@ fn company_for_new_user(
 /// (the reference generated a temporary password and returned it in plain text).
 fn create_user(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_permission(&mut ctx.db, ctx.auth, &args, now, Permission::ManageUsers)?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ManageUsers)?;
     let company = company_for_new_user(ctx, &viewer, &args)?;
     let name = parse_name("name", text(&args, "name"))?;
     let email = Email::parse(text(&args, "email"))

@@ -196,7 +196,7 @@ fn registry() -> Registry {
         ("text", v::string()),
         ("fail", v::boolean()),
     ]);
-    registry.mutation("emails:queue", args, |ctx, args| {
+    registry.mutation_untyped("emails:queue", args, |ctx, args| {
         let text = |name: &str| args[name].as_str().unwrap_or_default().to_string();
         let mut outgoing =
             OutgoingEmail::new(text("to"), text("subject"), text("text"), "password_reset");
@@ -208,7 +208,7 @@ fn registry() -> Registry {
         }
         Ok(Value::from(id))
     });
-    registry.mutation(
+    registry.mutation_untyped(
         "emails:purge",
         v::object([("offset_ms", v::number())]),
         |ctx, args| {

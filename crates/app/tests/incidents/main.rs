@@ -141,7 +141,7 @@ fn test_functions() -> Registry {
     use app::incidents::record;
     use values::validator::v;
     let mut r = Registry::new();
-    r.internal_mutation(
+    r.internal_mutation_untyped(
         "test:enhance",
         v::object([
             ("incident_id", v::string()),
@@ -150,7 +150,7 @@ fn test_functions() -> Registry {
         ]),
         |ctx, args| {
             let now = ctx.now_ms();
-            let viewer = app::identity::require_session(&mut ctx.db, ctx.auth, &args, now)?;
+            let viewer = app::identity::require_session(&mut ctx.db, ctx.auth, now)?;
             let scope = viewer.company_scope()?;
             let text = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or_default();
             let incident = record::load(&mut ctx.db, &scope, text("incident_id"))?;
@@ -169,7 +169,7 @@ fn test_functions() -> Registry {
             Ok(Value::from(version))
         },
     );
-    r.internal_mutation(
+    r.internal_mutation_untyped(
         "test:seedIncidents",
         v::object([("rows", v::any())]),
         |ctx, args| {

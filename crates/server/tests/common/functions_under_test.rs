@@ -37,7 +37,7 @@ fn str_arg<'a>(args: &'a Object, name: &str) -> &'a str {
 
 pub fn registry() -> Registry {
     let mut r = Registry::new();
-    r.mutation(
+    r.mutation_untyped(
         "messages:send",
         v::object([
             ("body", v::string().into()),
@@ -58,16 +58,16 @@ pub fn registry() -> Registry {
             Ok(Value::from(ctx.db.insert("messages", doc)?))
         },
     );
-    r.query("messages:list", no_args(), |ctx, _| {
+    r.query_untyped("messages:list", no_args(), |ctx, _| {
         let docs = ctx.db.query("messages")?.collect()?;
         Ok(Value::Array(docs.iter().map(|d| d.to_value()).collect()))
     });
-    r.query("messages:count", no_args(), |ctx, _| {
+    r.query_untyped("messages:count", no_args(), |ctx, _| {
         Ok(Value::from(
             ctx.db.query("messages")?.collect()?.len() as f64
         ))
     });
-    r.query(
+    r.query_untyped(
         "messages:byAuthor",
         v::object([("author", v::string())]),
         |ctx, args| {
@@ -84,7 +84,7 @@ pub fn registry() -> Registry {
             ))
         },
     );
-    r.query(
+    r.query_untyped(
         "messages:page",
         v::object([
             ("author", v::string()),
@@ -103,11 +103,11 @@ pub fn registry() -> Registry {
         },
     );
     // Runs long enough for a shutdown to arrive while it is in flight.
-    r.action("messages:slow", no_args(), |_, _| async move {
+    r.action_untyped("messages:slow", no_args(), |_, _| async move {
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
         Ok(Value::from("finished"))
     });
-    r.query(
+    r.query_untyped(
         "messages:get",
         v::object([("id", v::string())]),
         |ctx, args| {
@@ -118,12 +118,12 @@ pub fn registry() -> Registry {
                 .unwrap_or(Value::Null))
         },
     );
-    r.query(
+    r.query_untyped(
         "messages:echo",
         v::object([("value", v::any())]),
         |_, args| Ok(args.get("value").cloned().unwrap_or(Value::Null)),
     );
-    r.query(
+    r.query_untyped(
         "messages:typed",
         v::object([
             ("id", v::id("messages").into()),
@@ -138,7 +138,7 @@ pub fn registry() -> Registry {
         |_, _| Ok(Value::from(true)),
     );
     // Writes, then refuses: nothing may be left behind.
-    r.mutation(
+    r.mutation_untyped(
         "messages:sendThenFail",
         v::object([("body", v::string())]),
         |ctx, args| {
@@ -153,47 +153,47 @@ pub fn registry() -> Registry {
             ))
         },
     );
-    r.mutation("messages:invalidWrite", no_args(), |ctx, _| {
+    r.mutation_untyped("messages:invalidWrite", no_args(), |ctx, _| {
         let mut doc = Object::new();
         doc.insert("body".into(), Value::from(42.0));
         doc.insert("author".into(), Value::from("x"));
         Ok(Value::from(ctx.db.insert("messages", doc)?))
     });
-    r.query("messages:boom", no_args(), |_, _| {
+    r.query_untyped("messages:boom", no_args(), |_, _| {
         Err(FunctionError::internal(
             "secret detail: connection string postgres://u:pw@h/db",
         ))
     });
-    r.mutation("messages:panic", no_args(), |_, _| panic!("handler bug"));
-    r.query("messages:wrongReturn", no_args(), |_, _| {
+    r.mutation_untyped("messages:panic", no_args(), |_, _| panic!("handler bug"));
+    r.query_untyped("messages:wrongReturn", no_args(), |_, _| {
         Ok(Value::from(1.0))
     })
     .returns(v::string());
-    r.query("messages:whoami", no_args(), |ctx, _| {
+    r.query_untyped("messages:whoami", no_args(), |ctx, _| {
         Ok(Value::from(
             ctx.auth
                 .token()
                 .map(|t| format!("token of length {}", t.len())),
         ))
     });
-    r.internal_query("messages:secretCount", no_args(), |ctx, _| {
+    r.internal_query_untyped("messages:secretCount", no_args(), |ctx, _| {
         Ok(Value::from(
             ctx.db.query("messages")?.collect()?.len() as f64
         ))
     });
-    r.action(
+    r.action_untyped(
         "messages:act",
         v::object([("body", v::string())]),
         |ctx, args| async move {
-            let id = ctx.run_mutation("messages:send", args.clone()).await?;
-            let count = ctx.run_query("messages:secretCount", Object::new()).await?;
+            let id = ctx.run_mutation_untyped("messages:send", args.clone()).await?;
+            let count = ctx.run_query_untyped("messages:secretCount", Object::new()).await?;
             let mut out = Object::new();
             out.insert("id".into(), id);
             out.insert("count".into(), count);
             Ok(Value::Object(out))
         },
     );
-    r.action("messages:actFail", no_args(), |_, _| async move {
+    r.action_untyped("messages:actFail", no_args(), |_, _| async move {
         Err(FunctionError::user(ErrorCode::RateLimited, "Slow down"))
     });
     tenancy_functions(&mut r);
@@ -208,7 +208,7 @@ fn company_scope(db: &impl DbRead, args: &Object) -> Result<Scope, FunctionError
 }
 
 fn tenancy_functions(r: &mut Registry) {
-    r.mutation(
+    r.mutation_untyped(
         "tenancy:createCompany",
         v::object([("name", v::string())]),
         |ctx, args| {
@@ -220,14 +220,14 @@ fn tenancy_functions(r: &mut Registry) {
     )
     .cross_tenant();
     let note_args = || v::object([("company", v::string()), ("text", v::string())]);
-    r.mutation("tenancy:addNote", note_args(), |ctx, args| {
+    r.mutation_untyped("tenancy:addNote", note_args(), |ctx, args| {
         let scope = company_scope(&ctx.db, &args)?;
         let mut doc = Object::new();
         doc.insert("text".into(), Value::from(str_arg(&args, "text")));
         Ok(Value::from(ctx.db.scoped(&scope).insert("notes", doc)?))
     });
     // Tries to file a note under another company than its scope.
-    r.mutation(
+    r.mutation_untyped(
         "tenancy:addNoteElsewhere",
         v::object([("company", v::string()), ("other", v::string())]),
         |ctx, args| {
@@ -238,7 +238,7 @@ fn tenancy_functions(r: &mut Registry) {
             Ok(Value::from(ctx.db.scoped(&scope).insert("notes", doc)?))
         },
     );
-    r.query(
+    r.query_untyped(
         "tenancy:listNotes",
         v::object([("company", v::string())]),
         |ctx, args| {
@@ -256,7 +256,7 @@ fn tenancy_functions(r: &mut Registry) {
             ))
         },
     );
-    r.query(
+    r.query_untyped(
         "tenancy:getNote",
         v::object([("company", v::string()), ("id", v::string())]),
         |ctx, args| {
@@ -268,7 +268,7 @@ fn tenancy_functions(r: &mut Registry) {
             Ok(note.map(|d| d.to_value()).unwrap_or(Value::Null))
         },
     );
-    r.mutation(
+    r.mutation_untyped(
         "tenancy:deleteNote",
         v::object([("company", v::string()), ("id", v::string())]),
         |ctx, args| {
@@ -282,10 +282,10 @@ fn tenancy_functions(r: &mut Registry) {
         },
     );
     // Forgets the scope: must fail loudly rather than read every company's notes.
-    r.query("tenancy:listUnscoped", no_args(), |ctx, _| {
+    r.query_untyped("tenancy:listUnscoped", no_args(), |ctx, _| {
         Ok(Value::from(ctx.db.query("notes")?.collect()?.len() as f64))
     });
-    r.query("tenancy:countAll", no_args(), |ctx, _| {
+    r.query_untyped("tenancy:countAll", no_args(), |ctx, _| {
         let scope = Scope::all_companies(&ctx.cross_tenant()?);
         Ok(Value::from(
             ctx.db
@@ -297,7 +297,7 @@ fn tenancy_functions(r: &mut Registry) {
     })
     .cross_tenant();
     // Asks for all companies without being declared cross-tenant.
-    r.query("tenancy:countAllUndeclared", no_args(), |ctx, _| {
+    r.query_untyped("tenancy:countAllUndeclared", no_args(), |ctx, _| {
         let scope = Scope::all_companies(&ctx.cross_tenant()?);
         Ok(Value::from(
             ctx.db
@@ -308,7 +308,7 @@ fn tenancy_functions(r: &mut Registry) {
         ))
     });
     // Records an attempt durably, then fails (as a failed sign-in does).
-    r.mutation(
+    r.mutation_untyped(
         "tenancy:recordThenFail",
         v::object([("company", v::string())]),
         |ctx, args| {
@@ -323,7 +323,7 @@ fn tenancy_functions(r: &mut Registry) {
         },
     );
     // The slow part runs before the transaction; the transaction sees its result.
-    r.mutation_with_prepare(
+    r.mutation_with_prepare_untyped(
         "tenancy:prepared",
         v::object([("text", v::string())]),
         |_, args| async move { Ok(str_arg(&args, "text").to_uppercase()) },

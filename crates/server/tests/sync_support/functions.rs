@@ -127,25 +127,25 @@ pub fn registry() -> Registry {
     let mut r = Registry::new();
     r.authenticate_with("auth:verify");
 
-    r.query("messages:list", no_args(), |ctx, _| {
+    r.query_untyped("messages:list", no_args(), |ctx, _| {
         let docs = ctx.db.query("messages")?.collect()?;
         Ok(Value::Array(
             docs.into_iter().map(|d| d.into_value()).collect(),
         ))
     });
     // Slow on purpose, so subscribers woken by one commit ask while the run is in progress.
-    r.query("messages:slowCount", no_args(), |ctx, _| {
+    r.query_untyped("messages:slowCount", no_args(), |ctx, _| {
         std::thread::sleep(Duration::from_millis(300));
         Ok(Value::from(
             ctx.db.query("messages")?.collect()?.len() as f64
         ))
     });
-    r.query("messages:count", no_args(), |ctx, _| {
+    r.query_untyped("messages:count", no_args(), |ctx, _| {
         Ok(Value::from(
             ctx.db.query("messages")?.collect()?.len() as f64
         ))
     });
-    r.mutation(
+    r.mutation_untyped(
         "messages:send",
         v::object([("body", v::string())]),
         |ctx, args| {
@@ -156,20 +156,20 @@ pub fn registry() -> Registry {
             Ok(Value::from(ctx.db.insert("messages", doc)?))
         },
     );
-    r.mutation("messages:fail", no_args(), |_, _| {
+    r.mutation_untyped("messages:fail", no_args(), |_, _| {
         Err(FunctionError::field(
             ErrorCode::Conflict,
             "body",
             "That message clashes with another",
         ))
     });
-    r.query("messages:boom", no_args(), |_, _| {
+    r.query_untyped("messages:boom", no_args(), |_, _| {
         Err(FunctionError::internal(
             "secret detail: postgres://u:pw@h/db",
         ))
     });
     // A result of `size` bytes that changes with every message (for slow-client tests).
-    r.query(
+    r.query_untyped(
         "messages:big",
         v::object([("size", v::number())]),
         |ctx, args| {
@@ -178,20 +178,20 @@ pub fn registry() -> Registry {
             Ok(Value::from(format!("{count}:{}", "x".repeat(size))))
         },
     );
-    r.action(
+    r.action_untyped(
         "messages:act",
         v::object([("body", v::string())]),
         |ctx, args| async move {
-            let id = ctx.run_mutation("messages:send", args).await?;
-            let count = ctx.run_query("messages:count", Object::new()).await?;
+            let id = ctx.run_mutation_untyped("messages:send", args).await?;
+            let count = ctx.run_query_untyped("messages:count", Object::new()).await?;
             Ok(object(&[("id", id), ("count", count)]))
         },
     );
-    r.action("messages:actFail", no_args(), |_, _| async move {
+    r.action_untyped("messages:actFail", no_args(), |_, _| async move {
         Err(FunctionError::user(ErrorCode::RateLimited, "Slow down"))
     });
 
-    r.query(
+    r.query_untyped(
         "items:list",
         v::object([("company", v::string())]),
         |ctx, args| {
@@ -210,7 +210,7 @@ pub fn registry() -> Registry {
             ))
         },
     );
-    r.mutation(
+    r.mutation_untyped(
         "items:add",
         v::object([("company", v::string()), ("text", v::string())]),
         |ctx, args| {
@@ -221,7 +221,7 @@ pub fn registry() -> Registry {
         },
     );
 
-    r.query(
+    r.query_untyped(
         "counter:get",
         v::object([("name", v::string())]),
         |ctx, args| {
@@ -254,13 +254,13 @@ pub fn registry() -> Registry {
         }
         Ok::<_, FunctionError>(Value::from(value))
     };
-    r.mutation(
+    r.mutation_untyped(
         "counter:bump",
         v::object([("name", v::string())]),
         move |ctx, args| bump(ctx, &args),
     );
     // Takes a while before its transaction, so a connection can drop while it is in flight.
-    r.mutation_with_prepare(
+    r.mutation_with_prepare_untyped(
         "counter:slowBump",
         v::object([("name", v::string()), ("delayMs", v::number())]),
         |_, args| async move {
@@ -273,7 +273,7 @@ pub fn registry() -> Registry {
 
     let token_arg = || v::object([("sessionToken", v::optional(v::string()))]);
     // Sessions last a day, or `ttlMs`.
-    r.mutation(
+    r.mutation_untyped(
         "auth:login",
         v::object([
             ("name", v::string().into()),
@@ -308,7 +308,7 @@ pub fn registry() -> Registry {
             Ok(Value::from(token))
         },
     );
-    r.mutation(
+    r.mutation_untyped(
         "auth:logout",
         v::object([("token", v::string())]),
         |ctx, args| {
@@ -324,7 +324,7 @@ pub fn registry() -> Registry {
             Ok(Value::from(!sessions.is_empty()))
         },
     );
-    r.mutation(
+    r.mutation_untyped(
         "auth:setRole",
         v::object([("name", v::string()), ("role", v::string())]),
         |ctx, args| {
@@ -342,13 +342,13 @@ pub fn registry() -> Registry {
         },
     );
     // What the server runs to validate an `Authenticate` token: null for no valid session.
-    r.query("auth:verify", no_args(), |ctx, _| {
+    r.query_untyped("auth:verify", no_args(), |ctx, _| {
         let (token, now) = (ctx.auth.token().map(str::to_string), ctx.now_ms());
         Ok(viewer(&mut ctx.db, token.as_deref(), now)?
             .map(|user| describe(&user))
             .unwrap_or(Value::Null))
     });
-    r.query("auth:me", token_arg(), |ctx, args| {
+    r.query_untyped("auth:me", token_arg(), |ctx, args| {
         let bearer = ctx.auth.token().map(str::to_string);
         let token = presented(&args, bearer.as_deref()).map(str::to_string);
         let now = ctx.now_ms();
@@ -359,7 +359,7 @@ pub fn registry() -> Registry {
         )?))
     });
     // Who is asking and how many messages there are, slowly (for tests of shared runs).
-    r.query("auth:slowMe", no_args(), |ctx, _| {
+    r.query_untyped("auth:slowMe", no_args(), |ctx, _| {
         std::thread::sleep(Duration::from_millis(300));
         let (token, now) = (ctx.auth.token().map(str::to_string), ctx.now_ms());
         let user = require_viewer(&mut ctx.db, token.as_deref(), now)?;
@@ -369,7 +369,7 @@ pub fn registry() -> Registry {
             ("messages", Value::from(count)),
         ]))
     });
-    r.query("auth:adminOnly", token_arg(), |ctx, args| {
+    r.query_untyped("auth:adminOnly", token_arg(), |ctx, args| {
         let bearer = ctx.auth.token().map(str::to_string);
         let token = presented(&args, bearer.as_deref()).map(str::to_string);
         let now = ctx.now_ms();

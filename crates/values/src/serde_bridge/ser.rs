@@ -5,7 +5,31 @@ use serde::ser::{self, Serialize};
 use crate::json::check_field_name;
 use crate::{Object, Value, ValueError};
 
-pub(super) struct ValueSerializer;
+/// `field` is set while serializing a struct field, where `None` means "leave the field out" (JS
+/// `undefined`), as `v.optional(...)` expects; elsewhere `None` is null.
+#[derive(Clone, Copy, Default)]
+pub(super) struct ValueSerializer {
+    pub(super) field: bool,
+}
+
+/// What serializing a struct field's `None` returns: not a failure, a signal to leave it out.
+pub(super) const ABSENT: &str = "\u{0}absent";
+
+fn number<T: Into<f64>>(n: T) -> Result<Value, ValueError> {
+    Ok(Value::Float64(n.into()))
+}
+
+/// Integers other than `i64` are JS numbers; those too large for an f64 to hold exactly are refused
+/// rather than rounded.
+fn wide_number<T: TryInto<i64> + std::fmt::Display + Copy>(n: T) -> Result<Value, ValueError> {
+    const EXACT: i64 = 1 << 53;
+    match n.try_into() {
+        Ok(i) if (-EXACT..=EXACT).contains(&i) => Ok(Value::Float64(i as f64)),
+        _ => Err(ValueError::Invalid(format!(
+            "Integer {n} is too large for a number; use i64 for an int64"
+        ))),
+    }
+}
 
 fn int<T: TryInto<i64> + std::fmt::Display + Copy>(n: T) -> Result<Value, ValueError> {
     n.try_into()
@@ -23,6 +47,9 @@ fn key_to_string(key: Value) -> Result<String, ValueError> {
     let name = match key {
         Value::String(s) => s,
         Value::Int64(i) => i.to_string(),
+        Value::Float64(f) if f.fract() == 0.0 && f.abs() <= (1u64 << 53) as f64 => {
+            format!("{f:.0}")
+        }
         other => {
             return Err(ValueError::Invalid(format!(
                 "Object keys must be strings, found {}",
@@ -49,13 +76,13 @@ impl ser::Serializer for ValueSerializer {
         Ok(Value::Boolean(v))
     }
     fn serialize_i8(self, v: i8) -> Result<Value, ValueError> {
-        int(v)
+        number(v)
     }
     fn serialize_i16(self, v: i16) -> Result<Value, ValueError> {
-        int(v)
+        number(v)
     }
     fn serialize_i32(self, v: i32) -> Result<Value, ValueError> {
-        int(v)
+        number(v)
     }
     fn serialize_i64(self, v: i64) -> Result<Value, ValueError> {
         int(v)
@@ -64,16 +91,16 @@ impl ser::Serializer for ValueSerializer {
         int(v)
     }
     fn serialize_u8(self, v: u8) -> Result<Value, ValueError> {
-        int(v)
+        number(v)
     }
     fn serialize_u16(self, v: u16) -> Result<Value, ValueError> {
-        int(v)
+        number(v)
     }
     fn serialize_u32(self, v: u32) -> Result<Value, ValueError> {
-        int(v)
+        number(v)
     }
     fn serialize_u64(self, v: u64) -> Result<Value, ValueError> {
-        int(v)
+        wide_number(v)
     }
     fn serialize_u128(self, v: u128) -> Result<Value, ValueError> {
         int(v)
@@ -94,10 +121,13 @@ impl ser::Serializer for ValueSerializer {
         Ok(Value::Bytes(v.to_vec()))
     }
     fn serialize_none(self) -> Result<Value, ValueError> {
+        if self.field {
+            return Err(ValueError::Invalid(ABSENT.to_owned()));
+        }
         Ok(Value::Null)
     }
     fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<Value, ValueError> {
-        value.serialize(self)
+        value.serialize(ValueSerializer::default())
     }
     fn serialize_unit(self) -> Result<Value, ValueError> {
         Ok(Value::Null)
@@ -127,7 +157,7 @@ impl ser::Serializer for ValueSerializer {
         variant: &'static str,
         value: &T,
     ) -> Result<Value, ValueError> {
-        Ok(tagged(variant, value.serialize(self)?))
+        Ok(tagged(variant, value.serialize(ValueSerializer::default())?))
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<SeqBuilder, ValueError> {
         Ok(SeqBuilder {
@@ -190,7 +220,7 @@ pub(super) struct SeqBuilder {
 
 impl SeqBuilder {
     fn push<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), ValueError> {
-        self.items.push(value.serialize(ValueSerializer)?);
+        self.items.push(value.serialize(ValueSerializer::default())?);
         Ok(())
     }
     fn finish(self) -> Value {
@@ -254,10 +284,20 @@ pub(super) struct MapBuilder {
 }
 
 impl MapBuilder {
-    fn insert<T: ?Sized + Serialize>(&mut self, name: String, value: &T) -> Result<(), ValueError> {
-        let value = value.serialize(ValueSerializer)?;
-        self.fields.insert(name, value);
-        Ok(())
+    /// A field or map entry: left out when it is a `None`.
+    fn insert_field<T: ?Sized + Serialize>(
+        &mut self,
+        name: String,
+        value: &T,
+    ) -> Result<(), ValueError> {
+        match value.serialize(ValueSerializer { field: true }) {
+            Ok(value) => {
+                self.fields.insert(name, value);
+                Ok(())
+            }
+            Err(ValueError::Invalid(signal)) if signal == ABSENT => Ok(()),
+            Err(e) => Err(e),
+        }
     }
     fn finish(self) -> Value {
         let object = Value::Object(self.fields);
@@ -272,14 +312,15 @@ impl ser::SerializeMap for MapBuilder {
     type Ok = Value;
     type Error = ValueError;
     fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), ValueError> {
-        self.next_key = Some(key_to_string(key.serialize(ValueSerializer)?)?);
+        self.next_key = Some(key_to_string(key.serialize(ValueSerializer::default())?)?);
         Ok(())
     }
     fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), ValueError> {
         let name = self.next_key.take().ok_or_else(|| {
             ValueError::Invalid("serialize_value called before serialize_key".into())
         })?;
-        self.insert(name, value)
+        // Map entries too: flattened struct fields arrive here.
+        self.insert_field(name, value)
     }
     fn end(self) -> Result<Value, ValueError> {
         Ok(self.finish())
@@ -295,7 +336,7 @@ impl ser::SerializeStruct for MapBuilder {
         value: &T,
     ) -> Result<(), ValueError> {
         check_field_name(key)?;
-        self.insert(key.to_owned(), value)
+        self.insert_field(key.to_owned(), value)
     }
     fn end(self) -> Result<Value, ValueError> {
         Ok(self.finish())
@@ -311,7 +352,7 @@ impl ser::SerializeStructVariant for MapBuilder {
         value: &T,
     ) -> Result<(), ValueError> {
         check_field_name(key)?;
-        self.insert(key.to_owned(), value)
+        self.insert_field(key.to_owned(), value)
     }
     fn end(self) -> Result<Value, ValueError> {
         Ok(self.finish())

@@ -59,7 +59,7 @@ fn struct_round_trip() {
         Some(&Value::Float64(f64::NEG_INFINITY))
     );
     assert_eq!(fields.get("count"), Some(&Value::Int64(i64::MIN)));
-    assert_eq!(fields.get("small"), Some(&Value::Int64(7)));
+    assert_eq!(fields.get("small"), Some(&Value::Float64(7.0)));
     assert!(!fields.contains_key("note"), "skipped None is absent");
     assert_eq!(
         fields.get("reporter").and_then(Value::as_str),
@@ -94,10 +94,15 @@ fn enums_are_externally_tagged() {
 #[test]
 fn numbers() {
     assert!(to_value(&u64::MAX).is_err());
+    // Integers other than i64 are JS numbers, refused where a number cannot hold them exactly.
     assert_eq!(
-        to_value(&(i64::MAX as u64)).unwrap(),
-        Value::Int64(i64::MAX)
+        to_value(&(1u64 << 53)).unwrap(),
+        Value::Float64(9_007_199_254_740_992.0)
     );
+    assert!(to_value(&((1u64 << 53) + 1)).is_err());
+    assert_eq!(to_value(&7usize).unwrap(), Value::Float64(7.0));
+    assert_eq!(to_value(&-7i32).unwrap(), Value::Float64(-7.0));
+    assert_eq!(to_value(&7i64).unwrap(), Value::Int64(7));
     assert_eq!(to_value(&1.5f32).unwrap(), Value::Float64(1.5));
     // JS clients send integers as float64; integer fields accept integral floats only.
     assert_eq!(from_value::<u32>(&Value::Float64(5.0)).unwrap(), 5);
@@ -120,7 +125,7 @@ fn bytes_and_missing_fields() {
     // Without serde_bytes a Vec<u8> is a sequence of integers.
     assert_eq!(
         to_value(&vec![1u8]).unwrap(),
-        Value::Array(vec![Value::Int64(1)])
+        Value::Array(vec![Value::Float64(1.0)])
     );
     #[derive(Deserialize, Debug)]
     struct Partial {
@@ -128,6 +133,45 @@ fn bytes_and_missing_fields() {
     }
     let partial: Partial = from_value(&Value::Object(Default::default())).unwrap();
     assert_eq!(partial.a, None);
+}
+
+#[test]
+fn none_fields_are_left_out_and_none_elsewhere_is_null() {
+    #[derive(Serialize)]
+    struct Shape {
+        gone: Option<String>,
+        kept: crate::typed::Nullable<String>,
+        list: Vec<Option<f64>>,
+        inner: Option<Box<Shape>>,
+    }
+    let value = to_value(&Shape {
+        gone: None,
+        kept: None.into(),
+        list: vec![None, Some(1.0)],
+        inner: Some(Box::new(Shape {
+            gone: Some("x".into()),
+            kept: Some("y".to_owned()).into(),
+            list: vec![],
+            inner: None,
+        })),
+    })
+    .unwrap();
+    assert_eq!(
+        value,
+        Value::object([
+            ("kept", Value::Null),
+            ("list", Value::Array(vec![Value::Null, Value::Float64(1.0)])),
+            (
+                "inner",
+                Value::object([
+                    ("gone", Value::from("x")),
+                    ("kept", Value::from("y")),
+                    ("list", Value::Array(vec![])),
+                ])
+            ),
+        ])
+    );
+    assert_eq!(to_value(&None::<String>).unwrap(), Value::Null);
 }
 
 #[test]
