@@ -81,7 +81,7 @@ impl Viewer {
 /// with every call, reaches here as the `Auth`'s token ahead of the bearer token (see
 /// `Registry::session_token_argument`).
 pub fn presented_token(auth: &Auth) -> Option<&str> {
-    auth.token()
+    auth.token().filter(|token| !token.is_empty())
 }
 
 /// The viewer behind a token, or `None` when there is no valid session.

@@ -29,7 +29,6 @@ pub fn end(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
 pub(crate) fn sign_out(ctx: &mut MutationCtx<'_>, token: &str) -> FnResult<()> {
     let mut args = Object::new();
     args.insert("impersonation_token".into(), Value::from(token));
-    args.insert("sessionToken".into(), Value::from(token));
     finish(ctx, args, false).map(|_| ())
 }
 

@@ -124,9 +124,7 @@ pub(crate) fn require_admin(db: &mut impl DbRead, token: &str, now: f64) -> FnRe
     if token.is_empty() {
         return Err(unauthenticated());
     }
-    let mut credentials = Object::new();
-    credentials.insert("sessionToken".into(), Value::from(token));
-    let viewer = resolve(db, &Auth::anonymous(), now)?.ok_or_else(unauthenticated)?;
+    let viewer = resolve(db, &Auth::bearer(token), now)?.ok_or_else(unauthenticated)?;
     // An impersonation token resolves to its target, never an admin; refused explicitly all the same.
     if viewer.impersonator.is_some() || !viewer.has(Permission::ImpersonateUsers) {
         return Err(FunctionError::forbidden(

@@ -27,11 +27,9 @@ pub fn start(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         ));
     }
     // The contract names the credential `admin_session_token`; only it counts (not a bearer token).
-    let mut credentials = Object::new();
-    credentials.insert("sessionToken".into(), Value::from(admin_token));
     let admin = require_permission(
         &mut ctx.db,
-        &Auth::anonymous(),
+        &Auth::bearer(admin_token),
         now,
         Permission::ImpersonateUsers,
     )?;
