@@ -48,14 +48,18 @@ pub fn schema() -> Schema {
         .fold(Schema::new(), Schema::table)
 }
 
+/// The row type of each table that has one, as `(table, validator)`: a test checks each against
+/// the table's definition, so a field added to one and not the other fails.
+pub fn row_types() -> Vec<(&'static str, values::Validator)> {
+    narratives::rows()
+}
+
 /// Every function of the application, configured from `config` (links in emails, OAuth providers).
 pub fn registry(config: &config::Config) -> Registry {
     let urls = &config.urls();
     let mut r = Registry::new();
     // WebSocket clients authenticate a connection with a session token; this query validates it.
     r.authenticate_with("auth:verifySession");
-    // The web client sends its session token in every call's arguments.
-    r.session_token_argument("sessionToken");
     auth::register(&mut r, urls);
     audit::register(&mut r);
     companies::register(&mut r, urls);
@@ -79,4 +83,26 @@ pub fn registry(config: &config::Config) -> Registry {
     housekeeping::register(&mut r);
     exports::register(&mut r);
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use values::validator::v;
+    use values::Validator;
+
+    #[test]
+    fn row_types_match_their_tables() {
+        let schema = super::schema();
+        let rows = super::row_types();
+        assert!(!rows.is_empty());
+        for (table, validator) in rows {
+            let def = schema
+                .get(table)
+                .unwrap_or_else(|| panic!("{table} has a row type but no table"));
+            let mut fields = def.fields.clone();
+            fields.insert("_id".into(), v::id(table).into());
+            fields.insert("_creationTime".into(), v::number().into());
+            assert_eq!(validator, Validator::Object(fields), "row type of {table}");
+        }
+    }
 }

@@ -20,7 +20,7 @@ pub use path::{FunctionPath, PathError};
 pub use registry::{no_args, FunctionKind, FunctionSpec, Registry, Visibility};
 pub use runtime::{Call, Caller, MutationGuard, Outcome, QueryRun, RequestId, Runtime};
 pub use tenancy::{CrossTenant, Scope, Scoped, ScopedWriter};
-pub use typed::{Args, FunctionName, FunctionRef, Returns};
+pub use typed::{row, Args, FunctionName, FunctionRef, Returns};
 
 /// What handlers return.
 pub type FnResult<T = values::Value> = Result<T, FunctionError>;

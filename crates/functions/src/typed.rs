@@ -194,7 +194,12 @@ impl Registry {
             let f = f.clone();
             Box::pin(async move { encode(&f(ctx, decode(args)?).await?) })
         });
-        self.add_typed(name, FunctionKind::Action, visibility, Handler::Action(handler))
+        self.add_typed(
+            name,
+            FunctionKind::Action,
+            visibility,
+            Handler::Action(handler),
+        )
     }
 
     pub fn query<A: Args, R: Returns>(
@@ -339,4 +344,15 @@ impl ActionCtx {
     ) -> FnResult<R> {
         self.call_typed(function, args).await
     }
+}
+
+/// A stored document as its row type: the table's fields plus `_id` and `_creationTime`, as
+/// clients see documents.
+pub fn row<T: DeserializeOwned>(doc: &store::Document) -> FnResult<T> {
+    from_value(&doc.to_value()).map_err(|e| {
+        FunctionError::internal(format!(
+            "a {} document does not read as its row type: {e}",
+            doc.table
+        ))
+    })
 }

@@ -26,6 +26,7 @@ struct Container {
     tag: Option<String>,
     untagged: bool,
     session: bool,
+    table: Option<String>,
 }
 
 /// What a field's or variant's attributes say.
@@ -80,8 +81,11 @@ fn container(attrs: &[Attribute]) -> syn::Result<Container> {
                 if meta.path.is_ident("session") {
                     c.session = true;
                     Ok(())
+                } else if meta.path.is_ident("table") {
+                    c.table = Some(string(&meta)?);
+                    Ok(())
                 } else {
-                    Err(meta.error("expected #[typed(session)]"))
+                    Err(meta.error("expected #[typed(session)] or #[typed(table = \"name\")]"))
                 }
             })?;
         }
@@ -115,7 +119,8 @@ fn member(attrs: &[Attribute]) -> syn::Result<Member> {
                 } else if meta.path.is_ident("validator") {
                     m.validator = Some(meta.value()?.parse()?);
                 } else {
-                    return Err(meta.error("expected #[typed(id = \"table\")] or #[typed(validator = expr)]"));
+                    return Err(meta
+                        .error("expected #[typed(id = \"table\")] or #[typed(validator = expr)]"));
                 }
                 Ok(())
             })?;
@@ -171,7 +176,13 @@ fn renamed(name: &str, rule: Option<&str>, is_variant: bool) -> syn::Result<Stri
         Some("camelCase") => w
             .iter()
             .enumerate()
-            .map(|(i, word)| if i == 0 { word.clone() } else { capitalized(word) })
+            .map(|(i, word)| {
+                if i == 0 {
+                    word.clone()
+                } else {
+                    capitalized(word)
+                }
+            })
             .collect(),
         Some("PascalCase") => w.iter().map(|word| capitalized(word)).collect(),
         Some(other) => {
@@ -338,11 +349,19 @@ fn expand(input: DeriveInput) -> syn::Result<Tokens> {
     let (impl_generics, _, where_clause) = generics.split_for_impl();
     let (_, ty_generics, _) = input.generics.split_for_impl();
     let ident = &input.ident;
+    let table = c.table.map(|name| {
+        quote! {
+            impl #impl_generics ::values::Table for #ident #ty_generics #where_clause {
+                const NAME: &'static str = #name;
+            }
+        }
+    });
     Ok(quote! {
         impl #impl_generics ::values::Typed for #ident #ty_generics #where_clause {
             fn validator() -> ::values::Validator {
                 #body
             }
         }
+        #table
     })
 }

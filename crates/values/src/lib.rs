@@ -29,17 +29,17 @@ pub mod json;
 mod path;
 pub mod serde_bridge;
 pub mod stored;
-pub mod typed;
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategy;
+pub mod typed;
 pub mod validator;
 mod value;
 
 pub use document::check_document;
 pub use id::DocumentId;
 pub use json::Format;
+pub use typed::{Id, Nullable, Table, Typed};
 pub use validator::{FieldValidator, TableNumbers, ValidationError, Validator};
-pub use typed::{Nullable, Typed};
 pub use value::{Object, Value, ValueError};
 
 /// Largest document the store accepts, in bytes of its encoded form.

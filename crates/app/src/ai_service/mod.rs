@@ -377,7 +377,9 @@ async fn resolve(ctx: &ActionCtx, call: &AiCall) -> FnResult<Value> {
         .into_object()
         .unwrap_or_default()
     };
-    let first = ctx.run_query_untyped(prompts::resolve::RESOLVE, args()).await?;
+    let first = ctx
+        .run_query_untyped(prompts::resolve::RESOLVE, args())
+        .await?;
     let empty = first.get("prompt").is_some_and(Value::is_null)
         && first.get("anyPrompts").and_then(Value::as_bool) == Some(false);
     if !empty {
@@ -385,7 +387,8 @@ async fn resolve(ctx: &ActionCtx, call: &AiCall) -> FnResult<Value> {
     }
     ctx.run_mutation_untyped(prompts::ENSURE_DEFAULTS, Object::new())
         .await?;
-    ctx.run_query_untyped(prompts::resolve::RESOLVE, args()).await
+    ctx.run_query_untyped(prompts::resolve::RESOLVE, args())
+        .await
 }
 
 fn substitution_error(name: &str, problems: &Value) -> FunctionError {

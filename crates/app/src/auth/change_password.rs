@@ -20,7 +20,9 @@ pub async fn prepare(ctx: ActionCtx, args: Object) -> FnResult<Change> {
     if let Some(token) = args.get("sessionToken") {
         query.insert("sessionToken".into(), token.clone());
     }
-    let found = ctx.run_query_untyped("auth:credentialsForSession", query).await?;
+    let found = ctx
+        .run_query_untyped("auth:credentialsForSession", query)
+        .await?;
     let hash_seen = found
         .get("passwordHash")
         .and_then(Value::as_str)

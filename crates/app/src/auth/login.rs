@@ -39,7 +39,9 @@ pub async fn prepare(ctx: ActionCtx, args: Object) -> FnResult<LoginCheck> {
     };
     let mut query = Object::new();
     query.insert("email".into(), Value::from(email.as_str()));
-    let found = ctx.run_query_untyped("auth:credentialsForLogin", query).await?;
+    let found = ctx
+        .run_query_untyped("auth:credentialsForLogin", query)
+        .await?;
     let user_id = found
         .get("userId")
         .and_then(Value::as_str)

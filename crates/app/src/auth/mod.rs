@@ -21,6 +21,9 @@ pub use login::{LOCKOUT_MS, MAX_FAILED_LOGINS};
 /// The web app's sign-in code reads `error.data` of these calls as text (`.includes("Invalid email
 /// or password")` and the like), so their user errors carry the message string as data.
 pub fn register(r: &mut Registry, urls: &Urls) {
+    // The web client sends its session token in every call's arguments; it counts as the caller's
+    // token wherever the module's registry goes.
+    r.session_token_argument("sessionToken");
     r.mutation_with_prepare_untyped(
         "auth:registerUser",
         with_session([

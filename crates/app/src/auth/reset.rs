@@ -53,7 +53,8 @@ pub async fn request(ctx: ActionCtx, args: Object) -> FnResult {
     if let Ok(email) = Email::parse(text(&args, "email")) {
         let mut inner = Object::new();
         inner.insert("email".into(), Value::from(email.as_str()));
-        ctx.run_mutation_untyped("auth:createPasswordReset", inner).await?;
+        ctx.run_mutation_untyped("auth:createPasswordReset", inner)
+            .await?;
     }
     Ok(success())
 }

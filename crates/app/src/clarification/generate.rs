@@ -169,7 +169,9 @@ async fn plan(ctx: &ActionCtx, args: &Object, phases: &[Phase], force: bool) -> 
         Value::Array(phases.iter().map(|p| Value::from(p.as_str())).collect()),
     );
     fields.insert("force".into(), Value::from(force));
-    let found = ctx.run_query_untyped(PREPARE, forward(args, fields)).await?;
+    let found = ctx
+        .run_query_untyped(PREPARE, forward(args, fields))
+        .await?;
     let id = |field: &str| {
         found
             .get(field)
@@ -308,7 +310,9 @@ async fn run_phase(
         Value::from(outcome.correlation_id.as_str()),
     );
     fields.insert("replace".into(), Value::from(force));
-    let stored = ctx.run_mutation_untyped(STORE, forward(args, fields)).await?;
+    let stored = ctx
+        .run_mutation_untyped(STORE, forward(args, fields))
+        .await?;
     Ok(Generated {
         questions: stored
             .get("questions")

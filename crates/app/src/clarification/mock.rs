@@ -258,7 +258,9 @@ async fn generate(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
         })
         .collect();
     fields.insert("answers".into(), Value::Array(list));
-    let stored = ctx.run_mutation_untyped(STORE, forward(&args, fields)).await?;
+    let stored = ctx
+        .run_mutation_untyped(STORE, forward(&args, fields))
+        .await?;
     let count = stored.as_array().map_or(0, <[Value]>::len);
     Ok(object([
         ("success", Some(Value::from(count > 0))),

@@ -41,12 +41,7 @@ fn count(ctx: &mut QueryCtx<'_>, scope: &Scope, table: &str, index: &str) -> FnR
 /// `companies/admin:listAllCompanies`: newest first, each with its counts.
 pub fn list_all_companies(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_permission(
-        &mut ctx.db,
-        ctx.auth,
-        now,
-        Permission::ManageAllCompanies,
-    )?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ManageAllCompanies)?;
     let status = opt_text(&args, "statusFilter").filter(|s| !s.is_empty() && *s != "all");
     if let Some(s) = status {
         if !STATUSES.contains(&s) {
@@ -99,12 +94,7 @@ pub fn list_all_companies(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 /// deleted (the edit page shows "not found" for `null`).
 pub fn get_company_for_edit(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_permission(
-        &mut ctx.db,
-        ctx.auth,
-        now,
-        Permission::ManageAllCompanies,
-    )?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ManageAllCompanies)?;
     let grant = ctx.cross_tenant()?;
     let Some(company_id) = ctx.db.normalize_id("companies", text(&args, "companyId")) else {
         return Ok(Value::Null);
@@ -117,12 +107,7 @@ pub fn get_company_for_edit(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 /// `companies/admin:getSystemMetrics`: platform totals, each counted by the module that owns it.
 pub fn get_system_metrics(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
-    require_permission(
-        &mut ctx.db,
-        ctx.auth,
-        now,
-        Permission::ManageAllCompanies,
-    )?;
+    require_permission(&mut ctx.db, ctx.auth, now, Permission::ManageAllCompanies)?;
     let grant = ctx.cross_tenant()?;
     let db = &mut ctx.db;
     let (companies, by_status) = super::rows::count_all(db, &grant)?;
@@ -165,12 +150,7 @@ fn new_name(updates: &Object) -> FnResult<Option<String>> {
 /// `companies/admin:updateCompany`: changes name, contact email and status; returns the document.
 pub fn update_company(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_permission(
-        &mut ctx.db,
-        ctx.auth,
-        now,
-        Permission::ManageAllCompanies,
-    )?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ManageAllCompanies)?;
     let updates = args
         .get("updates")
         .and_then(Value::as_object)

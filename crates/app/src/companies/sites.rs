@@ -64,12 +64,7 @@ fn site_not_found() -> FunctionError {
 /// render an empty site list rather than crash.
 fn list_company_sites(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_permission(
-        &mut ctx.db,
-        ctx.auth,
-        now,
-        Permission::CreateIncident,
-    )?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;
     if viewer.company_id.is_none() {
         return Ok(Value::Array(Vec::new()));
     }

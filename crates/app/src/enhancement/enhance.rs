@@ -274,7 +274,8 @@ async fn enhance(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
         tracing::warn!(request_id = %ctx.request_id, %code, phase = phase.as_str(), "narrative enhancement failed, the fallback text was stored: {message}");
     }
     fields.insert("enhanced_content".into(), Value::from(content.as_str()));
-    ctx.run_mutation_untyped(STORE, forward(&args, fields)).await?;
+    ctx.run_mutation_untyped(STORE, forward(&args, fields))
+        .await?;
     Ok(object([
         ("phase", Some(Value::from(phase.as_str()))),
         ("enhanced_content", Some(Value::from(content))),
@@ -310,7 +311,9 @@ async fn enhance_incident(ctx: ActionCtx, args: Object, ai: AiService) -> FnResu
         "incident_id".into(),
         Value::from(text(&args, "incident_id")),
     );
-    let found = ctx.run_query_untyped(WRITTEN, forward(&args, fields)).await?;
+    let found = ctx
+        .run_query_untyped(WRITTEN, forward(&args, fields))
+        .await?;
     let written: Vec<Phase> = found
         .get("phases")
         .and_then(Value::as_array)

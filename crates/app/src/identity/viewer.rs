@@ -161,11 +161,7 @@ pub fn require_permission(
 }
 
 /// The viewer, who must be signed in (any role).
-pub fn require_session(
-    db: &mut impl DbRead,
-    auth: &Auth,
-    now: f64,
-) -> FnResult<Viewer> {
+pub fn require_session(db: &mut impl DbRead, auth: &Auth, now: f64) -> FnResult<Viewer> {
     if presented_token(auth).is_none() {
         return Err(FunctionError::user(
             ErrorCode::Unauthenticated,

@@ -30,7 +30,7 @@ use functions::{
 };
 use store::{Document, Patch, TableDef};
 use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Value};
 
 use crate::args::with_session;
 use crate::identity::sessions::hash_token;

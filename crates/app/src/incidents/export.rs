@@ -337,7 +337,8 @@ pub fn check_record(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 /// `workflowData:validateWorkflowData`.
 pub async fn validate_action(ctx: ActionCtx, args: Object) -> FnResult {
     let call = forward(&args, &["workflow_data"]);
-    ctx.run_query_untyped("workflowData:checkRecord", call).await
+    ctx.run_query_untyped("workflowData:checkRecord", call)
+        .await
 }
 
 /// `workflowData:importWorkflowData`: `{success: true, incident_id, created_step,
@@ -345,7 +346,8 @@ pub async fn validate_action(ctx: ActionCtx, args: Object) -> FnResult {
 /// validate (nothing is written then). Access and target-company problems are errors.
 pub async fn import_action(ctx: ActionCtx, args: Object) -> FnResult {
     let call = forward(&args, &["workflow_data", "company_id"]);
-    ctx.run_mutation_untyped("workflowData:writeRecord", call).await
+    ctx.run_mutation_untyped("workflowData:writeRecord", call)
+        .await
 }
 
 /// The target company's site for the record: the exported one if it is the company's, else the

@@ -321,12 +321,7 @@ pub fn all_company_incidents(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 /// `includeCompleted`.
 pub fn my_incidents(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_permission(
-        &mut ctx.db,
-        ctx.auth,
-        now,
-        Permission::CreateIncident,
-    )?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;
     let mut filters = read_filters(&args, &["status", "siteId", "searchText"])?;
     let Some(scope) = own_company(&viewer) else {
         return empty_list(ctx, &args);
@@ -340,12 +335,7 @@ pub fn my_incidents(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
 /// of `view_all_company_incidents`, otherwise the caller's own. One row read.
 pub fn incident_counts(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_permission(
-        &mut ctx.db,
-        ctx.auth,
-        now,
-        Permission::ViewMyIncidents,
-    )?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ViewMyIncidents)?;
     let company_wide = viewer.has(Permission::ViewAllCompanyIncidents);
     let whose = if company_wide {
         Whose::Company
@@ -379,12 +369,7 @@ pub const INCOMPLETE_SHOWN: usize = 5;
 /// preview.
 pub fn my_incomplete_incidents(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_permission(
-        &mut ctx.db,
-        ctx.auth,
-        now,
-        Permission::CreateIncident,
-    )?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;
     let pending = OverallStatus::CapturePending;
     let Some(scope) = own_company(&viewer) else {
         return Ok(object([

@@ -33,7 +33,7 @@ mod write;
 use functions::{DbRead, FnResult, QueryCtx, Registry, Scope};
 use store::TableDef;
 use values::validator::v;
-use values::{DocumentId, FieldValidator, Object, Validator, Value};
+use values::{DocumentId, FieldValidator, Validator};
 
 use crate::args::with_session;
 use status::{AnalysisStatus, CaptureStatus, HandoffStatus, OverallStatus};
@@ -204,14 +204,9 @@ pub fn register(r: &mut Registry) {
         write::delete_incident,
     )
     .cross_tenant();
-    r.query_untyped(
-        "incidents:getIncidentNarrative",
-        with_session([("incident_id", v::id(TABLE).into())]),
-        narrative_if_signed_in,
-    );
-    r.query_untyped(
+    r.query("incidents:getIncidentNarrative", narrative_if_signed_in);
+    r.query(
         "incidents:getIncidentNarrativeByIncidentId",
-        with_session([("incident_id", v::id(TABLE).into())]),
         crate::narratives::handlers::get,
     );
     r.internal_mutation_untyped(
@@ -232,9 +227,12 @@ pub fn register(r: &mut Registry) {
 /// prompt-testing panel asks with `{incident_id}` only (its queries send no token) and renders
 /// nothing for null, where an error would crash the wizard page. No data is given without a
 /// session; a token that is presented is checked as everywhere.
-fn narrative_if_signed_in(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn narrative_if_signed_in(
+    ctx: &mut QueryCtx<'_>,
+    args: crate::narratives::handlers::ByIncident,
+) -> FnResult<Option<crate::narratives::NarrativeDoc>> {
     if crate::identity::presented_token(ctx.auth).is_none() {
-        return Ok(Value::Null);
+        return Ok(None);
     }
     crate::narratives::handlers::get(ctx, args)
 }

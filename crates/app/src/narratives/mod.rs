@@ -6,12 +6,12 @@
 pub(crate) mod handlers;
 
 use functions::{DbRead, DbWriter, FnResult, FunctionError, Registry, Scope};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use store::{Document, Patch, TableDef};
 use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Id, Object, Typed, Validator, Value};
 
-use crate::args::with_session;
 use crate::identity::Viewer;
 use crate::incidents::record::{self, Change, Incident};
 use crate::incidents::status::{self, CaptureStatus, Request, Route};
@@ -98,27 +98,49 @@ pub fn tables() -> Vec<TableDef> {
 }
 
 pub fn register(r: &mut Registry) {
-    let by_incident = || with_session([("incident_id", v::id("incidents").into())]);
-    r.mutation_untyped("narratives:create", by_incident(), handlers::create);
-    let phases = Phase::ALL.map(|p| (p.as_str(), v::optional(v::string())));
-    let [p0, p1, p2, p3] = phases;
-    r.mutation_untyped(
-        "narratives:update",
-        with_session([("incident_id", v::id("incidents").into()), p0, p1, p2, p3]),
-        handlers::update,
-    );
-    r.query_untyped("narratives:getByIncident", by_incident(), handlers::get);
-    r.query_untyped("narratives:getByIncidentId", by_incident(), handlers::get);
-    r.query_untyped(
-        "narratives:getConsolidated",
-        by_incident(),
-        handlers::consolidated,
-    );
-    r.query_untyped(
-        "narratives:getStatsByIncidentId",
-        by_incident(),
-        handlers::stats,
-    );
+    r.mutation("narratives:create", handlers::create);
+    r.mutation("narratives:update", handlers::update);
+    r.query("narratives:getByIncident", handlers::get);
+    r.query("narratives:getByIncidentId", handlers::get);
+    r.query("narratives:getConsolidated", handlers::consolidated);
+    r.query("narratives:getStatsByIncidentId", handlers::stats);
+}
+
+/// A document of the narratives table, as stored and as clients see it.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "incident_narratives")]
+pub struct NarrativeDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<NarrativeDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    #[typed(id = "companies")]
+    pub company_id: DocumentId,
+    #[typed(id = "incidents")]
+    pub incident_id: DocumentId,
+    pub before_event: String,
+    pub before_event_extra: Option<String>,
+    pub during_event: String,
+    pub during_event_extra: Option<String>,
+    pub end_event: String,
+    pub end_event_extra: Option<String>,
+    pub post_event: String,
+    pub post_event_extra: Option<String>,
+    pub consolidated_narrative: Option<String>,
+    pub enhanced_at: Option<f64>,
+    pub narrative_hash: String,
+    pub version: f64,
+    pub created_at: f64,
+    #[typed(id = "users")]
+    pub created_by: DocumentId,
+    pub updated_at: f64,
+    #[typed(id = "users")]
+    pub updated_by: DocumentId,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![(TABLE, NarrativeDoc::validator())]
 }
 
 /// A stored narrative.
@@ -144,6 +166,11 @@ impl Narrative {
             hash: text("narrative_hash").unwrap_or_default(),
             doc,
         }
+    }
+
+    /// The document as clients see it.
+    pub fn row(&self) -> FnResult<NarrativeDoc> {
+        functions::row(&self.doc)
     }
 
     pub fn phase(&self, phase: Phase) -> &str {

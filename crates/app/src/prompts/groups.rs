@@ -93,12 +93,7 @@ pub fn register(r: &mut Registry) {
 
 fn admin(ctx: &mut MutationCtx<'_>, _args: &Object) -> FnResult<Viewer> {
     let now = ctx.now_ms();
-    require_permission(
-        &mut ctx.db,
-        ctx.auth,
-        now,
-        Permission::SystemConfiguration,
-    )
+    require_permission(&mut ctx.db, ctx.auth, now, Permission::SystemConfiguration)
 }
 
 fn not_found() -> FunctionError {
@@ -302,12 +297,7 @@ fn delete(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
 /// each holds. Readable by anyone who may list prompts.
 fn list(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
-    require_permission(
-        &mut ctx.db,
-        ctx.auth,
-        now,
-        Permission::CreateIncident,
-    )?;
+    require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;
     let groups = ctx
         .db
         .query(GROUPS)?

@@ -193,12 +193,7 @@ fn reset_and_seed(ctx: &mut MutationCtx<'_>, args: Object, model: &str) -> FnRes
 /// errors}, totalTemplates}`, each checked as a save would check it.
 fn list_defaults(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     let now = ctx.now_ms();
-    require_permission(
-        &mut ctx.db,
-        ctx.auth,
-        now,
-        Permission::CreateIncident,
-    )?;
+    require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;
     let prompts = defaults::all();
     let mut errors = Vec::new();
     let templates: Vec<Value> = prompts

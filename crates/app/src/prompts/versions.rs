@@ -283,7 +283,11 @@ pub fn register(r: &mut Registry, settings: &PromptSettings) {
     );
 }
 
-pub fn admin(ctx: &mut MutationCtx<'_>, _args: &Object, permission: Permission) -> FnResult<Viewer> {
+pub fn admin(
+    ctx: &mut MutationCtx<'_>,
+    _args: &Object,
+    permission: Permission,
+) -> FnResult<Viewer> {
     let now = ctx.now_ms();
     require_permission(&mut ctx.db, ctx.auth, now, permission)
 }

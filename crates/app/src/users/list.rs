@@ -45,12 +45,7 @@ pub fn register(r: &mut Registry) {
 /// by role (`"all"` means no filter), sorted by name.
 fn list_company_users(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let now = ctx.now_ms();
-    let viewer = require_permission(
-        &mut ctx.db,
-        ctx.auth,
-        now,
-        Permission::ViewUserProfiles,
-    )?;
+    let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ViewUserProfiles)?;
     let correlation = Value::from(ctx.request_id.as_str());
     // A user without a company (a system administrator) has no company users; the /users page
     // renders an empty list where an error would crash it.

@@ -185,8 +185,12 @@ pub fn registry() -> Registry {
         "messages:act",
         v::object([("body", v::string())]),
         |ctx, args| async move {
-            let id = ctx.run_mutation_untyped("messages:send", args.clone()).await?;
-            let count = ctx.run_query_untyped("messages:secretCount", Object::new()).await?;
+            let id = ctx
+                .run_mutation_untyped("messages:send", args.clone())
+                .await?;
+            let count = ctx
+                .run_query_untyped("messages:secretCount", Object::new())
+                .await?;
             let mut out = Object::new();
             out.insert("id".into(), id);
             out.insert("count".into(), count);

@@ -183,7 +183,9 @@ pub fn registry() -> Registry {
         v::object([("body", v::string())]),
         |ctx, args| async move {
             let id = ctx.run_mutation_untyped("messages:send", args).await?;
-            let count = ctx.run_query_untyped("messages:count", Object::new()).await?;
+            let count = ctx
+                .run_query_untyped("messages:count", Object::new())
+                .await?;
             Ok(object(&[("id", id), ("count", count)]))
         },
     );

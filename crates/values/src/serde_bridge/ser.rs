@@ -157,7 +157,10 @@ impl ser::Serializer for ValueSerializer {
         variant: &'static str,
         value: &T,
     ) -> Result<Value, ValueError> {
-        Ok(tagged(variant, value.serialize(ValueSerializer::default())?))
+        Ok(tagged(
+            variant,
+            value.serialize(ValueSerializer::default())?,
+        ))
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<SeqBuilder, ValueError> {
         Ok(SeqBuilder {
@@ -220,7 +223,8 @@ pub(super) struct SeqBuilder {
 
 impl SeqBuilder {
     fn push<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), ValueError> {
-        self.items.push(value.serialize(ValueSerializer::default())?);
+        self.items
+            .push(value.serialize(ValueSerializer::default())?);
         Ok(())
     }
     fn finish(self) -> Value {

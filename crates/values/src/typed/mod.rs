@@ -122,6 +122,84 @@ impl<T: Typed, S> Typed for HashMap<String, T, S> {
     }
 }
 
+/// A table's document type (a row struct), named by `#[typed(table = "...")]`, so `Id<Row>` is an
+/// Id of that table as `Id<"table">` is in TypeScript.
+pub trait Table {
+    const NAME: &'static str;
+}
+
+/// An Id of table `T`: a `DocumentId` whose validator is `v.id(T::NAME)`.
+pub struct Id<T> {
+    id: DocumentId,
+    table: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Id<T> {
+    pub fn new(id: DocumentId) -> Id<T> {
+        Id {
+            id,
+            table: std::marker::PhantomData,
+        }
+    }
+    pub fn get(&self) -> DocumentId {
+        self.id
+    }
+}
+
+impl<T> From<DocumentId> for Id<T> {
+    fn from(id: DocumentId) -> Self {
+        Id::new(id)
+    }
+}
+
+impl<T> std::ops::Deref for Id<T> {
+    type Target = DocumentId;
+    fn deref(&self) -> &DocumentId {
+        &self.id
+    }
+}
+
+impl<T> Clone for Id<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Id<T> {}
+impl<T> PartialEq for Id<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+impl<T> Eq for Id<T> {}
+impl<T> std::hash::Hash for Id<T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state)
+    }
+}
+impl<T: Table> std::fmt::Debug for Id<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Id<{}>({})", T::NAME, self.id)
+    }
+}
+
+impl<T: Table> Typed for Id<T> {
+    fn validator() -> Validator {
+        v::id(T::NAME)
+    }
+}
+
+impl<T> Serialize for Id<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.id.serialize(serializer)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Id<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        DocumentId::deserialize(deserializer).map(Id::new)
+    }
+}
+
 /// A value that is present but may be null: for result fields clients read as `T | null` (an
 /// `Option` field would be left out instead).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -111,7 +111,10 @@ fn serialized_values_pass_their_own_validator() {
         ])
     );
 
-    let wrapped = to_value(&Wrapper { items: vec![1.5f64] }).unwrap();
+    let wrapped = to_value(&Wrapper {
+        items: vec![1.5f64],
+    })
+    .unwrap();
     Wrapper::<f64>::validator()
         .check(&wrapped, &tables)
         .unwrap();
