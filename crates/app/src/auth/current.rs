@@ -133,19 +133,21 @@ pub struct CurrentUserDoc {
 /// `users:getCurrent`: the user document as the web app shows it (never the password hash).
 pub fn get_current(ctx: &mut QueryCtx<'_>, _args: SessionArgs) -> FnResult<Option<CurrentUserDoc>> {
     let now = ctx.now_ms();
-    Ok(resolve(&mut ctx.db, ctx.auth, now)?.map(|v| CurrentUserDoc {
-        id: v.user_id,
-        creation_time: v.user.creation_time,
-        profile_image_url: v
-            .user
-            .get("profile_image_url")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        name: v.name,
-        email: v.email,
-        role: v.role.as_str().to_string(),
-        company_id: v.company_id,
-    }))
+    Ok(
+        resolve(&mut ctx.db, ctx.auth, now)?.map(|v| CurrentUserDoc {
+            id: v.user_id,
+            creation_time: v.user.creation_time,
+            profile_image_url: v
+                .user
+                .get("profile_image_url")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            name: v.name,
+            email: v.email,
+            role: v.role.as_str().to_string(),
+            company_id: v.company_id,
+        }),
+    )
 }
 
 #[derive(Deserialize, Typed)]

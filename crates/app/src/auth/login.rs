@@ -202,7 +202,12 @@ pub fn apply(ctx: &mut MutationCtx<'_>, args: LoginArgs, check: &LoginCheck) -> 
         patch.insert("password".into(), Some(Value::from(new_hash.as_str())));
     }
     ctx.db.scoped(&all).patch(&user.id, patch)?;
-    let (token, expires) = sessions::create(&mut ctx.db, &user.id, args.remember_me.unwrap_or(false), now)?;
+    let (token, expires) = sessions::create(
+        &mut ctx.db,
+        &user.id,
+        args.remember_me.unwrap_or(false),
+        now,
+    )?;
     let entry = Entry {
         event: Event::SignIn,
         actor: Some(&user.id),
