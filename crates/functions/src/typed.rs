@@ -298,6 +298,14 @@ impl Registry {
     }
 }
 
+impl MutationCtx<'_> {
+    /// `fail_after_commit` for a typed mutation: commits the writes, then answers with `error`. The
+    /// `R::default()` it returns only lets the handler finish; no caller sees it.
+    pub fn fail_after_commit_typed<R: Default>(&mut self, error: FunctionError) -> FnResult<R> {
+        self.fail_after_commit(error).map(|_| R::default())
+    }
+}
+
 impl ActionCtx {
     async fn call_typed<A: Serialize, R: DeserializeOwned>(
         &self,

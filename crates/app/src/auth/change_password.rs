@@ -2,42 +2,41 @@
 //! rules (the reference skipped them here). Other sessions of the user end.
 
 use functions::{ActionCtx, CrossTenant, ErrorCode, FnResult, FunctionError, MutationCtx, Scope};
+use serde::Deserialize;
 use store::Patch;
-use values::{Object, Value};
+use values::{Typed, Value};
 
 use super::passwords::{self, Verified};
-use crate::args::{object, text};
+use super::{SessionArgs, Success, CREDENTIALS_FOR_SESSION};
 use crate::audit::{self, Entry, Event};
 use crate::identity::{require_session, sessions};
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct ChangeArgs {
+    current_password: String,
+    new_password: String,
+}
 
 pub struct Change {
     hash_seen: String,
     new_hash: String,
 }
 
-pub async fn prepare(ctx: ActionCtx, args: Object) -> FnResult<Change> {
-    let mut query = Object::new();
-    if let Some(token) = args.get("sessionToken") {
-        query.insert("sessionToken".into(), token.clone());
-    }
+pub async fn prepare(ctx: ActionCtx, args: ChangeArgs) -> FnResult<Change> {
+    // The caller's session token reaches the query through `ctx.auth`.
     let found = ctx
-        .run_query_untyped("auth:credentialsForSession", query)
+        .run_query(CREDENTIALS_FOR_SESSION, &SessionArgs::default())
         .await?;
-    let hash_seen = found
-        .get("passwordHash")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let hash_seen = found.password_hash;
     if hash_seen.is_empty() {
         return Err(FunctionError::user(
             ErrorCode::Forbidden,
             "User account needs password reset",
         ));
     }
-    let (current, new) = (
-        text(&args, "currentPassword").to_string(),
-        text(&args, "newPassword").to_string(),
-    );
+    let (current, new) = (args.current_password, args.new_password);
     passwords::require_strong("newPassword", &new)?;
     let stored = hash_seen.clone();
     let (verified, new_hash) = passwords::off_thread(move || {
@@ -60,7 +59,7 @@ pub async fn prepare(ctx: ActionCtx, args: Object) -> FnResult<Change> {
     })
 }
 
-pub fn apply(ctx: &mut MutationCtx<'_>, _args: Object, change: &Change) -> FnResult {
+pub fn apply(ctx: &mut MutationCtx<'_>, _args: ChangeArgs, change: &Change) -> FnResult<Success> {
     let now = ctx.now_ms();
     let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     if viewer.impersonator.is_some() {
@@ -90,5 +89,5 @@ pub fn apply(ctx: &mut MutationCtx<'_>, _args: Object, change: &Change) -> FnRes
         details: &[],
     };
     audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &viewer, entry)?;
-    Ok(object([("success", Some(Value::from(true)))]))
+    Ok(Success::YES)
 }

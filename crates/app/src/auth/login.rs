@@ -2,11 +2,12 @@
 //! transaction; the transaction re-checks that the hash it was checked against is still current.
 
 use functions::{ActionCtx, CrossTenant, ErrorCode, FnResult, FunctionError, MutationCtx, Scope};
+use serde::{Deserialize, Serialize};
 use store::Patch;
-use values::{Object, Value};
+use values::{Typed, Value};
 
 use super::passwords::{self, Verified};
-use crate::args::{flag, object, text};
+use super::{EmailArgs, CREDENTIALS_FOR_LOGIN};
 use crate::audit::{self, Entry, Event};
 use crate::identity::sessions;
 use crate::rate_limit;
@@ -27,31 +28,55 @@ fn locked(until: f64, now: f64) -> FunctionError {
     )
 }
 
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct LoginArgs {
+    email: String,
+    password: String,
+    remember_me: Option<bool>,
+}
+
+#[derive(Default, Serialize, Typed)]
+pub struct SignedInUser {
+    #[typed(id = "users")]
+    id: String,
+    name: String,
+    email: String,
+    role: String,
+    #[typed(id = "companies")]
+    company_id: Option<String>,
+}
+
+#[derive(Default, Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedIn {
+    success: bool,
+    user: SignedInUser,
+    session_token: String,
+    expires: f64,
+    correlation_id: String,
+}
+
 pub struct LoginCheck {
     user_id: Option<String>,
     hash_seen: String,
     verified: Verified,
 }
 
-pub async fn prepare(ctx: ActionCtx, args: Object) -> FnResult<LoginCheck> {
-    let Ok(email) = Email::parse(text(&args, "email")) else {
+pub async fn prepare(ctx: ActionCtx, args: LoginArgs) -> FnResult<LoginCheck> {
+    let Ok(email) = Email::parse(&args.email) else {
         return Err(invalid_credentials());
     };
-    let mut query = Object::new();
-    query.insert("email".into(), Value::from(email.as_str()));
-    let found = ctx
-        .run_query_untyped("auth:credentialsForLogin", query)
-        .await?;
-    let user_id = found
-        .get("userId")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let hash_seen = found
-        .get("passwordHash")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let password = text(&args, "password").to_string();
+    let query = EmailArgs {
+        email: email.as_str().to_string(),
+    };
+    let found = ctx.run_query(CREDENTIALS_FOR_LOGIN, &query).await?;
+    let (user_id, hash_seen) = match found {
+        Some(c) => (Some(c.user_id), c.password_hash),
+        None => (None, String::new()),
+    };
+    let password = args.password;
     let stored = (!hash_seen.is_empty()).then(|| hash_seen.clone());
     let verified = passwords::off_thread(move || passwords::verify(&password, stored.as_deref()))
         .await
@@ -63,7 +88,7 @@ pub async fn prepare(ctx: ActionCtx, args: Object) -> FnResult<LoginCheck> {
     })
 }
 
-pub fn apply(ctx: &mut MutationCtx<'_>, args: Object, check: &LoginCheck) -> FnResult {
+pub fn apply(ctx: &mut MutationCtx<'_>, args: LoginArgs, check: &LoginCheck) -> FnResult<SignedIn> {
     let now = ctx.now_ms();
     let address_key = ctx
         .auth
@@ -82,7 +107,7 @@ pub fn apply(ctx: &mut MutationCtx<'_>, args: Object, check: &LoginCheck) -> FnR
     let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
     let Some(user_id) = &check.user_id else {
         // Unknown email: nothing to count against, but the attempt is worth a record.
-        let tried = text(&args, "email").trim().to_ascii_lowercase();
+        let tried = args.email.trim().to_ascii_lowercase();
         let entry = Entry {
             event: Event::SignInFailed,
             actor: None,
@@ -99,7 +124,7 @@ pub fn apply(ctx: &mut MutationCtx<'_>, args: Object, check: &LoginCheck) -> FnR
                 now,
             )?;
         }
-        return ctx.fail_after_commit(invalid_credentials());
+        return ctx.fail_after_commit_typed(invalid_credentials());
     };
     let user = ctx
         .db
@@ -160,7 +185,7 @@ pub fn apply(ctx: &mut MutationCtx<'_>, args: Object, check: &LoginCheck) -> FnR
                 now,
             )?;
         }
-        return ctx.fail_after_commit(error);
+        return ctx.fail_after_commit_typed(error);
     }
     if let Some(company_id) = &company_id {
         let company = ctx.db.scoped(&all).get_in("companies", company_id)?;
@@ -177,7 +202,12 @@ pub fn apply(ctx: &mut MutationCtx<'_>, args: Object, check: &LoginCheck) -> FnR
         patch.insert("password".into(), Some(Value::from(new_hash.as_str())));
     }
     ctx.db.scoped(&all).patch(&user.id, patch)?;
-    let (token, expires) = sessions::create(&mut ctx.db, &user.id, flag(&args, "rememberMe"), now)?;
+    let (token, expires) = sessions::create(
+        &mut ctx.db,
+        &user.id,
+        args.remember_me.unwrap_or(false),
+        now,
+    )?;
     let entry = Entry {
         event: Event::SignIn,
         actor: Some(&user.id),
@@ -186,21 +216,18 @@ pub fn apply(ctx: &mut MutationCtx<'_>, args: Object, check: &LoginCheck) -> FnR
         details: &[],
     };
     audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
-    let field = |name: &str| user.get(name).cloned();
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        (
-            "user",
-            Some(object([
-                ("id", Some(Value::from(user.id))),
-                ("name", field("name")),
-                ("email", field("email")),
-                ("role", field("role")),
-                ("company_id", company_id.map(Value::from)),
-            ])),
-        ),
-        ("sessionToken", Some(Value::from(token.expose()))),
-        ("expires", Some(Value::from(expires))),
-        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
-    ]))
+    let field = |name: &str| crate::users::text_of(&user, name).to_string();
+    Ok(SignedIn {
+        success: true,
+        user: SignedInUser {
+            id: user.id.encode(),
+            name: field("name"),
+            email: field("email"),
+            role: field("role"),
+            company_id,
+        },
+        session_token: token.expose().to_string(),
+        expires,
+        correlation_id: ctx.request_id.to_string(),
+    })
 }

@@ -9,14 +9,49 @@ mod register;
 pub mod reset;
 
 use config::Urls;
-use functions::{CrossTenant, FnResult, QueryCtx, Registry, Scope};
-use values::validator::v;
-use values::{Object, Value};
+use functions::{CrossTenant, FnResult, FunctionRef, QueryCtx, Registry, Scope};
+use serde::{Deserialize, Serialize};
+use values::Typed;
 
-use crate::args::{object, text, with_session};
 use crate::identity::require_session;
 
 pub use login::{LOCKOUT_MS, MAX_FAILED_LOGINS};
+
+/// The arguments of a function that takes none but the web client's optional `sessionToken`.
+#[derive(Default, Serialize, Deserialize, Typed)]
+#[typed(session)]
+pub struct SessionArgs {}
+
+/// `{success: true}`, the answer of mutations that have nothing else to say.
+#[derive(Default, Serialize, Typed)]
+pub struct Success {
+    pub success: bool,
+}
+
+impl Success {
+    pub const YES: Success = Success { success: true };
+}
+
+/// An email address, the arguments of the internal credential and reset functions.
+#[derive(Serialize, Deserialize, Typed)]
+pub struct EmailArgs {
+    pub email: String,
+}
+
+/// A user's id and password hash (empty when the account must set a password first), for the
+/// prepare steps of sign-in and password change.
+#[derive(Serialize, Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Credentials {
+    #[typed(id = "users")]
+    pub user_id: String,
+    pub password_hash: String,
+}
+
+pub const CREDENTIALS_FOR_LOGIN: FunctionRef<EmailArgs, Option<Credentials>> =
+    FunctionRef::internal_query("auth:credentialsForLogin");
+pub const CREDENTIALS_FOR_SESSION: FunctionRef<SessionArgs, Credentials> =
+    FunctionRef::internal_query("auth:credentialsForSession");
 
 /// The web app's sign-in code reads `error.data` of these calls as text (`.includes("Invalid email
 /// or password")` and the like), so their user errors carry the message string as data.
@@ -24,125 +59,57 @@ pub fn register(r: &mut Registry, urls: &Urls) {
     // The web client sends its session token in every call's arguments; it counts as the caller's
     // token wherever the module's registry goes.
     r.session_token_argument("sessionToken");
-    r.mutation_with_prepare_untyped(
-        "auth:registerUser",
-        with_session([
-            ("name", v::string().into()),
-            ("email", v::string().into()),
-            ("password", v::string().into()),
-            ("company_id", v::optional(v::string())),
-            ("invitationToken", v::optional(v::string())),
-        ]),
-        register::prepare,
-        register::apply,
-    )
-    .cross_tenant()
-    .message_error_data();
-    r.mutation_with_prepare_untyped(
-        "auth:loginUser",
-        with_session([
-            ("email", v::string().into()),
-            ("password", v::string().into()),
-            ("rememberMe", v::optional(v::boolean())),
-        ]),
-        login::prepare,
-        login::apply,
-    )
-    .cross_tenant()
-    .message_error_data();
-    r.mutation_untyped("auth:logoutUser", with_session([]), current::logout);
-    r.query_untyped(
-        "auth:getCurrentUser",
-        with_session([]),
-        current::get_current_user,
-    );
-    r.query_untyped(
-        "auth:verifySession",
-        with_session([]),
-        current::verify_session,
-    );
-    r.query_untyped(
-        "auth:verifyOwnerAccess",
-        with_session([]),
-        current::verify_owner_access,
-    );
-    r.query_untyped("users:getCurrent", with_session([]), current::get_current);
-    r.query_untyped(
-        "users:getCurrentUser",
-        with_session([]),
-        current::get_current,
-    );
-    r.query_untyped(
+    r.mutation_with_prepare("auth:registerUser", register::prepare, register::apply)
+        .cross_tenant()
+        .message_error_data();
+    r.mutation_with_prepare("auth:loginUser", login::prepare, login::apply)
+        .cross_tenant()
+        .message_error_data();
+    r.mutation("auth:logoutUser", current::logout);
+    r.query("auth:getCurrentUser", current::get_current_user);
+    r.query("auth:verifySession", current::verify_session);
+    r.query("auth:verifyOwnerAccess", current::verify_owner_access);
+    r.query("users:getCurrent", current::get_current);
+    r.query("users:getCurrentUser", current::get_current);
+    r.query(
         "permissions:getUserPermissions",
-        with_session([("companyId", v::optional(v::string()))]),
         current::get_user_permissions,
     );
-    r.query_untyped(
+    r.query(
         "permissions:getTestablePermissions",
-        with_session([]),
         permission_labels::testable,
     );
-    r.query_untyped(
+    r.query(
         "permissions:getRolePermissionLabels",
-        with_session([("role", v::optional(v::string()))]),
         permission_labels::role_labels,
     );
-    r.mutation_with_prepare_untyped(
+    r.mutation_with_prepare(
         "auth:changePassword",
-        with_session([
-            ("currentPassword", v::string().into()),
-            ("newPassword", v::string().into()),
-        ]),
         change_password::prepare,
         change_password::apply,
     )
     .message_error_data();
-    r.mutation_untyped(
+    r.mutation(
         "sessionManagement:updateWorkflowState",
-        with_session([("workflowState", v::any().into())]),
         current::update_workflow_state,
     );
-    r.query_untyped(
-        "sessionManagement:recoverState",
-        with_session([]),
-        current::recover_state,
-    );
+    r.query("sessionManagement:recoverState", current::recover_state);
 
-    r.action_untyped(
-        "auth:requestPasswordReset",
-        with_session([("email", v::string().into())]),
-        reset::request,
-    )
-    .message_error_data();
+    r.action("auth:requestPasswordReset", reset::request)
+        .message_error_data();
     let reset_urls = urls.clone();
-    r.internal_mutation_untyped(
-        "auth:createPasswordReset",
-        v::object([("email", v::string())]),
-        move |ctx, args| reset::create(ctx, &reset_urls, args),
-    )
+    r.internal_mutation(reset::CREATE, move |ctx, args| {
+        reset::create(ctx, &reset_urls, args)
+    })
     .cross_tenant();
-    r.action_untyped(
-        "email:sendPasswordResetEmail",
-        with_session([
-            ("email", v::string().into()),
-            // Sent by the web app, and ignored: the link is always a fresh one.
-            ("token", v::optional(v::string())),
-        ]),
-        reset::send_by_admin,
-    );
+    r.action("email:sendPasswordResetEmail", reset::send_by_admin);
     let admin_reset_urls = urls.clone();
-    r.internal_mutation_untyped(
-        "auth:createPasswordResetByAdmin",
-        with_session([("email", v::string().into())]),
-        move |ctx, args| reset::create_by_admin(ctx, &admin_reset_urls, args),
-    )
+    r.internal_mutation(reset::CREATE_BY_ADMIN, move |ctx, args| {
+        reset::create_by_admin(ctx, &admin_reset_urls, args)
+    })
     .cross_tenant();
-    r.mutation_with_prepare_untyped(
+    r.mutation_with_prepare(
         "auth:resetPassword",
-        with_session([
-            ("token", v::string().into()),
-            ("newPassword", v::string().into()),
-        ]),
         reset::prepare_reset,
         reset::apply_reset,
     )
@@ -150,40 +117,29 @@ pub fn register(r: &mut Registry, urls: &Urls) {
     .message_error_data();
 
     // What the prepare steps read; internal, so no client can look up password hashes.
-    r.internal_query_untyped(
-        "auth:credentialsForLogin",
-        v::object([("email", v::string())]),
-        credentials_for_login,
-    )
-    .cross_tenant();
-    r.internal_query_untyped(
-        "auth:credentialsForSession",
-        with_session([]),
-        credentials_for_session,
-    );
+    r.internal_query(CREDENTIALS_FOR_LOGIN, credentials_for_login)
+        .cross_tenant();
+    r.internal_query(CREDENTIALS_FOR_SESSION, credentials_for_session);
 }
 
-fn credentials_for_login(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn credentials_for_login(ctx: &mut QueryCtx<'_>, args: EmailArgs) -> FnResult<Option<Credentials>> {
     let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
     let user = ctx
         .db
         .scoped(&all)
-        .query("users", "by_email", |q| q.eq("email", text(&args, "email")))?
+        .query("users", "by_email", |q| q.eq("email", args.email.as_str()))?
         .first()?;
-    Ok(match user {
-        Some(u) => object([
-            ("userId", Some(Value::from(u.id))),
-            ("passwordHash", u.get("password").cloned()),
-        ]),
-        None => Value::Null,
-    })
+    Ok(user.map(|u| Credentials {
+        user_id: u.id.encode(),
+        password_hash: crate::users::text_of(&u, "password").to_string(),
+    }))
 }
 
-fn credentials_for_session(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
+fn credentials_for_session(ctx: &mut QueryCtx<'_>, _args: SessionArgs) -> FnResult<Credentials> {
     let now = ctx.now_ms();
     let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
-    Ok(object([
-        ("userId", Some(Value::from(viewer.user_id))),
-        ("passwordHash", viewer.user.get("password").cloned()),
-    ]))
+    Ok(Credentials {
+        user_id: viewer.user_id.encode(),
+        password_hash: crate::users::text_of(&viewer.user, "password").to_string(),
+    })
 }

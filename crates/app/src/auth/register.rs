@@ -2,12 +2,37 @@
 //! takes an invitation (the reference let anyone join any company by passing its id).
 
 use functions::{ActionCtx, CrossTenant, ErrorCode, FnResult, FunctionError, MutationCtx, Scope};
-use values::{Object, Value};
+use serde::{Deserialize, Serialize};
+use values::{Object, Typed, Value};
 
 use super::passwords;
-use crate::args::{object, opt_text, text};
 use crate::audit::{self, Entry, Event};
 use crate::users::Email;
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct RegisterArgs {
+    name: String,
+    email: String,
+    password: String,
+    company_id: Option<String>,
+    /// Accepted for the web app's sake; joining by invitation goes through the invitations module.
+    #[serde(rename = "invitationToken")]
+    #[allow(dead_code)]
+    invitation_token: Option<String>,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Registered {
+    success: bool,
+    #[typed(id = "users")]
+    user_id: String,
+    email: String,
+    name: String,
+    role: String,
+    correlation_id: String,
+}
 
 pub struct Registration {
     name: String,
@@ -15,24 +40,24 @@ pub struct Registration {
     password_hash: String,
 }
 
-pub async fn prepare(_ctx: ActionCtx, args: Object) -> FnResult<Registration> {
-    if opt_text(&args, "company_id").is_some_and(|c| !c.is_empty()) {
+pub async fn prepare(_ctx: ActionCtx, args: RegisterArgs) -> FnResult<Registration> {
+    if args.company_id.as_deref().is_some_and(|c| !c.is_empty()) {
         return Err(FunctionError::field(
             ErrorCode::Forbidden,
             "company_id",
             "Joining a company requires an invitation",
         ));
     }
-    let name = text(&args, "name").trim().to_string();
+    let name = args.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(FunctionError::validation(
             "name",
             "Name must be between 1 and 100 characters",
         ));
     }
-    let email = Email::parse(text(&args, "email"))
+    let email = Email::parse(&args.email)
         .map_err(|_| FunctionError::validation("email", "Invalid email format"))?;
-    let password = text(&args, "password").to_string();
+    let password = args.password;
     passwords::require_strong("password", &password)?;
     let password_hash = passwords::off_thread(move || passwords::hash(&password))
         .await
@@ -44,7 +69,11 @@ pub async fn prepare(_ctx: ActionCtx, args: Object) -> FnResult<Registration> {
     })
 }
 
-pub fn apply(ctx: &mut MutationCtx<'_>, _args: Object, r: &Registration) -> FnResult {
+pub fn apply(
+    ctx: &mut MutationCtx<'_>,
+    _args: RegisterArgs,
+    r: &Registration,
+) -> FnResult<Registered> {
     let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
     let now = ctx.now_ms();
     let mut users = ctx.db.scoped(&all);
@@ -74,12 +103,12 @@ pub fn apply(ctx: &mut MutationCtx<'_>, _args: Object, r: &Registration) -> FnRe
         details: &[],
     };
     audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("userId", Some(Value::from(id))),
-        ("email", Some(Value::from(r.email.as_str()))),
-        ("name", Some(Value::from(r.name.as_str()))),
-        ("role", Some(Value::from("frontline_worker"))),
-        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
-    ]))
+    Ok(Registered {
+        success: true,
+        user_id: id.encode(),
+        email: r.email.as_str().to_string(),
+        name: r.name.clone(),
+        role: "frontline_worker".into(),
+        correlation_id: ctx.request_id.as_str().to_string(),
+    })
 }

@@ -5,14 +5,15 @@
 
 use config::Urls;
 use functions::{
-    ActionCtx, CrossTenant, DbRead, DbWriter, FnResult, FunctionError, MutationCtx, Scope,
+    ActionCtx, CrossTenant, DbRead, DbWriter, FnResult, FunctionError, FunctionRef, MutationCtx,
+    Scope,
 };
+use serde::{Deserialize, Serialize};
 use store::{Patch, TableDef};
 use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Object, Typed, Value};
 
-use super::passwords;
-use crate::args::{object, text};
+use super::{passwords, EmailArgs, Success};
 use crate::audit::{self, Entry, Event};
 use crate::email::{self, OutgoingEmail};
 use crate::identity::sessions::{self, hash_token, SessionToken};
@@ -36,27 +37,62 @@ pub fn tables() -> Vec<TableDef> {
         .index("by_expires", &["expires_at"])]
 }
 
-fn success() -> Value {
-    object([
-        ("success", Some(Value::from(true))),
-        (
-            "message",
-            Some(Value::from(
-                "If an account exists for that email, a reset link is on its way.",
-            )),
-        ),
-    ])
+const ON_ITS_WAY: &str = "If an account exists for that email, a reset link is on its way.";
+
+/// The database half of `requestPasswordReset`.
+pub const CREATE: FunctionRef<EmailArgs, ()> =
+    FunctionRef::internal_mutation("auth:createPasswordReset");
+/// The database half of `sendPasswordResetEmail`; the caller's session reaches it through `Auth`.
+pub const CREATE_BY_ADMIN: FunctionRef<AdminResetArgs, ()> =
+    FunctionRef::internal_mutation("auth:createPasswordResetByAdmin");
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct RequestArgs {
+    email: String,
+}
+
+#[derive(Serialize, Typed)]
+pub struct Requested {
+    success: bool,
+    message: String,
 }
 
 /// `auth:requestPasswordReset` (an action, as in the reference API).
-pub async fn request(ctx: ActionCtx, args: Object) -> FnResult {
-    if let Ok(email) = Email::parse(text(&args, "email")) {
-        let mut inner = Object::new();
-        inner.insert("email".into(), Value::from(email.as_str()));
-        ctx.run_mutation_untyped("auth:createPasswordReset", inner)
-            .await?;
+pub async fn request(ctx: ActionCtx, args: RequestArgs) -> FnResult<Requested> {
+    if let Ok(email) = Email::parse(&args.email) {
+        let inner = EmailArgs {
+            email: email.as_str().to_string(),
+        };
+        ctx.run_mutation(CREATE, &inner).await?;
     }
-    Ok(success())
+    Ok(Requested {
+        success: true,
+        message: ON_ITS_WAY.into(),
+    })
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct SendArgs {
+    email: String,
+    /// Sent by the web app, and ignored: the link is always a fresh one.
+    #[allow(dead_code)]
+    token: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Typed)]
+#[typed(session)]
+pub struct AdminResetArgs {
+    email: String,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct SentByAdmin {
+    success: bool,
+    email_id: String,
+    message: String,
 }
 
 /// `email:sendPasswordResetEmail`: a system administrator sends someone a fresh reset link. The
@@ -64,28 +100,22 @@ pub async fn request(ctx: ActionCtx, args: Object) -> FnResult {
 /// phishing relay. Here the caller's `token` is ignored and the link is a new one from the normal
 /// flow. The answer is the same whether or not the email has an account; `emailId` is the request's
 /// correlation id, which the queued email carries.
-pub async fn send_by_admin(ctx: ActionCtx, args: Object) -> FnResult {
-    let mut inner = Object::new();
-    inner.insert("email".into(), Value::from(text(&args, "email")));
-    if let Some(token) = args.get("sessionToken") {
-        inner.insert("sessionToken".into(), token.clone());
-    }
-    ctx.run_mutation_untyped("auth:createPasswordResetByAdmin", inner)
-        .await?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("emailId", Some(Value::from(ctx.request_id.as_str()))),
-        (
-            "message",
-            Some(Value::from(
-                "If an account exists for that email, a reset link is on its way.",
-            )),
-        ),
-    ]))
+pub async fn send_by_admin(ctx: ActionCtx, args: SendArgs) -> FnResult<SentByAdmin> {
+    let inner = AdminResetArgs { email: args.email };
+    ctx.run_mutation(CREATE_BY_ADMIN, &inner).await?;
+    Ok(SentByAdmin {
+        success: true,
+        email_id: ctx.request_id.as_str().to_string(),
+        message: ON_ITS_WAY.into(),
+    })
 }
 
 /// `auth:createPasswordResetByAdmin` (internal): the database half of `sendPasswordResetEmail`.
-pub fn create_by_admin(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult {
+pub fn create_by_admin(
+    ctx: &mut MutationCtx<'_>,
+    urls: &Urls,
+    args: AdminResetArgs,
+) -> FnResult<()> {
     let now = ctx.now_ms();
     let admin = require_session(&mut ctx.db, ctx.auth, now)?;
     // An impersonating admin acts as someone else, so is no administrator here.
@@ -94,8 +124,8 @@ pub fn create_by_admin(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> 
             "System administrator access required",
         ));
     }
-    let Ok(email) = Email::parse(text(&args, "email")) else {
-        return Ok(Value::Null);
+    let Ok(email) = Email::parse(&args.email) else {
+        return Ok(());
     };
     let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
     let user = ctx
@@ -119,7 +149,7 @@ pub fn create_by_admin(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> 
             audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &admin, entry)?;
         }
     }
-    Ok(Value::Null)
+    Ok(())
 }
 
 /// Issues a reset token for `user_id` and queues the email, inside the caller's transaction.
@@ -180,7 +210,7 @@ pub fn issue(
 }
 
 /// `auth:createPasswordReset` (internal): the database half of `requestPasswordReset`.
-pub fn create(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult {
+pub fn create(ctx: &mut MutationCtx<'_>, urls: &Urls, args: EmailArgs) -> FnResult<()> {
     if let Some(ip) = ctx.auth.client_ip() {
         let (key, now) = (format!("password_resets:{ip}"), ctx.now_ms());
         let message = "Too many password reset requests from your network. Try again later.";
@@ -197,7 +227,7 @@ pub fn create(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult 
     let user = ctx
         .db
         .scoped(&all)
-        .query("users", "by_email", |q| q.eq("email", text(&args, "email")))?
+        .query("users", "by_email", |q| q.eq("email", args.email.as_str()))?
         .first()?;
     if let Some(user) = user {
         if issue(ctx, urls, &user)?.is_some() {
@@ -216,14 +246,22 @@ pub fn create(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult 
             audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
         }
     }
-    Ok(Value::Null)
+    Ok(())
 }
 
 /// The new password's hash, computed before the transaction.
 pub struct NewHash(String);
 
-pub async fn prepare_reset(_ctx: ActionCtx, args: Object) -> FnResult<NewHash> {
-    let password = text(&args, "newPassword").to_string();
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct ResetArgs {
+    token: String,
+    new_password: String,
+}
+
+pub async fn prepare_reset(_ctx: ActionCtx, args: ResetArgs) -> FnResult<NewHash> {
+    let password = args.new_password;
     passwords::require_strong("newPassword", &password)?;
     passwords::off_thread(move || passwords::hash(&password))
         .await
@@ -233,23 +271,23 @@ pub async fn prepare_reset(_ctx: ActionCtx, args: Object) -> FnResult<NewHash> {
 
 pub fn apply_reset(
     ctx: &mut MutationCtx<'_>,
-    args: Object,
+    args: ResetArgs,
     NewHash(new_hash): &NewHash,
-) -> FnResult {
+) -> FnResult<Success> {
     let now = ctx.now_ms();
     let invalid = || FunctionError::validation("token", "Invalid or expired token");
     let row = ctx
         .db
         .query("password_reset_tokens")?
         .with_index("by_token_hash", |q| {
-            q.eq("token_hash", hash_token(text(&args, "token")))
+            q.eq("token_hash", hash_token(&args.token))
         })?
         .first()?
         .ok_or_else(invalid)?;
     // Single use: the token goes whether or not it was still valid.
     ctx.db.delete(&row.id)?;
     if row.get("expires_at").and_then(Value::as_f64).unwrap_or(0.0) <= now {
-        return ctx.fail_after_commit(invalid());
+        return ctx.fail_after_commit_typed(invalid());
     }
     let user_id = row
         .get("user_id")
@@ -280,7 +318,7 @@ pub fn apply_reset(
         details: &[],
     };
     audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
-    Ok(object([("success", Some(Value::from(true)))]))
+    Ok(Success::YES)
 }
 
 /// The reset tokens of `users` (their company is being deleted: cleanup counts, then deletes them).

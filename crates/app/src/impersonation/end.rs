@@ -11,32 +11,42 @@
 //! (`auth:logoutUser`) ends it through `sign_out`, which hands nothing back.
 
 use functions::{CrossTenant, FnResult, FunctionError, MutationCtx, Scope};
+use serde::{Deserialize, Serialize};
 use store::Document;
-use values::{Object, Value};
+use values::{Typed, Value};
 
 use super::{is_flagged_active, is_impersonation_token, live_users, mark_ended, TABLE};
-use crate::args::{object, text};
 use crate::audit::{self, Entry, Event};
 use crate::identity::require_session;
 use crate::identity::sessions::{self, hash_token};
 
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct EndArgs {
+    impersonation_token: String,
+}
+
+#[derive(Serialize, Typed)]
+pub struct Ended {
+    success: bool,
+    /// A fresh session of the admin; left out when the impersonation was already over.
+    original_session_token: Option<String>,
+}
+
 /// The registered handler: ends the impersonation and hands the admin a session.
-pub fn end(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    finish(ctx, args, true)
+pub fn end(ctx: &mut MutationCtx<'_>, args: EndArgs) -> FnResult<Ended> {
+    finish(ctx, &args.impersonation_token, true)
 }
 
 /// Ends the impersonation `token` as its own holder signing out; no admin session is minted.
 pub(crate) fn sign_out(ctx: &mut MutationCtx<'_>, token: &str) -> FnResult<()> {
-    let mut args = Object::new();
-    args.insert("impersonation_token".into(), Value::from(token));
-    finish(ctx, args, false).map(|_| ())
+    finish(ctx, token, false).map(|_| ())
 }
 
-fn finish(ctx: &mut MutationCtx<'_>, args: Object, hand_back: bool) -> FnResult {
+fn finish(ctx: &mut MutationCtx<'_>, token: &str, hand_back: bool) -> FnResult<Ended> {
     let now = ctx.now_ms();
     let caller = require_session(&mut ctx.db, ctx.auth, now)?;
     let not_found = || FunctionError::not_found("Impersonation session not found");
-    let token = text(&args, "impersonation_token");
     if !is_impersonation_token(token) {
         return Err(not_found());
     }
@@ -129,11 +139,11 @@ fn admin_session(
     Ok(Some(token))
 }
 
-fn success(token: Option<String>) -> Value {
-    object([
-        ("success", Some(Value::from(true))),
-        ("original_session_token", token.map(Value::from)),
-    ])
+fn success(token: Option<String>) -> Ended {
+    Ended {
+        success: true,
+        original_session_token: token,
+    }
 }
 
 /// Ends every live impersonation `admin` started (their role is going, and with it the right to

@@ -32,7 +32,6 @@ use store::{Document, Patch, TableDef};
 use values::validator::v;
 use values::{DocumentId, Value};
 
-use crate::args::with_session;
 use crate::identity::sessions::hash_token;
 use crate::identity::{resolve, Permission, Role, Viewer};
 
@@ -72,45 +71,22 @@ pub fn tables() -> Vec<TableDef> {
 }
 
 pub fn register(r: &mut Registry, _urls: &Urls) {
-    r.mutation_untyped(
-        "impersonation:startImpersonation",
-        with_session([
-            ("admin_session_token", v::string().into()),
-            ("target_user_email", v::string().into()),
-            ("reason", v::string().into()),
-        ]),
-        start::start,
-    )
-    .cross_tenant();
-    r.mutation_untyped(
-        "impersonation:endImpersonation",
-        with_session([("impersonation_token", v::string().into())]),
-        end::end,
-    );
-    r.query_untyped(
-        "impersonation:getImpersonationStatus",
-        with_session([("session_token", v::string().into())]),
-        status::status,
-    );
-    r.query_untyped(
+    r.mutation("impersonation:startImpersonation", start::start)
+        .cross_tenant();
+    r.mutation("impersonation:endImpersonation", end::end);
+    r.query("impersonation:getImpersonationStatus", status::status);
+    r.query(
         "impersonation:searchUsersForImpersonation",
-        with_session([
-            ("admin_session_token", v::string().into()),
-            ("search_term", v::optional(v::string())),
-            ("limit", v::optional(v::number())),
-        ]),
         oversight::search_users,
     )
     .cross_tenant();
-    r.query_untyped(
+    r.query(
         "impersonation:getActiveImpersonationSessions",
-        with_session([("admin_session_token", v::string().into())]),
         oversight::active_sessions,
     )
     .cross_tenant();
-    r.mutation_untyped(
+    r.mutation(
         "impersonation:emergencyTerminateAllSessions",
-        with_session([("admin_session_token", v::string().into())]),
         oversight::terminate_all,
     )
     .cross_tenant();

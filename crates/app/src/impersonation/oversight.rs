@@ -6,37 +6,63 @@
 use std::collections::HashMap;
 
 use functions::{FnResult, MutationCtx, QueryCtx};
+use serde::{Deserialize, Serialize};
 use store::Document;
-use values::{Object, Value};
+use values::{Typed, Value};
 
 use super::{
     can_be_impersonated, expires_at, is_flagged_active, live_users, mark_ended, require_admin,
     TABLE,
 };
-use crate::args::{object, opt_text, text};
 use crate::audit::{self, Entry, Event};
 use crate::identity::{Permission, Role};
 
 const DEFAULT_LIMIT: f64 = 20.0;
 const MAX_LIMIT: f64 = 100.0;
 
+/// The arguments of the functions that take only the admin's credential.
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct AdminArgs {
+    admin_session_token: String,
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct SearchArgs {
+    admin_session_token: String,
+    search_term: Option<String>,
+    limit: Option<f64>,
+}
+
+#[derive(Serialize, Typed)]
+pub struct Candidate {
+    #[typed(id = "users")]
+    id: String,
+    name: String,
+    email: String,
+    role: String,
+    company_name: Option<String>,
+}
+
 /// `impersonation:searchUsersForImpersonation`: users who may be impersonated (never an admin role,
 /// never the caller), matching `search_term` in name or email, sorted by name.
-pub fn search_users(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn search_users(ctx: &mut QueryCtx<'_>, args: SearchArgs) -> FnResult<Vec<Candidate>> {
     let now = ctx.now_ms();
-    let token = text(&args, "admin_session_token");
+    let token = args.admin_session_token.as_str();
     // The page runs this before its token has loaded: nothing to show yet, not an error.
     if token.is_empty() {
-        return Ok(Value::Array(Vec::new()));
+        return Ok(Vec::new());
     }
     let admin = require_admin(&mut ctx.db, token, now)?;
     let limit = args
-        .get("limit")
-        .and_then(Value::as_f64)
+        .limit
         .filter(|l| l.is_finite())
         .unwrap_or(DEFAULT_LIMIT)
         .clamp(1.0, MAX_LIMIT) as usize;
-    let term = opt_text(&args, "search_term")
+    let term = args
+        .search_term
+        .as_deref()
         .map(|t| t.trim().to_lowercase())
         .filter(|t| !t.is_empty());
     let grant = ctx.cross_tenant()?;
@@ -80,24 +106,58 @@ pub fn search_users(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
             },
             None => None,
         };
-        out.push(object([
-            ("id", Some(Value::from(user.id))),
-            ("name", user.get("name").cloned()),
-            ("email", user.get("email").cloned()),
-            ("role", user.get("role").cloned()),
-            ("company_name", company.map(Value::from)),
-        ]));
+        out.push(Candidate {
+            id: user.id.encode(),
+            name: str_of(user, "name").to_string(),
+            email: str_of(user, "email").to_string(),
+            role: str_of(user, "role").to_string(),
+            company_name: company,
+        });
     }
-    Ok(Value::Array(out))
+    Ok(out)
+}
+
+#[derive(Serialize, Typed)]
+pub struct AdminUser {
+    #[typed(id = "users")]
+    id: String,
+    name: String,
+    email: String,
+}
+
+#[derive(Serialize, Typed)]
+pub struct TargetUser {
+    #[typed(id = "users")]
+    id: String,
+    name: String,
+    email: String,
+    role: String,
+}
+
+#[derive(Serialize, Typed)]
+pub struct ActiveSession {
+    #[serde(rename = "sessionId")]
+    #[typed(id = "impersonation_sessions")]
+    session_id: String,
+    #[serde(rename = "adminUser")]
+    admin_user: AdminUser,
+    #[serde(rename = "targetUser")]
+    target_user: TargetUser,
+    reason: String,
+    created_at: f64,
+    expires: f64,
+    #[serde(rename = "timeRemaining")]
+    time_remaining: f64,
+    correlation_id: String,
 }
 
 /// `impersonation:getActiveImpersonationSessions`: the live impersonations of every admin, newest
 /// first. Rows whose admin or target is gone (or no longer qualifies) are not live, so not listed.
-pub fn active_sessions(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn active_sessions(ctx: &mut QueryCtx<'_>, args: AdminArgs) -> FnResult<Vec<ActiveSession>> {
     let now = ctx.now_ms();
-    let token = text(&args, "admin_session_token");
+    let token = args.admin_session_token.as_str();
     if token.is_empty() {
-        return Ok(Value::Array(Vec::new()));
+        return Ok(Vec::new());
     }
     let admin = require_admin(&mut ctx.db, token, now)?;
     let grant = ctx.cross_tenant()?;
@@ -115,40 +175,41 @@ pub fn active_sessions(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
             continue;
         };
         let expires = expires_at(&row);
-        out.push(object([
-            ("sessionId", Some(Value::from(row.id))),
-            (
-                "adminUser",
-                Some(object([
-                    ("id", Some(Value::from(admin_user.id))),
-                    ("name", admin_user.get("name").cloned()),
-                    ("email", admin_user.get("email").cloned()),
-                ])),
-            ),
-            (
-                "targetUser",
-                Some(object([
-                    ("id", Some(Value::from(target.id))),
-                    ("name", target.get("name").cloned()),
-                    ("email", target.get("email").cloned()),
-                    ("role", target.get("role").cloned()),
-                ])),
-            ),
-            ("reason", row.get("reason").cloned()),
-            ("created_at", row.get("created_at").cloned()),
-            ("expires", Some(Value::from(expires))),
-            ("timeRemaining", Some(Value::from((expires - now).max(0.0)))),
-            ("correlation_id", row.get("correlation_id").cloned()),
-        ]));
+        out.push(ActiveSession {
+            session_id: row.id.encode(),
+            admin_user: AdminUser {
+                id: admin_user.id.encode(),
+                name: str_of(&admin_user, "name").to_string(),
+                email: str_of(&admin_user, "email").to_string(),
+            },
+            target_user: TargetUser {
+                id: target.id.encode(),
+                name: str_of(&target, "name").to_string(),
+                email: str_of(&target, "email").to_string(),
+                role: str_of(&target, "role").to_string(),
+            },
+            reason: str_of(&row, "reason").to_string(),
+            created_at: number(&row, "created_at"),
+            expires,
+            time_remaining: (expires - now).max(0.0),
+            correlation_id: str_of(&row, "correlation_id").to_string(),
+        });
     }
-    Ok(Value::Array(out))
+    Ok(out)
 }
 
 /// `impersonation:emergencyTerminateAllSessions`: ends every live impersonation of every admin.
 /// Each ending is audited in the target's company, and the stop itself once, with the count.
-pub fn terminate_all(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+#[derive(Serialize, Typed)]
+pub struct Terminated {
+    success: bool,
+    sessions_terminated: usize,
+    correlation_id: String,
+}
+
+pub fn terminate_all(ctx: &mut MutationCtx<'_>, args: AdminArgs) -> FnResult<Terminated> {
     let now = ctx.now_ms();
-    let admin = require_admin(&mut ctx.db, text(&args, "admin_session_token"), now)?;
+    let admin = require_admin(&mut ctx.db, &args.admin_session_token, now)?;
     let grant = ctx.cross_tenant()?;
     let everyone = admin.all_companies_scope(&grant, Permission::ImpersonateUsers)?;
     let rows = ctx
@@ -191,11 +252,11 @@ pub fn terminate_all(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         details: &[("sessions_terminated", &count)],
     };
     audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("sessions_terminated", Some(Value::from(terminated as f64))),
-        ("correlation_id", Some(Value::from(ctx.request_id.as_str()))),
-    ]))
+    Ok(Terminated {
+        success: true,
+        sessions_terminated: terminated,
+        correlation_id: ctx.request_id.as_str().to_string(),
+    })
 }
 
 fn str_of<'a>(doc: &'a Document, name: &str) -> &'a str {

@@ -2,13 +2,13 @@
 //! acting as a non-admin user for a stated reason.
 
 use functions::{Auth, ErrorCode, FnResult, FunctionError, MutationCtx, Scope};
-use values::{Object, Value};
+use serde::{Deserialize, Serialize};
+use values::{Object, Typed, Value};
 
 use super::{
     can_be_impersonated, expires_at, is_impersonation_token, live_users, mark_ended,
     MAX_ACTIVE_PER_ADMIN, TABLE, TOKEN_PREFIX, TTL_MS,
 };
-use crate::args::{object, text};
 use crate::audit::{self, Entry, Event};
 use crate::identity::sessions::{hash_token, SessionToken};
 use crate::identity::{require_permission, Permission, Role};
@@ -16,9 +16,25 @@ use crate::users::Email;
 
 const MAX_REASON_CHARS: usize = 500;
 
-pub fn start(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct StartArgs {
+    admin_session_token: String,
+    target_user_email: String,
+    reason: String,
+}
+
+#[derive(Serialize, Typed)]
+pub struct Started {
+    success: bool,
+    impersonation_token: String,
+    correlation_id: String,
+    expires: f64,
+}
+
+pub fn start(ctx: &mut MutationCtx<'_>, args: StartArgs) -> FnResult<Started> {
     let now = ctx.now_ms();
-    let admin_token = text(&args, "admin_session_token");
+    let admin_token = args.admin_session_token.as_str();
     // Impersonations do not nest: an impersonation token acts as a non-admin, and starting from one
     // would chain the admin's authority through a token they did not sign in for.
     if is_impersonation_token(admin_token) {
@@ -34,7 +50,7 @@ pub fn start(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         Permission::ImpersonateUsers,
     )?;
 
-    let reason = text(&args, "reason").trim().to_string();
+    let reason = args.reason.trim().to_string();
     if reason.is_empty() {
         return Err(FunctionError::validation(
             "reason",
@@ -47,7 +63,7 @@ pub fn start(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             format!("Reason must be at most {MAX_REASON_CHARS} characters"),
         ));
     }
-    let email = Email::parse(text(&args, "target_user_email"))
+    let email = Email::parse(&args.target_user_email)
         .map_err(|e| FunctionError::validation("target_user_email", e.to_string()))?;
 
     let grant = ctx.cross_tenant()?;
@@ -113,12 +129,12 @@ pub fn start(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         ],
     };
     audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("impersonation_token", Some(Value::from(token))),
-        ("correlation_id", Some(Value::from(ctx.request_id.as_str()))),
-        ("expires", Some(Value::from(expires))),
-    ]))
+    Ok(Started {
+        success: true,
+        impersonation_token: token,
+        correlation_id: ctx.request_id.as_str().to_string(),
+        expires,
+    })
 }
 
 /// Marks the admin's rows that are flagged active but no longer live (expired, or their admin

@@ -3,36 +3,71 @@
 //! token, valid session or not, answers `{isImpersonating: false}`.
 
 use functions::{FnResult, QueryCtx};
+use serde::{Deserialize, Serialize};
 use store::Document;
-use values::{Object, Value};
+use values::{Typed, Value};
 
 use super::{expires_at, find_active};
-use crate::args::{object, text};
 
-pub fn status(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
-    let now = ctx.now_ms();
-    let Some(active) = find_active(&mut ctx.db, text(&args, "session_token"), now)? else {
-        return Ok(object([("isImpersonating", Some(Value::from(false)))]));
-    };
-    let expires = expires_at(&active.row);
-    Ok(object([
-        ("isImpersonating", Some(Value::from(true))),
-        ("adminUser", Some(user(&active.admin))),
-        ("targetUser", Some(user(&active.target))),
-        ("timeRemaining", Some(Value::from((expires - now).max(0.0)))),
-        ("expires", Some(Value::from(expires))),
-        ("reason", active.row.get("reason").cloned()),
-        ("correlation_id", active.row.get("correlation_id").cloned()),
-    ]))
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct StatusArgs {
+    session_token: String,
 }
 
-fn user(doc: &Document) -> Value {
-    let field = |name: &str| doc.get(name).cloned();
-    object([
-        ("id", Some(Value::from(doc.id))),
-        ("name", field("name")),
-        ("email", field("email")),
-        ("role", field("role")),
-        ("company_id", field("company_id")),
-    ])
+/// `{isImpersonating: false}` alone, or with the details of the live impersonation.
+#[derive(Default, Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    is_impersonating: bool,
+    admin_user: Option<StatusUser>,
+    target_user: Option<StatusUser>,
+    time_remaining: Option<f64>,
+    expires: Option<f64>,
+    reason: Option<String>,
+    // Snake case, as the reference's answer had it.
+    #[serde(rename = "correlation_id")]
+    correlation_id: Option<String>,
+}
+
+#[derive(Serialize, Typed)]
+pub struct StatusUser {
+    #[typed(id = "users")]
+    id: String,
+    name: String,
+    email: String,
+    role: String,
+    #[typed(id = "companies")]
+    company_id: Option<String>,
+}
+
+pub fn status(ctx: &mut QueryCtx<'_>, args: StatusArgs) -> FnResult<Status> {
+    let now = ctx.now_ms();
+    let Some(active) = find_active(&mut ctx.db, &args.session_token, now)? else {
+        return Ok(Status::default());
+    };
+    let expires = expires_at(&active.row);
+    Ok(Status {
+        is_impersonating: true,
+        admin_user: Some(user(&active.admin)),
+        target_user: Some(user(&active.target)),
+        time_remaining: Some((expires - now).max(0.0)),
+        expires: Some(expires),
+        reason: text(&active.row, "reason"),
+        correlation_id: text(&active.row, "correlation_id"),
+    })
+}
+
+fn text(doc: &Document, name: &str) -> Option<String> {
+    doc.get(name).and_then(Value::as_str).map(str::to_string)
+}
+
+fn user(doc: &Document) -> StatusUser {
+    StatusUser {
+        id: doc.id.encode(),
+        name: text(doc, "name").unwrap_or_default(),
+        email: text(doc, "email").unwrap_or_default(),
+        role: text(doc, "role").unwrap_or_default(),
+        company_id: text(doc, "company_id"),
+    }
 }

@@ -4,89 +4,101 @@
 //! the invitation accepted and signs the user in with a 30-day session.
 
 use functions::{
-    ActionCtx, ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx, Registry, Scope,
+    ActionCtx, ErrorCode, FnResult, FunctionError, FunctionRef, MutationCtx, QueryCtx, Registry,
+    Scope,
 };
+use serde::{Deserialize, Serialize};
 use store::Patch;
-use values::validator::v;
-use values::{Object, Value};
+use values::{Object, Typed, Value};
 
 use super::{find_by_token, invalid_token, refusal, status_of};
-use crate::args::{object, text, with_session};
 use crate::audit::{self, Entry, Event};
 use crate::auth::passwords;
 use crate::identity::sessions;
 use crate::users::{email_in_use, parse_name, text_of};
 
-const CHECK: &str = "users/invite/acceptInvitation:checkToken";
-const CREATE: &str = "users/invite/acceptInvitation:createUserFromInvitation";
+const CHECK: FunctionRef<TokenArgs, ()> =
+    FunctionRef::internal_query("users/invite/acceptInvitation:checkToken");
+const CREATE: FunctionRef<CreateArgs, Accepted> =
+    FunctionRef::internal_mutation("users/invite/acceptInvitation:createUserFromInvitation");
 
-pub fn register(r: &mut Registry) {
-    r.action_untyped(
-        "users/invite/acceptInvitation",
-        with_session([
-            ("token", v::string().into()),
-            ("name", v::string().into()),
-            ("password", v::string().into()),
-        ]),
-        accept,
-    );
-    r.internal_query_untyped(CHECK, v::object([("token", v::string())]), check_token)
-        .cross_tenant();
-    // Internal: it trusts the hash it is given, so no client may call it (the reference's
-    // equivalent was public).
-    r.internal_mutation_untyped(
-        CREATE,
-        v::object([
-            ("token", v::string()),
-            ("name", v::string()),
-            ("passwordHash", v::string()),
-        ]),
-        create_user,
-    )
-    .cross_tenant();
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct AcceptArgs {
+    token: String,
+    name: String,
+    password: String,
 }
 
-async fn accept(ctx: ActionCtx, args: Object) -> FnResult {
-    let name = parse_name("name", text(&args, "name"))?;
-    let password = text(&args, "password").to_string();
+#[derive(Serialize, Deserialize, Typed)]
+pub struct TokenArgs {
+    token: String,
+}
+
+#[derive(Serialize, Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateArgs {
+    token: String,
+    name: String,
+    password_hash: String,
+}
+
+#[derive(Default, Serialize, Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    success: bool,
+    session_token: String,
+    #[typed(id = "users")]
+    user_id: String,
+    message: String,
+}
+
+pub fn register(r: &mut Registry) {
+    r.action("users/invite/acceptInvitation", accept);
+    r.internal_query(CHECK, check_token).cross_tenant();
+    // Internal: it trusts the hash it is given, so no client may call it (the reference's
+    // equivalent was public).
+    r.internal_mutation(CREATE, create_user).cross_tenant();
+}
+
+async fn accept(ctx: ActionCtx, args: AcceptArgs) -> FnResult<Accepted> {
+    let name = parse_name("name", &args.name)?;
+    let password = args.password;
     passwords::check_strength(&password).map_err(|problems| {
         FunctionError::validation(
             "password",
             format!("Password validation failed: {problems}"),
         )
     })?;
-    let token = Value::from(text(&args, "token"));
-    let mut check = Object::new();
-    check.insert("token".into(), token.clone());
-    ctx.run_query_untyped(CHECK, check).await?;
+    let check = TokenArgs { token: args.token };
+    ctx.run_query(CHECK, &check).await?;
     let hash = passwords::off_thread(move || passwords::hash(&password))
         .await
         .map_err(|e| FunctionError::internal(format!("hashing failed: {e}")))??;
-    let mut create = Object::new();
-    create.insert("token".into(), token);
-    create.insert("name".into(), Value::from(name));
-    create.insert("passwordHash".into(), Value::from(hash));
-    ctx.run_mutation_untyped(CREATE, create).await
+    let create = CreateArgs {
+        token: check.token,
+        name,
+        password_hash: hash,
+    };
+    ctx.run_mutation(CREATE, &create).await
 }
 
-fn check_token(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn check_token(ctx: &mut QueryCtx<'_>, args: TokenArgs) -> FnResult<()> {
     let now = ctx.now_ms();
     let grant = ctx.cross_tenant()?;
-    let invitation =
-        find_by_token(&mut ctx.db, &grant, text(&args, "token"))?.ok_or_else(invalid_token)?;
+    let invitation = find_by_token(&mut ctx.db, &grant, &args.token)?.ok_or_else(invalid_token)?;
     match refusal(&invitation, now) {
         // A lapsed invitation still marked pending goes on to the mutation, which records it as
         // expired (once; after that this check refuses it).
         Some(error) if status_of(&invitation) != "pending" => Err(error),
-        _ => Ok(Value::Null),
+        _ => Ok(()),
     }
 }
 
-fn create_user(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+fn create_user(ctx: &mut MutationCtx<'_>, args: CreateArgs) -> FnResult<Accepted> {
     let now = ctx.now_ms();
     let grant = ctx.cross_tenant()?;
-    let invitation =
-        find_by_token(&mut ctx.db, &grant, text(&args, "token"))?.ok_or_else(invalid_token)?;
+    let invitation = find_by_token(&mut ctx.db, &grant, &args.token)?.ok_or_else(invalid_token)?;
     let company = ctx
         .db
         .normalize_id("companies", text_of(&invitation, "company_id"))
@@ -99,7 +111,7 @@ fn create_user(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             let mut patch = Patch::new();
             patch.insert("status".into(), Some(Value::from("expired")));
             ctx.db.scoped(&scope).patch(&invitation.id, patch)?;
-            return ctx.fail_after_commit(error);
+            return ctx.fail_after_commit_typed(error);
         }
         return Err(error);
     }
@@ -117,9 +129,9 @@ fn create_user(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         ));
     }
     let mut user = Object::new();
-    user.insert("name".into(), Value::from(text(&args, "name")));
+    user.insert("name".into(), Value::from(args.name));
     user.insert("email".into(), Value::from(email.as_str()));
-    user.insert("password".into(), Value::from(text(&args, "passwordHash")));
+    user.insert("password".into(), Value::from(args.password_hash));
     user.insert("role".into(), Value::from(text_of(&invitation, "role")));
     user.insert("company_id".into(), Value::from(company));
     user.insert("created_at".into(), Value::from(now));
@@ -139,16 +151,13 @@ fn create_user(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         details: &[("role", text_of(&invitation, "role"))],
     };
     audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("sessionToken", Some(Value::from(token.expose()))),
-        ("userId", Some(Value::from(user_id))),
-        (
-            "message",
-            Some(Value::from(format!(
-                "Welcome to {}! Your account has been created.",
-                text_of(&company_doc, "name")
-            ))),
+    Ok(Accepted {
+        success: true,
+        session_token: token.expose().to_string(),
+        user_id: user_id.encode(),
+        message: format!(
+            "Welcome to {}! Your account has been created.",
+            text_of(&company_doc, "name")
         ),
-    ]))
+    })
 }

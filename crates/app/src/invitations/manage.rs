@@ -1,35 +1,49 @@
 //! `users/invite/listPendingInvitations` (newest first) and `users/invite/revokeInvitation`.
 
 use functions::{ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx, Registry};
+use serde::{Deserialize, Serialize};
 use store::{Order, Patch};
-use values::validator::v;
-use values::{Object, Value};
+use values::{Typed, Value};
 
 use super::{company_scope, expires_at, status_of, TABLE};
-use crate::args::{object, text, with_session};
 use crate::audit::{self, Entry, Event};
 use crate::identity::{require_permission, Permission};
-use crate::users::manage_scope;
+use crate::users::{manage_scope, text_of};
 
 /// More pending invitations than this for one company means something is wrong; the list stops.
 const MAX_LISTED: usize = 500;
 
 pub fn register(r: &mut Registry) {
-    r.query_untyped(
-        "users/invite/listPendingInvitations",
-        with_session([("companyId", v::string().into())]),
-        list_pending,
-    )
-    .cross_tenant();
-    r.mutation_untyped(
-        "users/invite/revokeInvitation",
-        with_session([("invitationId", v::string().into())]),
-        revoke,
-    )
-    .cross_tenant();
+    r.query("users/invite/listPendingInvitations", list_pending)
+        .cross_tenant();
+    r.mutation("users/invite/revokeInvitation", revoke)
+        .cross_tenant();
 }
 
-fn list_pending(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct ListArgs {
+    company_id: String,
+}
+
+/// A pending invitation as the admin page lists it (never the token hash).
+#[derive(Serialize, Typed)]
+pub struct Pending {
+    #[serde(rename = "_id")]
+    #[typed(id = "user_invitations")]
+    id: String,
+    email: String,
+    role: String,
+    status: String,
+    created_at: f64,
+    expires_at: f64,
+    inviter_name: String,
+    inviter_email: String,
+    is_expired: bool,
+}
+
+fn list_pending(ctx: &mut QueryCtx<'_>, args: ListArgs) -> FnResult<Vec<Pending>> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::InviteUsers)?;
     let grant = ctx.cross_tenant()?;
@@ -37,7 +51,7 @@ fn list_pending(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         &mut ctx.db,
         &viewer,
         &grant,
-        text(&args, "companyId"),
+        &args.company_id,
         "You can only view invitations for your own company",
     )?;
     let rows = ctx
@@ -48,34 +62,44 @@ fn list_pending(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         })?
         .order(Order::Desc)
         .take(MAX_LISTED)?;
-    Ok(Value::Array(
-        rows.iter()
-            .map(|inv| {
-                let field = |name: &str| inv.get(name).cloned();
-                object([
-                    ("_id", Some(Value::from(inv.id))),
-                    ("email", field("email")),
-                    ("role", field("role")),
-                    ("status", field("status")),
-                    ("created_at", field("created_at")),
-                    ("expires_at", field("expires_at")),
-                    ("inviter_name", field("inviter_name")),
-                    ("inviter_email", field("inviter_email")),
-                    ("is_expired", Some(Value::from(expires_at(inv) <= now))),
-                ])
-            })
-            .collect(),
-    ))
+    let text = |inv: &store::Document, name: &str| text_of(inv, name).to_string();
+    Ok(rows
+        .iter()
+        .map(|inv| Pending {
+            id: inv.id.encode(),
+            email: text(inv, "email"),
+            role: text(inv, "role"),
+            status: text(inv, "status"),
+            created_at: inv.get("created_at").and_then(Value::as_f64).unwrap_or(0.0),
+            expires_at: expires_at(inv),
+            inviter_name: text(inv, "inviter_name"),
+            inviter_email: text(inv, "inviter_email"),
+            is_expired: expires_at(inv) <= now,
+        })
+        .collect())
 }
 
-fn revoke(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct RevokeArgs {
+    invitation_id: String,
+}
+
+#[derive(Serialize, Typed)]
+pub struct Revoked {
+    success: bool,
+    message: String,
+}
+
+fn revoke(ctx: &mut MutationCtx<'_>, args: RevokeArgs) -> FnResult<Revoked> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::InviteUsers)?;
     let scope = manage_scope(&viewer, &ctx.cross_tenant()?)?;
     let invitation = ctx
         .db
         .scoped(&scope)
-        .get_in(TABLE, text(&args, "invitationId"))?
+        .get_in(TABLE, &args.invitation_id)?
         .ok_or_else(|| FunctionError::not_found("Invitation not found"))?;
     let status = status_of(&invitation);
     if status != "pending" {
@@ -105,8 +129,8 @@ fn revoke(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         details: &[("email", email)],
     };
     audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &viewer, entry)?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("message", Some(Value::from("Invitation revoked"))),
-    ]))
+    Ok(Revoked {
+        success: true,
+        message: "Invitation revoked".into(),
+    })
 }

@@ -3,41 +3,58 @@
 //! at all (the reference created the row, then deleted it again when its email call failed).
 
 use config::Urls;
-use functions::{ActionCtx, ErrorCode, FnResult, FunctionError, MutationCtx, Registry};
+use functions::{
+    ActionCtx, ErrorCode, FnResult, FunctionError, FunctionRef, MutationCtx, Registry,
+};
+use serde::{Deserialize, Serialize};
 use store::Patch;
-use values::validator::v;
-use values::{Object, Value};
+use values::{DocumentId, Object, Typed, Value};
 
 use super::{company_role_validator, company_scope, expires_at, TABLE, TTL_MS};
-use crate::args::{object, text, with_session};
 use crate::audit::{self, Entry, Event};
 use crate::email::{self, OutgoingEmail};
 use crate::identity::sessions::{hash_token, SessionToken};
 use crate::identity::{require_permission, Permission};
 use crate::users::{email_in_use, roles, text_of, Email};
 
-const CREATE: &str = "users/invite/sendUserInvitation:createInvitation";
+const CREATE: FunctionRef<SendArgs, Sent> =
+    FunctionRef::internal_mutation("users/invite/sendUserInvitation:createInvitation");
+
+#[derive(Serialize, Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct SendArgs {
+    email: String,
+    #[typed(validator = company_role_validator())]
+    role: String,
+    company_id: String,
+}
+
+#[derive(Serialize, Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Sent {
+    success: bool,
+    #[typed(id = "user_invitations")]
+    invitation_id: DocumentId,
+    #[typed(id = "email_outbox")]
+    email_id: DocumentId,
+    message: String,
+    expires_at: f64,
+}
 
 pub fn register(r: &mut Registry, urls: &Urls) {
-    let args = || {
-        with_session([
-            ("email", v::string().into()),
-            ("role", company_role_validator().into()),
-            ("companyId", v::string().into()),
-        ])
-    };
-    r.action_untyped("users/invite/sendUserInvitation", args(), send);
+    r.action("users/invite/sendUserInvitation", send);
     let urls = urls.clone();
-    r.internal_mutation_untyped(CREATE, args(), move |ctx, args| create(ctx, &urls, args))
+    r.internal_mutation(CREATE, move |ctx, args| create(ctx, &urls, args))
         .cross_tenant();
 }
 
-async fn send(ctx: ActionCtx, args: Object) -> FnResult {
-    // The caller's session token travels in the arguments (and the bearer token in `ctx.auth`).
-    ctx.run_mutation_untyped(CREATE, args).await
+async fn send(ctx: ActionCtx, args: SendArgs) -> FnResult<Sent> {
+    // The caller's session reaches the mutation through `ctx.auth`.
+    ctx.run_mutation(CREATE, &args).await
 }
 
-fn create(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult {
+fn create(ctx: &mut MutationCtx<'_>, urls: &Urls, args: SendArgs) -> FnResult<Sent> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::InviteUsers)?;
     let grant = ctx.cross_tenant()?;
@@ -45,12 +62,12 @@ fn create(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult {
         &mut ctx.db,
         &viewer,
         &grant,
-        text(&args, "companyId"),
+        &args.company_id,
         "You can only invite users to your own company",
     )?;
-    let role = roles::parse("role", text(&args, "role"))?;
+    let role = roles::parse("role", &args.role)?;
     roles::require_grantable(viewer.role, role, "role")?;
-    let email = Email::parse(text(&args, "email"))
+    let email = Email::parse(&args.email)
         .map_err(|_| FunctionError::validation("email", "Invalid email format"))?;
     if email_in_use(&mut ctx.db, &grant, email.as_str())?.is_some() {
         return Err(FunctionError::field(
@@ -127,17 +144,11 @@ fn create(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult {
         details: &[("email", email.as_str()), ("role", role.as_str())],
     };
     audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &viewer, entry)?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("invitationId", Some(Value::from(invitation_id))),
-        ("emailId", Some(Value::from(email_id))),
-        (
-            "message",
-            Some(Value::from(format!(
-                "Invitation sent successfully to {}",
-                email.as_str()
-            ))),
-        ),
-        ("expiresAt", Some(Value::from(expires))),
-    ]))
+    Ok(Sent {
+        success: true,
+        invitation_id,
+        email_id,
+        message: format!("Invitation sent successfully to {}", email.as_str()),
+        expires_at: expires,
+    })
 }

@@ -3,14 +3,14 @@
 //! state, find or link or create the user, and open a 30-day session.
 
 use config::{OAuthProvider, OAuthSettings, Urls};
-use functions::{ActionCtx, CrossTenant, FnResult, FunctionError, MutationCtx, Scope};
+use functions::{ActionCtx, CrossTenant, FnResult, FunctionError, FunctionRef, MutationCtx, Scope};
+use serde::{Deserialize, Serialize};
 use store::{Document, Patch};
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Object, Typed, Value};
 
 use super::providers::{self, label};
 use super::state::{self, StateError};
 use super::{ACCOUNTS, USED_STATES};
-use crate::args::{object, opt_text, text};
 use crate::audit::{self, Entry, Event};
 use crate::identity::sessions;
 
@@ -36,16 +36,57 @@ fn wall_clock_ms() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The database half of the login actions.
+pub const COMPLETE: FunctionRef<CompleteArgs, Completed> =
+    FunctionRef::internal_mutation("oauth:completeLogin");
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct LoginArgs {
+    code: String,
+    state: Option<String>,
+}
+
+/// What the provider vouched for, and the state's nonce and expiry, for the transaction.
+#[derive(Serialize, Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct CompleteArgs {
+    provider: String,
+    account_id: String,
+    email: String,
+    name: String,
+    picture: Option<String>,
+    nonce: String,
+    state_expires_at: f64,
+}
+
+#[derive(Serialize, Deserialize, Typed)]
+pub struct OAuthUser {
+    #[typed(id = "users")]
+    id: String,
+    name: String,
+    email: String,
+    role: String,
+    profile_image_url: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Typed)]
+pub struct Completed {
+    user: OAuthUser,
+    #[serde(rename = "sessionToken")]
+    session_token: String,
+}
+
 /// The public action.
 pub async fn login(
     ctx: ActionCtx,
-    args: Object,
+    args: LoginArgs,
     provider: OAuthProvider,
     settings: &OAuthSettings,
     urls: &Urls,
-) -> FnResult {
+) -> FnResult<Completed> {
     let client = providers::client(settings, provider)?;
-    let code = text(&args, "code").trim();
+    let code = args.code.trim();
     if code.is_empty() {
         return Err(FunctionError::validation(
             "code",
@@ -56,7 +97,7 @@ pub async fn login(
         ));
     }
     // The reference made `state` optional; without it there is no PKCE verifier and no CSRF check.
-    let raw_state = opt_text(&args, "state").unwrap_or_default();
+    let raw_state = args.state.as_deref().unwrap_or_default();
     if raw_state.is_empty() {
         return Err(state_error(provider, "the sign-in state is missing"));
     }
@@ -83,17 +124,16 @@ pub async fn login(
     )
     .await?;
     let profile = providers::fetch_profile(ctx.http(), settings, provider, &token).await?;
-    let mut inner = Object::new();
-    inner.insert("provider".into(), Value::from(provider.as_str()));
-    inner.insert("accountId".into(), Value::from(profile.account_id));
-    inner.insert("email".into(), Value::from(profile.email.as_str()));
-    inner.insert("name".into(), Value::from(profile.name));
-    if let Some(picture) = profile.picture {
-        inner.insert("picture".into(), Value::from(picture));
-    }
-    inner.insert("nonce".into(), Value::from(checked.nonce));
-    inner.insert("stateExpiresAt".into(), Value::from(checked.expires_at));
-    ctx.run_mutation_untyped("oauth:completeLogin", inner).await
+    let inner = CompleteArgs {
+        provider: provider.as_str().to_string(),
+        account_id: profile.account_id,
+        email: profile.email.as_str().to_string(),
+        name: profile.name,
+        picture: profile.picture,
+        nonce: checked.nonce,
+        state_expires_at: checked.expires_at,
+    };
+    ctx.run_mutation(COMPLETE, &inner).await
 }
 
 /// How the user was found, for the audit log.
@@ -107,17 +147,14 @@ enum Found {
 fn consume_state(
     ctx: &mut MutationCtx<'_>,
     provider: OAuthProvider,
-    args: &Object,
+    args: &CompleteArgs,
 ) -> FnResult<()> {
     let now = ctx.now_ms();
-    let expires_at = args
-        .get("stateExpiresAt")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.0);
+    let expires_at = args.state_expires_at;
     if expires_at <= now {
         return Err(state_error(provider, "the sign-in state has expired"));
     }
-    let nonce = text(args, "nonce");
+    let nonce = args.nonce.as_str();
     let used = ctx
         .db
         .query(USED_STATES)?
@@ -161,10 +198,10 @@ fn link_account(
 fn find_or_create_user(
     ctx: &mut MutationCtx<'_>,
     provider: OAuthProvider,
-    args: &Object,
+    args: &CompleteArgs,
 ) -> FnResult<(Document, Found)> {
     let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
-    let account_id = text(args, "accountId");
+    let account_id = args.account_id.as_str();
     let linked = ctx
         .db
         .query(ACCOUNTS)?
@@ -185,7 +222,7 @@ fn find_or_create_user(
         // The user was deleted but the link stayed behind; it must not block a fresh start.
         ctx.db.delete(&account.id)?;
     }
-    let email = text(args, "email");
+    let email = args.email.as_str();
     let existing = ctx
         .db
         .scoped(&all)
@@ -195,19 +232,15 @@ fn find_or_create_user(
         link_account(ctx, provider, account_id, &user.id)?;
         return Ok((user, Found::Linked));
     }
-    let name: String = text(args, "name")
-        .trim()
-        .chars()
-        .take(MAX_NAME_CHARS)
-        .collect();
+    let name: String = args.name.trim().chars().take(MAX_NAME_CHARS).collect();
     let mut user = Object::new();
     user.insert("name".into(), Value::from(name));
     user.insert("email".into(), Value::from(email));
     // No password: this account signs in through the provider until the user sets one by reset.
     user.insert("password".into(), Value::from(""));
     user.insert("role".into(), Value::from("frontline_worker"));
-    if let Some(picture) = opt_text(args, "picture") {
-        user.insert("profile_image_url".into(), Value::from(picture));
+    if let Some(picture) = &args.picture {
+        user.insert("profile_image_url".into(), Value::from(picture.as_str()));
     }
     user.insert("created_at".into(), Value::from(ctx.now_ms()));
     let id = ctx.db.scoped(&all).insert("users", user)?;
@@ -221,9 +254,9 @@ fn find_or_create_user(
 }
 
 /// `oauth:completeLogin` (internal): the database half of the login actions.
-pub fn complete(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+pub fn complete(ctx: &mut MutationCtx<'_>, args: CompleteArgs) -> FnResult<Completed> {
     let now = ctx.now_ms();
-    let provider = OAuthProvider::parse(text(&args, "provider"))
+    let provider = OAuthProvider::parse(&args.provider)
         .ok_or_else(|| FunctionError::internal("unknown OAuth provider"))?;
     consume_state(ctx, provider, &args)?;
     let (user, found) = find_or_create_user(ctx, provider, &args)?;
@@ -246,8 +279,11 @@ pub fn complete(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let mut patch = Patch::new();
     patch.insert("last_login_at".into(), Some(Value::from(now)));
     if user.get("profile_image_url").is_none() {
-        if let Some(picture) = opt_text(&args, "picture") {
-            patch.insert("profile_image_url".into(), Some(Value::from(picture)));
+        if let Some(picture) = &args.picture {
+            patch.insert(
+                "profile_image_url".into(),
+                Some(Value::from(picture.as_str())),
+            );
         }
     }
     ctx.db.scoped(&all).patch(&user.id, patch)?;
@@ -271,20 +307,16 @@ pub fn complete(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     record(ctx, Event::SignIn)?;
     // OAuth sessions last as long as remember-me ones (the reference's 30 days).
     let (token, _expires) = sessions::create(&mut ctx.db, &user.id, true, now)?;
-    let field = |name: &str| user.get(name).cloned();
-    let picture =
-        field("profile_image_url").or_else(|| opt_text(&args, "picture").map(Value::from));
-    Ok(object([
-        (
-            "user",
-            Some(object([
-                ("id", Some(Value::from(user.id))),
-                ("name", field("name")),
-                ("email", field("email")),
-                ("role", field("role")),
-                ("profile_image_url", picture),
-            ])),
-        ),
-        ("sessionToken", Some(Value::from(token.expose()))),
-    ]))
+    let field = |name: &str| user.get(name).and_then(Value::as_str).map(str::to_string);
+    let picture = field("profile_image_url").or_else(|| args.picture.clone());
+    Ok(Completed {
+        user: OAuthUser {
+            id: user.id.encode(),
+            name: field("name").unwrap_or_default(),
+            email: field("email").unwrap_or_default(),
+            role: field("role").unwrap_or_default(),
+            profile_image_url: picture,
+        },
+        session_token: token.expose().to_string(),
+    })
 }

@@ -12,11 +12,12 @@ use std::sync::Arc;
 
 use config::{OAuthProvider, OAuthSettings, Urls};
 use functions::{FnResult, QueryCtx, Registry};
+use serde::Serialize;
 use store::TableDef;
 use values::validator::v;
-use values::{Object, Value};
+use values::Typed;
 
-use crate::args::{object, with_session};
+use crate::auth::SessionArgs;
 
 /// Which provider account belongs to which user.
 pub const ACCOUNTS: &str = "accounts";
@@ -65,49 +66,36 @@ pub fn register_with(r: &mut Registry, urls: &Urls, oauth: &OAuthSettings) {
             OAuthProvider::Google => ("auth:getGoogleOAuthUrl", "auth:googleOAuthLogin"),
         };
         let (s, u) = (settings.clone(), urls.clone());
-        r.query_untyped(url_path, with_session([]), move |ctx, args| {
+        r.query(url_path, move |ctx, args: SessionArgs| {
             authorize_url(ctx, args, provider, &s, &u)
         });
         let (s, u) = (settings.clone(), urls.clone());
-        r.action_untyped(
-            login_path,
-            with_session([
-                ("code", v::string().into()),
-                ("state", v::optional(v::string())),
-            ]),
-            move |ctx, args| {
-                let (s, u) = (s.clone(), u.clone());
-                async move { login::login(ctx, args, provider, &s, &u).await }
-            },
-        )
+        r.action(login_path, move |ctx, args: login::LoginArgs| {
+            let (s, u) = (s.clone(), u.clone());
+            async move { login::login(ctx, args, provider, &s, &u).await }
+        })
         // The web app reads `error.data` of sign-in calls as text (see `auth::register`).
         .message_error_data();
     }
-    r.internal_mutation_untyped(
-        "oauth:completeLogin",
-        v::object([
-            ("provider", v::required(v::string())),
-            ("accountId", v::required(v::string())),
-            ("email", v::required(v::string())),
-            ("name", v::required(v::string())),
-            ("picture", v::optional(v::string())),
-            ("nonce", v::required(v::string())),
-            ("stateExpiresAt", v::required(v::number())),
-        ]),
-        login::complete,
-    )
-    .cross_tenant();
+    r.internal_mutation(login::COMPLETE, login::complete)
+        .cross_tenant();
+}
+
+#[derive(Serialize, Typed)]
+pub struct AuthorizeUrl {
+    url: String,
+    state: String,
 }
 
 /// `auth:getGitHubOAuthUrl` / `auth:getGoogleOAuthUrl`: `{url, state}`. A query in the contract,
 /// so it writes nothing: the state is signed instead of stored (see `state.rs`).
 fn authorize_url(
     ctx: &mut QueryCtx<'_>,
-    _args: Object,
+    _args: SessionArgs,
     provider: OAuthProvider,
     settings: &OAuthSettings,
     urls: &Urls,
-) -> FnResult {
+) -> FnResult<AuthorizeUrl> {
     let client = providers::client(settings, provider)?;
     let issued = state::issue(settings.secret_key.expose(), provider, ctx.now_ms());
     let url = providers::authorize_url(
@@ -118,8 +106,8 @@ fn authorize_url(
         &issued.state,
         &issued.code_challenge,
     );
-    Ok(object([
-        ("url", Some(Value::from(url))),
-        ("state", Some(Value::from(issued.state))),
-    ]))
+    Ok(AuthorizeUrl {
+        url,
+        state: issued.state,
+    })
 }
