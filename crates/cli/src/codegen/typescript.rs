@@ -1,6 +1,7 @@
 //! TypeScript from validators: the `convex/_generated` files a Convex client app imports
 //! (`api.d.ts`, `api.js`, `dataModel.d.ts`), typed with the official `convex` package's types.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
@@ -22,11 +23,16 @@ pub fn files(
     schema: &Schema,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let tables: BTreeSet<&str> = schema.tables.iter().map(|t| t.name.as_str()).collect();
-    let types = Types { tables: &tables };
     Ok(vec![
-        ("api.d.ts".into(), api_d_ts(functions, &types)?),
+        (
+            "api.d.ts".into(),
+            api_d_ts(functions, &Types::new(&tables))?,
+        ),
         ("api.js".into(), api_js()),
-        ("dataModel.d.ts".into(), data_model_d_ts(schema, &types)),
+        (
+            "dataModel.d.ts".into(),
+            data_model_d_ts(schema, &Types::new(&tables)),
+        ),
     ])
 }
 
@@ -47,10 +53,9 @@ fn api_tree<'a>(functions: &[&'a FunctionSpec]) -> anyhow::Result<BTreeMap<Strin
             level = match node {
                 Node::Module(children) => children,
                 Node::Function(other) => anyhow::bail!(
-                    "{} and module {} both want the name api.{}",
+                    "function {} has the name of a module (api.{} would be both)",
                     other.path,
-                    spec.path.module(),
-                    segment
+                    other.path.to_string().replace(['/', ':'], ".")
                 ),
             };
         }
@@ -59,9 +64,10 @@ fn api_tree<'a>(functions: &[&'a FunctionSpec]) -> anyhow::Result<BTreeMap<Strin
             .is_some()
         {
             anyhow::bail!(
-                "function {} has the name of a module (api.{} would be both)",
+                "function {} has the name of a module (api.{}.{} would be both)",
                 spec.path,
-                spec.path.module().replace('/', ".")
+                spec.path.module().replace('/', "."),
+                spec.path.name()
             );
         }
     }
@@ -75,10 +81,10 @@ fn api_d_ts(functions: &[&FunctionSpec], types: &Types<'_>) -> anyhow::Result<St
     let mut out = String::from(HEADER);
     out.push('\n');
     out.push_str("import type { FunctionReference } from \"convex/server\";\n");
-    if body.contains("GenericId<") {
+    if types.generic_ids.get() {
         out.push_str("import type { GenericId } from \"convex/values\";\n");
     }
-    if body.contains("Id<\"") {
+    if types.ids.get() {
         out.push_str("import type { Id } from \"./dataModel.js\";\n");
     }
     out.push_str(
@@ -258,9 +264,20 @@ struct Types<'a> {
     /// Ids of these tables are `Id<"t">` from dataModel.d.ts; of any other (system tables) the
     /// package's `GenericId<"t">`.
     tables: &'a BTreeSet<&'a str>,
+    /// Whether a rendered type used `Id` / `GenericId` (so the file imports it).
+    ids: Cell<bool>,
+    generic_ids: Cell<bool>,
 }
 
-impl Types<'_> {
+impl<'a> Types<'a> {
+    fn new(tables: &'a BTreeSet<&'a str>) -> Types<'a> {
+        Types {
+            tables,
+            ids: Cell::new(false),
+            generic_ids: Cell::new(false),
+        }
+    }
+
     /// The type of `validator`, its lines after the first indented by `depth` levels.
     fn render(&self, validator: &Validator, depth: usize) -> String {
         match validator {
@@ -272,9 +289,13 @@ impl Types<'_> {
             Validator::String => "string".into(),
             Validator::Bytes => "ArrayBuffer".into(),
             Validator::Id(table) if self.tables.contains(table.as_str()) => {
+                self.ids.set(true);
                 format!("Id<{}>", quoted(table))
             }
-            Validator::Id(table) => format!("GenericId<{}>", quoted(table)),
+            Validator::Id(table) => {
+                self.generic_ids.set(true);
+                format!("GenericId<{}>", quoted(table))
+            }
             Validator::Literal(value) => literal(value),
             Validator::Array(element) => format!("Array<{}>", self.render(element, depth)),
             Validator::Object(fields) if fields.is_empty() => "Record<string, never>".into(),
@@ -364,7 +385,7 @@ mod tests {
 
     fn render(validator: Validator) -> String {
         let tables = BTreeSet::from(["incidents"]);
-        Types { tables: &tables }.render(&validator, 0)
+        Types::new(&tables).render(&validator, 0)
     }
 
     #[test]
@@ -397,6 +418,44 @@ mod tests {
             render(v::object(Vec::<(&str, Validator)>::new())),
             "Record<string, never>"
         );
+    }
+
+    fn api_of(register: impl FnOnce(&mut functions::Registry)) -> anyhow::Result<String> {
+        let mut registry = functions::Registry::new();
+        register(&mut registry);
+        let specs: Vec<&FunctionSpec> = registry.specs().collect();
+        let tables = BTreeSet::from(["incidents"]);
+        api_d_ts(&specs, &Types::new(&tables))
+    }
+
+    #[test]
+    fn module_paths_nest_and_results_default_to_any() {
+        let api = api_of(|r| {
+            r.query_untyped("a/b:get", functions::no_args(), |_, _| Ok(Value::Null))
+                .returns(v::id("incidents"));
+            r.action_untyped("a:run", functions::no_args(), |_, _| async {
+                Ok(Value::Null)
+            });
+        })
+        .unwrap();
+        let body = api.split_once("export declare const api: ").unwrap().1;
+        assert_eq!(
+            body,
+            "{\n  a: {\n    b: {\n      get: FunctionReference<\n        \"query\",\n        \"public\",\n        \
+             Record<string, never>,\n        Id<\"incidents\">\n      >;\n    };\n    run: FunctionReference<\n      \
+             \"action\",\n      \"public\",\n      Record<string, never>,\n      any\n    >;\n  };\n};\n"
+        );
+        assert!(api.contains("import type { Id } from \"./dataModel.js\";"));
+        assert!(!api.contains("GenericId"));
+    }
+
+    #[test]
+    fn a_function_named_like_a_module_is_refused() {
+        let clash = api_of(|r| {
+            r.query_untyped("a:b", functions::no_args(), |_, _| Ok(Value::Null));
+            r.query_untyped("a/b:c", functions::no_args(), |_, _| Ok(Value::Null));
+        });
+        assert!(clash.is_err());
     }
 
     #[test]
