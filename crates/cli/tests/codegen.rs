@@ -11,7 +11,7 @@ use std::sync::Once;
 /// and uses the data model's types the way an app does.
 const GOOD_SAMPLE: &str = r#"
 import { ConvexHttpClient } from "convex/browser";
-import type { DocumentByName, GenericDataModel } from "convex/server";
+import type { DocumentByName, GenericDatabaseReader, GenericDataModel } from "convex/server";
 import { api } from "./convex/_generated/api.js";
 import type { DataModel, Doc, Id, TableNames } from "./convex/_generated/dataModel.js";
 
@@ -19,6 +19,16 @@ import type { DataModel, Doc, Id, TableNames } from "./convex/_generated/dataMod
 type IsDataModel<T extends GenericDataModel> = T;
 export type Model = IsDataModel<DataModel>;
 export type Incident = DocumentByName<DataModel, "incidents">;
+
+// Its indexes and field paths type a read the way a Convex function's would.
+export async function latest(db: GenericDatabaseReader<DataModel>, company: Id<"companies">) {
+  const rows: Doc<"incidents">[] = await db
+    .query("incidents")
+    .withIndex("by_company_created", (q) => q.eq("company_id", company))
+    .order("desc")
+    .take(5);
+  return rows.map((row) => row._id);
+}
 
 export async function capture(client: ConvexHttpClient, incident: Id<"incidents">): Promise<number> {
   const narrative = await client.query(api.narratives.getByIncidentId, {
