@@ -1,4 +1,4 @@
-//! The subcommands: serve, migrate, admin, functions.
+//! The subcommands: serve, migrate, admin, functions, codegen.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -30,6 +30,17 @@ enum Command {
     },
     /// Print the spec of every function (path, kind, args and returns validators) as JSON.
     Functions,
+    /// Write the TypeScript a Convex client app imports from `convex/_generated` (api.d.ts,
+    /// api.js, dataModel.d.ts), typed from the functions' validators and the tables.
+    Codegen {
+        /// The directory to write into, e.g. ../web/convex/_generated.
+        #[arg(long)]
+        out: PathBuf,
+        /// Write nothing; exit non-zero, naming the files, when those in --out differ from what
+        /// would be written (for a client repository's CI).
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -141,6 +152,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&spec)?);
             Ok(())
         }
+        Command::Codegen { out, check } => crate::codegen::run(&out, check),
     }
 }
 

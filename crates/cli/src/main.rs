@@ -1,5 +1,6 @@
 //! `supportsignal`: parses the command line and calls in; the work lives in the library crates.
 
+mod codegen;
 mod commands;
 
 // Request handling allocates many small short-lived buffers; mimalloc's thread-local free lists
