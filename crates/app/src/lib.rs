@@ -54,6 +54,9 @@ pub fn row_types() -> Vec<(&'static str, values::Validator)> {
     narratives::rows()
         .into_iter()
         .chain(audit::rows())
+        .chain(companies::rows())
+        .chain(participants::rows())
+        .chain(users::rows())
         .collect()
 }
 
