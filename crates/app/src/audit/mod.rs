@@ -3,12 +3,14 @@
 //! deletion), AI prompt changes, and deletions and imports of records. Readable by those with
 //! `view_audit_logs` (their own company) or `view_security_logs` (every company).
 
-use functions::{CrossTenant, DbWriter, FnResult, QueryCtx, Registry, Scope};
-use store::{Document, Order, TableDef};
-use values::validator::v;
-use values::{DocumentId, Object, Value};
+use std::collections::BTreeMap;
 
-use crate::args::{opt_text, with_session};
+use functions::{CrossTenant, DbWriter, FnResult, QueryCtx, Registry, Scope};
+use serde::{Deserialize, Serialize};
+use store::{Order, TableDef};
+use values::validator::v;
+use values::{DocumentId, Id, Object, Typed, Validator, Value};
+
 use crate::identity::{require_permission, Permission, Viewer};
 
 pub const TABLE: &str = "audit_log";
@@ -113,12 +115,13 @@ impl Event {
     }
 }
 
+fn event_validator() -> Validator {
+    v::union(Event::ALL.iter().map(|e| v::literal(e.as_str())).collect())
+}
+
 pub fn tables() -> Vec<TableDef> {
     vec![TableDef::new(TABLE)
-        .field(
-            "event",
-            v::union(Event::ALL.iter().map(|e| v::literal(e.as_str())).collect()),
-        )
+        .field("event", event_validator())
         .field("at", v::number())
         .optional("actor_id", v::id("users"))
         // The administrator who acted while impersonating `actor_id`, so the log names both.
@@ -132,6 +135,33 @@ pub fn tables() -> Vec<TableDef> {
         .index("by_event_time", &["event", "at"])
         .index("by_time", &["at"])
         .tenant("company_id")]
+}
+
+/// A document of the audit log, as stored and as readers see it.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "audit_log")]
+pub struct AuditDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<AuditDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    #[typed(validator = event_validator())]
+    pub event: String,
+    pub at: f64,
+    #[typed(id = "users")]
+    pub actor_id: Option<String>,
+    #[typed(id = "users")]
+    pub impersonated_by: Option<String>,
+    pub target_id: Option<String>,
+    #[typed(id = "companies")]
+    pub company_id: Option<String>,
+    pub correlation_id: String,
+    pub details: Option<BTreeMap<String, String>>,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![(TABLE, AuditDoc::validator())]
 }
 
 /// One entry. `details` must never hold secrets (passwords, tokens).
@@ -204,22 +234,28 @@ fn write(
 
 const MAX_ENTRIES: usize = 500;
 
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct ListEventsArgs {
+    event: Option<String>,
+    company_id: Option<String>,
+    all_companies: Option<bool>,
+    limit: Option<f64>,
+}
+
 /// `audit:listEvents`: newest first. Company admins see their company; holders of
 /// `view_security_logs` may pass `allCompanies: true` or another `companyId`.
-fn list_events(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn list_events(ctx: &mut QueryCtx<'_>, args: ListEventsArgs) -> FnResult<Vec<AuditDoc>> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ViewAuditLogs)?;
-    let limit = args
-        .get("limit")
-        .and_then(Value::as_f64)
-        .unwrap_or(100.0)
-        .clamp(1.0, MAX_ENTRIES as f64) as usize;
-    let event = opt_text(&args, "event").map(str::to_string);
-    let wants_all = args
-        .get("allCompanies")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let company = opt_text(&args, "companyId").and_then(|c| ctx.db.normalize_id("companies", c));
+    let limit = args.limit.unwrap_or(100.0).clamp(1.0, MAX_ENTRIES as f64) as usize;
+    let event = args.event;
+    let wants_all = args.all_companies.unwrap_or(false);
+    let company = args
+        .company_id
+        .as_deref()
+        .and_then(|c| ctx.db.normalize_id("companies", c));
     let grant = ctx.cross_tenant()?;
     let scope = match (&company, wants_all) {
         (_, true) => viewer.all_companies_scope(&grant, Permission::ViewSecurityLogs)?,
@@ -239,21 +275,9 @@ fn list_events(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         query = query.filter(move |d| d.get("event").and_then(Value::as_str) == Some(e.as_str()));
     }
     let rows = query.take(limit)?;
-    Ok(Value::Array(
-        rows.into_iter().map(Document::into_value).collect(),
-    ))
+    rows.iter().map(functions::row).collect()
 }
 
 pub fn register(r: &mut Registry) {
-    r.query_untyped(
-        "audit:listEvents",
-        with_session([
-            ("event", v::optional(v::string())),
-            ("companyId", v::optional(v::string())),
-            ("allCompanies", v::optional(v::boolean())),
-            ("limit", v::optional(v::number())),
-        ]),
-        list_events,
-    )
-    .cross_tenant();
+    r.query("audit:listEvents", list_events).cross_tenant();
 }

@@ -3,12 +3,15 @@
 //! company also ends its users' sessions, so "suspended users cannot sign in" is not undone by
 //! sessions that were already open.
 
-use functions::{ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx, Scope};
-use store::{Document, Order, Patch};
-use values::{DocumentId, Object, Value};
+use std::collections::BTreeMap;
 
-use super::{company_not_found, str_field, STATUSES};
-use crate::args::{object, opt_text, text};
+use functions::{ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx, Scope};
+use serde::{Deserialize, Serialize};
+use store::{Document, Order, Patch};
+use values::{DocumentId, Typed, Value};
+
+use super::{company_not_found, company_row, status_validator, str_field, STATUSES};
+use super::{CompanyDoc, CompanyIdArgs, NoArgs};
 use crate::audit::{self, Entry, Event};
 use crate::identity::{require_permission, sessions, Permission, Viewer};
 use crate::users::Email;
@@ -38,11 +41,37 @@ fn count(ctx: &mut QueryCtx<'_>, scope: &Scope, table: &str, index: &str) -> FnR
     Ok(rows.len() as f64)
 }
 
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct ListAllCompaniesArgs {
+    status_filter: Option<String>,
+    search_query: Option<String>,
+}
+
+/// A company with its counts, as the platform's company list shows it.
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct CompanyWithCounts {
+    #[serde(flatten)]
+    company: CompanyDoc,
+    user_count: f64,
+    site_count: f64,
+    participant_count: f64,
+    active_incident_count: f64,
+}
+
 /// `companies/admin:listAllCompanies`: newest first, each with its counts.
-pub fn list_all_companies(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn list_all_companies(
+    ctx: &mut QueryCtx<'_>,
+    args: ListAllCompaniesArgs,
+) -> FnResult<Vec<CompanyWithCounts>> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ManageAllCompanies)?;
-    let status = opt_text(&args, "statusFilter").filter(|s| !s.is_empty() && *s != "all");
+    let status = args
+        .status_filter
+        .as_deref()
+        .filter(|s| !s.is_empty() && *s != "all");
     if let Some(s) = status {
         if !STATUSES.contains(&s) {
             return Err(FunctionError::validation(
@@ -54,7 +83,9 @@ pub fn list_all_companies(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
             ));
         }
     }
-    let search = opt_text(&args, "searchQuery")
+    let search = args
+        .search_query
+        .as_deref()
         .map(|s| s.trim().to_lowercase())
         .filter(|s| !s.is_empty());
     let grant = ctx.cross_tenant()?;
@@ -80,61 +111,82 @@ pub fn list_all_companies(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         let participants = count(ctx, &scope, crate::participants::TABLE, "by_company_name")?;
         // Not completed (capture or analysis still open), from the incident status counts.
         let active = crate::incidents::active_count(&mut ctx.db, &scope)?;
-        let mut value = company.to_value().into_object().unwrap_or_default();
-        value.insert("userCount".into(), Value::from(users));
-        value.insert("siteCount".into(), Value::from(sites));
-        value.insert("participantCount".into(), Value::from(participants));
-        value.insert("activeIncidentCount".into(), Value::from(active));
-        out.push(Value::Object(value));
+        out.push(CompanyWithCounts {
+            company: company_row(&company)?,
+            user_count: users,
+            site_count: sites,
+            participant_count: participants,
+            active_incident_count: active,
+        });
     }
-    Ok(Value::Array(out))
+    Ok(out)
 }
 
 /// `companies/admin:getCompanyForEdit`: the company document, or `null` when it is missing or
 /// deleted (the edit page shows "not found" for `null`).
-pub fn get_company_for_edit(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn get_company_for_edit(
+    ctx: &mut QueryCtx<'_>,
+    args: CompanyIdArgs,
+) -> FnResult<Option<CompanyDoc>> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ManageAllCompanies)?;
     let grant = ctx.cross_tenant()?;
-    let Some(company_id) = ctx.db.normalize_id("companies", text(&args, "companyId")) else {
-        return Ok(Value::Null);
+    let Some(company_id) = ctx.db.normalize_id("companies", &args.company_id) else {
+        return Ok(None);
     };
     let scope = viewer.scope_for(&company_id, Some(&grant), Permission::ManageAllCompanies)?;
     let company = ctx.db.scoped(&scope).get(&company_id)?;
-    Ok(company.map_or(Value::Null, |c| c.to_value()))
+    company.as_ref().map(company_row).transpose()
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemMetrics {
+    total_companies: usize,
+    total_users: usize,
+    total_participants: usize,
+    total_sites: usize,
+    total_incidents: usize,
+    companies_by_status: BTreeMap<String, usize>,
 }
 
 /// `companies/admin:getSystemMetrics`: platform totals, each counted by the module that owns it.
-pub fn get_system_metrics(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
+pub fn get_system_metrics(ctx: &mut QueryCtx<'_>, _args: NoArgs) -> FnResult<SystemMetrics> {
     let now = ctx.now_ms();
     require_permission(&mut ctx.db, ctx.auth, now, Permission::ManageAllCompanies)?;
     let grant = ctx.cross_tenant()?;
     let db = &mut ctx.db;
     let (companies, by_status) = super::rows::count_all(db, &grant)?;
-    let n = |v: usize| Some(Value::from(v as f64));
-    let by_status: Object = by_status
-        .into_iter()
-        .map(|(status, count)| (status, Value::from(count as f64)))
-        .collect();
-    Ok(object([
-        ("totalCompanies", n(companies)),
-        ("totalUsers", n(crate::users::rows::count_all(db, &grant)?)),
-        (
-            "totalParticipants",
-            n(crate::participants::rows::count_all(db, &grant)?),
-        ),
-        ("totalSites", n(super::rows::count_all_sites(db, &grant)?)),
-        (
-            "totalIncidents",
-            n(crate::incidents::rows::count_all(db, &grant)?),
-        ),
-        ("companiesByStatus", Some(Value::Object(by_status))),
-    ]))
+    Ok(SystemMetrics {
+        total_companies: companies,
+        total_users: crate::users::rows::count_all(db, &grant)?,
+        total_participants: crate::participants::rows::count_all(db, &grant)?,
+        total_sites: super::rows::count_all_sites(db, &grant)?,
+        total_incidents: crate::incidents::rows::count_all(db, &grant)?,
+        companies_by_status: by_status,
+    })
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct AdminUpdateCompanyArgs {
+    #[typed(id = "companies")]
+    company_id: String,
+    updates: CompanyUpdates,
+}
+
+#[derive(Deserialize, Typed)]
+pub struct CompanyUpdates {
+    name: Option<String>,
+    contact_email: Option<String>,
+    #[typed(validator = status_validator())]
+    status: Option<String>,
 }
 
 /// `updates.name`, trimmed and checked, if given.
-fn new_name(updates: &Object) -> FnResult<Option<String>> {
-    let Some(name) = opt_text(updates, "name") else {
+fn new_name(updates: &CompanyUpdates) -> FnResult<Option<String>> {
+    let Some(name) = updates.name.as_deref() else {
         return Ok(None);
     };
     let name = name.trim();
@@ -148,16 +200,17 @@ fn new_name(updates: &Object) -> FnResult<Option<String>> {
 }
 
 /// `companies/admin:updateCompany`: changes name, contact email and status; returns the document.
-pub fn update_company(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+pub fn update_company(
+    ctx: &mut MutationCtx<'_>,
+    args: AdminUpdateCompanyArgs,
+) -> FnResult<CompanyDoc> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ManageAllCompanies)?;
-    let updates = args
-        .get("updates")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let updates = args.updates;
     let name = new_name(&updates)?;
-    let contact_email = opt_text(&updates, "contact_email")
+    let contact_email = updates
+        .contact_email
+        .as_deref()
         .map(|e| {
             Email::parse(e).map_err(|_| {
                 FunctionError::validation(
@@ -167,10 +220,10 @@ pub fn update_company(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             })
         })
         .transpose()?;
-    let status = opt_text(&updates, "status").map(str::to_string);
+    let status = updates.status;
 
     let grant = ctx.cross_tenant()?;
-    let (company, scope) = load_company(&mut ctx.db, &viewer, &grant, text(&args, "companyId"))?;
+    let (company, scope) = load_company(&mut ctx.db, &viewer, &grant, &args.company_id)?;
     let mut patch = Patch::new();
     if let Some(name) = name {
         // The slug stays: it is an identifier others may have stored or linked to.
@@ -204,7 +257,7 @@ pub fn update_company(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         change_status(ctx, &viewer, &company.id, &scope, &old_status, &status, now)?;
     }
     let updated = ctx.db.scoped(&scope).get(&company.id)?;
-    updated.map(|c| c.to_value()).ok_or_else(company_not_found)
+    company_row(&updated.ok_or_else(company_not_found)?)
 }
 
 /// Sets a company's status, audited; suspending also ends its users' sessions. The caller has

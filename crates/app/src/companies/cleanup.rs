@@ -16,11 +16,11 @@
 use std::collections::BTreeSet;
 
 use functions::{ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx, Scope};
+use serde::Serialize;
 use store::Document;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Id, Typed};
 
-use super::{company_not_found, rows, str_field};
-use crate::args::{object, text};
+use super::{company_not_found, rows, str_field, CompanyDoc, CompanyIdArgs};
 use crate::audit::{self, Entry, Event};
 use crate::identity::{require_session, sessions, Permission, Role, Viewer};
 use crate::{ai_service, auth, email, impersonation, incidents, invitations, oauth};
@@ -68,21 +68,61 @@ fn test_company(
     Ok((company, scope))
 }
 
-fn counted(n: usize) -> Value {
-    object([("count", Some(Value::from(n as f64)))])
+#[derive(Serialize, Typed)]
+pub struct Counted {
+    count: usize,
 }
 
-fn strings(items: Vec<String>) -> Value {
-    Value::Array(items.into_iter().map(Value::from).collect())
+fn counted(count: usize) -> Counted {
+    Counted { count }
+}
+
+#[derive(Serialize, Typed)]
+pub struct CompanyBrief {
+    #[serde(rename = "_id")]
+    id: Id<CompanyDoc>,
+    name: Option<String>,
+    status: Option<String>,
+}
+
+#[derive(Serialize, Typed)]
+pub struct Named {
+    count: usize,
+    names: Vec<String>,
+}
+
+#[derive(Serialize, Typed)]
+pub struct Addressed {
+    count: usize,
+    emails: Vec<String>,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupPreview {
+    company: CompanyBrief,
+    sites: Named,
+    users: Addressed,
+    participants: Named,
+    incidents: Counted,
+    user_invitations: Counted,
+    sessions: Counted,
+    password_reset_tokens: Counted,
+    oauth_accounts: Counted,
+    impersonations: Counted,
+    emails: Counted,
+    /// Narratives, clarification questions and answers, handoffs, AI logs and usage, counts.
+    incident_records: Counted,
+    total_records: usize,
 }
 
 /// `companies/admin:previewTestCompanyCleanup`: what executing would delete, counted.
-pub fn preview(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn preview(ctx: &mut QueryCtx<'_>, args: CompanyIdArgs) -> FnResult<CleanupPreview> {
     let now = ctx.now_ms();
     let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     require_system_admin(&viewer)?;
     let grant = ctx.cross_tenant()?;
-    let (company, scope) = test_company(&mut ctx.db, &viewer, &grant, text(&args, "companyId"))?;
+    let (company, scope) = test_company(&mut ctx.db, &viewer, &grant, &args.company_id)?;
     let db = &mut ctx.db;
 
     let sites = rows::site_names(db, &scope)?;
@@ -114,61 +154,74 @@ pub fn preview(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         + impersonation_count
         + email_count
         + records.len();
-    let user_count = members.len();
-    Ok(object([
-        (
-            "company",
-            Some(object([
-                ("_id", Some(Value::from(company.id))),
-                ("name", company.get("name").cloned()),
-                ("status", company.get("status").cloned()),
-            ])),
-        ),
-        (
-            "sites",
-            Some(object([
-                ("count", Some(Value::from(sites.len() as f64))),
-                ("names", Some(strings(sites))),
-            ])),
-        ),
-        (
-            "users",
-            Some(object([
-                ("count", Some(Value::from(user_count as f64))),
-                (
-                    "emails",
-                    Some(strings(members.into_iter().map(|m| m.email).collect())),
-                ),
-            ])),
-        ),
-        (
-            "participants",
-            Some(object([
-                ("count", Some(Value::from(people.len() as f64))),
-                ("names", Some(strings(people))),
-            ])),
-        ),
-        ("incidents", Some(counted(incident_count))),
-        ("userInvitations", Some(counted(invitation_count))),
-        ("sessions", Some(counted(session_count))),
-        ("passwordResetTokens", Some(counted(reset_count))),
-        ("oauthAccounts", Some(counted(account_count))),
-        ("impersonations", Some(counted(impersonation_count))),
-        ("emails", Some(counted(email_count))),
-        // Narratives, clarification questions and answers, handoffs, AI logs and usage, counts.
-        ("incidentRecords", Some(counted(incident_records))),
-        ("totalRecords", Some(Value::from(total as f64))),
-    ]))
+    let text = |field: &str| {
+        company
+            .get(field)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    Ok(CleanupPreview {
+        company: CompanyBrief {
+            id: company.id.into(),
+            name: text("name"),
+            status: text("status"),
+        },
+        sites: Named {
+            count: sites.len(),
+            names: sites,
+        },
+        users: Addressed {
+            count: members.len(),
+            emails: members.into_iter().map(|m| m.email).collect(),
+        },
+        participants: Named {
+            count: people.len(),
+            names: people,
+        },
+        incidents: counted(incident_count),
+        user_invitations: counted(invitation_count),
+        sessions: counted(session_count),
+        password_reset_tokens: counted(reset_count),
+        oauth_accounts: counted(account_count),
+        impersonations: counted(impersonation_count),
+        emails: counted(email_count),
+        incident_records: counted(incident_records),
+        total_records: total,
+    })
+}
+
+#[derive(Serialize, Typed)]
+pub struct DeletedCounts {
+    incidents: usize,
+    incident_records: usize,
+    participants: usize,
+    sites: usize,
+    user_invitations: usize,
+    sessions: usize,
+    password_reset_tokens: usize,
+    oauth_accounts: usize,
+    impersonations: usize,
+    emails: usize,
+    users: usize,
+    companies: usize,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupDone {
+    success: bool,
+    deleted_counts: DeletedCounts,
+    company_name: String,
 }
 
 /// `companies/admin:executeTestCompanyCleanup`: deletes the test company and every row that
 /// belongs to it, and audits the deletion.
-pub fn execute(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+pub fn execute(ctx: &mut MutationCtx<'_>, args: CompanyIdArgs) -> FnResult<CleanupDone> {
     let now = ctx.now_ms();
     let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     require_system_admin(&viewer)?;
     let grant = ctx.cross_tenant()?;
-    let (company, scope) = test_company(&mut ctx.db, &viewer, &grant, text(&args, "companyId"))?;
+    let (company, scope) = test_company(&mut ctx.db, &viewer, &grant, &args.company_id)?;
     let db = &mut ctx.db;
 
     let removed = incidents::rows::delete_company_rows(db, &scope)?;
@@ -189,21 +242,20 @@ pub fn execute(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     db.scoped(&scope).delete(&company.id)?;
 
     let name = str_field(&company, "name").to_string();
-    let n = |v: usize| Value::from(v as f64);
-    let deleted = object([
-        ("incidents", Some(n(removed.incidents))),
-        ("incident_records", Some(n(removed.dependents + ai_rows))),
-        ("participants", Some(n(participant_count))),
-        ("sites", Some(n(site_count))),
-        ("user_invitations", Some(n(invitation_count))),
-        ("sessions", Some(n(session_count))),
-        ("password_reset_tokens", Some(n(reset_count))),
-        ("oauth_accounts", Some(n(account_count))),
-        ("impersonations", Some(n(impersonation_count))),
-        ("emails", Some(n(email_count))),
-        ("users", Some(n(user_count))),
-        ("companies", Some(n(1))),
-    ]);
+    let deleted = DeletedCounts {
+        incidents: removed.incidents,
+        incident_records: removed.dependents + ai_rows,
+        participants: participant_count,
+        sites: site_count,
+        user_invitations: invitation_count,
+        sessions: session_count,
+        password_reset_tokens: reset_count,
+        oauth_accounts: account_count,
+        impersonations: impersonation_count,
+        emails: email_count,
+        users: user_count,
+        companies: 1,
+    };
     let total = 1
         + removed.incidents
         + removed.dependents
@@ -236,9 +288,9 @@ pub fn execute(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         ],
     };
     audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &viewer, entry)?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("deletedCounts", Some(deleted)),
-        ("companyName", Some(Value::from(name))),
-    ]))
+    Ok(CleanupDone {
+        success: true,
+        deleted_counts: deleted,
+        company_name: name,
+    })
 }

@@ -5,10 +5,10 @@
 
 use config::Urls;
 use functions::{ErrorCode, FnResult, FunctionError, MutationCtx, Scope, ScopedWriter};
-use values::{Object, Value};
+use serde::{Deserialize, Serialize};
+use values::{DocumentId, Id, Object, Typed, Value};
 
-use super::{slugify, PRIMARY_SITE};
-use crate::args::{object, opt_text, text};
+use super::{slugify, status_validator, CompanyDoc, PRIMARY_SITE};
 use crate::audit::{self, Entry, Event};
 use crate::auth::reset;
 use crate::identity::{require_session, Role};
@@ -16,8 +16,32 @@ use crate::users::Email;
 
 const MAX_NAME_CHARS: usize = 100;
 
-fn name_arg(args: &Object, field: &str, what: &str) -> FnResult<String> {
-    let name = text(args, field).trim().to_string();
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct CreateCompanyArgs {
+    name: String,
+    contact_email: String,
+    admin_email: String,
+    admin_name: String,
+    #[typed(validator = status_validator())]
+    status: Option<String>,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct CompanyCreated {
+    success: bool,
+    company_id: Id<CompanyDoc>,
+    #[typed(id = "users")]
+    admin_user_id: DocumentId,
+    slug: String,
+    admin_email: String,
+    message: String,
+}
+
+fn name_arg(raw: &str, field: &str, what: &str) -> FnResult<String> {
+    let name = raw.trim().to_string();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Err(FunctionError::validation(
             field,
@@ -27,9 +51,8 @@ fn name_arg(args: &Object, field: &str, what: &str) -> FnResult<String> {
     Ok(name)
 }
 
-fn email_arg(args: &Object, field: &str) -> FnResult<Email> {
-    Email::parse(text(args, field))
-        .map_err(|_| FunctionError::validation(field, "Invalid email format"))
+fn email_arg(raw: &str, field: &str) -> FnResult<Email> {
+    Email::parse(raw).map_err(|_| FunctionError::validation(field, "Invalid email format"))
 }
 
 /// The first free slug of `base`, `base-2`, `base-3`…
@@ -52,7 +75,11 @@ fn unique_slug(db: &mut ScopedWriter<'_>, base: &str) -> FnResult<String> {
     }
 }
 
-pub fn create_company(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult {
+pub fn create_company(
+    ctx: &mut MutationCtx<'_>,
+    urls: &Urls,
+    args: CreateCompanyArgs,
+) -> FnResult<CompanyCreated> {
     let now = ctx.now_ms();
     let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     // Only system administrators create tenants (demo admins manage them but do not create them).
@@ -61,11 +88,11 @@ pub fn create_company(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> F
             "System administrator access required",
         ));
     }
-    let name = name_arg(&args, "name", "Company name")?;
-    let admin_name = name_arg(&args, "adminName", "Admin name")?;
-    let contact_email = email_arg(&args, "contactEmail")?;
-    let admin_email = email_arg(&args, "adminEmail")?;
-    let status = opt_text(&args, "status").unwrap_or("active").to_string();
+    let name = name_arg(&args.name, "name", "Company name")?;
+    let admin_name = name_arg(&args.admin_name, "adminName", "Admin name")?;
+    let contact_email = email_arg(&args.contact_email, "contactEmail")?;
+    let admin_email = email_arg(&args.admin_email, "adminEmail")?;
+    let status = args.status.unwrap_or_else(|| "active".to_string());
 
     let grant = ctx.cross_tenant()?;
     let all = Scope::all_companies(&grant);
@@ -144,18 +171,15 @@ pub fn create_company(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> F
     };
     audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &viewer, entry)?;
 
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("companyId", Some(Value::from(company_id))),
-        ("adminUserId", Some(Value::from(admin_id))),
-        ("slug", Some(Value::from(slug.as_str()))),
-        ("adminEmail", Some(Value::from(admin_email.as_str()))),
-        (
-            "message",
-            Some(Value::from(format!(
-                "Company '{name}' created. A link to set a password was emailed to {}.",
-                admin_email.as_str()
-            ))),
+    Ok(CompanyCreated {
+        success: true,
+        company_id: company_id.into(),
+        admin_user_id: admin_id,
+        slug,
+        message: format!(
+            "Company '{name}' created. A link to set a password was emailed to {}.",
+            admin_email.as_str()
         ),
-    ]))
+        admin_email: admin_email.as_str().to_string(),
+    })
 }

@@ -12,7 +12,7 @@ pub struct CompanyEntry {
     pub id: DocumentId,
     pub name: String,
     pub status: String,
-    pub created_at: Option<Value>,
+    pub created_at: Option<f64>,
 }
 
 /// Every company, sorted by name (ignoring case). `grant` proves the caller is cross-tenant.
@@ -28,7 +28,7 @@ pub fn directory(db: &mut impl DbRead, grant: &CrossTenant) -> FnResult<Vec<Comp
             id: c.id,
             name: str_field(c, "name").to_string(),
             status: str_field(c, "status").to_string(),
-            created_at: c.get("created_at").cloned(),
+            created_at: c.get("created_at").and_then(Value::as_f64),
         })
         .collect();
     entries.sort_by_cached_key(|e| e.name.to_lowercase());

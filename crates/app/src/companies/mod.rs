@@ -24,15 +24,15 @@ mod sites;
 mod update;
 
 pub use directory::{directory, exists, CompanyEntry};
-pub use sites::{sites_of, SiteRef};
+pub use sites::{sites_of, SiteDoc, SiteRef, SiteSummary};
 
 use config::Urls;
 use functions::{DbRead, ErrorCode, FnResult, FunctionError, Registry, Scope};
+use serde::{Deserialize, Serialize};
 use store::TableDef;
 use values::validator::v;
-use values::{DocumentId, Validator, Value};
+use values::{DocumentId, Id, Typed, Validator, Value};
 
-use crate::args::with_session;
 use crate::identity::{Permission, Viewer};
 
 pub const STATUSES: [&str; 4] = ["active", "trial", "suspended", "test"];
@@ -68,93 +68,93 @@ fn status_validator() -> Validator {
     v::union(STATUSES.iter().map(|s| v::literal(*s)).collect())
 }
 
+/// A document of the companies table, as stored and as clients see it.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "companies")]
+pub struct CompanyDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<CompanyDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    pub name: String,
+    pub slug: String,
+    pub contact_email: String,
+    #[typed(validator = status_validator())]
+    pub status: String,
+    pub created_at: f64,
+    #[typed(id = "users")]
+    pub created_by: Option<String>,
+    pub updated_at: Option<f64>,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![
+        ("companies", CompanyDoc::validator()),
+        ("sites", SiteDoc::validator()),
+    ]
+}
+
+/// The arguments of the functions that take nothing but the session token.
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct NoArgs {}
+
+/// The arguments of the functions that name one company.
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct CompanyIdArgs {
+    #[typed(id = "companies")]
+    pub company_id: String,
+}
+
 pub fn register(r: &mut Registry, urls: &Urls) {
     let create_urls = urls.clone();
-    r.mutation_untyped(
-        "companies:createCompany",
-        with_session([
-            ("name", v::string().into()),
-            ("contactEmail", v::string().into()),
-            ("adminEmail", v::string().into()),
-            ("adminName", v::string().into()),
-            ("status", v::optional(status_validator())),
-        ]),
-        move |ctx, args| create::create_company(ctx, &create_urls, args),
-    )
+    r.mutation("companies:createCompany", move |ctx, args| {
+        create::create_company(ctx, &create_urls, args)
+    })
     .cross_tenant();
 
-    r.query_untyped(
+    r.query(
         "companies/getCompany:getCurrentUserCompany",
-        with_session([]),
         read::get_current_user_company,
     );
-    r.mutation_untyped(
+    r.mutation(
         "companies/updateCompany:updateCompany",
-        with_session([
-            ("name", v::string().into()),
-            ("contact_email", v::string().into()),
-            ("status", v::optional(status_validator())),
-        ]),
         update::update_company,
     )
     .cross_tenant();
-    r.query_untyped(
-        "companies/getCompanyDetails",
-        with_session([("companyId", v::id("companies").into())]),
-        read::get_company_details,
-    )
-    .cross_tenant();
+    r.query("companies/getCompanyDetails", read::get_company_details)
+        .cross_tenant();
 
-    r.query_untyped(
+    r.query(
         "companies/admin:listAllCompanies",
-        with_session([
-            ("statusFilter", v::optional(v::string())),
-            ("searchQuery", v::optional(v::string())),
-        ]),
         admin::list_all_companies,
     )
     .cross_tenant();
-    r.query_untyped(
+    r.query(
         "companies/admin:getCompanyForEdit",
-        with_session([("companyId", v::id("companies").into())]),
         admin::get_company_for_edit,
     )
     .cross_tenant();
-    r.query_untyped(
+    r.query(
         "companies/admin:getSystemMetrics",
-        with_session([]),
         admin::get_system_metrics,
     )
     .cross_tenant();
-    r.query_untyped(
+    r.query(
         "companies/admin:previewTestCompanyCleanup",
-        with_session([("companyId", v::id("companies").into())]),
         cleanup::preview,
     )
     .cross_tenant();
-    r.mutation_untyped(
+    r.mutation(
         "companies/admin:executeTestCompanyCleanup",
-        with_session([("companyId", v::id("companies").into())]),
         cleanup::execute,
     )
     .cross_tenant();
-    r.mutation_untyped(
-        "companies/admin:updateCompany",
-        with_session([
-            ("companyId", v::id("companies").into()),
-            (
-                "updates",
-                v::object([
-                    ("name", v::optional(v::string())),
-                    ("contact_email", v::optional(v::string())),
-                    ("status", v::optional(status_validator())),
-                ])
-                .into(),
-            ),
-        ]),
-        admin::update_company,
-    )
-    .cross_tenant();
+    r.mutation("companies/admin:updateCompany", admin::update_company)
+        .cross_tenant();
 
     sites::register(r);
 }
@@ -176,6 +176,11 @@ fn scope_for_company(
         return Err(company_not_found());
     }
     viewer.scope_for(company, Some(grant), Permission::ManageAllCompanies)
+}
+
+/// A company document as its row type.
+fn company_row(doc: &store::Document) -> FnResult<CompanyDoc> {
+    functions::row(doc)
 }
 
 fn str_field<'a>(doc: &'a store::Document, name: &str) -> &'a str {

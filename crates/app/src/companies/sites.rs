@@ -6,53 +6,97 @@
 
 use functions::{CrossTenant, ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx, Scope};
 use functions::{DbRead, Registry};
+use serde::{Deserialize, Serialize};
 use store::{Document, Patch};
-use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Id, Object, Typed, Value};
 
-use super::{company_not_found, scope_for_company, str_field};
-use crate::args::{object, text, with_session};
+use super::{company_not_found, scope_for_company, str_field, CompanyIdArgs, NoArgs};
 use crate::identity::{require_permission, Permission, Viewer};
 
 const MIN_NAME_CHARS: usize = 2;
 const MAX_NAME_CHARS: usize = 100;
 
 pub fn register(r: &mut Registry) {
-    r.query_untyped(
-        "sites/list:listCompanySites",
-        with_session([]),
-        list_company_sites,
-    );
-    r.query_untyped(
-        "sites/admin:listSites",
-        with_session([("companyId", v::id("companies").into())]),
-        list_sites,
-    )
-    .cross_tenant();
-    r.mutation_untyped(
-        "sites/admin:createSite",
-        with_session([
-            ("companyId", v::id("companies").into()),
-            ("name", v::string().into()),
-        ]),
-        create_site,
-    )
-    .cross_tenant();
-    r.mutation_untyped(
-        "sites/admin:updateSite",
-        with_session([
-            ("siteId", v::id("sites").into()),
-            ("name", v::string().into()),
-        ]),
-        update_site,
-    )
-    .cross_tenant();
-    r.mutation_untyped(
-        "sites/admin:deleteSite",
-        with_session([("siteId", v::id("sites").into())]),
-        delete_site,
-    )
-    .cross_tenant();
+    r.query("sites/list:listCompanySites", list_company_sites);
+    r.query("sites/admin:listSites", list_sites).cross_tenant();
+    r.mutation("sites/admin:createSite", create_site)
+        .cross_tenant();
+    r.mutation("sites/admin:updateSite", update_site)
+        .cross_tenant();
+    r.mutation("sites/admin:deleteSite", delete_site)
+        .cross_tenant();
+}
+
+/// A document of the sites table, as stored and as clients see it.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "sites")]
+pub struct SiteDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<SiteDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    #[typed(id = "companies")]
+    pub company_id: String,
+    pub name: String,
+    pub created_at: f64,
+    #[typed(id = "users")]
+    pub created_by: Option<String>,
+    pub updated_at: Option<f64>,
+}
+
+/// `{_id, name, company_id}`: a site as lists attach it to their rows.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+pub struct SiteSummary {
+    #[serde(rename = "_id")]
+    pub id: Id<SiteDoc>,
+    pub name: String,
+    #[typed(id = "companies")]
+    pub company_id: String,
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct CreateSiteArgs {
+    #[typed(id = "companies")]
+    company_id: String,
+    name: String,
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct UpdateSiteArgs {
+    #[typed(id = "sites")]
+    site_id: String,
+    name: String,
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct SiteIdArgs {
+    #[typed(id = "sites")]
+    site_id: String,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteCreated {
+    site_id: Id<SiteDoc>,
+}
+
+#[derive(Serialize, Typed)]
+pub struct Done {
+    success: bool,
+}
+
+/// A site with how many participants are at it.
+#[derive(Serialize, Typed)]
+pub struct SiteWithCount {
+    #[serde(flatten)]
+    site: SiteDoc,
+    participant_count: f64,
 }
 
 fn site_not_found() -> FunctionError {
@@ -62,26 +106,17 @@ fn site_not_found() -> FunctionError {
 /// `sites/list:listCompanySites`: `[{_id, name, company_id}]` of the caller's company, by name;
 /// `[]` for callers without a company (system administrators), whose incident forms and filters
 /// render an empty site list rather than crash.
-fn list_company_sites(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
+fn list_company_sites(ctx: &mut QueryCtx<'_>, _args: NoArgs) -> FnResult<Vec<SiteSummary>> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;
     if viewer.company_id.is_none() {
-        return Ok(Value::Array(Vec::new()));
+        return Ok(Vec::new());
     }
     let scope = viewer.company_scope()?;
-    let sites = company_sites(&mut ctx.db, &scope)?;
-    Ok(Value::Array(
-        sites
-            .iter()
-            .map(|s| {
-                object([
-                    ("_id", Some(Value::from(s.id))),
-                    ("name", s.get("name").cloned()),
-                    ("company_id", s.get("company_id").cloned()),
-                ])
-            })
-            .collect(),
-    ))
+    Ok(sites_of(&mut ctx.db, &scope)?
+        .iter()
+        .map(SiteRef::summary)
+        .collect())
 }
 
 /// The scope's company's sites, in name order.
@@ -103,12 +138,12 @@ pub struct SiteRef {
 
 impl SiteRef {
     /// `{_id, name, company_id}`, the shape lists attach to their rows.
-    pub fn to_value(&self) -> Value {
-        object([
-            ("_id", Some(Value::from(self.id))),
-            ("name", Some(Value::from(self.name.as_str()))),
-            ("company_id", Some(Value::from(self.company_id.as_str()))),
-        ])
+    pub fn summary(&self) -> SiteSummary {
+        SiteSummary {
+            id: self.id.into(),
+            name: self.name.clone(),
+            company_id: self.company_id.clone(),
+        }
     }
 }
 
@@ -126,12 +161,7 @@ pub fn sites_of(db: &mut impl DbRead, scope: &Scope) -> FnResult<Vec<SiteRef>> {
 }
 
 /// A site administrator: the permission every `sites/admin` function requires.
-fn site_admin(
-    db: &mut impl DbRead,
-    auth: &functions::Auth,
-    _args: &Object,
-    now: f64,
-) -> FnResult<Viewer> {
+fn site_admin(db: &mut impl DbRead, auth: &functions::Auth, now: f64) -> FnResult<Viewer> {
     require_permission(db, auth, now, Permission::CompanyConfiguration)
 }
 
@@ -140,10 +170,10 @@ fn company_scope_arg(
     db: &mut impl DbRead,
     viewer: &Viewer,
     grant: &CrossTenant,
-    args: &Object,
+    company_id: &str,
 ) -> FnResult<(DocumentId, Scope)> {
     let company = db
-        .normalize_id("companies", text(args, "companyId"))
+        .normalize_id("companies", company_id)
         .ok_or_else(company_not_found)?;
     let scope = scope_for_company(viewer, &company, grant)?;
     db.read_scoped(&scope)
@@ -158,7 +188,7 @@ fn site_arg(
     db: &mut impl DbRead,
     viewer: &Viewer,
     grant: &CrossTenant,
-    args: &Object,
+    site_id: &str,
 ) -> FnResult<(Document, Scope)> {
     let lookup = if viewer.has(Permission::ManageAllCompanies) {
         viewer.all_companies_scope(grant, Permission::ManageAllCompanies)?
@@ -167,7 +197,7 @@ fn site_arg(
     };
     let site = db
         .read_scoped(&lookup)
-        .get_in("sites", text(args, "siteId"))?
+        .get_in("sites", site_id)?
         .ok_or_else(site_not_found)?;
     let company = db
         .normalize_id("companies", str_field(&site, "company_id"))
@@ -181,10 +211,10 @@ fn site_arg(
 fn checked_name(
     db: &mut impl DbRead,
     scope: &Scope,
-    args: &Object,
+    name: &str,
     except: Option<&DocumentId>,
 ) -> FnResult<String> {
-    let name = text(args, "name").trim().to_string();
+    let name = name.trim().to_string();
     let chars = name.chars().count();
     if chars < MIN_NAME_CHARS {
         return Err(FunctionError::validation(
@@ -215,59 +245,60 @@ fn checked_name(
 
 /// `sites/admin:listSites`: the company's site documents, by name, each with `participant_count`
 /// (the site page shows it; the reference always sent 0).
-fn list_sites(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn list_sites(ctx: &mut QueryCtx<'_>, args: CompanyIdArgs) -> FnResult<Vec<SiteWithCount>> {
     let now = ctx.now_ms();
-    let viewer = site_admin(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = site_admin(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
-    let (_, scope) = company_scope_arg(&mut ctx.db, &viewer, &grant, &args)?;
+    let (_, scope) = company_scope_arg(&mut ctx.db, &viewer, &grant, &args.company_id)?;
     let sites = company_sites(&mut ctx.db, &scope)?;
     let mut out = Vec::with_capacity(sites.len());
     for site in sites {
         let count = crate::participants::count_at_site(&mut ctx.db, &scope, &site.id)?;
-        let mut value = site.into_value().into_object().unwrap_or_default();
-        value.insert("participant_count".into(), Value::from(count as f64));
-        out.push(Value::Object(value));
+        out.push(SiteWithCount {
+            site: functions::row(&site)?,
+            participant_count: count as f64,
+        });
     }
-    Ok(Value::Array(out))
+    Ok(out)
 }
 
 /// `sites/admin:createSite`: `{siteId}`.
-fn create_site(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+fn create_site(ctx: &mut MutationCtx<'_>, args: CreateSiteArgs) -> FnResult<SiteCreated> {
     let now = ctx.now_ms();
-    let viewer = site_admin(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = site_admin(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
-    let (company, scope) = company_scope_arg(&mut ctx.db, &viewer, &grant, &args)?;
-    let name = checked_name(&mut ctx.db, &scope, &args, None)?;
+    let (company, scope) = company_scope_arg(&mut ctx.db, &viewer, &grant, &args.company_id)?;
+    let name = checked_name(&mut ctx.db, &scope, &args.name, None)?;
     let mut site = Object::new();
     site.insert("company_id".into(), Value::from(company));
     site.insert("name".into(), Value::from(name));
     site.insert("created_at".into(), Value::from(now));
     site.insert("created_by".into(), Value::from(viewer.user_id));
     let id = ctx.db.scoped(&scope).insert("sites", site)?;
-    Ok(object([("siteId", Some(Value::from(id)))]))
+    Ok(SiteCreated { site_id: id.into() })
 }
 
 /// `sites/admin:updateSite`: renames a site.
-fn update_site(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+fn update_site(ctx: &mut MutationCtx<'_>, args: UpdateSiteArgs) -> FnResult<Done> {
     let now = ctx.now_ms();
-    let viewer = site_admin(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = site_admin(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
-    let (site, scope) = site_arg(&mut ctx.db, &viewer, &grant, &args)?;
-    let name = checked_name(&mut ctx.db, &scope, &args, Some(&site.id))?;
+    let (site, scope) = site_arg(&mut ctx.db, &viewer, &grant, &args.site_id)?;
+    let name = checked_name(&mut ctx.db, &scope, &args.name, Some(&site.id))?;
     let mut patch = Patch::new();
     patch.insert("name".into(), Some(Value::from(name)));
     patch.insert("updated_at".into(), Some(Value::from(now)));
     ctx.db.scoped(&scope).patch(&site.id, patch)?;
-    Ok(object([("success", Some(Value::from(true)))]))
+    Ok(Done { success: true })
 }
 
 /// `sites/admin:deleteSite`: deletes a site unless it is the company's last or participants or
 /// incidents refer to it.
-fn delete_site(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+fn delete_site(ctx: &mut MutationCtx<'_>, args: SiteIdArgs) -> FnResult<Done> {
     let now = ctx.now_ms();
-    let viewer = site_admin(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = site_admin(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
-    let (site, scope) = site_arg(&mut ctx.db, &viewer, &grant, &args)?;
+    let (site, scope) = site_arg(&mut ctx.db, &viewer, &grant, &args.site_id)?;
     // Only whether a second site exists matters, so read at most two.
     let sites = ctx
         .db
@@ -300,5 +331,5 @@ fn delete_site(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         ));
     }
     ctx.db.scoped(&scope).delete(&site.id)?;
-    Ok(object([("success", Some(Value::from(true)))]))
+    Ok(Done { success: true })
 }

@@ -3,11 +3,11 @@
 //! `manage_all_companies` (the reference let company admins lift their own suspension).
 
 use functions::{ErrorCode, FnResult, FunctionError, MutationCtx, Scope};
+use serde::{Deserialize, Serialize};
 use store::Patch;
-use values::{Object, Value};
+use values::{Typed, Value};
 
-use super::{admin, company_not_found, str_field};
-use crate::args::{object, opt_text, text};
+use super::{admin, company_not_found, company_row, status_validator, str_field, CompanyDoc};
 use crate::audit::{self, Entry, Event};
 use crate::identity::{require_session, Permission};
 use crate::users::Email;
@@ -15,7 +15,26 @@ use crate::users::Email;
 const MIN_NAME_CHARS: usize = 2;
 const MAX_NAME_CHARS: usize = 100;
 
-pub fn update_company(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct UpdateOwnCompanyArgs {
+    name: String,
+    contact_email: String,
+    #[typed(validator = status_validator())]
+    status: Option<String>,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnCompanyUpdated {
+    company: CompanyDoc,
+    correlation_id: String,
+}
+
+pub fn update_company(
+    ctx: &mut MutationCtx<'_>,
+    args: UpdateOwnCompanyArgs,
+) -> FnResult<OwnCompanyUpdated> {
     let now = ctx.now_ms();
     let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     if !viewer.has(Permission::ManageCompany) {
@@ -28,7 +47,7 @@ pub fn update_company(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             "User must be associated with a company",
         ));
     };
-    let name = text(&args, "name").trim().to_string();
+    let name = args.name.trim().to_string();
     if name.chars().count() < MIN_NAME_CHARS {
         return Err(FunctionError::validation(
             "name",
@@ -41,7 +60,7 @@ pub fn update_company(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             "Company name must be at most 100 characters long",
         ));
     }
-    let email = Email::parse(text(&args, "contact_email"))
+    let email = Email::parse(&args.contact_email)
         .map_err(|_| FunctionError::validation("contact_email", "Invalid email format"))?;
 
     let scope = viewer.company_scope()?;
@@ -52,7 +71,7 @@ pub fn update_company(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         .ok_or_else(company_not_found)?;
     let old_status = str_field(&company, "status").to_string();
     // The validator admits only known statuses.
-    let status = opt_text(&args, "status").filter(|s| *s != old_status);
+    let status = args.status.as_deref().filter(|s| *s != old_status);
     if status.is_some() && !viewer.has(Permission::ManageAllCompanies) {
         return Err(FunctionError::field(
             ErrorCode::Forbidden,
@@ -115,8 +134,8 @@ pub fn update_company(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         .scoped(&scope)
         .get(&company.id)?
         .ok_or_else(company_not_found)?;
-    Ok(object([
-        ("company", Some(company.to_value())),
-        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
-    ]))
+    Ok(OwnCompanyUpdated {
+        company: company_row(&company)?,
+        correlation_id: ctx.request_id.as_str().to_string(),
+    })
 }

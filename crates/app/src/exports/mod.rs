@@ -9,10 +9,12 @@
 //! Not audited: the app calls it as a query, and a query cannot write. Each export is logged
 //! instead (who, how many records).
 
-use functions::{ErrorCode, FnResult, FunctionError, QueryCtx, Registry};
-use values::{Object, Value};
+use std::collections::BTreeMap;
 
-use crate::args::{object, with_session};
+use functions::{ErrorCode, FnResult, FunctionError, QueryCtx, Registry};
+use serde::{Deserialize, Serialize};
+use values::{Typed, Value};
+
 use crate::identity::{resolve, Role};
 use crate::{ai_service, companies, impersonation, incidents, invitations, oauth};
 use crate::{participants, prompts, users};
@@ -20,15 +22,52 @@ use crate::{participants, prompts, users};
 pub const VERSION: &str = "1.0";
 
 pub fn register(r: &mut Registry) {
-    r.query_untyped(
-        "exports:generateDatabaseExport",
-        with_session([]),
-        generate_database_export,
-    )
-    .cross_tenant();
+    r.query("exports:generateDatabaseExport", generate_database_export)
+        .cross_tenant();
 }
 
-fn generate_database_export(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
+/// No arguments but the session token.
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct NoArgs {}
+
+#[derive(Serialize, Typed)]
+pub struct Export {
+    metadata: Metadata,
+    /// Each exported table's documents, as stored (less secrets): free-form.
+    data: BTreeMap<String, Vec<Value>>,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    exported_at: f64,
+    export_type: String,
+    version: String,
+    record_counts: BTreeMap<String, usize>,
+    total_records: usize,
+    exported_by: String,
+    sanitization: Sanitization,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Sanitization {
+    removed_fields: RemovedFields,
+    excluded_tables: Vec<String>,
+    password_hashes_removed: bool,
+    tokens_removed: bool,
+}
+
+/// The fields left out of each table that keeps its rows but not all their fields.
+#[derive(Serialize, Typed)]
+pub struct RemovedFields {
+    users: Vec<String>,
+    user_invitations: Vec<String>,
+    impersonation_sessions: Vec<String>,
+}
+
+fn generate_database_export(ctx: &mut QueryCtx<'_>, _args: NoArgs) -> FnResult<Export> {
     let now = ctx.now_ms();
     let Some(viewer) = resolve(&mut ctx.db, ctx.auth, now)? else {
         return Err(FunctionError::user(
@@ -63,61 +102,50 @@ fn generate_database_export(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
     tables.push((prompts::TABLE, prompts::rows::export_rows(db)?));
     tables.push((ai_service::LOGS, ai_service::rows::export_logs(db, &grant)?));
 
-    let mut counts = Object::new();
-    let mut data = Object::new();
+    let mut counts = BTreeMap::new();
+    let mut data = BTreeMap::new();
     let mut total = 0;
     for (table, rows) in tables {
         total += rows.len();
-        counts.insert(table.to_string(), Value::from(rows.len() as f64));
-        data.insert(table.to_string(), Value::Array(rows));
+        counts.insert(table.to_string(), rows.len());
+        data.insert(table.to_string(), rows);
     }
     // Whatever the export does not carry, named from the schema so a new table shows up here.
-    let excluded = Value::Array(
-        crate::schema()
-            .tables
-            .iter()
-            .filter(|t| !data.contains_key(&t.name))
-            .map(|t| Value::from(t.name.as_str()))
-            .collect(),
-    );
-    let removed = |fields: &[&str]| Value::Array(fields.iter().map(|f| Value::from(*f)).collect());
-    let sanitization = object([
-        (
-            "removedFields",
-            Some(object([
-                ("users", Some(removed(users::rows::export_removed()))),
-                (
-                    invitations::TABLE,
-                    Some(removed(invitations::rows::export_removed())),
-                ),
-                (
-                    impersonation::TABLE,
-                    Some(removed(impersonation::rows::export_removed())),
-                ),
-            ])),
-        ),
-        ("excludedTables", Some(excluded)),
-        ("passwordHashesRemoved", Some(Value::from(true))),
-        ("tokensRemoved", Some(Value::from(true))),
-    ]);
+    let excluded = crate::schema()
+        .tables
+        .iter()
+        .filter(|t| !data.contains_key(&t.name))
+        .map(|t| t.name.clone())
+        .collect();
+    let removed = |fields: &[&str]| fields.iter().map(|f| f.to_string()).collect();
+    // The struct's field names are these tables' names.
+    debug_assert_eq!(invitations::TABLE, "user_invitations");
+    debug_assert_eq!(impersonation::TABLE, "impersonation_sessions");
+    let sanitization = Sanitization {
+        removed_fields: RemovedFields {
+            users: removed(users::rows::export_removed()),
+            user_invitations: removed(invitations::rows::export_removed()),
+            impersonation_sessions: removed(impersonation::rows::export_removed()),
+        },
+        excluded_tables: excluded,
+        password_hashes_removed: true,
+        tokens_removed: true,
+    };
     tracing::info!(
         user = %viewer.user_id.encode(),
         records = total,
         "database export generated"
     );
-    Ok(object([
-        (
-            "metadata",
-            Some(object([
-                ("exportedAt", Some(Value::from(now))),
-                ("exportType", Some(Value::from("full"))),
-                ("version", Some(Value::from(VERSION))),
-                ("recordCounts", Some(Value::Object(counts))),
-                ("totalRecords", Some(Value::from(total as f64))),
-                ("exportedBy", Some(Value::from(viewer.email.as_str()))),
-                ("sanitization", Some(sanitization)),
-            ])),
-        ),
-        ("data", Some(Value::Object(data))),
-    ]))
+    Ok(Export {
+        metadata: Metadata {
+            exported_at: now,
+            export_type: "full".into(),
+            version: VERSION.into(),
+            record_counts: counts,
+            total_records: total,
+            exported_by: viewer.email.clone(),
+            sanitization,
+        },
+        data,
+    })
 }

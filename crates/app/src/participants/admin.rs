@@ -9,17 +9,33 @@ use std::collections::HashMap;
 
 use functions::Scope;
 use functions::{CrossTenant, DbRead, ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx};
+use serde::{Deserialize, Serialize};
 use store::Document;
-use values::validator::v;
-use values::{DocumentId, FieldValidator, Object, Validator, Value};
+use values::{DocumentId, Id, Nullable, Typed, Value};
 
-use super::fields::{checked, STATUSES, SUPPORT_LEVELS};
-use super::{into_public, not_found, one_of, write, TABLE};
-use crate::args::{object, opt_text, text};
+use super::fields::{checked, ParticipantFields};
+use super::{not_found, public, statuses, support_levels, write, ParticipantDoc};
+use super::{PublicParticipant, TABLE};
 use crate::audit::{self, Entry, Event};
+use crate::companies::SiteSummary;
 use crate::identity::{require_permission, require_session, Permission, Viewer};
 
-pub fn delete(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct DeleteArgs {
+    #[typed(id = "participants")]
+    participant_id: String,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Done {
+    success: bool,
+    correlation_id: String,
+}
+
+pub fn delete(ctx: &mut MutationCtx<'_>, args: DeleteArgs) -> FnResult<Done> {
     let now = ctx.now_ms();
     let viewer = require_session(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
@@ -33,7 +49,7 @@ pub fn delete(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let participant = ctx
         .db
         .scoped(&lookup)
-        .get_in(TABLE, text(&args, "participantId"))?
+        .get_in(TABLE, &args.participant_id)?
         .ok_or_else(not_found)?;
     let company = participant
         .get("company_id")
@@ -56,66 +72,85 @@ pub fn delete(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         details: &[],
     };
     audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &viewer, entry)?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
-    ]))
+    Ok(Done {
+        success: true,
+        correlation_id: ctx.request_id.as_str().to_string(),
+    })
 }
 
-/// The camelCase arguments of the admin pages and the participant fields they carry.
-const CAMEL_FIELDS: [(&str, &str); 9] = [
-    ("firstName", "first_name"),
-    ("lastName", "last_name"),
-    ("ndisNumber", "ndis_number"),
-    ("dateOfBirth", "date_of_birth"),
-    ("supportLevel", "support_level"),
-    ("contactPhone", "contact_phone"),
-    ("emergencyContact", "emergency_contact"),
-    ("careNotes", "care_notes"),
-    ("status", "status"),
-];
-
-/// The admin pages' argument validators; `required` for creation (contact fields and notes stay
-/// optional; status is for edits).
-pub(super) fn admin_fields(required: bool) -> Vec<(&'static str, FieldValidator)> {
-    let field = |validator: Validator, needed: bool| -> FieldValidator {
-        if required && needed {
-            validator.into()
-        } else {
-            v::optional(validator)
-        }
-    };
-    vec![
-        ("companyId", field(v::string(), true)),
-        ("siteId", field(v::string(), true)),
-        ("firstName", field(v::string(), true)),
-        ("lastName", field(v::string(), true)),
-        ("ndisNumber", field(v::string(), true)),
-        ("dateOfBirth", field(v::string(), true)),
-        ("supportLevel", field(one_of(&SUPPORT_LEVELS), true)),
-        ("contactPhone", v::optional(v::string())),
-        ("emergencyContact", v::optional(v::string())),
-        ("careNotes", v::optional(v::string())),
-        ("status", v::optional(one_of(&STATUSES))),
-    ]
+/// `participants/admin:createParticipant`'s arguments (camelCase, as the admin pages send them).
+/// New participants start active; the edit page changes the status.
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct AdminCreateArgs {
+    company_id: String,
+    site_id: String,
+    first_name: String,
+    last_name: String,
+    ndis_number: String,
+    date_of_birth: String,
+    #[typed(validator = support_levels())]
+    support_level: String,
+    contact_phone: Option<String>,
+    emergency_contact: Option<String>,
+    care_notes: Option<String>,
 }
 
-/// The participant fields of camelCase `args`, renamed for `fields::checked` (the same rules as
-/// `participants/create`; an empty contact field clears it).
-fn snake_args(args: &Object) -> Object {
-    CAMEL_FIELDS
-        .iter()
-        .filter_map(|(camel, snake)| args.get(*camel).map(|v| (snake.to_string(), v.clone())))
-        .collect()
+/// `participants/admin:updateParticipant`'s arguments: every field optional.
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct AdminUpdateArgs {
+    participant_id: String,
+    company_id: Option<String>,
+    site_id: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    ndis_number: Option<String>,
+    date_of_birth: Option<String>,
+    #[typed(validator = support_levels())]
+    support_level: Option<String>,
+    contact_phone: Option<String>,
+    emergency_contact: Option<String>,
+    care_notes: Option<String>,
+    #[typed(validator = statuses())]
+    status: Option<String>,
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct AdminListArgs {
+    company_id: String,
+    site_id: Option<String>,
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct AdminGetArgs {
+    participant_id: String,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminCreated {
+    success: bool,
+    participant_id: Id<ParticipantDoc>,
+    correlation_id: String,
+}
+
+/// A participant as the admin pages read it: the public fields and `site` (or `null`).
+#[derive(Serialize, Typed)]
+pub struct AdminParticipant {
+    #[serde(flatten)]
+    participant: PublicParticipant,
+    site: Nullable<SiteSummary>,
 }
 
 /// A platform administrator (`manage_all_companies`) and the cross-tenant grant.
-fn platform_admin(
-    db: &mut impl DbRead,
-    auth: &functions::Auth,
-    _args: &Object,
-    now: f64,
-) -> FnResult<Viewer> {
+fn platform_admin(db: &mut impl DbRead, auth: &functions::Auth, now: f64) -> FnResult<Viewer> {
     require_permission(db, auth, now, Permission::ManageAllCompanies)
 }
 
@@ -184,85 +219,92 @@ fn site_arg(
 }
 
 /// `{_id, name, company_id}` of each site of the scope's company.
-fn site_values(db: &mut impl DbRead, scope: &Scope) -> FnResult<HashMap<String, Value>> {
+fn site_summaries(db: &mut impl DbRead, scope: &Scope) -> FnResult<HashMap<String, SiteSummary>> {
     Ok(crate::companies::sites_of(db, scope)?
         .iter()
-        .map(|s| (s.id.encode(), s.to_value()))
+        .map(|s| (s.id.encode(), s.summary()))
         .collect())
 }
 
 /// A participant as the admin pages read it: the public fields and `site` (or `null`).
-fn with_site(doc: Document, sites: &HashMap<String, Value>) -> Value {
-    let site = doc
-        .get("site_id")
-        .and_then(Value::as_str)
+fn with_site(doc: Document, sites: &HashMap<String, SiteSummary>) -> FnResult<AdminParticipant> {
+    let participant = public(&doc)?;
+    let site = participant
+        .site_id
+        .as_deref()
         .and_then(|s| sites.get(s))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let mut value = into_public(doc).into_object().unwrap_or_default();
-    value.insert("site".into(), site);
-    Value::Object(value)
+        .cloned();
+    Ok(AdminParticipant {
+        participant,
+        site: Nullable(site),
+    })
 }
 
 /// `participants/admin:listParticipants`: a company's participants (optionally one site's), by
 /// last then first name, each with its `site`.
-pub fn list(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn list(ctx: &mut QueryCtx<'_>, args: AdminListArgs) -> FnResult<Vec<AdminParticipant>> {
     let now = ctx.now_ms();
-    let viewer = platform_admin(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = platform_admin(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
-    let (_, scope) = company_arg(&mut ctx.db, &viewer, &grant, text(&args, "companyId"))?;
-    let sites = site_values(&mut ctx.db, &scope)?;
+    let (_, scope) = company_arg(&mut ctx.db, &viewer, &grant, &args.company_id)?;
+    let sites = site_summaries(&mut ctx.db, &scope)?;
     let mut db = ctx.db.scoped(&scope);
-    let docs = match opt_text(&args, "siteId").filter(|s| !s.is_empty() && *s != "all") {
-        Some(site) => {
-            let site = site.to_string();
-            db.query(TABLE, "by_company_site_name", |q| q.eq("site_id", site))?
-                .collect()?
-        }
+    let site = args.site_id.filter(|s| !s.is_empty() && s != "all");
+    let docs = match site {
+        Some(site) => db
+            .query(TABLE, "by_company_site_name", |q| q.eq("site_id", site))?
+            .collect()?,
         None => db.query(TABLE, "by_company_name", |q| q)?.collect()?,
     };
-    Ok(Value::Array(
-        docs.into_iter().map(|d| with_site(d, &sites)).collect(),
-    ))
+    docs.into_iter().map(|d| with_site(d, &sites)).collect()
 }
 
 /// `participants/admin:getParticipantById`: any company's participant with its `site`.
-pub fn get(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn get(ctx: &mut QueryCtx<'_>, args: AdminGetArgs) -> FnResult<AdminParticipant> {
     let now = ctx.now_ms();
-    let viewer = platform_admin(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = platform_admin(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
-    let (participant, scope) =
-        participant_arg(&mut ctx.db, &viewer, &grant, text(&args, "participantId"))?;
-    let sites = site_values(&mut ctx.db, &scope)?;
-    Ok(with_site(participant, &sites))
+    let (participant, scope) = participant_arg(&mut ctx.db, &viewer, &grant, &args.participant_id)?;
+    let sites = site_summaries(&mut ctx.db, &scope)?;
+    with_site(participant, &sites)
 }
 
 /// `participants/admin:createParticipant`: `{success, participantId, correlationId}`, active, in
 /// the named company at the named site.
-pub fn create(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+pub fn create(ctx: &mut MutationCtx<'_>, args: AdminCreateArgs) -> FnResult<AdminCreated> {
     let now = ctx.now_ms();
-    let viewer = platform_admin(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = platform_admin(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
-    let (_, scope) = company_arg(&mut ctx.db, &viewer, &grant, text(&args, "companyId"))?;
-    let fields = checked(&snake_args(&args), now)?;
-    let site = site_arg(&mut ctx.db, &grant, &scope, text(&args, "siteId"))?;
+    let (_, scope) = company_arg(&mut ctx.db, &viewer, &grant, &args.company_id)?;
+    let given = ParticipantFields {
+        first_name: Some(args.first_name),
+        last_name: Some(args.last_name),
+        date_of_birth: Some(args.date_of_birth),
+        ndis_number: Some(args.ndis_number),
+        contact_phone: args.contact_phone,
+        emergency_contact: args.emergency_contact,
+        care_notes: args.care_notes,
+        support_level: Some(args.support_level),
+        status: None,
+    };
+    let fields = checked(&given, now)?;
+    let site = site_arg(&mut ctx.db, &grant, &scope, &args.site_id)?;
     let id = write::insert(ctx, &viewer, &scope, fields, Some(&site))?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("participantId", Some(Value::from(id))),
-        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
-    ]))
+    Ok(AdminCreated {
+        success: true,
+        participant_id: id.into(),
+        correlation_id: ctx.request_id.as_str().to_string(),
+    })
 }
 
 /// `participants/admin:updateParticipant`: the fields given, with the rules of
 /// `participants/update` (an empty contact field clears it). Participants stay in their company.
-pub fn update(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+pub fn update(ctx: &mut MutationCtx<'_>, args: AdminUpdateArgs) -> FnResult<Done> {
     let now = ctx.now_ms();
-    let viewer = platform_admin(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = platform_admin(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
-    let (participant, scope) =
-        participant_arg(&mut ctx.db, &viewer, &grant, text(&args, "participantId"))?;
-    if let Some(raw) = opt_text(&args, "companyId").filter(|c| !c.is_empty()) {
+    let (participant, scope) = participant_arg(&mut ctx.db, &viewer, &grant, &args.participant_id)?;
+    if let Some(raw) = args.company_id.as_deref().filter(|c| !c.is_empty()) {
         let moved = ctx
             .db
             .normalize_id("companies", raw)
@@ -274,15 +316,26 @@ pub fn update(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             ));
         }
     }
-    let patch = checked(&snake_args(&args), now)?;
-    let site = match opt_text(&args, "siteId").filter(|s| !s.is_empty()) {
+    let given = ParticipantFields {
+        first_name: args.first_name,
+        last_name: args.last_name,
+        date_of_birth: args.date_of_birth,
+        ndis_number: args.ndis_number,
+        contact_phone: args.contact_phone,
+        emergency_contact: args.emergency_contact,
+        care_notes: args.care_notes,
+        support_level: args.support_level,
+        status: args.status,
+    };
+    let patch = checked(&given, now)?;
+    let site = match args.site_id.as_deref().filter(|s| !s.is_empty()) {
         Some(raw) => Some(site_arg(&mut ctx.db, &grant, &scope, raw)?),
         None => None,
     };
     let id = participant.id.encode();
     write::change(ctx, &viewer, &scope, &id, patch, site.as_deref())?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
-    ]))
+    Ok(Done {
+        success: true,
+        correlation_id: ctx.request_id.as_str().to_string(),
+    })
 }

@@ -3,9 +3,7 @@
 
 use functions::{FnResult, FunctionError};
 use store::Patch;
-use values::{Object, Value};
-
-use crate::args::opt_text;
+use values::Value;
 
 pub const SUPPORT_LEVELS: [&str; 3] = ["high", "medium", "low"];
 pub const STATUSES: [&str; 3] = ["active", "inactive", "discharged"];
@@ -16,30 +14,44 @@ const MAX_EMERGENCY_CONTACT: usize = 200;
 pub const MAX_REASON: usize = 500;
 const DAY_MS: f64 = 86_400_000.0;
 
-/// The fields of `args` a caller may set on a participant, checked and trimmed. Optional text that
-/// trims to nothing becomes `None` (in a patch: remove the field). `site_id` and `status` are
-/// checked elsewhere (the site needs the database; statuses by the args validator).
-pub fn checked(args: &Object, now_ms: f64) -> FnResult<Patch> {
+/// The participant fields a caller sends (each optional here; creation's validator requires some).
+#[derive(Clone, Debug, Default)]
+pub struct ParticipantFields {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub date_of_birth: Option<String>,
+    pub ndis_number: Option<String>,
+    pub contact_phone: Option<String>,
+    pub emergency_contact: Option<String>,
+    pub care_notes: Option<String>,
+    pub support_level: Option<String>,
+    pub status: Option<String>,
+}
+
+/// The fields a caller may set on a participant, checked and trimmed. Optional text that trims to
+/// nothing becomes `None` (in a patch: remove the field). `site_id` and `status` are checked
+/// elsewhere (the site needs the database; statuses by the args validator).
+pub fn checked(args: &ParticipantFields, now_ms: f64) -> FnResult<Patch> {
     let mut out = Patch::new();
     let mut put = |field: &str, value: Option<String>| {
         out.insert(field.to_string(), value.map(Value::from));
     };
-    if let Some(raw) = opt_text(args, "first_name") {
+    if let Some(raw) = args.first_name.as_deref() {
         put("first_name", Some(name("first_name", "First name", raw)?));
     }
-    if let Some(raw) = opt_text(args, "last_name") {
+    if let Some(raw) = args.last_name.as_deref() {
         put("last_name", Some(name("last_name", "Last name", raw)?));
     }
-    if let Some(raw) = opt_text(args, "date_of_birth") {
+    if let Some(raw) = args.date_of_birth.as_deref() {
         put("date_of_birth", Some(date_of_birth(raw, now_ms)?));
     }
-    if let Some(raw) = opt_text(args, "ndis_number") {
+    if let Some(raw) = args.ndis_number.as_deref() {
         put("ndis_number", Some(ndis_number(raw)?));
     }
-    if let Some(raw) = opt_text(args, "contact_phone") {
+    if let Some(raw) = args.contact_phone.as_deref() {
         put("contact_phone", phone(raw)?);
     }
-    if let Some(raw) = opt_text(args, "emergency_contact") {
+    if let Some(raw) = args.emergency_contact.as_deref() {
         let text = bounded(
             "emergency_contact",
             raw,
@@ -48,15 +60,18 @@ pub fn checked(args: &Object, now_ms: f64) -> FnResult<Patch> {
         )?;
         put("emergency_contact", text);
     }
-    if let Some(raw) = opt_text(args, "care_notes") {
+    if let Some(raw) = args.care_notes.as_deref() {
         put(
             "care_notes",
             bounded("care_notes", raw, MAX_CARE_NOTES, "Care notes")?,
         );
     }
-    for field in ["support_level", "status"] {
-        if let Some(raw) = opt_text(args, field) {
-            put(field, Some(raw.to_string()));
+    for (field, value) in [
+        ("support_level", &args.support_level),
+        ("status", &args.status),
+    ] {
+        if let Some(raw) = value {
+            put(field, Some(raw.clone()));
         }
     }
     Ok(out)

@@ -3,15 +3,14 @@
 //! `paginationOpts` pages walk it with a cursor; the remaining filters (text, support level, age)
 //! are applied to the documents the index range yields.
 
-use functions::{
-    pagination_result, parse_pagination_opts, FnResult, FunctionError, QueryCtx, Scope, Scoped,
-};
+use functions::{FnResult, FunctionError, PaginationArg, QueryCtx, Scope, Scoped};
+use serde::{Deserialize, Serialize};
 use store::{Document, Order, Query};
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Nullable, Typed, Validator, Value};
 
 use super::fields::{age, civil_from_ms, parse_date, STATUSES, SUPPORT_LEVELS};
-use super::{into_public, not_found, public, TABLE};
-use crate::args::{object, opt_text, text};
+use super::{not_found, one_of, public, CompanySummary, PublicParticipant, TABLE};
+use crate::companies::CompanyDoc;
 use crate::identity::{require_permission, Permission, Viewer};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +28,73 @@ pub const SORT_BY: [(&str, Sort); 4] = [
     ("created_date", Sort::Created),
     ("updated_date", Sort::Updated),
 ];
+
+fn sort_by_names() -> Validator {
+    one_of(&SORT_BY.map(|(name, _)| name))
+}
+
+fn sort_orders() -> Validator {
+    one_of(&["asc", "desc"])
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct ListArgs {
+    search: Option<String>,
+    status: Option<String>,
+    support_level: Option<String>,
+    #[typed(id = "sites")]
+    site_id: Option<String>,
+    limit: Option<f64>,
+    #[serde(rename = "paginationOpts")]
+    pagination_opts: Option<PaginationArg>,
+}
+
+#[derive(Deserialize, Typed)]
+pub struct AgeRange {
+    min_age: Option<f64>,
+    max_age: Option<f64>,
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct SearchArgs {
+    query: Option<String>,
+    status: Option<String>,
+    support_level: Option<String>,
+    #[typed(id = "sites")]
+    site_id: Option<String>,
+    age_range: Option<AgeRange>,
+    #[typed(validator = sort_by_names())]
+    sort_by: Option<String>,
+    #[typed(validator = sort_orders())]
+    sort_order: Option<String>,
+    limit: Option<f64>,
+    offset: Option<f64>,
+    #[serde(rename = "paginationOpts")]
+    pagination_opts: Option<PaginationArg>,
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct GetByIdArgs {
+    #[typed(id = "participants")]
+    participant_id: String,
+}
+
+/// The criteria lists and searches share.
+struct Criteria<'a> {
+    status: Option<&'a str>,
+    support_level: Option<&'a str>,
+    site_id: Option<&'a str>,
+    sort_by: Option<&'a str>,
+    sort_order: Option<&'a str>,
+    ages: Option<&'a AgeRange>,
+    /// The text to find, and whether it is a search's wide `query` (notes and contacts too).
+    text: Option<&'a str>,
+    wide_text: bool,
+}
 
 /// What a list or search asks for.
 #[derive(Clone)]
@@ -104,8 +170,8 @@ impl Filters {
 }
 
 /// A `status` or `support_level` filter: absent, empty and `"all"` mean no filter.
-fn choice(args: &Object, field: &str, options: &[&str]) -> FnResult<Option<String>> {
-    match opt_text(args, field).map(str::trim) {
+fn choice(given: Option<&str>, field: &str, options: &[&str]) -> FnResult<Option<String>> {
+    match given.map(str::trim) {
         None | Some("") | Some("all") => Ok(None),
         Some(value) if options.contains(&value) => Ok(Some(value.to_string())),
         Some(_) => Err(FunctionError::validation(
@@ -116,8 +182,8 @@ fn choice(args: &Object, field: &str, options: &[&str]) -> FnResult<Option<Strin
 }
 
 /// A whole number of at least 0, if given.
-fn count(args: &Object, field: &str) -> FnResult<Option<usize>> {
-    match args.get(field).and_then(Value::as_f64) {
+fn count(given: Option<f64>, field: &str) -> FnResult<Option<usize>> {
+    match given {
         None => Ok(None),
         Some(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 => Ok(Some(n as usize)),
         Some(_) => Err(FunctionError::validation(
@@ -127,40 +193,38 @@ fn count(args: &Object, field: &str) -> FnResult<Option<usize>> {
     }
 }
 
-fn request(args: &Object, text_field: &str, now: f64) -> FnResult<Request> {
-    let sort = match opt_text(args, "sort_by") {
+fn request(criteria: Criteria<'_>, now: f64) -> FnResult<Request> {
+    let sort = match criteria.sort_by {
         Some(name) => SORT_BY
             .iter()
             .find(|(n, _)| *n == name)
             .map_or(Sort::Name, |(_, s)| *s),
         None => Sort::Name,
     };
-    let order = match opt_text(args, "sort_order") {
+    let order = match criteria.sort_order {
         Some("desc") => Order::Desc,
         _ => Order::Asc,
     };
-    let ages = match args.get("age_range").and_then(Value::as_object) {
-        Some(range) => {
-            let bound = |name: &str| range.get(name).and_then(Value::as_f64);
-            match (bound("min_age"), bound("max_age")) {
-                (None, None) => None,
-                (min, max) => Some((min.unwrap_or(0.0), max.unwrap_or(f64::INFINITY))),
-            }
-        }
+    let ages = match criteria.ages {
+        Some(range) => match (range.min_age, range.max_age) {
+            (None, None) => None,
+            (min, max) => Some((min.unwrap_or(0.0), max.unwrap_or(f64::INFINITY))),
+        },
         None => None,
     };
-    let search = opt_text(args, text_field)
+    let search = criteria
+        .text
         .map(|t| t.trim().to_lowercase())
         .filter(|t| !t.is_empty());
     Ok(Request {
         sort,
         order,
-        status: choice(args, "status", &STATUSES)?,
-        site: opt_text(args, "site_id").map(str::to_string),
+        status: choice(criteria.status, "status", &STATUSES)?,
+        site: criteria.site_id.map(str::to_string),
         rest: Filters {
-            support_level: choice(args, "support_level", &SUPPORT_LEVELS)?,
+            support_level: choice(criteria.support_level, "support_level", &SUPPORT_LEVELS)?,
             text: search,
-            wide_text: text_field == "query",
+            wide_text: criteria.wide_text,
             ages,
             today: civil_from_ms(now),
             ..Filters::default()
@@ -210,12 +274,12 @@ enum Found {
 
 fn find(
     db: &mut Scoped<'_>,
-    args: &Object,
+    pagination: Option<&PaginationArg>,
     request: Request,
     upto: Option<usize>,
 ) -> FnResult<Found> {
     let (query, filters) = open(db, request.clone())?;
-    if filters.is_empty() && args.get("paginationOpts").is_none() {
+    if filters.is_empty() && pagination.is_none() {
         if let Some(upto) = upto {
             // Unfiltered: the index alone gives the total, so only the shown rows are read.
             let total = query.count()? as usize;
@@ -228,8 +292,8 @@ fn find(
     } else {
         query.filter(move |doc| filters.keeps(doc))
     };
-    if args.get("paginationOpts").is_some() {
-        return Ok(Found::Page(query.paginate(parse_pagination_opts(args)?)?));
+    if let Some(pagination) = pagination {
+        return Ok(Found::Page(query.paginate(pagination.opts()?)?));
     }
     let mut docs = query.collect()?;
     let total = docs.len();
@@ -238,14 +302,14 @@ fn find(
 }
 
 /// The caller; any role may read participants.
-fn caller(ctx: &mut QueryCtx<'_>, _args: &Object) -> FnResult<Viewer> {
+fn caller(ctx: &mut QueryCtx<'_>) -> FnResult<Viewer> {
     let now = ctx.now_ms();
     require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)
 }
 
 /// The caller and their company.
-fn own_company(ctx: &mut QueryCtx<'_>, args: &Object) -> FnResult<(Scope, DocumentId)> {
-    let viewer = caller(ctx, args)?;
+fn own_company(ctx: &mut QueryCtx<'_>) -> FnResult<(Scope, DocumentId)> {
+    let viewer = caller(ctx)?;
     let scope = viewer.company_scope()?;
     match scope {
         Scope::Company(company) => Ok((scope, company)),
@@ -254,27 +318,35 @@ fn own_company(ctx: &mut QueryCtx<'_>, args: &Object) -> FnResult<(Scope, Docume
 }
 
 /// `{_id, name, slug}` of the viewer's company.
-fn company_summary(db: &mut Scoped<'_>, company: &DocumentId) -> FnResult<Value> {
+fn company_summary(db: &mut Scoped<'_>, company: &DocumentId) -> FnResult<CompanySummary> {
     let company = db
         .get(company)?
         .ok_or_else(|| FunctionError::not_found("Company information not found"))?;
-    Ok(object([
-        ("_id", Some(Value::from(company.id))),
-        ("name", company.get("name").cloned()),
-        ("slug", company.get("slug").cloned()),
-    ]))
+    let company: CompanyDoc = functions::row(&company)?;
+    Ok(CompanySummary {
+        id: company.id,
+        name: company.name,
+        slug: company.slug,
+    })
 }
 
-fn list_of(docs: impl IntoIterator<Item = Document>) -> Value {
-    Value::Array(docs.into_iter().map(into_public).collect())
+fn list_of(docs: impl IntoIterator<Item = Document>) -> FnResult<Vec<PublicParticipant>> {
+    docs.into_iter().map(|d| public(&d)).collect()
 }
 
-/// Adds `fields` to a result object.
-fn with(mut result: Value, fields: Vec<(&str, Value)>) -> Value {
-    if let Value::Object(o) = &mut result {
-        o.extend(fields.into_iter().map(|(k, v)| (k.to_string(), v)));
-    }
-    result
+/// A list of participants: `{participants, company, totalCount, correlationId}`, or with
+/// `paginationOpts` Convex's `{page, isDone, continueCursor}` beside the participants and no
+/// `totalCount`.
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantList {
+    participants: Vec<PublicParticipant>,
+    company: Nullable<CompanySummary>,
+    total_count: Option<usize>,
+    page: Option<Vec<PublicParticipant>>,
+    is_done: Option<bool>,
+    continue_cursor: Option<String>,
+    correlation_id: String,
 }
 
 /// `participants/list:listParticipants`: `{participants, company, totalCount, correlationId}`
@@ -283,100 +355,151 @@ fn with(mut result: Value, fields: Vec<(&str, Value)>) -> Value {
 ///
 /// A caller without a company (a system administrator) gets an empty list and `company: null`:
 /// the participant selector renders that, where an error would crash the page.
-pub fn list(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
-    let viewer = caller(ctx, &args)?;
-    let request = request(&args, "search", ctx.now_ms())?;
-    let limit = count(&args, "limit")?;
-    let correlation = Value::from(ctx.request_id.as_str());
+pub fn list(ctx: &mut QueryCtx<'_>, args: ListArgs) -> FnResult<ParticipantList> {
+    let viewer = caller(ctx)?;
+    let criteria = Criteria {
+        status: args.status.as_deref(),
+        support_level: args.support_level.as_deref(),
+        site_id: args.site_id.as_deref(),
+        sort_by: None,
+        sort_order: None,
+        ages: None,
+        text: args.search.as_deref(),
+        wide_text: false,
+    };
+    let request = request(criteria, ctx.now_ms())?;
+    let limit = count(args.limit, "limit")?;
+    let correlation_id = ctx.request_id.as_str().to_string();
     let Some(company_id) = viewer.company_id else {
-        let paged = args.contains_key("paginationOpts");
-        return Ok(object([
-            ("participants", Some(Value::Array(Vec::new()))),
-            ("company", Some(Value::Null)),
-            ("totalCount", Some(Value::from(0.0))),
-            ("page", paged.then(|| Value::Array(Vec::new()))),
-            ("isDone", paged.then(|| Value::from(true))),
-            ("continueCursor", paged.then(|| Value::from(""))),
-            ("correlationId", Some(correlation)),
-        ]));
+        let paged = args.pagination_opts.is_some();
+        return Ok(ParticipantList {
+            participants: Vec::new(),
+            company: Nullable::null(),
+            total_count: Some(0),
+            page: paged.then(Vec::new),
+            is_done: paged.then_some(true),
+            continue_cursor: paged.then(String::new),
+            correlation_id,
+        });
     };
     let scope = Scope::company(company_id);
     let mut db = ctx.db.scoped(&scope);
-    let company = company_summary(&mut db, &company_id)?;
-    match find(&mut db, &args, request, limit)? {
+    let company = Nullable(Some(company_summary(&mut db, &company_id)?));
+    match find(&mut db, args.pagination_opts.as_ref(), request, limit)? {
         Found::Page(page) => {
-            let result = pagination_result(&page, public);
-            let participants = list_of(page.page);
-            Ok(with(
-                result,
-                vec![
-                    ("participants", participants),
-                    ("company", company),
-                    ("correlationId", correlation),
-                ],
-            ))
+            let participants = list_of(page.page)?;
+            Ok(ParticipantList {
+                page: Some(participants.clone()),
+                participants,
+                company,
+                total_count: None,
+                is_done: Some(page.is_done),
+                continue_cursor: Some(page.continue_cursor),
+                correlation_id,
+            })
         }
-        Found::Head { docs, total } => Ok(object([
-            ("participants", Some(list_of(docs))),
-            ("company", Some(company)),
-            ("totalCount", Some(Value::from(total as f64))),
-            ("correlationId", Some(correlation)),
-        ])),
+        Found::Head { docs, total } => Ok(ParticipantList {
+            participants: list_of(docs)?,
+            company,
+            total_count: Some(total),
+            page: None,
+            is_done: None,
+            continue_cursor: None,
+            correlation_id,
+        }),
     }
+}
+
+/// A search's matches: `{participants, totalCount, returnedCount, hasMore, correlationId}`, or
+/// with `paginationOpts` a cursor page beside them and no `totalCount`.
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantSearch {
+    participants: Vec<PublicParticipant>,
+    total_count: Option<usize>,
+    returned_count: usize,
+    has_more: bool,
+    page: Option<Vec<PublicParticipant>>,
+    is_done: Option<bool>,
+    continue_cursor: Option<String>,
+    correlation_id: String,
 }
 
 /// `participants/search:searchParticipants`: `{participants, totalCount, returnedCount, hasMore,
 /// correlationId}` with `offset`/`limit`; with `paginationOpts`, a cursor page as in `list`.
-pub fn search(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
-    let (scope, _) = own_company(ctx, &args)?;
-    let request = request(&args, "query", ctx.now_ms())?;
-    let (limit, offset) = (count(&args, "limit")?, count(&args, "offset")?.unwrap_or(0));
-    let correlation = Value::from(ctx.request_id.as_str());
+pub fn search(ctx: &mut QueryCtx<'_>, args: SearchArgs) -> FnResult<ParticipantSearch> {
+    let (scope, _) = own_company(ctx)?;
+    let criteria = Criteria {
+        status: args.status.as_deref(),
+        support_level: args.support_level.as_deref(),
+        site_id: args.site_id.as_deref(),
+        sort_by: args.sort_by.as_deref(),
+        sort_order: args.sort_order.as_deref(),
+        ages: args.age_range.as_ref(),
+        text: args.query.as_deref(),
+        wide_text: true,
+    };
+    let request = request(criteria, ctx.now_ms())?;
+    let (limit, offset) = (
+        count(args.limit, "limit")?,
+        count(args.offset, "offset")?.unwrap_or(0),
+    );
+    let correlation_id = ctx.request_id.as_str().to_string();
     let mut db = ctx.db.scoped(&scope);
     let upto = limit.map(|n| offset.saturating_add(n));
-    match find(&mut db, &args, request, upto)? {
+    match find(&mut db, args.pagination_opts.as_ref(), request, upto)? {
         Found::Page(page) => {
-            let result = pagination_result(&page, public);
-            let returned = page.page.len() as f64;
-            let participants = list_of(page.page);
-            Ok(with(
-                result,
-                vec![
-                    ("participants", participants),
-                    ("returnedCount", Value::from(returned)),
-                    ("hasMore", Value::from(!page.is_done)),
-                    ("correlationId", correlation),
-                ],
-            ))
+            let participants = list_of(page.page)?;
+            Ok(ParticipantSearch {
+                page: Some(participants.clone()),
+                returned_count: participants.len(),
+                participants,
+                total_count: None,
+                has_more: !page.is_done,
+                is_done: Some(page.is_done),
+                continue_cursor: Some(page.continue_cursor),
+                correlation_id,
+            })
         }
         Found::Head { docs, total } => {
             let shown: Vec<Document> = docs.into_iter().skip(offset).collect();
             let returned = shown.len();
             let end = offset.saturating_add(returned);
-            Ok(object([
-                ("participants", Some(list_of(shown))),
-                ("totalCount", Some(Value::from(total as f64))),
-                ("returnedCount", Some(Value::from(returned as f64))),
-                ("hasMore", Some(Value::from(end < total))),
-                ("correlationId", Some(correlation)),
-            ]))
+            Ok(ParticipantSearch {
+                participants: list_of(shown)?,
+                total_count: Some(total),
+                returned_count: returned,
+                has_more: end < total,
+                page: None,
+                is_done: None,
+                continue_cursor: None,
+                correlation_id,
+            })
         }
     }
 }
 
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantWithCompany {
+    participant: PublicParticipant,
+    company: CompanySummary,
+    correlation_id: String,
+}
+
 /// `participants/getById:getParticipantById`: `{participant, company, correlationId}`; another
 /// company's participant is "not found", exactly like a missing one.
-pub fn get_by_id(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
-    let (scope, company_id) = own_company(ctx, &args)?;
-    let correlation = Value::from(ctx.request_id.as_str());
+pub fn get_by_id(ctx: &mut QueryCtx<'_>, args: GetByIdArgs) -> FnResult<ParticipantWithCompany> {
+    let (scope, company_id) = own_company(ctx)?;
+    let correlation_id = ctx.request_id.as_str().to_string();
     let mut db = ctx.db.scoped(&scope);
     let participant = db
-        .get_in(TABLE, text(&args, "participantId"))?
+        .get_in(TABLE, &args.participant_id)?
         .ok_or_else(not_found)?;
     let company = company_summary(&mut db, &company_id)?;
-    Ok(object([
-        ("participant", Some(public(&participant))),
-        ("company", Some(company)),
-        ("correlationId", Some(correlation)),
-    ]))
+    Ok(ParticipantWithCompany {
+        participant: public(&participant)?,
+        company,
+        correlation_id,
+    })
 }

@@ -10,18 +10,27 @@ mod samples;
 mod write;
 
 use config::Urls;
-use functions::{pagination_opts_validator, FunctionError, Registry};
-use store::{Document, TableDef};
+use functions::{FunctionError, Registry};
+use serde::{Deserialize, Serialize};
+use store::TableDef;
 use values::validator::v;
-use values::{FieldValidator, Validator, Value};
+use values::{Id, Typed, Validator};
 
-use crate::args::with_session;
+use crate::companies::CompanyDoc;
 use fields::{STATUSES, SUPPORT_LEVELS};
 
 pub const TABLE: &str = "participants";
 
 fn one_of(options: &[&str]) -> Validator {
     v::union(options.iter().map(|o| v::literal(*o)).collect())
+}
+
+fn support_levels() -> Validator {
+    one_of(&SUPPORT_LEVELS)
+}
+
+fn statuses() -> Validator {
+    one_of(&STATUSES)
 }
 
 pub fn tables() -> Vec<TableDef> {
@@ -35,9 +44,9 @@ pub fn tables() -> Vec<TableDef> {
         .field("ndis_number", v::string())
         .optional("contact_phone", v::string())
         .optional("emergency_contact", v::string())
-        .field("support_level", one_of(&SUPPORT_LEVELS))
+        .field("support_level", support_levels())
         .optional("care_notes", v::string())
-        .field("status", one_of(&STATUSES))
+        .field("status", statuses())
         .optional("discharge_reason", v::string())
         // Lower-cased "last, first" (see `fields::name_key`): the order of every name-sorted list.
         .field("name_key", v::string())
@@ -61,151 +70,133 @@ pub fn tables() -> Vec<TableDef> {
         .tenant("company_id")]
 }
 
-/// The participant fields a caller can set; `required` for creation.
-fn participant_fields(required: bool) -> [(&'static str, FieldValidator); 10] {
-    let field = |validator: Validator| -> FieldValidator {
-        if required {
-            validator.into()
-        } else {
-            v::optional(validator)
-        }
-    };
-    [
-        ("first_name", field(v::string())),
-        ("last_name", field(v::string())),
-        ("date_of_birth", field(v::string())),
-        ("ndis_number", field(v::string())),
-        ("support_level", field(one_of(&SUPPORT_LEVELS))),
-        ("site_id", v::optional(v::id("sites"))),
-        ("contact_phone", v::optional(v::string())),
-        ("emergency_contact", v::optional(v::string())),
-        ("care_notes", v::optional(v::string())),
-        // The contract lists status for creation; it defaults to active when left out.
-        ("status", v::optional(one_of(&STATUSES))),
-    ]
-}
-
 pub fn register(r: &mut Registry, _urls: &Urls) {
-    let filter = || v::optional(v::string());
-    r.query_untyped(
-        "participants/list:listParticipants",
-        with_session([
-            ("search", filter()),
-            ("status", filter()),
-            ("support_level", filter()),
-            ("site_id", v::optional(v::id("sites"))),
-            ("limit", v::optional(v::number())),
-            ("paginationOpts", v::optional(pagination_opts_validator())),
-        ]),
-        listing::list,
-    );
-    let age_range = v::object([
-        ("min_age", v::optional(v::number())),
-        ("max_age", v::optional(v::number())),
-    ]);
-    r.query_untyped(
-        "participants/search:searchParticipants",
-        with_session([
-            ("query", filter()),
-            ("status", filter()),
-            ("support_level", filter()),
-            ("site_id", v::optional(v::id("sites"))),
-            ("age_range", v::optional(age_range)),
-            (
-                "sort_by",
-                v::optional(one_of(&listing::SORT_BY.map(|(name, _)| name))),
-            ),
-            ("sort_order", v::optional(one_of(&["asc", "desc"]))),
-            ("limit", v::optional(v::number())),
-            ("offset", v::optional(v::number())),
-            ("paginationOpts", v::optional(pagination_opts_validator())),
-        ]),
-        listing::search,
-    );
-    r.query_untyped(
+    r.query("participants/list:listParticipants", listing::list);
+    r.query("participants/search:searchParticipants", listing::search);
+    r.query(
         "participants/getById:getParticipantById",
-        with_session([("participantId", v::id(TABLE).into())]),
         listing::get_by_id,
     );
 
-    r.mutation_untyped(
-        "participants/create:createParticipant",
-        with_session(participant_fields(true)),
-        write::create,
-    );
-    let [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9] = participant_fields(false);
-    r.mutation_untyped(
-        "participants/update:updateParticipant",
-        with_session([
-            ("participantId", v::id(TABLE).into()),
-            f0,
-            f1,
-            f2,
-            f3,
-            f4,
-            f5,
-            f6,
-            f7,
-            f8,
-            f9,
-        ]),
-        write::update,
-    );
-    r.mutation_untyped(
+    r.mutation("participants/create:createParticipant", write::create);
+    r.mutation("participants/update:updateParticipant", write::update);
+    r.mutation(
         "participants/updateStatus:updateParticipantStatus",
-        with_session([
-            ("participantId", v::id(TABLE).into()),
-            ("status", one_of(&STATUSES).into()),
-            ("reason", v::optional(v::string())),
-        ]),
         write::update_status,
     );
 
-    r.query_untyped(
-        "participants/admin:listParticipants",
-        with_session([
-            ("companyId", v::string().into()),
-            ("siteId", v::optional(v::string())),
-        ]),
-        admin::list,
-    )
-    .cross_tenant();
-    r.query_untyped(
-        "participants/admin:getParticipantById",
-        with_session([("participantId", v::string().into())]),
-        admin::get,
-    )
-    .cross_tenant();
-    let mut create_args = admin::admin_fields(true);
-    // New participants start active; the edit page changes the status.
-    create_args.retain(|(name, _)| *name != "status");
-    create_args.push(("sessionToken", v::optional(v::string())));
-    r.mutation_untyped(
-        "participants/admin:createParticipant",
-        v::object(create_args),
-        admin::create,
-    )
-    .cross_tenant();
-    let mut update_args = admin::admin_fields(false);
-    update_args.push(("participantId", v::string().into()));
-    update_args.push(("sessionToken", v::optional(v::string())));
-    r.mutation_untyped(
-        "participants/admin:updateParticipant",
-        v::object(update_args),
-        admin::update,
-    )
-    .cross_tenant();
-    r.mutation_untyped(
+    r.query("participants/admin:listParticipants", admin::list)
+        .cross_tenant();
+    r.query("participants/admin:getParticipantById", admin::get)
+        .cross_tenant();
+    r.mutation("participants/admin:createParticipant", admin::create)
+        .cross_tenant();
+    r.mutation("participants/admin:updateParticipant", admin::update)
+        .cross_tenant();
+    r.mutation(
         "participants/createSampleData:createSampleParticipants",
-        with_session([]),
         samples::create_samples,
     );
-    r.mutation_untyped(
-        "participants/admin:deleteParticipant",
-        with_session([("participantId", v::id(TABLE).into())]),
-        admin::delete,
-    )
-    .cross_tenant();
+    r.mutation("participants/admin:deleteParticipant", admin::delete)
+        .cross_tenant();
+}
+
+/// A document of the participants table, as stored.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "participants")]
+pub struct ParticipantDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<ParticipantDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    #[typed(id = "companies")]
+    pub company_id: String,
+    #[typed(id = "sites")]
+    pub site_id: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    pub date_of_birth: String,
+    pub ndis_number: String,
+    pub contact_phone: Option<String>,
+    pub emergency_contact: Option<String>,
+    #[typed(validator = support_levels())]
+    pub support_level: String,
+    pub care_notes: Option<String>,
+    #[typed(validator = statuses())]
+    pub status: String,
+    pub discharge_reason: Option<String>,
+    pub name_key: String,
+    pub created_at: f64,
+    #[typed(id = "users")]
+    pub created_by: String,
+    pub updated_at: f64,
+    #[typed(id = "users")]
+    pub updated_by: String,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![(TABLE, ParticipantDoc::validator())]
+}
+
+/// A participant as clients see it: the creation fields, `company_id`, the status reason and the
+/// times (never the internal sort key or who edited it).
+#[derive(Clone, Debug, Serialize, Typed)]
+pub struct PublicParticipant {
+    #[serde(rename = "_id")]
+    pub id: Id<ParticipantDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    #[typed(id = "companies")]
+    pub company_id: String,
+    #[typed(id = "sites")]
+    pub site_id: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    pub date_of_birth: String,
+    pub ndis_number: String,
+    pub contact_phone: Option<String>,
+    pub emergency_contact: Option<String>,
+    #[typed(validator = support_levels())]
+    pub support_level: String,
+    pub care_notes: Option<String>,
+    #[typed(validator = statuses())]
+    pub status: String,
+    pub discharge_reason: Option<String>,
+    pub created_at: f64,
+    pub updated_at: f64,
+}
+
+impl From<ParticipantDoc> for PublicParticipant {
+    fn from(doc: ParticipantDoc) -> Self {
+        PublicParticipant {
+            id: doc.id,
+            creation_time: doc.creation_time,
+            company_id: doc.company_id,
+            site_id: doc.site_id,
+            first_name: doc.first_name,
+            last_name: doc.last_name,
+            date_of_birth: doc.date_of_birth,
+            ndis_number: doc.ndis_number,
+            contact_phone: doc.contact_phone,
+            emergency_contact: doc.emergency_contact,
+            support_level: doc.support_level,
+            care_notes: doc.care_notes,
+            status: doc.status,
+            discharge_reason: doc.discharge_reason,
+            created_at: doc.created_at,
+            updated_at: doc.updated_at,
+        }
+    }
+}
+
+/// `{_id, name, slug}` of a company, as the participant pages show it.
+#[derive(Clone, Debug, Serialize, Typed)]
+pub struct CompanySummary {
+    #[serde(rename = "_id")]
+    pub id: Id<CompanyDoc>,
+    pub name: String,
+    pub slug: String,
 }
 
 /// How many participants of the scope's company are at `site` (the sites admin page shows it).
@@ -240,33 +231,7 @@ fn not_found() -> FunctionError {
     FunctionError::not_found("Participant not found")
 }
 
-/// The fields clients see: the creation fields, `company_id`, the status reason and the times
-/// (never the internal sort key or who edited it). An allowlist, so a new internal field stays in.
-const PUBLIC_FIELDS: [&str; 14] = [
-    "company_id",
-    "site_id",
-    "first_name",
-    "last_name",
-    "date_of_birth",
-    "ndis_number",
-    "contact_phone",
-    "emergency_contact",
-    "support_level",
-    "care_notes",
-    "status",
-    "discharge_reason",
-    "created_at",
-    "updated_at",
-];
-
-/// A participant as clients see it (`into_value` adds `_id` and `_creationTime`).
-fn public(doc: &Document) -> Value {
-    into_public(doc.clone())
-}
-
-/// As `public`, reusing the document's fields (lists render many participants).
-fn into_public(mut doc: Document) -> Value {
-    doc.fields
-        .retain(|name, _| PUBLIC_FIELDS.contains(&name.as_str()));
-    doc.into_value()
+/// A participant document as clients see it.
+fn public(doc: &store::Document) -> functions::FnResult<PublicParticipant> {
+    Ok(functions::row::<ParticipantDoc>(doc)?.into())
 }

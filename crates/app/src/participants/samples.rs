@@ -4,11 +4,11 @@
 //! are fixed, so a second run finds them and creates nothing.
 
 use functions::{ErrorCode, FnResult, FunctionError, MutationCtx, Scope};
-use values::{Object, Value};
+use serde::{Deserialize, Serialize};
+use values::{Id, Typed, Value};
 
-use super::fields::checked;
-use super::{write, TABLE};
-use crate::args::object;
+use super::fields::{checked, ParticipantFields};
+use super::{write, ParticipantDoc, TABLE};
 use crate::identity::{require_permission, Permission};
 
 /// A sample participant: first and last name, NDIS number, date of birth, support level, status,
@@ -96,10 +96,26 @@ const SAMPLES: [Sample; 6] = [
 
 const DISCHARGE_REASON: &str = "Moved to another provider after relocating interstate";
 
-pub fn create_samples(ctx: &mut MutationCtx<'_>, _args: Object) -> FnResult {
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct NoArgs {}
+
+/// `{success: false, message, existingCount}` when samples exist, else `{success: true, message,
+/// participantIds}`; both with the `correlationId`.
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Samples {
+    success: bool,
+    message: String,
+    existing_count: Option<usize>,
+    participant_ids: Option<Vec<Id<ParticipantDoc>>>,
+    correlation_id: String,
+}
+
+pub fn create_samples(ctx: &mut MutationCtx<'_>, _args: NoArgs) -> FnResult<Samples> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::SampleData)?;
-    let correlation = Value::from(ctx.request_id.as_str());
+    let correlation_id = ctx.request_id.as_str().to_string();
     let Some(company) = viewer.company_id else {
         return Err(FunctionError::forbidden(
             "User must be associated with a company to create sample participants",
@@ -117,15 +133,13 @@ pub fn create_samples(ctx: &mut MutationCtx<'_>, _args: Object) -> FnResult {
         existing += usize::from(found.is_some());
     }
     if existing > 0 {
-        return Ok(object([
-            ("success", Some(Value::from(false))),
-            (
-                "message",
-                Some(Value::from("Sample participants already exist")),
-            ),
-            ("existingCount", Some(Value::from(existing as f64))),
-            ("correlationId", Some(correlation)),
-        ]));
+        return Ok(Samples {
+            success: false,
+            message: "Sample participants already exist".into(),
+            existing_count: Some(existing),
+            participant_ids: None,
+            correlation_id,
+        });
     }
     // The first site the company got (normally the one it was created with).
     let site = crate::companies::sites_of(&mut ctx.db, &scope)?
@@ -140,21 +154,18 @@ pub fn create_samples(ctx: &mut MutationCtx<'_>, _args: Object) -> FnResult {
     let site = site.id.encode();
     let mut ids = Vec::with_capacity(SAMPLES.len());
     for sample in &SAMPLES {
-        let args: Object = [
-            ("first_name", sample.first),
-            ("last_name", sample.last),
-            ("ndis_number", sample.ndis),
-            ("date_of_birth", sample.born),
-            ("support_level", sample.level),
-            ("status", sample.status),
-            ("contact_phone", sample.phone),
-            ("emergency_contact", sample.emergency),
-            ("care_notes", sample.notes),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), Value::from(v)))
-        .collect();
-        let mut fields = checked(&args, now)?;
+        let given = ParticipantFields {
+            first_name: Some(sample.first.into()),
+            last_name: Some(sample.last.into()),
+            ndis_number: Some(sample.ndis.into()),
+            date_of_birth: Some(sample.born.into()),
+            support_level: Some(sample.level.into()),
+            status: Some(sample.status.into()),
+            contact_phone: Some(sample.phone.into()),
+            emergency_contact: Some(sample.emergency.into()),
+            care_notes: Some(sample.notes.into()),
+        };
+        let mut fields = checked(&given, now)?;
         if sample.status == super::fields::DISCHARGED {
             // Discharged participants always carry a reason (`updateParticipantStatus` asks for one).
             fields.insert(
@@ -163,18 +174,13 @@ pub fn create_samples(ctx: &mut MutationCtx<'_>, _args: Object) -> FnResult {
             );
         }
         let id = write::insert(ctx, &viewer, &scope, fields, Some(&site))?;
-        ids.push(Value::from(id));
+        ids.push(id.into());
     }
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        (
-            "message",
-            Some(Value::from(format!(
-                "Created {} sample participants",
-                ids.len()
-            ))),
-        ),
-        ("participantIds", Some(Value::Array(ids))),
-        ("correlationId", Some(correlation)),
-    ]))
+    Ok(Samples {
+        success: true,
+        message: format!("Created {} sample participants", ids.len()),
+        existing_count: None,
+        participant_ids: Some(ids),
+        correlation_id,
+    })
 }

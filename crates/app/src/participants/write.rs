@@ -3,16 +3,86 @@
 //! in the same serializable transaction as the write, so two concurrent creations cannot both win.
 
 use functions::{ErrorCode, FnResult, FunctionError, MutationCtx, ScopedWriter};
+use serde::{Deserialize, Serialize};
 use store::{Document, Patch};
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Id, Object, Typed, Value};
 
-use super::fields::{self, checked, name_key, DISCHARGED, MAX_REASON};
-use super::{not_found, TABLE};
-use crate::args::{object, opt_text, text};
+use super::fields::{self, checked, name_key, ParticipantFields, DISCHARGED, MAX_REASON};
+use super::{not_found, statuses, support_levels, ParticipantDoc, TABLE};
 use crate::identity::{require_permission, Permission, Viewer};
 
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct CreateArgs {
+    first_name: String,
+    last_name: String,
+    date_of_birth: String,
+    ndis_number: String,
+    #[typed(validator = support_levels())]
+    support_level: String,
+    #[typed(id = "sites")]
+    site_id: Option<String>,
+    contact_phone: Option<String>,
+    emergency_contact: Option<String>,
+    care_notes: Option<String>,
+    // The contract lists status for creation; it defaults to active when left out.
+    #[typed(validator = statuses())]
+    status: Option<String>,
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct UpdateArgs {
+    #[serde(rename = "participantId")]
+    #[typed(id = "participants")]
+    participant_id: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    date_of_birth: Option<String>,
+    ndis_number: Option<String>,
+    #[typed(validator = support_levels())]
+    support_level: Option<String>,
+    #[typed(id = "sites")]
+    site_id: Option<String>,
+    contact_phone: Option<String>,
+    emergency_contact: Option<String>,
+    care_notes: Option<String>,
+    #[typed(validator = statuses())]
+    status: Option<String>,
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct UpdateStatusArgs {
+    #[typed(id = "participants")]
+    participant_id: String,
+    #[typed(validator = statuses())]
+    status: String,
+    reason: Option<String>,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Saved {
+    success: bool,
+    participant_id: Id<ParticipantDoc>,
+    correlation_id: String,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChanged {
+    success: bool,
+    message: String,
+    participant_id: Id<ParticipantDoc>,
+    previous_status: String,
+    new_status: String,
+    correlation_id: String,
+}
+
 /// The caller and their company's scope.
-fn writer(ctx: &mut MutationCtx<'_>, _args: &Object) -> FnResult<(Viewer, functions::Scope)> {
+fn writer(ctx: &mut MutationCtx<'_>) -> FnResult<(Viewer, functions::Scope)> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;
     let scope = viewer.company_scope()?;
@@ -65,20 +135,31 @@ fn stamp(patch: &mut Patch, viewer: &Viewer, now: f64) {
     patch.insert("updated_by".into(), Some(Value::from(viewer.user_id)));
 }
 
-fn saved(ctx: &MutationCtx<'_>, id: DocumentId) -> Value {
-    object([
-        ("success", Some(Value::from(true))),
-        ("participantId", Some(Value::from(id))),
-        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
-    ])
+fn saved(ctx: &MutationCtx<'_>, id: DocumentId) -> Saved {
+    Saved {
+        success: true,
+        participant_id: id.into(),
+        correlation_id: ctx.request_id.as_str().to_string(),
+    }
 }
 
 /// `participants/create:createParticipant`: `{success, participantId, correlationId}`.
-pub fn create(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+pub fn create(ctx: &mut MutationCtx<'_>, args: CreateArgs) -> FnResult<Saved> {
     let now = ctx.now_ms();
-    let (viewer, scope) = writer(ctx, &args)?;
-    let fields = checked(&args, now)?;
-    let id = insert(ctx, &viewer, &scope, fields, opt_text(&args, "site_id"))?;
+    let (viewer, scope) = writer(ctx)?;
+    let given = ParticipantFields {
+        first_name: Some(args.first_name),
+        last_name: Some(args.last_name),
+        date_of_birth: Some(args.date_of_birth),
+        ndis_number: Some(args.ndis_number),
+        contact_phone: args.contact_phone,
+        emergency_contact: args.emergency_contact,
+        care_notes: args.care_notes,
+        support_level: Some(args.support_level),
+        status: args.status,
+    };
+    let fields = checked(&given, now)?;
+    let id = insert(ctx, &viewer, &scope, fields, args.site_id.as_deref())?;
     Ok(saved(ctx, id))
 }
 
@@ -118,17 +199,28 @@ pub(super) fn insert(
 
 /// `participants/update:updateParticipant`: changes the fields given. Discharging needs a reason,
 /// so it goes through `updateParticipantStatus`; leaving the discharged status drops the reason.
-pub fn update(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+pub fn update(ctx: &mut MutationCtx<'_>, args: UpdateArgs) -> FnResult<Saved> {
     let now = ctx.now_ms();
-    let (viewer, scope) = writer(ctx, &args)?;
-    let patch = checked(&args, now)?;
+    let (viewer, scope) = writer(ctx)?;
+    let given = ParticipantFields {
+        first_name: args.first_name,
+        last_name: args.last_name,
+        date_of_birth: args.date_of_birth,
+        ndis_number: args.ndis_number,
+        contact_phone: args.contact_phone,
+        emergency_contact: args.emergency_contact,
+        care_notes: args.care_notes,
+        support_level: args.support_level,
+        status: args.status,
+    };
+    let patch = checked(&given, now)?;
     let id = change(
         ctx,
         &viewer,
         &scope,
-        text(&args, "participantId"),
+        &args.participant_id,
         patch,
-        opt_text(&args, "site_id"),
+        args.site_id.as_deref(),
     )?;
     Ok(saved(ctx, id))
 }
@@ -181,14 +273,19 @@ pub(super) fn change(
 
 /// `participants/updateStatus:updateParticipantStatus`: `{success, message, participantId,
 /// previousStatus, newStatus, correlationId}`. Discharging needs a reason, which is kept.
-pub fn update_status(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+pub fn update_status(ctx: &mut MutationCtx<'_>, args: UpdateStatusArgs) -> FnResult<StatusChanged> {
     let now = ctx.now_ms();
-    let (viewer, scope) = writer(ctx, &args)?;
-    let status = text(&args, "status").to_string();
-    let reason = fields::bounded("reason", text(&args, "reason"), MAX_REASON, "Reason")?;
+    let (viewer, scope) = writer(ctx)?;
+    let status = args.status;
+    let reason = fields::bounded(
+        "reason",
+        args.reason.as_deref().unwrap_or_default(),
+        MAX_REASON,
+        "Reason",
+    )?;
     let mut db = ctx.db.scoped(&scope);
     let current = db
-        .get_in(TABLE, text(&args, "participantId"))?
+        .get_in(TABLE, &args.participant_id)?
         .ok_or_else(not_found)?;
     let previous = patched_text(&Patch::new(), Some(&current), "status");
     let message = if previous == status {
@@ -216,12 +313,12 @@ pub fn update_status(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             }
         }
     };
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("message", Some(Value::from(message))),
-        ("participantId", Some(Value::from(current.id))),
-        ("previousStatus", Some(Value::from(previous))),
-        ("newStatus", Some(Value::from(status))),
-        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
-    ]))
+    Ok(StatusChanged {
+        success: true,
+        message: message.to_string(),
+        participant_id: current.id.into(),
+        previous_status: previous,
+        new_status: status,
+        correlation_id: ctx.request_id.as_str().to_string(),
+    })
 }

@@ -6,13 +6,14 @@
 use functions::{ErrorCode, FnResult, FunctionError, MutationCtx, Registry};
 use rand::seq::SliceRandom;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 use values::validator::v;
-use values::{Object, Value};
+use values::{Id, Typed, Validator, Value};
 
-use crate::args::{object, text, with_session};
 use crate::identity::{require_permission, Permission};
 use crate::incidents::record;
 use crate::narratives::{self, Phase};
+use crate::participants::ParticipantDoc;
 
 /// A sample incident: its type and its narrative, `{{participantName}}` standing for the
 /// participant's first name.
@@ -98,20 +99,85 @@ const LOCATIONS: [&str; 8] = [
 ];
 
 pub fn register(r: &mut Registry) {
-    let kinds = v::union(SCENARIOS.iter().map(|s| v::literal(s.kind)).collect());
-    r.mutation_untyped(
+    r.mutation(
         "incidents/createSampleData:fillIncidentWithSampleData",
-        with_session([
-            ("incidentId", v::id("incidents").into()),
-            ("scenarioType", kinds.into()),
-        ]),
         fill_incident,
     );
-    r.mutation_untyped(
+    r.mutation(
         "incidents/createSampleData:generateRandomIncidentMetadata",
-        with_session([("excludeFields", v::optional(v::array(v::string())))]),
         random_metadata,
     );
+}
+
+/// The scenario types, as a literal union.
+fn scenario_kinds() -> Validator {
+    v::union(SCENARIOS.iter().map(|s| v::literal(s.kind)).collect())
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct FillArgs {
+    #[typed(id = "incidents")]
+    incident_id: String,
+    #[typed(validator = scenario_kinds())]
+    scenario_type: String,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Filled {
+    success: bool,
+    message: String,
+    scenario_type: String,
+    version: f64,
+    correlation_id: String,
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct MetadataArgs {
+    exclude_fields: Option<Vec<String>>,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct RandomMetadata {
+    success: bool,
+    data: IncidentDetails,
+    metadata: Generated,
+    correlation_id: String,
+}
+
+/// Details for the incident form; each is left out when excluded (or, for the site, unknown).
+#[derive(Serialize, Typed)]
+pub struct IncidentDetails {
+    participant_id: Option<Id<ParticipantDoc>>,
+    participant_name: Option<String>,
+    #[typed(id = "sites")]
+    site_id: Option<String>,
+    location: Option<String>,
+    event_date_time: Option<String>,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Generated {
+    participant: ChosenParticipant,
+    location: String,
+    date: String,
+    generated_at: f64,
+    has_real_participants: bool,
+}
+
+#[derive(Serialize, Typed)]
+pub struct ChosenParticipant {
+    id: Id<ParticipantDoc>,
+    name: String,
+    ndis_number: Option<String>,
+    #[typed(id = "sites")]
+    site_id: Option<String>,
 }
 
 /// The scenario's narrative for a participant called `participant_name`.
@@ -128,13 +194,13 @@ pub fn narrative_for(scenario: &Scenario, participant_name: &str) -> [String; 4]
 /// `incidents/createSampleData:fillIncidentWithSampleData`: writes the scenario's four phases into
 /// the caller's own incident (the details stay as they are); `{success, message, scenarioType,
 /// correlationId, version}`.
-fn fill_incident(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+fn fill_incident(ctx: &mut MutationCtx<'_>, args: FillArgs) -> FnResult<Filled> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::SampleData)?;
     let scope = viewer.company_scope()?;
-    let incident = record::load(&mut ctx.db, &scope, text(&args, "incidentId"))?;
+    let incident = record::load(&mut ctx.db, &scope, &args.incident_id)?;
     record::require_capture_editor(&viewer, &incident)?;
-    let kind = text(&args, "scenarioType");
+    let kind = args.scenario_type.as_str();
     let scenario = SCENARIOS
         .iter()
         .find(|s| s.kind == kind)
@@ -151,18 +217,13 @@ fn fill_incident(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         &changes,
         now,
     )?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        (
-            "message",
-            Some(Value::from(format!(
-                "Incident filled with {kind} scenario data"
-            ))),
-        ),
-        ("scenarioType", Some(Value::from(kind))),
-        ("version", Some(Value::from(version))),
-        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
-    ]))
+    Ok(Filled {
+        success: true,
+        message: format!("Incident filled with {kind} scenario data"),
+        scenario_type: kind.to_string(),
+        version,
+        correlation_id: ctx.request_id.as_str().to_string(),
+    })
 }
 
 /// `YYYY-MM-DDTHH:mm` (UTC) of an instant, as the incident form sends it.
@@ -176,7 +237,7 @@ fn form_time(ms: f64) -> String {
 /// random active participant of the caller's company, at a random place in the last four days;
 /// `{success, data: {participant_id, participant_name, site_id?, location, event_date_time},
 /// metadata, correlationId}`. Fields named in `excludeFields` are left out of `data`.
-fn random_metadata(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+fn random_metadata(ctx: &mut MutationCtx<'_>, args: MetadataArgs) -> FnResult<RandomMetadata> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::SampleData)?;
     let scope = viewer.company_scope()?;
@@ -194,64 +255,48 @@ fn random_metadata(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             "No participants available for sample data. Add a participant first, then try again.",
         )
     })?;
-    let field = |name: &str| participant.get(name).cloned();
+    let field = |name: &str| {
+        participant
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     let name = format!(
         "{} {}",
-        participant
-            .get("first_name")
-            .and_then(Value::as_str)
-            .unwrap_or_default(),
-        participant
-            .get("last_name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+        field("first_name").unwrap_or_default(),
+        field("last_name").unwrap_or_default()
     );
     let location = LOCATIONS.choose(&mut rng).copied().unwrap_or(LOCATIONS[0]);
     // Between one hour and four days ago: inside what incidents:create accepts.
     let minutes_ago = rng.gen_range(60..=4 * 24 * 60) as f64;
     let when = form_time(now - minutes_ago * 60_000.0);
-    let excluded: Vec<&str> = args
-        .get("excludeFields")
-        .and_then(Value::as_array)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let mut data = Object::new();
-    for (key, value) in [
-        ("participant_id", Some(Value::from(participant.id))),
-        ("participant_name", Some(Value::from(name.as_str()))),
-        ("site_id", field("site_id")),
-        ("location", Some(Value::from(location))),
-        ("event_date_time", Some(Value::from(when.as_str()))),
-    ] {
-        if let Some(value) = value.filter(|_| !excluded.contains(&key)) {
-            data.insert(key.into(), value);
-        }
-    }
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("data", Some(Value::Object(data))),
-        (
-            "metadata",
-            Some(object([
-                (
-                    "participant",
-                    Some(object([
-                        ("id", Some(Value::from(participant.id))),
-                        ("name", Some(Value::from(name.as_str()))),
-                        ("ndis_number", field("ndis_number")),
-                        ("site_id", field("site_id")),
-                    ])),
-                ),
-                ("location", Some(Value::from(location))),
-                ("date", Some(Value::from(when.as_str()))),
-                ("generatedAt", Some(Value::from(now))),
-                ("hasRealParticipants", Some(Value::from(true))),
-            ])),
-        ),
-        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
-    ]))
+    let excluded = args.exclude_fields.unwrap_or_default();
+    let keep = |key: &str| !excluded.iter().any(|e| e == key);
+    let id: Id<ParticipantDoc> = participant.id.into();
+    let data = IncidentDetails {
+        participant_id: keep("participant_id").then_some(id),
+        participant_name: keep("participant_name").then(|| name.clone()),
+        site_id: field("site_id").filter(|_| keep("site_id")),
+        location: keep("location").then(|| location.to_string()),
+        event_date_time: keep("event_date_time").then(|| when.clone()),
+    };
+    Ok(RandomMetadata {
+        success: true,
+        data,
+        metadata: Generated {
+            participant: ChosenParticipant {
+                id,
+                name,
+                ndis_number: field("ndis_number"),
+                site_id: field("site_id"),
+            },
+            location: location.to_string(),
+            date: when,
+            generated_at: now,
+            has_real_participants: true,
+        },
+        correlation_id: ctx.request_id.as_str().to_string(),
+    })
 }
 
 #[cfg(test)]

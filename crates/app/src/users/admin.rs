@@ -4,18 +4,17 @@
 //! whole user documents, password hashes included) and a protection computed from what the server
 //! would refuse the caller, not from a hard-coded owner email.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use functions::{ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx, Registry, Scope};
+use serde::{Deserialize, Serialize};
 use store::{Document, Patch};
-use values::validator::v;
-use values::{Object, Value};
+use values::{Id, Typed, Value};
 
-use super::protection::protection;
-use super::{public_user, roles, text_of};
-use crate::args::{object, opt_text, text, with_session};
+use super::protection::{protection, Protection};
+use super::{public_user, roles, text_of, PublicUser};
 use crate::audit::{self, Entry, Event};
-use crate::companies::{directory, CompanyEntry};
+use crate::companies::{directory, CompanyDoc, CompanyEntry, NoArgs};
 use crate::identity::{require_session, Permission, Role, Viewer};
 
 const DEFAULT_LIMIT: f64 = 50.0;
@@ -23,32 +22,97 @@ const MAX_LIMIT: f64 = 500.0;
 const MAX_REASON_CHARS: usize = 500;
 
 pub fn register(r: &mut Registry) {
-    r.query_untyped(
-        "adminUsers:listAllUsers",
-        with_session([
-            ("searchTerm", v::optional(v::string())),
-            ("roleFilter", v::optional(v::string())),
-            ("companyFilter", v::optional(v::string())),
-            ("limit", v::optional(v::number())),
-            ("offset", v::optional(v::number())),
-        ]),
-        list_all_users,
-    )
-    .cross_tenant();
-    r.query_untyped("adminUsers:getUserStats", with_session([]), user_stats)
+    r.query("adminUsers:listAllUsers", list_all_users)
         .cross_tenant();
-    r.query_untyped("adminUsers:getCompanyList", with_session([]), company_list)
+    r.query("adminUsers:getUserStats", user_stats)
         .cross_tenant();
-    r.mutation_untyped(
-        "adminUsers:demoteSystemAdmin",
-        with_session([
-            ("userId", v::string().into()),
-            ("newRole", v::string().into()),
-            ("reason", v::optional(v::string())),
-        ]),
-        demote_system_admin,
-    )
-    .cross_tenant();
+    r.query("adminUsers:getCompanyList", company_list)
+        .cross_tenant();
+    r.mutation("adminUsers:demoteSystemAdmin", demote_system_admin)
+        .cross_tenant();
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct ListAllUsersArgs {
+    search_term: Option<String>,
+    role_filter: Option<String>,
+    company_filter: Option<String>,
+    limit: Option<f64>,
+    offset: Option<f64>,
+}
+
+/// A user on the platform's user page: public fields, company name and protection.
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformUser {
+    #[serde(flatten)]
+    user: PublicUser,
+    company_name: String,
+    protection: Protection,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct AllUsers {
+    users: Vec<PlatformUser>,
+    total: usize,
+    has_more: bool,
+    correlation_id: String,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct CompanyUserCount {
+    company_id: Id<CompanyDoc>,
+    company_name: String,
+    user_count: usize,
+    status: String,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct UserStats {
+    total_users: usize,
+    total_companies: usize,
+    role_distribution: BTreeMap<String, usize>,
+    company_distribution: Vec<CompanyUserCount>,
+    users_without_company: usize,
+    correlation_id: String,
+}
+
+/// A company for the user page's company filter.
+#[derive(Serialize, Typed)]
+pub struct CompanyOption {
+    #[serde(rename = "_id")]
+    id: Id<CompanyDoc>,
+    name: String,
+    status: String,
+    created_at: Option<f64>,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct CompanyList {
+    companies: Vec<CompanyOption>,
+    correlation_id: String,
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct DemoteArgs {
+    user_id: String,
+    new_role: String,
+    reason: Option<String>,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Demoted {
+    success: bool,
+    correlation_id: String,
 }
 
 /// The caller, who must be a system administrator acting as themselves (an impersonation token
@@ -56,7 +120,6 @@ pub fn register(r: &mut Registry) {
 fn system_admin(
     db: &mut impl functions::DbRead,
     auth: &functions::Auth,
-    _args: &Object,
     now: f64,
 ) -> FnResult<Viewer> {
     let viewer = require_session(db, auth, now)?;
@@ -79,8 +142,8 @@ fn all_users(ctx: &mut QueryCtx<'_>) -> FnResult<Vec<Document>> {
 }
 
 /// A whole number argument of at least 0, `default` when absent.
-fn whole(args: &Object, field: &str, default: f64) -> FnResult<f64> {
-    match args.get(field).and_then(Value::as_f64) {
+fn whole(given: Option<f64>, field: &str, default: f64) -> FnResult<f64> {
+    match given {
         None => Ok(default),
         Some(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 => Ok(n),
         Some(_) => Err(FunctionError::validation(
@@ -91,8 +154,8 @@ fn whole(args: &Object, field: &str, default: f64) -> FnResult<f64> {
 }
 
 /// The company filter: absent, empty and `"all"` mean every company.
-fn company_filter(ctx: &QueryCtx<'_>, args: &Object) -> FnResult<Option<String>> {
-    match opt_text(args, "companyFilter").map(str::trim) {
+fn company_filter(ctx: &QueryCtx<'_>, given: Option<&str>) -> FnResult<Option<String>> {
+    match given.map(str::trim) {
         None | Some("") | Some("all") => Ok(None),
         Some(raw) => ctx
             .db
@@ -106,17 +169,19 @@ fn company_filter(ctx: &QueryCtx<'_>, args: &Object) -> FnResult<Option<String>>
 
 /// `adminUsers:listAllUsers`: `{users, total, hasMore, correlationId}`, by name. `total` counts
 /// every match before `offset` and `limit` (default 50) cut the page.
-fn list_all_users(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn list_all_users(ctx: &mut QueryCtx<'_>, args: ListAllUsersArgs) -> FnResult<AllUsers> {
     let now = ctx.now_ms();
-    let viewer = system_admin(&mut ctx.db, ctx.auth, &args, now)?;
-    let role = match opt_text(&args, "roleFilter").map(str::trim) {
+    let viewer = system_admin(&mut ctx.db, ctx.auth, now)?;
+    let role = match args.role_filter.as_deref().map(str::trim) {
         None | Some("") | Some("all") => None,
         Some(r) => Some(roles::parse("roleFilter", r)?),
     };
-    let company = company_filter(ctx, &args)?;
-    let limit = whole(&args, "limit", DEFAULT_LIMIT)?.clamp(1.0, MAX_LIMIT) as usize;
-    let offset = whole(&args, "offset", 0.0)? as usize;
-    let term = opt_text(&args, "searchTerm")
+    let company = company_filter(ctx, args.company_filter.as_deref())?;
+    let limit = whole(args.limit, "limit", DEFAULT_LIMIT)?.clamp(1.0, MAX_LIMIT) as usize;
+    let offset = whole(args.offset, "offset", 0.0)? as usize;
+    let term = args
+        .search_term
+        .as_deref()
         .map(|t| t.trim().to_lowercase())
         .filter(|t| !t.is_empty());
     let grant = ctx.cross_tenant()?;
@@ -149,7 +214,7 @@ fn list_all_users(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         .collect();
     matches.sort_by_cached_key(|u| (text_of(u, "name").to_lowercase(), u.id.encode()));
     let total = matches.len();
-    let listed: Vec<Value> = matches
+    let listed: Vec<PlatformUser> = matches
         .iter()
         .skip(offset)
         .take(limit)
@@ -165,26 +230,27 @@ fn list_all_users(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
             let sole = text_of(u, "role") == Role::CompanyAdmin.as_str()
                 && !company_id.is_empty()
                 && admins.get(company_id) == Some(&1);
-            let mut row = public_user(u).into_object().unwrap_or_default();
-            row.insert("companyName".into(), Value::from(company_name));
-            row.insert("protection".into(), protection(&viewer, u, sole));
-            Value::Object(row)
+            Ok(PlatformUser {
+                user: public_user(u)?,
+                company_name: company_name.to_string(),
+                protection: protection(&viewer, u, sole),
+            })
         })
-        .collect();
+        .collect::<FnResult<_>>()?;
     let has_more = offset.saturating_add(listed.len()) < total;
-    Ok(object([
-        ("users", Some(Value::Array(listed))),
-        ("total", Some(Value::from(total as f64))),
-        ("hasMore", Some(Value::from(has_more))),
-        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
-    ]))
+    Ok(AllUsers {
+        users: listed,
+        total,
+        has_more,
+        correlation_id: ctx.request_id.as_str().to_string(),
+    })
 }
 
 /// `adminUsers:getUserStats`: counts by role and by company, and how many users have no company
 /// (none named, or one that no longer exists).
-fn user_stats(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn user_stats(ctx: &mut QueryCtx<'_>, _args: NoArgs) -> FnResult<UserStats> {
     let now = ctx.now_ms();
-    system_admin(&mut ctx.db, ctx.auth, &args, now)?;
+    system_admin(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
     let companies = directory(&mut ctx.db, &grant)?;
     let users = all_users(ctx)?;
@@ -195,78 +261,71 @@ fn user_stats(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         *by_company.entry(text_of(user, "company_id")).or_default() += 1;
     }
     let mut in_companies = 0;
-    let distribution: Vec<Value> = companies
+    let distribution: Vec<CompanyUserCount> = companies
         .iter()
         .map(|c| {
             let id = c.id.encode();
             let count = by_company.get(id.as_str()).copied().unwrap_or(0);
             in_companies += count;
-            object([
-                ("companyId", Some(Value::from(c.id))),
-                ("companyName", Some(Value::from(c.name.as_str()))),
-                ("userCount", Some(Value::from(count as f64))),
-                ("status", Some(Value::from(c.status.as_str()))),
-            ])
+            CompanyUserCount {
+                company_id: c.id.into(),
+                company_name: c.name.clone(),
+                user_count: count,
+                status: c.status.clone(),
+            }
         })
         .collect();
-    let roles = Value::Object(
-        Role::ALL
-            .iter()
-            .map(|r| {
-                let count = by_role.get(r.as_str()).copied().unwrap_or(0);
-                (r.as_str().to_string(), Value::from(count as f64))
-            })
-            .collect(),
-    );
-    Ok(object([
-        ("totalUsers", Some(Value::from(users.len() as f64))),
-        ("totalCompanies", Some(Value::from(companies.len() as f64))),
-        ("roleDistribution", Some(roles)),
-        ("companyDistribution", Some(Value::Array(distribution))),
-        (
-            "usersWithoutCompany",
-            Some(Value::from((users.len() - in_companies) as f64)),
-        ),
-        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
-    ]))
+    let roles = Role::ALL
+        .iter()
+        .map(|r| {
+            let count = by_role.get(r.as_str()).copied().unwrap_or(0);
+            (r.as_str().to_string(), count)
+        })
+        .collect();
+    Ok(UserStats {
+        total_users: users.len(),
+        total_companies: companies.len(),
+        role_distribution: roles,
+        company_distribution: distribution,
+        users_without_company: users.len() - in_companies,
+        correlation_id: ctx.request_id.as_str().to_string(),
+    })
 }
 
 /// `adminUsers:getCompanyList`: `{companies: [{_id, name, status, created_at}], correlationId}`,
 /// by name (the user page's company filter).
-fn company_list(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn company_list(ctx: &mut QueryCtx<'_>, _args: NoArgs) -> FnResult<CompanyList> {
     let now = ctx.now_ms();
-    system_admin(&mut ctx.db, ctx.auth, &args, now)?;
+    system_admin(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
     let companies = directory(&mut ctx.db, &grant)?
         .into_iter()
-        .map(|c| {
-            object([
-                ("_id", Some(Value::from(c.id))),
-                ("name", Some(Value::from(c.name))),
-                ("status", Some(Value::from(c.status))),
-                ("created_at", c.created_at),
-            ])
+        .map(|c| CompanyOption {
+            id: c.id.into(),
+            name: c.name,
+            status: c.status,
+            created_at: c.created_at,
         })
         .collect();
-    Ok(object([
-        ("companies", Some(Value::Array(companies))),
-        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
-    ]))
+    Ok(CompanyList {
+        companies,
+        correlation_id: ctx.request_id.as_str().to_string(),
+    })
 }
 
 /// `adminUsers:demoteSystemAdmin`: gives another system administrator a lower role. A company
 /// role needs a company, so a system administrator without one can become only demo_admin (the
 /// reference left such users in a company role with no company, where every page fails). Their
 /// live impersonations end with the role, and the change is audited.
-fn demote_system_admin(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+fn demote_system_admin(ctx: &mut MutationCtx<'_>, args: DemoteArgs) -> FnResult<Demoted> {
     let now = ctx.now_ms();
-    let viewer = system_admin(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = system_admin(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
     let all = Scope::all_companies(&grant);
     let user = ctx
         .db
         .scoped(&all)
-        .get_in("users", text(&args, "userId"))?
+        .get_in("users", &args.user_id)?
         .ok_or_else(|| FunctionError::not_found("User not found"))?;
     if user.id == viewer.user_id {
         return Err(FunctionError::forbidden("Cannot demote yourself"));
@@ -277,14 +336,14 @@ fn demote_system_admin(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             "User is not currently a system administrator",
         ));
     }
-    let new_role = roles::parse("newRole", text(&args, "newRole"))?;
+    let new_role = roles::parse("newRole", &args.new_role)?;
     if new_role == Role::SystemAdmin {
         return Err(FunctionError::validation(
             "newRole",
             "The new role must be demo_admin, company_admin, team_lead or frontline_worker",
         ));
     }
-    let reason = opt_text(&args, "reason").map(str::trim).unwrap_or_default();
+    let reason = args.reason.as_deref().map(str::trim).unwrap_or_default();
     if reason.chars().count() > MAX_REASON_CHARS {
         return Err(FunctionError::validation(
             "reason",
@@ -334,8 +393,8 @@ fn demote_system_admin(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         details: &details,
     };
     audit::record_by(&mut ctx.db, now, &correlation, &viewer, entry)?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("correlationId", Some(Value::from(correlation))),
-    ]))
+    Ok(Demoted {
+        success: true,
+        correlation_id: correlation,
+    })
 }

@@ -5,62 +5,82 @@
 
 use config::Urls;
 use functions::{ErrorCode, FnResult, FunctionError, MutationCtx, Registry, Scope};
+use serde::{Deserialize, Serialize};
 use store::{Document, Patch};
-use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Id, Object, Typed, Value};
 
-use super::{email_in_use, manage_scope, parse_name, roles, text_of, Email};
-use crate::args::{object, opt_text, text, with_session};
+use super::{email_in_use, manage_scope, parse_name, roles, text_of, Email, UserDoc};
 use crate::audit::{self, Entry, Event};
 use crate::auth::reset;
 use crate::identity::{require_permission, sessions, Permission, Role, Viewer};
 
 pub fn register(r: &mut Registry, urls: &Urls) {
     let create_urls = urls.clone();
-    r.mutation_untyped(
-        "users:createUser",
-        with_session([
-            ("name", v::string().into()),
-            ("email", v::string().into()),
-            ("role", v::string().into()),
-            // For holders of manage_all_companies; everyone else creates in their own company.
-            ("companyId", v::optional(v::string())),
-        ]),
-        move |ctx, args| create_user(ctx, &create_urls, args),
-    )
+    r.mutation("users:createUser", move |ctx, args| {
+        create_user(ctx, &create_urls, args)
+    })
     .cross_tenant();
-    r.mutation_untyped(
-        "users:updateUser",
-        with_session([
-            ("userId", v::string().into()),
-            ("name", v::optional(v::string())),
-            ("email", v::optional(v::string())),
-        ]),
-        update_user,
-    )
-    .cross_tenant();
-    r.mutation_untyped(
-        "users:updateRole",
-        with_session([
-            ("userId", v::string().into()),
-            ("newRole", v::string().into()),
-        ]),
-        update_role,
-    )
-    .cross_tenant();
-    r.mutation_untyped(
-        "users:deleteUser",
-        with_session([("userId", v::string().into())]),
-        delete_user,
-    )
-    .cross_tenant();
+    r.mutation("users:updateUser", update_user).cross_tenant();
+    r.mutation("users:updateRole", update_role).cross_tenant();
+    r.mutation("users:deleteUser", delete_user).cross_tenant();
 }
 
-fn done(ctx: &MutationCtx<'_>) -> Value {
-    object([
-        ("success", Some(Value::from(true))),
-        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
-    ])
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct CreateUserArgs {
+    name: String,
+    email: String,
+    role: String,
+    // For holders of manage_all_companies; everyone else creates in their own company.
+    company_id: Option<String>,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct UserCreated {
+    success: bool,
+    user_id: Id<UserDoc>,
+    message: String,
+    correlation_id: String,
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct UpdateUserArgs {
+    user_id: String,
+    name: Option<String>,
+    email: Option<String>,
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct UpdateRoleArgs {
+    user_id: String,
+    new_role: String,
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct UserIdArgs {
+    user_id: String,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Done {
+    success: bool,
+    correlation_id: String,
+}
+
+fn done(ctx: &MutationCtx<'_>) -> Done {
+    Done {
+        success: true,
+        correlation_id: ctx.request_id.as_str().to_string(),
+    }
 }
 
 fn company_of(ctx: &MutationCtx<'_>, user: &Document) -> Option<DocumentId> {
@@ -76,14 +96,14 @@ struct Target {
     role: Role,
 }
 
-fn target(ctx: &mut MutationCtx<'_>, args: &Object) -> FnResult<Target> {
+fn target(ctx: &mut MutationCtx<'_>, user_id: &str) -> FnResult<Target> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ManageUsers)?;
     let scope = manage_scope(&viewer, &ctx.cross_tenant()?)?;
     let user = ctx
         .db
         .scoped(&scope)
-        .get_in("users", text(args, "userId"))?
+        .get_in("users", user_id)?
         .ok_or_else(|| FunctionError::not_found("User not found"))?;
     let role = Role::parse(text_of(&user, "role"))
         .ok_or_else(|| FunctionError::internal(format!("user {} has an unknown role", user.id)))?;
@@ -116,9 +136,9 @@ fn is_last_company_admin(ctx: &mut MutationCtx<'_>, user: &Document, role: Role)
 fn company_for_new_user(
     ctx: &mut MutationCtx<'_>,
     viewer: &Viewer,
-    args: &Object,
+    company_id: Option<&str>,
 ) -> FnResult<DocumentId> {
-    let Some(raw) = opt_text(args, "companyId").filter(|c| !c.is_empty()) else {
+    let Some(raw) = company_id.filter(|c| !c.is_empty()) else {
         return match viewer.company_scope()? {
             Scope::Company(company) => Ok(company),
             Scope::AllCompanies => Err(FunctionError::internal("company scope spans companies")),
@@ -137,14 +157,18 @@ fn company_for_new_user(
 
 /// `users:createUser`: an account without a password; its owner gets an emailed link to set one
 /// (the reference generated a temporary password and returned it in plain text).
-fn create_user(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult {
+fn create_user(
+    ctx: &mut MutationCtx<'_>,
+    urls: &Urls,
+    args: CreateUserArgs,
+) -> FnResult<UserCreated> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ManageUsers)?;
-    let company = company_for_new_user(ctx, &viewer, &args)?;
-    let name = parse_name("name", text(&args, "name"))?;
-    let email = Email::parse(text(&args, "email"))
+    let company = company_for_new_user(ctx, &viewer, args.company_id.as_deref())?;
+    let name = parse_name("name", &args.name)?;
+    let email = Email::parse(&args.email)
         .map_err(|_| FunctionError::validation("email", "Invalid email format"))?;
-    let role = roles::parse("role", text(&args, "role"))?;
+    let role = roles::parse("role", &args.role)?;
     roles::require_grantable(viewer.role, role, "role")?;
     let grant = ctx.cross_tenant()?;
     if email_in_use(&mut ctx.db, &grant, email.as_str())?.is_some() {
@@ -177,31 +201,28 @@ fn create_user(ctx: &mut MutationCtx<'_>, urls: &Urls, args: Object) -> FnResult
         details: &[("role", role.as_str())],
     };
     audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &viewer, entry)?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("userId", Some(Value::from(id))),
-        (
-            "message",
-            Some(Value::from(format!(
-                "{name} was added; a link to set a password was emailed to {}",
-                email.as_str()
-            ))),
+    Ok(UserCreated {
+        success: true,
+        user_id: id.into(),
+        message: format!(
+            "{name} was added; a link to set a password was emailed to {}",
+            email.as_str()
         ),
-        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
-    ]))
+        correlation_id: ctx.request_id.as_str().to_string(),
+    })
 }
 
 /// `users:updateUser`: another user's name or email.
-fn update_user(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+fn update_user(ctx: &mut MutationCtx<'_>, args: UpdateUserArgs) -> FnResult<Done> {
     let now = ctx.now_ms();
-    let t = target(ctx, &args)?;
+    let t = target(ctx, &args.user_id)?;
     let mut patch = Patch::new();
     let mut changed: Vec<(&str, &str)> = Vec::new();
-    if let Some(name) = opt_text(&args, "name") {
+    if let Some(name) = args.name.as_deref() {
         patch.insert("name".into(), Some(Value::from(parse_name("name", name)?)));
         changed.push(("name", "changed"));
     }
-    if let Some(raw) = opt_text(&args, "email") {
+    if let Some(raw) = args.email.as_deref() {
         let email = Email::parse(raw)
             .map_err(|_| FunctionError::validation("email", "Invalid email format"))?;
         if email.as_str() != text_of(&t.user, "email") {
@@ -235,10 +256,10 @@ fn update_user(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
 }
 
 /// `users:updateRole`.
-fn update_role(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+fn update_role(ctx: &mut MutationCtx<'_>, args: UpdateRoleArgs) -> FnResult<Done> {
     let now = ctx.now_ms();
-    let t = target(ctx, &args)?;
-    let new_role = roles::parse("newRole", text(&args, "newRole"))?;
+    let t = target(ctx, &args.user_id)?;
+    let new_role = roles::parse("newRole", &args.new_role)?;
     roles::require_grantable(t.viewer.role, new_role, "newRole")?;
     if t.user.id == t.viewer.user_id {
         return Err(FunctionError::forbidden("You cannot change your own role"));
@@ -268,9 +289,9 @@ fn update_role(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
 }
 
 /// `users:deleteUser`: a hard delete; the user's sessions and reset links go with them.
-fn delete_user(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+fn delete_user(ctx: &mut MutationCtx<'_>, args: UserIdArgs) -> FnResult<Done> {
     let now = ctx.now_ms();
-    let t = target(ctx, &args)?;
+    let t = target(ctx, &args.user_id)?;
     if t.user.id == t.viewer.user_id {
         return Err(FunctionError::forbidden(
             "You cannot delete your own account",

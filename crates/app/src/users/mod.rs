@@ -11,13 +11,13 @@ pub mod rows;
 
 use functions::{CrossTenant, DbRead, FnResult, Registry, Scope};
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use store::{Document, Store, StoreError, TableDef};
 
-use crate::args::object;
 use crate::auth::passwords;
 use crate::identity::{Permission, Viewer};
 use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Id, Object, Typed, Validator, Value};
 
 pub const ROLES: [&str; 5] = [
     "system_admin",
@@ -40,10 +40,7 @@ pub fn tables() -> Vec<TableDef> {
         .field("email", v::string())
         // argon2id PHC string; empty for accounts that must set a password first.
         .field("password", v::string())
-        .field(
-            "role",
-            v::union(ROLES.iter().map(|r| v::literal(*r)).collect()),
-        )
+        .field("role", role_validator())
         .optional("company_id", v::id("companies"))
         .optional("profile_image_url", v::string())
         .field("created_at", v::number())
@@ -58,6 +55,37 @@ pub fn tables() -> Vec<TableDef> {
         // Counting a company's admins (the last one may not go) and filtering lists by role.
         .index("by_company_role", &["company_id", "role"])
         .tenant("company_id")]
+}
+
+fn role_validator() -> Validator {
+    v::union(ROLES.iter().map(|r| v::literal(*r)).collect())
+}
+
+/// A document of the users table, as stored (never sent as is: see `PublicUser`).
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "users")]
+pub struct UserDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<UserDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    pub name: String,
+    pub email: String,
+    pub password: String,
+    #[typed(validator = role_validator())]
+    pub role: String,
+    #[typed(id = "companies")]
+    pub company_id: Option<String>,
+    pub profile_image_url: Option<String>,
+    pub created_at: f64,
+    pub failed_logins: Option<f64>,
+    pub locked_until: Option<f64>,
+    pub last_login_at: Option<f64>,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![("users", UserDoc::validator())]
 }
 
 /// The user holding `email` in any company, if any. Emails identify accounts across the whole
@@ -93,24 +121,39 @@ pub(crate) fn text_of<'a>(doc: &'a Document, field: &str) -> &'a str {
 
 /// A user as other users see them: never the password hash or the lockout counters (the reference
 /// leaked both through its user lists).
-pub(crate) fn public_user(user: &Document) -> Value {
-    let field = |name: &str| user.get(name).cloned();
-    object([
-        ("_id", Some(Value::from(user.id))),
-        ("_creationTime", Some(Value::from(user.creation_time))),
-        ("name", field("name")),
-        ("email", field("email")),
-        ("role", field("role")),
-        ("company_id", field("company_id")),
-        ("profile_image_url", field("profile_image_url")),
-        ("created_at", field("created_at")),
-        ("last_login_at", field("last_login_at")),
-        // An account created by an admin has no password until its owner follows the emailed link.
-        (
-            "has_password",
-            Some(Value::from(!text_of(user, "password").is_empty())),
-        ),
-    ])
+#[derive(Clone, Debug, Serialize, Typed)]
+pub struct PublicUser {
+    #[serde(rename = "_id")]
+    pub id: Id<UserDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    pub name: String,
+    pub email: String,
+    #[typed(validator = role_validator())]
+    pub role: String,
+    #[typed(id = "companies")]
+    pub company_id: Option<String>,
+    pub profile_image_url: Option<String>,
+    pub created_at: f64,
+    pub last_login_at: Option<f64>,
+    /// An account created by an admin has no password until its owner follows the emailed link.
+    pub has_password: bool,
+}
+
+pub(crate) fn public_user(user: &Document) -> FnResult<PublicUser> {
+    let user: UserDoc = functions::row(user)?;
+    Ok(PublicUser {
+        id: user.id,
+        creation_time: user.creation_time,
+        name: user.name,
+        email: user.email,
+        role: user.role,
+        company_id: user.company_id,
+        profile_image_url: user.profile_image_url,
+        created_at: user.created_at,
+        last_login_at: user.last_login_at,
+        has_password: !user.password.is_empty(),
+    })
 }
 
 /// A display name: trimmed, 1 to 100 characters.

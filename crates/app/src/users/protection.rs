@@ -2,17 +2,29 @@
 //! refuse. The rules mirror `manage` (and `admin` for demotions); there is no "owner" account (the
 //! reference tied protection to a hard-coded email).
 
+use serde::Serialize;
 use store::Document;
-use values::Value;
+use values::Typed;
 
 use super::text_of;
-use crate::args::object;
 use crate::identity::{Permission, Role, Viewer};
+
+/// What the viewer may not do to a listed user, and why.
+#[derive(Clone, Debug, Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Protection {
+    is_protected: bool,
+    is_owner: bool,
+    protection_reason: Option<String>,
+    display_badge: bool,
+    disable_actions: Vec<String>,
+    is_self: bool,
+}
 
 /// `{isProtected, isOwner, protectionReason?, displayBadge, disableActions, isSelf}` for `user`.
 /// `sole_company_admin`: the user is the only company admin of their company, whom neither a role
 /// change nor a deletion may remove.
-pub fn protection(viewer: &Viewer, user: &Document, sole_company_admin: bool) -> Value {
+pub fn protection(viewer: &Viewer, user: &Document, sole_company_admin: bool) -> Protection {
     let is_self = user.id == viewer.user_id;
     let role = Role::parse(text_of(user, "role"));
     let both: &[&str] = &["role_change", "delete"];
@@ -36,17 +48,12 @@ pub fn protection(viewer: &Viewer, user: &Document, sole_company_admin: bool) ->
     } else {
         (&[], None)
     };
-    object([
-        ("isProtected", Some(Value::from(!disabled.is_empty()))),
-        ("isOwner", Some(Value::from(false))),
-        ("protectionReason", reason.map(Value::from)),
-        ("displayBadge", Some(Value::from(false))),
-        (
-            "disableActions",
-            Some(Value::Array(
-                disabled.iter().map(|a| Value::from(*a)).collect(),
-            )),
-        ),
-        ("isSelf", Some(Value::from(is_self))),
-    ])
+    Protection {
+        is_protected: !disabled.is_empty(),
+        is_owner: false,
+        protection_reason: reason.map(str::to_string),
+        display_badge: false,
+        disable_actions: disabled.iter().map(|a| a.to_string()).collect(),
+        is_self,
+    }
 }
