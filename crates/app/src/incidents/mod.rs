@@ -33,7 +33,7 @@ mod write;
 use functions::{DbRead, FnResult, QueryCtx, Registry, Scope};
 use store::TableDef;
 use values::validator::v;
-use values::{DocumentId, FieldValidator, Validator};
+use values::{DocumentId, FieldValidator, Typed, Validator};
 
 use crate::args::with_session;
 use status::{AnalysisStatus, CaptureStatus, HandoffStatus, OverallStatus};

@@ -10,7 +10,7 @@ use functions::{DbWriter, ErrorCode, FnResult, FunctionError, MutationCtx, Scope
 use serde::{Deserialize, Serialize};
 use store::TableDef;
 use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Object, Typed, Value};
 
 use super::record::{self, Change, Incident};
 use super::status::{self, Request, Route};
@@ -48,7 +48,7 @@ pub fn tables() -> Vec<TableDef> {
 }
 
 /// The completion checklist of the contract (§8), stored on the incident when it is submitted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Typed)]
 pub struct Checklist {
     pub metadata_complete: bool,
     pub narratives_complete: bool,
@@ -58,17 +58,6 @@ pub struct Checklist {
 }
 
 impl Checklist {
-    /// The validator of the stored form.
-    pub fn validator() -> values::Validator {
-        v::object([
-            ("metadata_complete", v::boolean()),
-            ("narratives_complete", v::boolean()),
-            ("clarifications_complete", v::boolean()),
-            ("enhancement_complete", v::boolean()),
-            ("validation_passed", v::boolean()),
-        ])
-    }
-
     /// What this module can judge from the incident and its narrative. Clarifications belong to
     /// the AI layer, which passes its verdict to `submit`.
     pub fn observed(incident: &Incident, narrative: Option<&Narrative>) -> Checklist {
