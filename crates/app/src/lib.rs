@@ -54,6 +54,7 @@ pub fn row_types() -> Vec<(&'static str, values::Validator)> {
     narratives::rows()
         .into_iter()
         .chain(clarification::rows())
+        .chain(incidents::record::rows())
         .collect()
 }
 
