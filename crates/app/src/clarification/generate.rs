@@ -14,14 +14,14 @@ use functions::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use store::Patch;
-use values::{DocumentId, Object, Typed, Value};
+use values::{Object, Typed, Value};
 
 use super::{
-    active_questions, answers_of, capture_editor, phase_variable, prompt_context, prompt_variables,
-    question_id, questions_with_answers, Answer, Question, QuestionSummary, MAX_QUESTIONS,
+    active_questions, answers_of, capture_editor, phase_variable, prompt_context, question_id,
+    questions_with_answers, AiRequest, Answer, Question, QuestionSummary, MAX_QUESTIONS,
     MAX_QUESTION_CHARS, MIN_QUESTIONS, QUESTIONS,
 };
-use crate::ai_service::{AiCall, AiFailure, AiService, JsonCheck};
+use crate::ai_service::{AiFailure, AiService, JsonCheck};
 use crate::incidents::record::{self, Change};
 use crate::narratives::{Phase, MAX_PHASE_CHARS};
 
@@ -92,11 +92,8 @@ pub struct PrepareArgs {
 /// each phase asked about (by phase name), as clients see them.
 #[derive(Serialize, Deserialize, Typed)]
 pub struct Prepared {
-    #[typed(id = "users")]
-    user_id: DocumentId,
-    #[typed(id = "companies")]
-    company_id: Option<DocumentId>,
-    variables: BTreeMap<String, String>,
+    #[serde(flatten)]
+    request: AiRequest,
     existing: BTreeMap<String, Vec<QuestionSummary>>,
 }
 
@@ -185,10 +182,8 @@ fn questions_check() -> JsonCheck {
 
 /// What `prepareGeneration` found.
 struct Plan {
-    user: DocumentId,
-    company: Option<DocumentId>,
+    request: AiRequest,
     incident: String,
-    variables: serde_json::Map<String, Json>,
     /// The active questions of each phase asked about, as clients see them.
     existing: BTreeMap<String, Vec<QuestionSummary>>,
 }
@@ -201,10 +196,8 @@ async fn plan(ctx: &ActionCtx, incident_id: &str, phases: &[Phase], force: bool)
     };
     let found = ctx.run_query(PREPARE, &args).await?;
     Ok(Plan {
-        user: found.user_id,
-        company: found.company_id,
+        request: found.request,
         incident: incident_id.to_string(),
-        variables: prompt_variables(&found.variables),
         existing: found.existing,
     })
 }
@@ -263,18 +256,16 @@ async fn run_phase(
             correlation_id: ctx.request_id.as_str().to_string(),
         });
     }
-    let mut variables = plan.variables.clone();
-    variables.insert(
-        phase_variable(phase).to_string(),
-        Json::String(narrative.to_string()),
-    );
-    let call = AiCall::new(
-        format!("generate_clarification_questions_{}", phase.as_str()),
-        variables,
-    )
-    .by(Some(plan.user), plan.company)
-    .about_incident(plan.incident.clone())
-    .checked(questions_check());
+    let mut request = plan.request.clone();
+    request
+        .variables
+        .insert(phase_variable(phase).to_string(), narrative.to_string());
+    let call = request
+        .call(
+            format!("generate_clarification_questions_{}", phase.as_str()),
+            &plan.incident,
+        )
+        .checked(questions_check());
     let outcome = ai.generate(ctx, call).await?;
     // A prompt an administrator switched to text output still has to answer in JSON.
     let proposed = match &outcome.json {
@@ -540,9 +531,7 @@ fn prepare(ctx: &mut QueryCtx<'_>, args: PrepareArgs) -> FnResult<Prepared> {
         record::require_unlocked(&incident, "clarification questions")?;
     }
     Ok(Prepared {
-        user_id: viewer.user_id,
-        company_id: viewer.company_id,
-        variables: prompt_context(&incident),
+        request: AiRequest::new(&viewer, prompt_context(&incident)),
         existing,
     })
 }

@@ -2,7 +2,6 @@
 //! AI (prompt `generate_mock_answers`) for demonstrations and tests. Needs `sample_data`, and like
 //! any answer it goes into the caller's own capture.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,19 +9,19 @@ use functions::{ActionCtx, Auth, DbRead, FnResult, FunctionError, MutationCtx, Q
 use functions::{ErrorCode, FunctionRef, Registry};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
-use values::{DocumentId, Id, Typed};
+use values::{Id, Typed};
 
 use super::answers::upsert;
 use super::{
-    active_question, active_questions, capture_editor, prompt_variables, AnswerDoc, ByPhase,
+    active_question, active_questions, capture_editor, AiRequest, AnswerDoc, ByPhase,
     MAX_ANSWER_CHARS,
 };
-use crate::ai_service::{AiCall, AiService, JsonCheck};
+use crate::ai_service::{AiService, JsonCheck};
 use crate::identity::{require_permission, Permission, Viewer};
 use crate::incidents::record::{self, Incident};
 use crate::narratives::{self, Phase};
 
-pub const PREPARE: FunctionRef<ByPhase, Prepared> =
+pub const PREPARE: FunctionRef<ByPhase, AiRequest> =
     FunctionRef::internal_query("aiClarification:prepareMockAnswers");
 pub const STORE: FunctionRef<StoreArgs, Vec<StoredAnswer>> =
     FunctionRef::internal_mutation("aiClarification:storeMockAnswers");
@@ -36,16 +35,6 @@ pub fn register(r: &mut Registry, ai: &AiService) {
     });
     r.internal_query(PREPARE, prepare);
     r.internal_mutation(STORE, store);
-}
-
-/// Who asks and the prompt's variables.
-#[derive(Serialize, Deserialize, Typed)]
-pub struct Prepared {
-    #[typed(id = "users")]
-    user_id: DocumentId,
-    #[typed(id = "companies")]
-    company_id: Option<DocumentId>,
-    variables: BTreeMap<String, String>,
 }
 
 /// An answer the AI wrote, for a question of the phase.
@@ -122,7 +111,7 @@ fn sample_editor(
 }
 
 /// `aiClarification:prepareMockAnswers` (internal): who asks and the prompt's variables.
-fn prepare(ctx: &mut QueryCtx<'_>, args: ByPhase) -> FnResult<Prepared> {
+fn prepare(ctx: &mut QueryCtx<'_>, args: ByPhase) -> FnResult<AiRequest> {
     let now = ctx.now_ms();
     let (viewer, scope, incident) = sample_editor(&mut ctx.db, ctx.auth, &args.incident_id, now)?;
     let phase = args.phase;
@@ -158,11 +147,7 @@ fn prepare(ctx: &mut QueryCtx<'_>, args: ByPhase) -> FnResult<Prepared> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    Ok(Prepared {
-        user_id: viewer.user_id,
-        company_id: viewer.company_id,
-        variables,
-    })
+    Ok(AiRequest::new(&viewer, variables))
 }
 
 /// `aiClarification:storeMockAnswers` (internal): upserts each answer to an active question of the
@@ -220,9 +205,8 @@ async fn generate(ctx: ActionCtx, args: ByPhase, ai: AiService) -> FnResult<Gene
     let started = Instant::now();
     let phase = args.phase;
     let found = ctx.run_query(PREPARE, &args).await?;
-    let call = AiCall::new(PROMPT, prompt_variables(&found.variables))
-        .by(Some(found.user_id), found.company_id)
-        .about_incident(args.incident_id.as_str())
+    let call = found
+        .call(PROMPT, &args.incident_id)
         .checked(answers_check());
     let outcome = ai.generate(&ctx, call).await?;
     let answers = match &outcome.json {

@@ -16,13 +16,15 @@ mod answers;
 mod generate;
 mod mock;
 
+use std::collections::BTreeMap;
+
 use functions::{Auth, DbRead, FnResult, Registry, Scope};
 use serde::{Deserialize, Serialize};
 use store::{Document, TableDef};
 use values::validator::v;
 use values::{DocumentId, Id, Typed, Validator, Value};
 
-use crate::ai_service::AiService;
+use crate::ai_service::{AiCall, AiService};
 use crate::identity::{require_permission, require_session, Permission, Viewer};
 use crate::incidents::record::{self, Incident};
 use crate::narratives::Phase;
@@ -186,14 +188,37 @@ pub struct QuestionSummary {
     pub answered: bool,
 }
 
-/// Prompt variables (all text) as the AI service takes them.
-pub fn prompt_variables(
-    variables: &std::collections::BTreeMap<String, String>,
-) -> serde_json::Map<String, serde_json::Value> {
-    variables
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect()
+/// Who asks for an AI call and the prompt's variables (all text), as an internal `prepare…`
+/// query finds them for the action that calls the AI.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+pub struct AiRequest {
+    #[typed(id = "users")]
+    pub user_id: DocumentId,
+    #[typed(id = "companies")]
+    pub company_id: Option<DocumentId>,
+    pub variables: BTreeMap<String, String>,
+}
+
+impl AiRequest {
+    pub fn new(viewer: &Viewer, variables: BTreeMap<String, String>) -> AiRequest {
+        AiRequest {
+            user_id: viewer.user_id,
+            company_id: viewer.company_id,
+            variables,
+        }
+    }
+
+    /// The call of prompt `name` on behalf of the caller, about `incident`.
+    pub fn call(&self, name: impl Into<String>, incident: &str) -> AiCall {
+        let variables = self
+            .variables
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        AiCall::new(name, variables)
+            .by(Some(self.user_id), self.company_id)
+            .about_incident(incident)
+    }
 }
 
 pub fn register(r: &mut Registry, ai: &AiService) {
@@ -463,7 +488,7 @@ pub fn counts(
 }
 
 /// The incident details every clarification and enhancement prompt is given.
-pub fn prompt_context(incident: &Incident) -> std::collections::BTreeMap<String, String> {
+pub fn prompt_context(incident: &Incident) -> BTreeMap<String, String> {
     let row = &incident.row;
     [
         ("participantName", &row.participant_name),

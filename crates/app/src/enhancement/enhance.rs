@@ -4,19 +4,17 @@
 //! answers as sentences) is stored instead and the result says `success: false`, so the worker
 //! can go on and try again later.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use functions::{
     ActionCtx, ErrorCode, FnResult, FunctionError, FunctionRef, MutationCtx, QueryCtx, Registry,
 };
 use serde::{Deserialize, Serialize};
-use values::{DocumentId, Id, Typed};
+use values::{Id, Typed};
 
-use crate::ai_service::{AiCall, AiService};
+use crate::ai_service::AiService;
 use crate::clarification::{
-    answered_pairs, capture_editor, phase_variable, prompt_context, prompt_variables, qa_text,
-    ByPhase,
+    answered_pairs, capture_editor, phase_variable, prompt_context, qa_text, AiRequest, ByPhase,
 };
 use crate::identity::{require_permission, Permission};
 use crate::incidents::record;
@@ -63,13 +61,10 @@ pub struct Answered {
 /// the prompt's variables.
 #[derive(Serialize, Deserialize, Typed)]
 pub struct Prepared {
-    #[typed(id = "users")]
-    user_id: DocumentId,
-    #[typed(id = "companies")]
-    company_id: Option<DocumentId>,
+    #[serde(flatten)]
+    request: AiRequest,
     original: String,
     pairs: Vec<Answered>,
-    variables: BTreeMap<String, String>,
 }
 
 /// The narrative's id and the phases that have text.
@@ -156,14 +151,12 @@ fn prepare(ctx: &mut QueryCtx<'_>, args: ByPhase) -> FnResult<Prepared> {
     variables.insert(var.to_string(), original.clone());
     variables.insert(format!("{var}QA"), qa_text(&pairs));
     Ok(Prepared {
-        user_id: viewer.user_id,
-        company_id: viewer.company_id,
+        request: AiRequest::new(&viewer, variables),
         original,
         pairs: pairs
             .into_iter()
             .map(|(question, answer)| Answered { question, answer })
             .collect(),
-        variables,
     })
 }
 
@@ -239,12 +232,9 @@ async fn enhance(ctx: ActionCtx, args: ByPhase, ai: AiService) -> FnResult<Enhan
         .into_iter()
         .map(|p| (p.question, p.answer))
         .collect();
-    let call = AiCall::new(
-        format!("enhance_narrative_{}", phase.as_str()),
-        prompt_variables(&found.variables),
-    )
-    .by(Some(found.user_id), found.company_id)
-    .about_incident(incident.as_str());
+    let call = found
+        .request
+        .call(format!("enhance_narrative_{}", phase.as_str()), &incident);
     let (content, model, correlation_id, failure) = match ai.generate(&ctx, call).await {
         Ok(outcome) if !outcome.text.trim().is_empty() => (
             outcome.text.trim().to_string(),
