@@ -57,6 +57,8 @@ pub fn row_types() -> Vec<(&'static str, values::Validator)> {
         .chain(companies::rows())
         .chain(participants::rows())
         .chain(users::rows())
+        .chain(clarification::rows())
+        .chain(incidents::record::rows())
         .collect()
 }
 

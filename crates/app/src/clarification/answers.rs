@@ -3,48 +3,44 @@
 //! with its length metrics).
 
 use functions::{DbWriter, FnResult, FunctionError, MutationCtx, QueryCtx, Registry, Scope};
+use serde::{Deserialize, Serialize};
 use store::Patch;
-use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Id, Nullable, Object, Typed, Value};
 
 use super::{
-    answer_to, capture_editor, incident_reader, phase_arg, phase_of_question, phase_validator,
-    questions_with_answers, Answer, Question, ANSWERS, COMPLETE_ANSWER_CHARS, MAX_ANSWER_CHARS,
+    answer_to, capture_editor, incident_reader, phase_of_question, questions_with_answers,
+    AnswerDoc, Question, QuestionDoc, ANSWERS, COMPLETE_ANSWER_CHARS, MAX_ANSWER_CHARS,
 };
-use crate::args::{object, text, with_session};
 use crate::incidents::record;
+use crate::narratives::Phase;
 
 pub fn register(r: &mut Registry) {
-    let listing = || {
-        with_session([
-            ("incident_id", v::id("incidents").into()),
-            ("phase", v::optional(phase_validator())),
-        ])
-    };
-    r.query_untyped(
-        "aiClarification:getClarificationQuestions",
-        listing(),
-        get_questions,
-    );
-    r.query_untyped(
-        "aiClarification:getClarificationAnswers",
-        listing(),
-        get_answers,
-    );
-    r.mutation_untyped(
-        "aiClarification:submitClarificationAnswer",
-        with_session([
-            ("incident_id", v::id("incidents").into()),
-            ("question_id", v::string().into()),
-            ("answer_text", v::string().into()),
-            ("phase", phase_validator().into()),
-        ]),
-        submit_answer,
-    );
+    r.query("aiClarification:getClarificationQuestions", get_questions);
+    r.query("aiClarification:getClarificationAnswers", get_answers);
+    r.mutation("aiClarification:submitClarificationAnswer", submit_answer);
+}
+
+/// The arguments of the lists: an incident and, optionally, one phase.
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+struct ListArgs {
+    #[typed(id = "incidents")]
+    incident_id: String,
+    phase: Option<Phase>,
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+struct AnswerArgs {
+    #[typed(id = "incidents")]
+    incident_id: String,
+    question_id: String,
+    answer_text: String,
+    phase: Phase,
 }
 
 /// The length measures of an answer; complete beyond `COMPLETE_ANSWER_CHARS` characters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Typed)]
 pub struct Metrics {
     pub character_count: usize,
     pub word_count: usize,
@@ -60,17 +56,6 @@ impl Metrics {
             word_count: answer.split_whitespace().count(),
             is_complete: character_count > COMPLETE_ANSWER_CHARS,
         }
-    }
-
-    pub fn value(&self) -> Value {
-        object([
-            (
-                "character_count",
-                Some(Value::from(self.character_count as f64)),
-            ),
-            ("word_count", Some(Value::from(self.word_count as f64))),
-            ("is_complete", Some(Value::from(self.is_complete))),
-        ])
     }
 }
 
@@ -112,70 +97,120 @@ pub fn upsert(
     Ok((id, metrics))
 }
 
+/// A question as the lists show it: the question's fields, with `updated_at` that of its answer
+/// (null while unanswered).
+#[derive(Serialize, Typed)]
+struct ListedQuestion {
+    #[serde(rename = "_id")]
+    id: Id<QuestionDoc>,
+    #[serde(rename = "_creationTime")]
+    creation_time: f64,
+    #[typed(id = "companies")]
+    company_id: DocumentId,
+    #[typed(id = "incidents")]
+    incident_id: DocumentId,
+    phase: Phase,
+    question_id: String,
+    question_text: String,
+    purpose: Option<String>,
+    question_order: f64,
+    is_active: bool,
+    ai_model: String,
+    provider: String,
+    prompt_version: Option<String>,
+    correlation_id: String,
+    created_at: f64,
+    #[typed(id = "users")]
+    created_by: DocumentId,
+    retired_at: Option<f64>,
+    answered: bool,
+    answer_text: String,
+    answer_id: Nullable<Id<AnswerDoc>>,
+    updated_at: Nullable<f64>,
+}
+
 /// `aiClarification:getClarificationQuestions`: the active questions (of a phase, or all) in
 /// order, each with `answered`, `answer_text`, `answer_id` and the answer's `updated_at`.
-fn get_questions(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn get_questions(ctx: &mut QueryCtx<'_>, args: ListArgs) -> FnResult<Vec<ListedQuestion>> {
     let now = ctx.now_ms();
-    let (_, scope, incident) = incident_reader(&mut ctx.db, ctx.auth, &args, now)?;
-    let list = questions_with_answers(&mut ctx.db, &scope, &incident.id, phase_arg(&args))?
+    let (_, scope, incident) = incident_reader(&mut ctx.db, ctx.auth, &args.incident_id, now)?;
+    questions_with_answers(&mut ctx.db, &scope, &incident.id, args.phase)?
         .into_iter()
         .map(|(question, answer)| {
-            let mut value = question.doc.to_value();
-            if let Value::Object(fields) = &mut value {
-                let given = answer.as_ref().filter(|a| a.is_given());
-                fields.insert("answered".into(), Value::from(given.is_some()));
-                fields.insert(
-                    "answer_text".into(),
-                    Value::from(answer.as_ref().map_or("", |a| a.text.as_str())),
-                );
-                fields.insert(
-                    "answer_id".into(),
-                    answer.as_ref().map_or(Value::Null, |a| Value::from(a.id)),
-                );
-                fields.insert(
-                    "updated_at".into(),
-                    answer
-                        .as_ref()
-                        .and_then(|a| a.doc.get("updated_at").cloned())
-                        .unwrap_or(Value::Null),
-                );
-            }
-            value
+            let q = question.row()?;
+            let answer = answer.map(|a| a.row()).transpose()?;
+            let given = answer.as_ref().filter(|a| !a.answer_text.trim().is_empty());
+            Ok(ListedQuestion {
+                id: q.id,
+                creation_time: q.creation_time,
+                company_id: q.company_id,
+                incident_id: q.incident_id,
+                phase: q.phase,
+                question_id: q.question_id,
+                question_text: q.question_text,
+                purpose: q.purpose,
+                question_order: q.question_order,
+                is_active: q.is_active,
+                ai_model: q.ai_model,
+                provider: q.provider,
+                prompt_version: q.prompt_version,
+                correlation_id: q.correlation_id,
+                created_at: q.created_at,
+                created_by: q.created_by,
+                retired_at: q.retired_at,
+                answered: given.is_some(),
+                answer_text: answer
+                    .as_ref()
+                    .map_or(String::new(), |a| a.answer_text.clone()),
+                answer_id: answer.as_ref().map(|a| a.id).into(),
+                updated_at: answer.as_ref().map(|a| a.updated_at).into(),
+            })
         })
-        .collect();
-    Ok(Value::Array(list))
+        .collect()
+}
+
+/// An answer as the list shows it: with its question's text and when it was first given.
+#[derive(Serialize, Typed)]
+struct ListedAnswer {
+    #[serde(flatten)]
+    answer: AnswerDoc,
+    question_text: String,
+    answered_at: f64,
 }
 
 /// `aiClarification:getClarificationAnswers`: the answers (of a phase, or all) in question order,
 /// each with its `question_text` and `answered_at`.
-fn get_answers(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn get_answers(ctx: &mut QueryCtx<'_>, args: ListArgs) -> FnResult<Vec<ListedAnswer>> {
     let now = ctx.now_ms();
-    let (_, scope, incident) = incident_reader(&mut ctx.db, ctx.auth, &args, now)?;
-    let list = questions_with_answers(&mut ctx.db, &scope, &incident.id, phase_arg(&args))?
+    let (_, scope, incident) = incident_reader(&mut ctx.db, ctx.auth, &args.incident_id, now)?;
+    questions_with_answers(&mut ctx.db, &scope, &incident.id, args.phase)?
         .into_iter()
         .filter_map(|(question, answer)| answer.map(|a| (question, a)))
-        .map(|(question, answer): (Question, Answer)| {
-            let mut value = answer.doc.to_value();
-            if let Value::Object(fields) = &mut value {
-                fields.insert("question_text".into(), Value::from(question.text));
-                if let Some(created) = answer.doc.get("created_at") {
-                    fields.insert("answered_at".into(), created.clone());
-                }
-            }
-            value
+        .map(|(question, answer)| {
+            let answer = answer.row()?;
+            Ok(ListedAnswer {
+                question_text: question.text,
+                answered_at: answer.created_at,
+                answer,
+            })
         })
-        .collect();
-    Ok(Value::Array(list))
+        .collect()
+}
+
+#[derive(Serialize, Typed)]
+struct AnswerStored {
+    success: bool,
+    answer_id: Id<AnswerDoc>,
+    metrics: Metrics,
 }
 
 /// `aiClarification:submitClarificationAnswer`: `{success, answer_id, metrics}`.
-fn submit_answer(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+fn submit_answer(ctx: &mut MutationCtx<'_>, args: AnswerArgs) -> FnResult<AnswerStored> {
     let now = ctx.now_ms();
-    let (viewer, scope, incident) = capture_editor(&mut ctx.db, ctx.auth, &args, now)?;
+    let (viewer, scope, incident) = capture_editor(&mut ctx.db, ctx.auth, &args.incident_id, now)?;
     record::require_unlocked(&incident, "clarification answers")?;
-    let phase =
-        phase_arg(&args).ok_or_else(|| FunctionError::validation("phase", "Unknown phase"))?;
-    let question_id = text(&args, "question_id");
+    let phase = args.phase;
+    let question_id = args.question_id.as_str();
     if phase_of_question(question_id) != Some(phase) {
         return Err(FunctionError::validation(
             "question_id",
@@ -185,7 +220,7 @@ fn submit_answer(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             ),
         ));
     }
-    let answer = text(&args, "answer_text");
+    let answer = args.answer_text.as_str();
     if answer.chars().count() > MAX_ANSWER_CHARS {
         return Err(FunctionError::validation(
             "answer_text",
@@ -203,11 +238,11 @@ fn submit_answer(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         &viewer.user_id,
         now,
     )?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("answer_id", Some(Value::from(answer_id))),
-        ("metrics", Some(metrics.value())),
-    ]))
+    Ok(AnswerStored {
+        success: true,
+        answer_id: answer_id.into(),
+        metrics,
+    })
 }
 
 #[cfg(test)]

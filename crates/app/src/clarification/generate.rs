@@ -4,98 +4,127 @@
 //! functions: `prepareGeneration` (access, the incident's prompt variables, the questions already
 //! there) and `storeQuestions` (retires the old questions and their answers, stores the new ones).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use functions::{ActionCtx, ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx, Registry};
-use serde_json::{Map, Value as Json};
+use functions::{
+    ActionCtx, ErrorCode, FnResult, FunctionError, FunctionRef, MutationCtx, QueryCtx, Registry,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
 use store::Patch;
-use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{Object, Typed, Value};
 
 use super::{
-    active_questions, answers_of, capture_editor, forward, phase_arg, phase_validator,
-    phase_variable, prompt_context, question_id, questions_with_answers, Answer, Question,
-    MAX_QUESTIONS, MAX_QUESTION_CHARS, MIN_QUESTIONS, QUESTIONS,
+    active_questions, answers_of, capture_editor, phase_variable, prompt_context, question_id,
+    questions_with_answers, AiRequest, Answer, Question, QuestionSummary, MAX_QUESTIONS,
+    MAX_QUESTION_CHARS, MIN_QUESTIONS, QUESTIONS,
 };
-use crate::ai_service::{AiCall, AiFailure, AiService, JsonCheck};
-use crate::args::{flag, object, text, with_session};
+use crate::ai_service::{AiFailure, AiService, JsonCheck};
 use crate::incidents::record::{self, Change};
 use crate::narratives::{Phase, MAX_PHASE_CHARS};
 
-pub const PREPARE: &str = "aiClarification:prepareGeneration";
-pub const STORE: &str = "aiClarification:storeQuestions";
+pub const PREPARE: FunctionRef<PrepareArgs, Prepared> =
+    FunctionRef::internal_query("aiClarification:prepareGeneration");
+pub const STORE: FunctionRef<StoreArgs, Stored> =
+    FunctionRef::internal_mutation("aiClarification:storeQuestions");
 
 pub fn register(r: &mut Registry, ai: &AiService) {
     let service = ai.clone();
-    r.action_untyped(
+    r.action(
         "aiClarification:generateClarificationQuestions",
-        with_session([
-            ("incident_id", v::id("incidents").into()),
-            ("phase", phase_validator().into()),
-            ("narrative_content", v::string().into()),
-            ("force_regenerate", v::optional(v::boolean())),
-        ]),
         move |ctx, args| {
             let ai = service.clone();
             async move { generate_one(ctx, args, ai).await }
         },
     );
     let service = ai.clone();
-    let narrative = v::object(Phase::ALL.map(|p| (p.as_str(), v::string())));
-    r.action_untyped(
+    r.action(
         "aiClarification:generateAllClarificationQuestions",
-        with_session([
-            ("incident_id", v::id("incidents").into()),
-            ("narrative", narrative.into()),
-            ("force_regenerate", v::optional(v::boolean())),
-        ]),
         move |ctx, args| {
             let ai = service.clone();
             async move { generate_all(ctx, args, ai).await }
         },
     );
-    r.internal_query_untyped(
-        PREPARE,
-        with_session([
-            ("incident_id", v::id("incidents").into()),
-            ("phases", v::array(phase_validator()).into()),
-            ("force", v::boolean().into()),
-        ]),
-        prepare,
-    );
-    r.internal_mutation_untyped(
-        STORE,
-        with_session([
-            ("incident_id", v::id("incidents").into()),
-            ("phase", phase_validator().into()),
-            (
-                "questions",
-                v::array(v::object([
-                    ("question", v::string().into()),
-                    ("purpose", v::optional(v::string())),
-                ]))
-                .into(),
-            ),
-            ("ai_model", v::string().into()),
-            ("provider", v::string().into()),
-            ("prompt_version", v::optional(v::string())),
-            ("correlation_id", v::string().into()),
-            ("replace", v::boolean().into()),
-        ]),
-        store,
-    );
+    r.internal_query(PREPARE, prepare);
+    r.internal_mutation(STORE, store);
 }
 
-// ---- the reply ----
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+struct GenerateOneArgs {
+    #[typed(id = "incidents")]
+    incident_id: String,
+    phase: Phase,
+    narrative_content: String,
+    force_regenerate: Option<bool>,
+}
 
-/// A question as the AI proposed it.
-#[derive(Clone, Debug, PartialEq)]
+/// The four phases' text, as `generateAllClarificationQuestions` takes it.
+#[derive(Deserialize, Typed)]
+struct NarrativeText {
+    before_event: String,
+    during_event: String,
+    end_event: String,
+    post_event: String,
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+struct GenerateAllArgs {
+    #[typed(id = "incidents")]
+    incident_id: String,
+    narrative: NarrativeText,
+    force_regenerate: Option<bool>,
+}
+
+#[derive(Serialize, Deserialize, Typed)]
+#[typed(session)]
+pub struct PrepareArgs {
+    #[typed(id = "incidents")]
+    incident_id: String,
+    phases: Vec<Phase>,
+    force: bool,
+}
+
+/// What `prepareGeneration` found: who asks, the prompt variables, and the active questions of
+/// each phase asked about (by phase name), as clients see them.
+#[derive(Serialize, Deserialize, Typed)]
+pub struct Prepared {
+    #[serde(flatten)]
+    request: AiRequest,
+    existing: BTreeMap<String, Vec<QuestionSummary>>,
+}
+
+/// A question as the AI proposed it, on its way to `storeQuestions`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Typed)]
 pub struct Proposed {
     pub question: String,
     pub purpose: Option<String>,
 }
+
+#[derive(Serialize, Deserialize, Typed)]
+#[typed(session)]
+pub struct StoreArgs {
+    #[typed(id = "incidents")]
+    incident_id: String,
+    phase: Phase,
+    questions: Vec<Proposed>,
+    ai_model: String,
+    provider: String,
+    prompt_version: Option<String>,
+    correlation_id: String,
+    replace: bool,
+}
+
+#[derive(Serialize, Deserialize, Typed)]
+pub struct Stored {
+    questions: Vec<QuestionSummary>,
+    cached: bool,
+}
+
+// ---- the reply ----
 
 /// The questions in a reply: a JSON array of `{question, purpose}` objects, or an object holding
 /// that array (JSON mode makes some models wrap it, e.g. `{"questions": [...]}`). Fewer than
@@ -153,60 +182,29 @@ fn questions_check() -> JsonCheck {
 
 /// What `prepareGeneration` found.
 struct Plan {
-    user: DocumentId,
-    company: Option<DocumentId>,
+    request: AiRequest,
     incident: String,
-    variables: Map<String, Json>,
     /// The active questions of each phase asked about, as clients see them.
-    existing: HashMap<Phase, Vec<Value>>,
+    existing: BTreeMap<String, Vec<QuestionSummary>>,
 }
 
-async fn plan(ctx: &ActionCtx, args: &Object, phases: &[Phase], force: bool) -> FnResult<Plan> {
-    let mut fields = Object::new();
-    fields.insert("incident_id".into(), Value::from(text(args, "incident_id")));
-    fields.insert(
-        "phases".into(),
-        Value::Array(phases.iter().map(|p| Value::from(p.as_str())).collect()),
-    );
-    fields.insert("force".into(), Value::from(force));
-    let found = ctx
-        .run_query_untyped(PREPARE, forward(args, fields))
-        .await?;
-    let id = |field: &str| {
-        found
-            .get(field)
-            .and_then(Value::as_str)
-            .and_then(|s| DocumentId::decode(s).ok())
+async fn plan(ctx: &ActionCtx, incident_id: &str, phases: &[Phase], force: bool) -> FnResult<Plan> {
+    let args = PrepareArgs {
+        incident_id: incident_id.to_string(),
+        phases: phases.to_vec(),
+        force,
     };
-    let user = id("user_id").ok_or_else(|| FunctionError::internal("prepare gave no user"))?;
-    let variables = match found.get("variables").map(values::json::to_clean_json) {
-        Some(Json::Object(map)) => map,
-        _ => return Err(FunctionError::internal("prepare gave no prompt variables")),
-    };
-    let existing = phases
-        .iter()
-        .map(|p| {
-            let list = found
-                .get("existing")
-                .and_then(|e| e.get(p.as_str()))
-                .and_then(Value::as_array)
-                .map(<[Value]>::to_vec)
-                .unwrap_or_default();
-            (*p, list)
-        })
-        .collect();
+    let found = ctx.run_query(PREPARE, &args).await?;
     Ok(Plan {
-        user,
-        company: id("company_id"),
-        incident: text(args, "incident_id").to_string(),
-        variables,
-        existing,
+        request: found.request,
+        incident: incident_id.to_string(),
+        existing: found.existing,
     })
 }
 
 /// Questions for one phase: the stored ones or newly generated ones.
 struct Generated {
-    questions: Vec<Value>,
+    questions: Vec<QuestionSummary>,
     cached: bool,
     correlation_id: String,
 }
@@ -242,12 +240,15 @@ impl From<FunctionError> for Failure {
 async fn run_phase(
     ctx: &ActionCtx,
     ai: &AiService,
-    args: &Object,
     plan: &Plan,
     (phase, narrative): (Phase, &str),
     force: bool,
 ) -> Result<Generated, Failure> {
-    let existing = plan.existing.get(&phase).cloned().unwrap_or_default();
+    let existing = plan
+        .existing
+        .get(phase.as_str())
+        .cloned()
+        .unwrap_or_default();
     if !force && !existing.is_empty() {
         return Ok(Generated {
             questions: existing,
@@ -255,18 +256,16 @@ async fn run_phase(
             correlation_id: ctx.request_id.as_str().to_string(),
         });
     }
-    let mut variables = plan.variables.clone();
-    variables.insert(
-        phase_variable(phase).to_string(),
-        Json::String(narrative.to_string()),
-    );
-    let call = AiCall::new(
-        format!("generate_clarification_questions_{}", phase.as_str()),
-        variables,
-    )
-    .by(Some(plan.user), plan.company)
-    .about_incident(plan.incident.clone())
-    .checked(questions_check());
+    let mut request = plan.request.clone();
+    request
+        .variables
+        .insert(phase_variable(phase).to_string(), narrative.to_string());
+    let call = request
+        .call(
+            format!("generate_clarification_questions_{}", phase.as_str()),
+            &plan.incident,
+        )
+        .checked(questions_check());
     let outcome = ai.generate(ctx, call).await?;
     // A prompt an administrator switched to text output still has to answer in JSON.
     let proposed = match &outcome.json {
@@ -284,54 +283,43 @@ async fn run_phase(
         ),
     })?;
 
-    let mut fields = Object::new();
-    fields.insert("incident_id".into(), Value::from(plan.incident.as_str()));
-    fields.insert("phase".into(), Value::from(phase.as_str()));
-    let items = proposed
-        .iter()
-        .map(|p| {
-            object([
-                ("question", Some(Value::from(p.question.as_str()))),
-                ("purpose", p.purpose.as_deref().map(Value::from)),
-            ])
-        })
-        .collect();
-    fields.insert("questions".into(), Value::Array(items));
-    fields.insert("ai_model".into(), Value::from(outcome.model.as_str()));
-    fields.insert("provider".into(), Value::from(outcome.provider.as_str()));
-    if !outcome.prompt_version.is_empty() {
-        fields.insert(
-            "prompt_version".into(),
-            Value::from(outcome.prompt_version.as_str()),
-        );
-    }
-    fields.insert(
-        "correlation_id".into(),
-        Value::from(outcome.correlation_id.as_str()),
-    );
-    fields.insert("replace".into(), Value::from(force));
-    let stored = ctx
-        .run_mutation_untyped(STORE, forward(args, fields))
-        .await?;
+    let args = StoreArgs {
+        incident_id: plan.incident.clone(),
+        phase,
+        questions: proposed,
+        ai_model: outcome.model.clone(),
+        provider: outcome.provider.clone(),
+        prompt_version: Some(outcome.prompt_version.clone()).filter(|v| !v.is_empty()),
+        correlation_id: outcome.correlation_id.clone(),
+        replace: force,
+    };
+    let stored = ctx.run_mutation(STORE, &args).await?;
     Ok(Generated {
-        questions: stored
-            .get("questions")
-            .and_then(Value::as_array)
-            .map(<[Value]>::to_vec)
-            .unwrap_or_default(),
-        cached: stored.get("cached").and_then(Value::as_bool) == Some(true),
+        questions: stored.questions,
+        cached: stored.cached,
         correlation_id: outcome.correlation_id,
     })
 }
 
+#[derive(Serialize, Typed)]
+struct GeneratedOne {
+    questions: Vec<QuestionSummary>,
+    cached: bool,
+    correlation_id: String,
+    phase: Phase,
+}
+
 /// `aiClarification:generateClarificationQuestions`: `{questions, cached, correlation_id, phase}`.
 /// An AI failure is an error carrying its code, never an empty list.
-async fn generate_one(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
-    let phase =
-        phase_arg(&args).ok_or_else(|| FunctionError::validation("phase", "Unknown phase"))?;
-    let force = flag(&args, "force_regenerate");
-    let plan = plan(&ctx, &args, &[phase], force).await?;
-    let narrative = text(&args, "narrative_content").trim();
+async fn generate_one(
+    ctx: ActionCtx,
+    args: GenerateOneArgs,
+    ai: AiService,
+) -> FnResult<GeneratedOne> {
+    let phase = args.phase;
+    let force = args.force_regenerate.unwrap_or(false);
+    let plan = plan(&ctx, &args.incident_id, &[phase], force).await?;
+    let narrative = args.narrative_content.trim();
     if narrative.is_empty() {
         return Err(FunctionError::validation(
             "narrative_content",
@@ -347,108 +335,137 @@ async fn generate_one(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
             format!("The narrative must not exceed {MAX_PHASE_CHARS} characters"),
         ));
     }
-    let generated = run_phase(&ctx, &ai, &args, &plan, (phase, narrative), force)
+    let generated = run_phase(&ctx, &ai, &plan, (phase, narrative), force)
         .await
         .map_err(|f| f.error)?;
-    Ok(object([
-        ("questions", Some(Value::Array(generated.questions))),
-        ("cached", Some(Value::from(generated.cached))),
-        (
-            "correlation_id",
-            Some(Value::from(generated.correlation_id.as_str())),
-        ),
-        ("phase", Some(Value::from(phase.as_str()))),
-    ]))
+    Ok(GeneratedOne {
+        questions: generated.questions,
+        cached: generated.cached,
+        correlation_id: generated.correlation_id,
+        phase,
+    })
 }
 
-fn elapsed_ms(since: Instant) -> Value {
-    Value::from(since.elapsed().as_millis() as f64)
+fn elapsed_ms(since: Instant) -> f64 {
+    since.elapsed().as_millis() as f64
+}
+
+/// One phase's part of `generateAllClarificationQuestions`: generated (`question_count`,
+/// `cached`, `correlation_id`), skipped (`reason: "no_content"`) or failed (`reason`,
+/// `error_code`).
+#[derive(Serialize, Typed)]
+struct PhaseResult {
+    phase: Phase,
+    success: bool,
+    questions: Vec<QuestionSummary>,
+    question_count: Option<usize>,
+    cached: Option<bool>,
+    correlation_id: Option<String>,
+    reason: Option<String>,
+    error_code: Option<String>,
+    processing_time_ms: f64,
+}
+
+impl PhaseResult {
+    fn new(phase: Phase, processing_time_ms: f64) -> PhaseResult {
+        PhaseResult {
+            phase,
+            success: false,
+            questions: Vec::new(),
+            question_count: None,
+            cached: None,
+            correlation_id: None,
+            reason: None,
+            error_code: None,
+            processing_time_ms,
+        }
+    }
+}
+
+#[derive(Serialize, Typed)]
+struct GeneratedAll {
+    success: bool,
+    total_questions_generated: usize,
+    successful_phases: Vec<Phase>,
+    failed_phases: Vec<Phase>,
+    skipped_phases: Vec<Phase>,
+    phase_results: Vec<PhaseResult>,
+    correlation_id: String,
+    processing_time_ms: f64,
 }
 
 /// `aiClarification:generateAllClarificationQuestions`: every written phase at once, each with
 /// its own result and timing; a phase that fails does not fail the others, and a blank phase is
 /// skipped (`reason: "no_content"`).
-async fn generate_all(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
+async fn generate_all(
+    ctx: ActionCtx,
+    args: GenerateAllArgs,
+    ai: AiService,
+) -> FnResult<GeneratedAll> {
     let started = Instant::now();
-    let force = flag(&args, "force_regenerate");
-    let narrative = |phase: Phase| -> String {
-        args.get("narrative")
-            .and_then(|n| n.get(phase.as_str()))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .trim()
-            .to_string()
-    };
-    let texts: Vec<(Phase, String)> = Phase::ALL.map(|p| (p, narrative(p))).into();
+    let force = args.force_regenerate.unwrap_or(false);
+    let given = &args.narrative;
+    let texts: Vec<(Phase, String)> = Phase::ALL
+        .into_iter()
+        .zip([
+            &given.before_event,
+            &given.during_event,
+            &given.end_event,
+            &given.post_event,
+        ])
+        .map(|(p, t)| (p, t.trim().to_string()))
+        .collect();
     let written: Vec<Phase> = texts
         .iter()
         .filter(|(_, t)| !t.is_empty())
         .map(|(p, _)| *p)
         .collect();
-    let plan = plan(&ctx, &args, &written, force).await?;
+    let plan = plan(&ctx, &args.incident_id, &written, force).await?;
 
     let runs = texts.iter().map(|(phase, content)| {
-        let (ctx, ai, args, plan) = (&ctx, &ai, &args, &plan);
+        let (ctx, ai, plan) = (&ctx, &ai, &plan);
         async move {
             let phase_started = Instant::now();
-            let name = Some(Value::from(phase.as_str()));
             if content.is_empty() {
-                return (
-                    Outcome::Skipped,
-                    object([
-                        ("phase", name),
-                        ("success", Some(Value::from(false))),
-                        ("questions", Some(Value::Array(Vec::new()))),
-                        ("reason", Some(Value::from("no_content"))),
-                        ("processing_time_ms", Some(Value::from(0.0))),
-                    ]),
-                );
+                let mut skipped = PhaseResult::new(*phase, 0.0);
+                skipped.reason = Some("no_content".into());
+                return (Outcome::Skipped, skipped);
             }
             if content.chars().count() > MAX_PHASE_CHARS {
                 let error = FunctionError::validation(
                     phase.as_str(),
                     format!("The narrative must not exceed {MAX_PHASE_CHARS} characters"),
                 );
-                return failed(name, error.into(), phase_started, ctx);
+                return failed(*phase, error.into(), phase_started, ctx);
             }
-            match run_phase(ctx, ai, args, plan, (*phase, content), force).await {
+            match run_phase(ctx, ai, plan, (*phase, content), force).await {
                 Ok(generated) => {
                     let count = generated.questions.len();
-                    (
-                        Outcome::Generated(count),
-                        object([
-                            ("phase", name),
-                            ("success", Some(Value::from(true))),
-                            ("questions", Some(Value::Array(generated.questions))),
-                            ("question_count", Some(Value::from(count as f64))),
-                            ("cached", Some(Value::from(generated.cached))),
-                            (
-                                "correlation_id",
-                                Some(Value::from(generated.correlation_id.as_str())),
-                            ),
-                            ("processing_time_ms", Some(elapsed_ms(phase_started))),
-                        ]),
-                    )
+                    let mut done = PhaseResult::new(*phase, elapsed_ms(phase_started));
+                    done.success = true;
+                    done.questions = generated.questions;
+                    done.question_count = Some(count);
+                    done.cached = Some(generated.cached);
+                    done.correlation_id = Some(generated.correlation_id);
+                    (Outcome::Generated(count), done)
                 }
-                Err(failure) => failed(name, failure, phase_started, ctx),
+                Err(failure) => failed(*phase, failure, phase_started, ctx),
             }
         }
     });
     let results = futures::future::join_all(runs).await;
 
-    let names = |wanted: fn(&Outcome) -> bool| -> Value {
-        Value::Array(
-            results
-                .iter()
-                .zip(Phase::ALL)
-                .filter(|((outcome, _), _)| wanted(outcome))
-                .map(|(_, phase)| Value::from(phase.as_str()))
-                .collect(),
-        )
+    let names = |wanted: fn(&Outcome) -> bool| -> Vec<Phase> {
+        results
+            .iter()
+            .zip(Phase::ALL)
+            .filter(|((outcome, _), _)| wanted(outcome))
+            .map(|(_, phase)| phase)
+            .collect()
     };
-    let successful = names(|o| matches!(o, Outcome::Generated(_)));
+    let successful_phases = names(|o| matches!(o, Outcome::Generated(_)));
     let failed_phases = names(|o| matches!(o, Outcome::Failed));
-    let skipped = names(|o| matches!(o, Outcome::Skipped));
+    let skipped_phases = names(|o| matches!(o, Outcome::Skipped));
     let total: usize = results
         .iter()
         .map(|(o, _)| match o {
@@ -459,19 +476,16 @@ async fn generate_all(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
     let any_success = results
         .iter()
         .any(|(o, _)| matches!(o, Outcome::Generated(_)));
-    Ok(object([
-        ("success", Some(Value::from(any_success))),
-        ("total_questions_generated", Some(Value::from(total as f64))),
-        ("successful_phases", Some(successful)),
-        ("failed_phases", Some(failed_phases)),
-        ("skipped_phases", Some(skipped)),
-        (
-            "phase_results",
-            Some(Value::Array(results.into_iter().map(|(_, v)| v).collect())),
-        ),
-        ("correlation_id", Some(Value::from(ctx.request_id.as_str()))),
-        ("processing_time_ms", Some(elapsed_ms(started))),
-    ]))
+    Ok(GeneratedAll {
+        success: any_success,
+        total_questions_generated: total,
+        successful_phases,
+        failed_phases,
+        skipped_phases,
+        phase_results: results.into_iter().map(|(_, r)| r).collect(),
+        correlation_id: ctx.request_id.as_str().to_string(),
+        processing_time_ms: elapsed_ms(started),
+    })
 }
 
 enum Outcome {
@@ -481,24 +495,17 @@ enum Outcome {
 }
 
 fn failed(
-    name: Option<Value>,
+    phase: Phase,
     failure: Failure,
     started: Instant,
     ctx: &ActionCtx,
-) -> (Outcome, Value) {
+) -> (Outcome, PhaseResult) {
     let message = failure.error.client_message(ctx.request_id.as_str());
     tracing::warn!(request_id = %ctx.request_id, code = %failure.code, "clarification questions for a phase failed: {message}");
-    (
-        Outcome::Failed,
-        object([
-            ("phase", name),
-            ("success", Some(Value::from(false))),
-            ("questions", Some(Value::Array(Vec::new()))),
-            ("reason", Some(Value::from(message))),
-            ("error_code", Some(Value::from(failure.code))),
-            ("processing_time_ms", Some(elapsed_ms(started))),
-        ]),
-    )
+    let mut result = PhaseResult::new(phase, elapsed_ms(started));
+    result.reason = Some(message);
+    result.error_code = Some(failure.code);
+    (Outcome::Failed, result)
 }
 
 // ---- the internal functions ----
@@ -506,56 +513,38 @@ fn failed(
 /// `aiClarification:prepareGeneration` (internal): `{user_id, company_id?, variables,
 /// existing: {<phase>: [question]}}` for the incident's creator. Refused for a submitted incident
 /// when anything would have to be generated.
-fn prepare(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn prepare(ctx: &mut QueryCtx<'_>, args: PrepareArgs) -> FnResult<Prepared> {
     let now = ctx.now_ms();
-    let (viewer, scope, incident) = capture_editor(&mut ctx.db, ctx.auth, &args, now)?;
-    let force = flag(&args, "force");
-    let phases: Vec<Phase> = args
-        .get("phases")
-        .and_then(Value::as_array)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| p.as_str().and_then(Phase::parse))
-        .collect();
-    let mut existing = Object::new();
+    let (viewer, scope, incident) = capture_editor(&mut ctx.db, ctx.auth, &args.incident_id, now)?;
+    let mut existing = BTreeMap::new();
     let mut must_generate = false;
-    for phase in phases {
+    for phase in args.phases {
         let questions = questions_with_answers(&mut ctx.db, &scope, &incident.id, Some(phase))?;
-        must_generate |= force || questions.is_empty();
+        must_generate |= args.force || questions.is_empty();
         let list = questions
             .iter()
             .map(|(q, a)| q.summary(a.as_ref().is_some_and(Answer::is_given)))
             .collect();
-        existing.insert(phase.as_str().into(), Value::Array(list));
+        existing.insert(phase.as_str().to_string(), list);
     }
     if must_generate {
         record::require_unlocked(&incident, "clarification questions")?;
     }
-    let variables = values::json::from_clean_json(&Json::Object(prompt_context(&incident)))?;
-    Ok(object([
-        ("user_id", Some(Value::from(viewer.user_id))),
-        ("company_id", viewer.company_id.map(Value::from)),
-        ("variables", Some(variables)),
-        ("existing", Some(Value::Object(existing))),
-    ]))
+    Ok(Prepared {
+        request: AiRequest::new(&viewer, prompt_context(&incident)),
+        existing,
+    })
 }
 
 /// `aiClarification:storeQuestions` (internal): stores a phase's new questions as
 /// `<phase>_q1…`; with `replace`, first retires the phase's questions and deletes their answers.
 /// Without it, questions stored meanwhile by another request win (`cached: true`).
-fn store(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+fn store(ctx: &mut MutationCtx<'_>, args: StoreArgs) -> FnResult<Stored> {
     let now = ctx.now_ms();
-    let (viewer, scope, incident) = capture_editor(&mut ctx.db, ctx.auth, &args, now)?;
+    let (viewer, scope, incident) = capture_editor(&mut ctx.db, ctx.auth, &args.incident_id, now)?;
     record::require_unlocked(&incident, "clarification questions")?;
-    let phase =
-        phase_arg(&args).ok_or_else(|| FunctionError::validation("phase", "Unknown phase"))?;
-    let proposed: Vec<Object> = args
-        .get("questions")
-        .and_then(Value::as_array)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|q| q.as_object().cloned())
-        .collect();
+    let phase = args.phase;
+    let proposed = &args.questions;
     if !(MIN_QUESTIONS..=MAX_QUESTIONS).contains(&proposed.len()) {
         return Err(FunctionError::validation(
             "questions",
@@ -563,15 +552,15 @@ fn store(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         ));
     }
     let current = active_questions(&mut ctx.db, &scope, &incident.id, Some(phase))?;
-    if !current.is_empty() && !flag(&args, "replace") {
+    if !current.is_empty() && !args.replace {
         let kept = questions_with_answers(&mut ctx.db, &scope, &incident.id, Some(phase))?
             .iter()
             .map(|(q, a)| q.summary(a.as_ref().is_some_and(Answer::is_given)))
             .collect();
-        return Ok(object([
-            ("questions", Some(Value::Array(kept))),
-            ("cached", Some(Value::from(true))),
-        ]));
+        return Ok(Stored {
+            questions: kept,
+            cached: true,
+        });
     }
     for old in &current {
         let mut patch = Patch::new();
@@ -593,21 +582,20 @@ fn store(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         row.insert("incident_id".into(), Value::from(incident.id));
         row.insert("phase".into(), Value::from(phase.as_str()));
         row.insert("question_id".into(), Value::from(question_id(phase, n)));
-        let question = item
-            .get("question")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        row.insert("question_text".into(), Value::from(question.trim()));
-        if let Some(purpose) = item.get("purpose").and_then(Value::as_str) {
+        row.insert("question_text".into(), Value::from(item.question.trim()));
+        if let Some(purpose) = &item.purpose {
             row.insert("purpose".into(), Value::from(purpose.trim()));
         }
         row.insert("question_order".into(), Value::from(n as f64));
         row.insert("is_active".into(), Value::from(true));
-        for field in ["ai_model", "provider", "correlation_id"] {
-            row.insert(field.into(), Value::from(text(&args, field)));
-        }
-        if let Some(version) = args.get("prompt_version") {
-            row.insert("prompt_version".into(), version.clone());
+        row.insert("ai_model".into(), Value::from(args.ai_model.as_str()));
+        row.insert("provider".into(), Value::from(args.provider.as_str()));
+        row.insert(
+            "correlation_id".into(),
+            Value::from(args.correlation_id.as_str()),
+        );
+        if let Some(version) = &args.prompt_version {
+            row.insert("prompt_version".into(), Value::from(version.as_str()));
         }
         row.insert("created_at".into(), Value::from(now));
         row.insert("created_by".into(), Value::from(viewer.user_id));
@@ -627,10 +615,10 @@ fn store(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         change.set("questions_generated", true);
         record::save(&mut ctx.db, &scope, &incident, change, &viewer.user_id, now)?;
     }
-    Ok(object([
-        ("questions", Some(Value::Array(stored))),
-        ("cached", Some(Value::from(false))),
-    ]))
+    Ok(Stored {
+        questions: stored,
+        cached: false,
+    })
 }
 
 #[cfg(test)]

@@ -6,59 +6,59 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use functions::{ActionCtx, Auth, DbRead, FnResult, FunctionError, MutationCtx, QueryCtx};
-use functions::{ErrorCode, Registry};
-use serde_json::{json, Map, Value as Json};
-use values::validator::v;
-use values::{DocumentId, Object, Value};
+use functions::{ErrorCode, FunctionRef, Registry};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json};
+use values::{Id, Typed};
 
 use super::answers::upsert;
 use super::{
-    active_question, active_questions, capture_editor, forward, phase_arg, phase_validator,
+    active_question, active_questions, capture_editor, AiRequest, AnswerDoc, ByPhase,
     MAX_ANSWER_CHARS,
 };
-use crate::ai_service::{AiCall, AiService, JsonCheck};
-use crate::args::{object, text, with_session};
+use crate::ai_service::{AiService, JsonCheck};
 use crate::identity::{require_permission, Permission, Viewer};
 use crate::incidents::record::{self, Incident};
-use crate::narratives;
+use crate::narratives::{self, Phase};
 
-pub const PREPARE: &str = "aiClarification:prepareMockAnswers";
-pub const STORE: &str = "aiClarification:storeMockAnswers";
+pub const PREPARE: FunctionRef<ByPhase, AiRequest> =
+    FunctionRef::internal_query("aiClarification:prepareMockAnswers");
+pub const STORE: FunctionRef<StoreArgs, Vec<StoredAnswer>> =
+    FunctionRef::internal_mutation("aiClarification:storeMockAnswers");
 pub const PROMPT: &str = "generate_mock_answers";
 
 pub fn register(r: &mut Registry, ai: &AiService) {
     let service = ai.clone();
-    let by_phase = || {
-        with_session([
-            ("incident_id", v::id("incidents").into()),
-            ("phase", phase_validator().into()),
-        ])
-    };
-    r.action_untyped(
-        "aiClarification:generateMockAnswers",
-        by_phase(),
-        move |ctx, args| {
-            let ai = service.clone();
-            async move { generate(ctx, args, ai).await }
-        },
-    );
-    r.internal_query_untyped(PREPARE, by_phase(), prepare);
-    r.internal_mutation_untyped(
-        STORE,
-        with_session([
-            ("incident_id", v::id("incidents").into()),
-            ("phase", phase_validator().into()),
-            (
-                "answers",
-                v::array(v::object([
-                    ("question_id", v::string()),
-                    ("answer", v::string()),
-                ]))
-                .into(),
-            ),
-        ]),
-        store,
-    );
+    r.action("aiClarification:generateMockAnswers", move |ctx, args| {
+        let ai = service.clone();
+        async move { generate(ctx, args, ai).await }
+    });
+    r.internal_query(PREPARE, prepare);
+    r.internal_mutation(STORE, store);
+}
+
+/// An answer the AI wrote, for a question of the phase.
+#[derive(Serialize, Deserialize, Typed)]
+pub struct MockAnswer {
+    question_id: String,
+    answer: String,
+}
+
+#[derive(Serialize, Deserialize, Typed)]
+#[typed(session)]
+pub struct StoreArgs {
+    #[typed(id = "incidents")]
+    incident_id: String,
+    phase: Phase,
+    answers: Vec<MockAnswer>,
+}
+
+#[derive(Serialize, Deserialize, Typed)]
+pub struct StoredAnswer {
+    question_id: String,
+    question_text: String,
+    answer_text: String,
+    answer_id: Id<AnswerDoc>,
 }
 
 /// `(question_id, answer)` pairs of a reply: `{"answers": [{question_id, answer}]}` (or the bare
@@ -101,21 +101,20 @@ fn answers_check() -> JsonCheck {
 fn sample_editor(
     db: &mut impl DbRead,
     auth: &Auth,
-    args: &Object,
+    incident_id: &str,
     now: f64,
 ) -> FnResult<(Viewer, functions::Scope, Incident)> {
     require_permission(db, auth, now, Permission::SampleData)?;
-    let (viewer, scope, incident) = capture_editor(db, auth, args, now)?;
+    let (viewer, scope, incident) = capture_editor(db, auth, incident_id, now)?;
     record::require_unlocked(&incident, "clarification answers")?;
     Ok((viewer, scope, incident))
 }
 
 /// `aiClarification:prepareMockAnswers` (internal): who asks and the prompt's variables.
-fn prepare(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn prepare(ctx: &mut QueryCtx<'_>, args: ByPhase) -> FnResult<AiRequest> {
     let now = ctx.now_ms();
-    let (viewer, scope, incident) = sample_editor(&mut ctx.db, ctx.auth, &args, now)?;
-    let phase =
-        phase_arg(&args).ok_or_else(|| FunctionError::validation("phase", "Unknown phase"))?;
+    let (viewer, scope, incident) = sample_editor(&mut ctx.db, ctx.auth, &args.incident_id, now)?;
+    let phase = args.phase;
     let questions = active_questions(&mut ctx.db, &scope, &incident.id, Some(phase))?;
     if questions.is_empty() {
         return Err(FunctionError::validation(
@@ -137,49 +136,31 @@ fn prepare(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         .map(|q| json!({"question_id": q.question_id, "question": q.text}))
         .collect();
     let row = &incident.row;
-    let variables = json!({
-        "participant_name": row.participant_name,
-        "reporter_name": row.reporter_name,
-        "location": row.location,
-        "phase": phase.as_str(),
-        "phase_narrative": phase_text,
-        "questions": Json::Array(list).to_string(),
-    });
-    Ok(object([
-        ("user_id", Some(Value::from(viewer.user_id))),
-        ("company_id", viewer.company_id.map(Value::from)),
-        (
-            "variables",
-            Some(values::json::from_clean_json(&variables)?),
-        ),
-    ]))
+    let variables = [
+        ("participant_name", row.participant_name.clone()),
+        ("reporter_name", row.reporter_name.clone()),
+        ("location", row.location.clone()),
+        ("phase", phase.as_str().to_string()),
+        ("phase_narrative", phase_text),
+        ("questions", Json::Array(list).to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    Ok(AiRequest::new(&viewer, variables))
 }
 
 /// `aiClarification:storeMockAnswers` (internal): upserts each answer to an active question of the
 /// phase (others are left out); the stored ones as `{question_id, question_text, answer_text,
 /// answer_id}`.
-fn store(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+fn store(ctx: &mut MutationCtx<'_>, args: StoreArgs) -> FnResult<Vec<StoredAnswer>> {
     let now = ctx.now_ms();
-    let (viewer, scope, incident) = sample_editor(&mut ctx.db, ctx.auth, &args, now)?;
-    let phase =
-        phase_arg(&args).ok_or_else(|| FunctionError::validation("phase", "Unknown phase"))?;
+    let (viewer, scope, incident) = sample_editor(&mut ctx.db, ctx.auth, &args.incident_id, now)?;
+    let phase = args.phase;
     let mut stored = Vec::new();
-    for item in args
-        .get("answers")
-        .and_then(Value::as_array)
-        .unwrap_or_default()
-    {
-        let question_id = item
-            .get("question_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let answer: String = item
-            .get("answer")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .chars()
-            .take(MAX_ANSWER_CHARS)
-            .collect();
+    for item in &args.answers {
+        let question_id = item.question_id.as_str();
+        let answer: String = item.answer.chars().take(MAX_ANSWER_CHARS).collect();
         let Some(question) = active_question(&mut ctx.db, &scope, &incident.id, question_id)?
             .filter(|q| q.phase == phase)
         else {
@@ -194,45 +175,38 @@ fn store(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             &viewer.user_id,
             now,
         )?;
-        stored.push(object([
-            ("question_id", Some(Value::from(question_id))),
-            ("question_text", Some(Value::from(question.text.as_str()))),
-            ("answer_text", Some(Value::from(answer.trim()))),
-            ("answer_id", Some(Value::from(answer_id))),
-        ]));
+        stored.push(StoredAnswer {
+            question_id: question_id.to_string(),
+            question_text: question.text.clone(),
+            answer_text: answer.trim().to_string(),
+            answer_id: answer_id.into(),
+        });
     }
-    Ok(Value::Array(stored))
+    Ok(stored)
+}
+
+#[derive(Serialize, Typed)]
+struct Generated {
+    success: bool,
+    phase: Phase,
+    generated_count: usize,
+    answers: Vec<StoredAnswer>,
+    correlation_id: String,
+    processing_time_ms: f64,
+    ai_model: String,
+    provider: String,
+    tokens_used: f64,
+    cost: f64,
 }
 
 /// `aiClarification:generateMockAnswers`: `{success, phase, generated_count, answers,
 /// correlation_id, processing_time_ms, ai_model, provider, tokens_used, cost}`.
-async fn generate(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
+async fn generate(ctx: ActionCtx, args: ByPhase, ai: AiService) -> FnResult<Generated> {
     let started = Instant::now();
-    let phase =
-        phase_arg(&args).ok_or_else(|| FunctionError::validation("phase", "Unknown phase"))?;
-    let mut fields = Object::new();
-    fields.insert(
-        "incident_id".into(),
-        Value::from(text(&args, "incident_id")),
-    );
-    fields.insert("phase".into(), Value::from(phase.as_str()));
-    let found = ctx
-        .run_query_untyped(PREPARE, forward(&args, fields.clone()))
-        .await?;
-    let id = |field: &str| {
-        found
-            .get(field)
-            .and_then(Value::as_str)
-            .and_then(|s| DocumentId::decode(s).ok())
-    };
-    let variables: Map<String, Json> = match found.get("variables").map(values::json::to_clean_json)
-    {
-        Some(Json::Object(map)) => map,
-        _ => return Err(FunctionError::internal("prepare gave no prompt variables")),
-    };
-    let call = AiCall::new(PROMPT, variables)
-        .by(id("user_id"), id("company_id"))
-        .about_incident(text(&args, "incident_id"))
+    let phase = args.phase;
+    let found = ctx.run_query(PREPARE, &args).await?;
+    let call = found
+        .call(PROMPT, &args.incident_id)
         .checked(answers_check());
     let outcome = ai.generate(&ctx, call).await?;
     let answers = match &outcome.json {
@@ -248,43 +222,31 @@ async fn generate(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
             ),
         )
     })?;
-    let list = answers
-        .iter()
-        .map(|(q, a)| {
-            object([
-                ("question_id", Some(Value::from(q.as_str()))),
-                ("answer", Some(Value::from(a.as_str()))),
-            ])
-        })
-        .collect();
-    fields.insert("answers".into(), Value::Array(list));
-    let stored = ctx
-        .run_mutation_untyped(STORE, forward(&args, fields))
-        .await?;
-    let count = stored.as_array().map_or(0, <[Value]>::len);
-    Ok(object([
-        ("success", Some(Value::from(count > 0))),
-        ("phase", Some(Value::from(phase.as_str()))),
-        ("generated_count", Some(Value::from(count as f64))),
-        ("answers", Some(stored)),
-        (
-            "correlation_id",
-            Some(Value::from(outcome.correlation_id.as_str())),
-        ),
-        (
-            "processing_time_ms",
-            Some(Value::from(started.elapsed().as_millis() as f64)),
-        ),
-        ("ai_model", Some(Value::from(outcome.model.as_str()))),
-        ("provider", Some(Value::from(outcome.provider.as_str()))),
-        (
-            "tokens_used",
-            Some(Value::from(f64::from(
-                outcome.tokens_in.saturating_add(outcome.tokens_out),
-            ))),
-        ),
-        ("cost", Some(Value::from(outcome.cost_usd))),
-    ]))
+    let call = StoreArgs {
+        incident_id: args.incident_id.clone(),
+        phase,
+        answers: answers
+            .into_iter()
+            .map(|(question_id, answer)| MockAnswer {
+                question_id,
+                answer,
+            })
+            .collect(),
+    };
+    let stored = ctx.run_mutation(STORE, &call).await?;
+    let count = stored.len();
+    Ok(Generated {
+        success: count > 0,
+        phase,
+        generated_count: count,
+        answers: stored,
+        correlation_id: outcome.correlation_id,
+        processing_time_ms: started.elapsed().as_millis() as f64,
+        ai_model: outcome.model,
+        provider: outcome.provider,
+        tokens_used: f64::from(outcome.tokens_in.saturating_add(outcome.tokens_out)),
+        cost: outcome.cost_usd,
+    })
 }
 
 #[cfg(test)]

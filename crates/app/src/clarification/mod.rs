@@ -16,13 +16,15 @@ mod answers;
 mod generate;
 mod mock;
 
+use std::collections::BTreeMap;
+
 use functions::{Auth, DbRead, FnResult, Registry, Scope};
+use serde::{Deserialize, Serialize};
 use store::{Document, TableDef};
 use values::validator::v;
-use values::{DocumentId, Object, Validator, Value};
+use values::{DocumentId, Id, Typed, Validator, Value};
 
-use crate::ai_service::AiService;
-use crate::args::{object, opt_text, text};
+use crate::ai_service::{AiCall, AiService};
 use crate::identity::{require_permission, require_session, Permission, Viewer};
 use crate::incidents::record::{self, Incident};
 use crate::narratives::Phase;
@@ -41,7 +43,7 @@ pub const COMPLETE_ANSWER_CHARS: usize = 10;
 
 /// Every phase, as a validator.
 pub fn phase_validator() -> Validator {
-    v::union(Phase::ALL.iter().map(|p| v::literal(p.as_str())).collect())
+    Phase::validator()
 }
 
 pub fn tables() -> Vec<TableDef> {
@@ -102,6 +104,123 @@ pub fn tables() -> Vec<TableDef> {
     vec![questions, answers]
 }
 
+/// A document of the questions table, as stored and as clients see it.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "clarification_questions")]
+pub struct QuestionDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<QuestionDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    #[typed(id = "companies")]
+    pub company_id: DocumentId,
+    #[typed(id = "incidents")]
+    pub incident_id: DocumentId,
+    pub phase: Phase,
+    pub question_id: String,
+    pub question_text: String,
+    pub purpose: Option<String>,
+    pub question_order: f64,
+    pub is_active: bool,
+    pub ai_model: String,
+    pub provider: String,
+    pub prompt_version: Option<String>,
+    pub correlation_id: String,
+    pub created_at: f64,
+    #[typed(id = "users")]
+    pub created_by: DocumentId,
+    pub updated_at: f64,
+    pub retired_at: Option<f64>,
+}
+
+/// A document of the answers table, as stored and as clients see it.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "clarification_answers")]
+pub struct AnswerDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<AnswerDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    #[typed(id = "companies")]
+    pub company_id: DocumentId,
+    #[typed(id = "incidents")]
+    pub incident_id: DocumentId,
+    pub question_id: String,
+    pub phase: Phase,
+    pub answer_text: String,
+    pub character_count: f64,
+    pub word_count: f64,
+    pub is_complete: bool,
+    #[typed(id = "users")]
+    pub answered_by: DocumentId,
+    pub created_at: f64,
+    pub updated_at: f64,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![
+        (QUESTIONS, QuestionDoc::validator()),
+        (ANSWERS, AnswerDoc::validator()),
+    ]
+}
+
+/// The arguments of the functions that name an incident and one of its phases.
+#[derive(Clone, Serialize, Deserialize, Typed)]
+#[typed(session)]
+pub struct ByPhase {
+    #[typed(id = "incidents")]
+    pub incident_id: String,
+    pub phase: Phase,
+}
+
+/// The short form of a question that generation returns.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+pub struct QuestionSummary {
+    #[serde(rename = "_id")]
+    pub id: Id<QuestionDoc>,
+    pub question_id: String,
+    pub question_text: String,
+    pub purpose: Option<String>,
+    pub question_order: f64,
+    pub phase: Phase,
+    pub is_active: bool,
+    pub answered: bool,
+}
+
+/// Who asks for an AI call and the prompt's variables (all text), as an internal `prepare…`
+/// query finds them for the action that calls the AI.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+pub struct AiRequest {
+    #[typed(id = "users")]
+    pub user_id: DocumentId,
+    #[typed(id = "companies")]
+    pub company_id: Option<DocumentId>,
+    pub variables: BTreeMap<String, String>,
+}
+
+impl AiRequest {
+    pub fn new(viewer: &Viewer, variables: BTreeMap<String, String>) -> AiRequest {
+        AiRequest {
+            user_id: viewer.user_id,
+            company_id: viewer.company_id,
+            variables,
+        }
+    }
+
+    /// The call of prompt `name` on behalf of the caller, about `incident`.
+    pub fn call(&self, name: impl Into<String>, incident: &str) -> AiCall {
+        let variables = self
+            .variables
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        AiCall::new(name, variables)
+            .by(Some(self.user_id), self.company_id)
+            .about_incident(incident)
+    }
+}
+
 pub fn register(r: &mut Registry, ai: &AiService) {
     generate::register(r, ai);
     answers::register(r);
@@ -153,17 +272,26 @@ impl Question {
 
     /// The short form generation returns: `{_id, question_id, question_text, purpose?,
     /// question_order, phase, is_active, answered}`.
-    pub fn summary(&self, answered: bool) -> Value {
-        object([
-            ("_id", Some(Value::from(self.id))),
-            ("question_id", Some(Value::from(self.question_id.as_str()))),
-            ("question_text", Some(Value::from(self.text.as_str()))),
-            ("purpose", self.doc.get("purpose").cloned()),
-            ("question_order", Some(Value::from(self.order))),
-            ("phase", Some(Value::from(self.phase.as_str()))),
-            ("is_active", Some(Value::from(true))),
-            ("answered", Some(Value::from(answered))),
-        ])
+    pub fn summary(&self, answered: bool) -> QuestionSummary {
+        QuestionSummary {
+            id: self.id.into(),
+            question_id: self.question_id.clone(),
+            question_text: self.text.clone(),
+            purpose: self
+                .doc
+                .get("purpose")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            question_order: self.order,
+            phase: self.phase,
+            is_active: true,
+            answered,
+        }
+    }
+
+    /// The document as clients see it.
+    pub fn row(&self) -> FnResult<QuestionDoc> {
+        functions::row(&self.doc)
     }
 }
 
@@ -187,6 +315,11 @@ impl Answer {
             text: text("answer_text").unwrap_or_default(),
             doc,
         })
+    }
+
+    /// The document as clients see it.
+    pub fn row(&self) -> FnResult<AnswerDoc> {
+        functions::row(&self.doc)
     }
 
     /// Whether the worker actually said something (a blank answer clears one).
@@ -355,7 +488,7 @@ pub fn counts(
 }
 
 /// The incident details every clarification and enhancement prompt is given.
-pub fn prompt_context(incident: &Incident) -> serde_json::Map<String, serde_json::Value> {
+pub fn prompt_context(incident: &Incident) -> BTreeMap<String, String> {
     let row = &incident.row;
     [
         ("participantName", &row.participant_name),
@@ -364,12 +497,7 @@ pub fn prompt_context(incident: &Incident) -> serde_json::Map<String, serde_json
         ("eventDateTime", &row.event_date_time),
     ]
     .into_iter()
-    .map(|(k, v)| {
-        (
-            k.to_string(),
-            serde_json::Value::String(v.trim().to_string()),
-        )
-    })
+    .map(|(k, v)| (k.to_string(), v.trim().to_string()))
     .collect()
 }
 
@@ -388,12 +516,12 @@ pub fn phase_variable(phase: Phase) -> &'static str {
 pub fn capture_editor(
     db: &mut impl DbRead,
     auth: &Auth,
-    args: &Object,
+    incident_id: &str,
     now: f64,
 ) -> FnResult<(Viewer, Scope, Incident)> {
     let viewer = require_permission(db, auth, now, Permission::EditOwnIncidentCapture)?;
     let scope = viewer.company_scope()?;
-    let incident = record::load(db, &scope, text(args, "incident_id"))?;
+    let incident = record::load(db, &scope, incident_id)?;
     record::require_capture_editor(&viewer, &incident)?;
     Ok((viewer, scope, incident))
 }
@@ -403,29 +531,14 @@ pub fn capture_editor(
 pub fn incident_reader(
     db: &mut impl DbRead,
     auth: &Auth,
-    args: &Object,
+    incident_id: &str,
     now: f64,
 ) -> FnResult<(Viewer, Scope, Incident)> {
     let viewer = require_session(db, auth, now)?;
     let scope = viewer.company_scope()?;
-    let incident = record::load(db, &scope, text(args, "incident_id"))?;
+    let incident = record::load(db, &scope, incident_id)?;
     record::require_view(&viewer, &incident)?;
     Ok((viewer, scope, incident))
-}
-
-/// The phase argument, when given (the validator has checked its value).
-fn phase_arg(args: &Object) -> Option<Phase> {
-    opt_text(args, "phase").and_then(Phase::parse)
-}
-
-/// The args of an internal function called from an action: the caller's session token (when it
-/// came as an argument; the bearer token travels with the call anyway) plus `fields`.
-pub fn forward(args: &Object, fields: Object) -> Object {
-    let mut out = fields;
-    if let Some(token) = opt_text(args, "sessionToken") {
-        out.insert("sessionToken".into(), Value::from(token));
-    }
-    out
 }
 
 #[cfg(test)]

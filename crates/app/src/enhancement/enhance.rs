@@ -6,82 +6,95 @@
 
 use std::time::Instant;
 
-use functions::{ActionCtx, ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx, Registry};
-use serde_json::{Map, Value as Json};
-use values::validator::v;
-use values::{DocumentId, Object, Value};
+use functions::{
+    ActionCtx, ErrorCode, FnResult, FunctionError, FunctionRef, MutationCtx, QueryCtx, Registry,
+};
+use serde::{Deserialize, Serialize};
+use values::{Id, Typed};
 
-use crate::ai_service::{AiCall, AiService};
-use crate::args::{object, opt_text, text, with_session};
+use crate::ai_service::AiService;
 use crate::clarification::{
-    answered_pairs, capture_editor, forward, phase_validator, phase_variable, prompt_context,
-    qa_text,
+    answered_pairs, capture_editor, phase_variable, prompt_context, qa_text, AiRequest, ByPhase,
 };
 use crate::identity::{require_permission, Permission};
 use crate::incidents::record;
-use crate::narratives::{self, Phase};
+use crate::narratives::handlers::ByIncident;
+use crate::narratives::{self, NarrativeDoc, Phase};
 
-pub const PREPARE: &str = "aiEnhancement:prepareEnhancement";
-pub const STORE: &str = "aiEnhancement:storeEnhancement";
-pub const WRITTEN: &str = "aiEnhancement:writtenPhases";
+pub const PREPARE: FunctionRef<ByPhase, Prepared> =
+    FunctionRef::internal_query("aiEnhancement:prepareEnhancement");
+pub const STORE: FunctionRef<StoreArgs, StoredVersion> =
+    FunctionRef::internal_mutation("aiEnhancement:storeEnhancement");
+pub const WRITTEN: FunctionRef<ByIncident, Written> =
+    FunctionRef::internal_query("aiEnhancement:writtenPhases");
 /// What `ai_model_used` says when the fallback text was stored.
 pub const FALLBACK_MODEL: &str = "fallback";
 
 pub fn register(r: &mut Registry, ai: &AiService) {
     let service = ai.clone();
-    let by_phase = || {
-        with_session([
-            ("incident_id", v::id("incidents").into()),
-            ("phase", phase_validator().into()),
-        ])
-    };
-    r.action_untyped(
-        "aiEnhancement:enhanceNarrativePhase",
-        by_phase(),
-        move |ctx, args| {
-            let ai = service.clone();
-            async move { enhance(ctx, args, ai).await }
-        },
-    );
+    r.action("aiEnhancement:enhanceNarrativePhase", move |ctx, args| {
+        let ai = service.clone();
+        async move { enhance(ctx, args, ai).await }
+    });
     let service = ai.clone();
-    r.action_untyped(
+    r.action(
         "aiEnhancement:enhanceIncidentNarrative",
-        with_session([("incident_id", v::id("incidents").into())]),
         move |ctx, args| {
             let ai = service.clone();
             async move { enhance_incident(ctx, args, ai).await }
         },
     );
-    r.mutation_untyped(
-        "aiEnhancement:updateEnhancedNarrative",
-        with_session([
-            ("enhanced_narrative_id", v::id(narratives::TABLE).into()),
-            ("user_edited_content", v::string().into()),
-            ("phase", v::optional(phase_validator())),
-        ]),
-        update_enhanced,
-    );
-    r.internal_query_untyped(
-        WRITTEN,
-        with_session([("incident_id", v::id("incidents").into())]),
-        written_phases,
-    );
-    r.internal_query_untyped(PREPARE, by_phase(), prepare);
-    r.internal_mutation_untyped(
-        STORE,
-        with_session([
-            ("incident_id", v::id("incidents").into()),
-            ("phase", phase_validator().into()),
-            ("enhanced_content", v::string().into()),
-        ]),
-        store,
-    );
+    r.mutation("aiEnhancement:updateEnhancedNarrative", update_enhanced);
+    r.internal_query(WRITTEN, written_phases);
+    r.internal_query(PREPARE, prepare);
+    r.internal_mutation(STORE, store);
 }
 
-fn phase_of(args: &Object) -> FnResult<Phase> {
-    opt_text(args, "phase")
-        .and_then(Phase::parse)
-        .ok_or_else(|| FunctionError::validation("phase", "Unknown phase"))
+/// An answered clarification question.
+#[derive(Clone, Serialize, Deserialize, Typed)]
+pub struct Answered {
+    question: String,
+    answer: String,
+}
+
+/// For the incident's creator: who asks, the phase's original text, its answered questions and
+/// the prompt's variables.
+#[derive(Serialize, Deserialize, Typed)]
+pub struct Prepared {
+    #[serde(flatten)]
+    request: AiRequest,
+    original: String,
+    pairs: Vec<Answered>,
+}
+
+/// The narrative's id and the phases that have text.
+#[derive(Serialize, Deserialize, Typed)]
+pub struct Written {
+    narrative_id: Option<Id<NarrativeDoc>>,
+    phases: Vec<Phase>,
+}
+
+#[derive(Serialize, Deserialize, Typed)]
+#[typed(session)]
+pub struct StoreArgs {
+    #[typed(id = "incidents")]
+    incident_id: String,
+    phase: Phase,
+    enhanced_content: String,
+}
+
+#[derive(Serialize, Deserialize, Typed)]
+pub struct StoredVersion {
+    version: f64,
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+struct UpdateArgs {
+    #[typed(id = "incident_narratives")]
+    enhanced_narrative_id: String,
+    user_edited_content: String,
+    phase: Option<Phase>,
 }
 
 /// Ends a sentence with a full stop unless it already ends with punctuation.
@@ -118,11 +131,11 @@ pub fn fallback_text(original: &str, pairs: &[(String, String)]) -> String {
 
 /// `aiEnhancement:prepareEnhancement` (internal): for the incident's creator, the phase's original
 /// text, its answered questions and the prompt's variables.
-fn prepare(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn prepare(ctx: &mut QueryCtx<'_>, args: ByPhase) -> FnResult<Prepared> {
     let now = ctx.now_ms();
-    let (viewer, scope, incident) = capture_editor(&mut ctx.db, ctx.auth, &args, now)?;
+    let (viewer, scope, incident) = capture_editor(&mut ctx.db, ctx.auth, &args.incident_id, now)?;
     record::require_unlocked(&incident, "narrative")?;
-    let phase = phase_of(&args)?;
+    let phase = args.phase;
     let original = narratives::find(&mut ctx.db, &scope, &incident.id)?
         .map(|n| n.phase(phase).trim().to_string())
         .filter(|t| !t.is_empty())
@@ -135,50 +148,43 @@ fn prepare(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
     let pairs = answered_pairs(&mut ctx.db, &scope, &incident.id, phase)?;
     let mut variables = prompt_context(&incident);
     let var = phase_variable(phase);
-    variables.insert(var.to_string(), Json::String(original.clone()));
-    variables.insert(format!("{var}QA"), Json::String(qa_text(&pairs)));
-    let pair_values = pairs
-        .iter()
-        .map(|(q, a)| Value::Array(vec![Value::from(q.as_str()), Value::from(a.as_str())]))
-        .collect();
-    Ok(object([
-        ("user_id", Some(Value::from(viewer.user_id))),
-        ("company_id", viewer.company_id.map(Value::from)),
-        ("original", Some(Value::from(original))),
-        ("pairs", Some(Value::Array(pair_values))),
-        (
-            "variables",
-            Some(values::json::from_clean_json(&Json::Object(variables))?),
-        ),
-    ]))
+    variables.insert(var.to_string(), original.clone());
+    variables.insert(format!("{var}QA"), qa_text(&pairs));
+    Ok(Prepared {
+        request: AiRequest::new(&viewer, variables),
+        original,
+        pairs: pairs
+            .into_iter()
+            .map(|(question, answer)| Answered { question, answer })
+            .collect(),
+    })
 }
 
 /// `aiEnhancement:writtenPhases` (internal): for the incident's creator, before submission (the
 /// checks of `prepare`), the narrative's id and the phases that have text.
-fn written_phases(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+fn written_phases(ctx: &mut QueryCtx<'_>, args: ByIncident) -> FnResult<Written> {
     let now = ctx.now_ms();
-    let (_, scope, incident) = capture_editor(&mut ctx.db, ctx.auth, &args, now)?;
+    let (_, scope, incident) = capture_editor(&mut ctx.db, ctx.auth, &args.incident_id, now)?;
     record::require_unlocked(&incident, "narrative")?;
     let narrative = narratives::find(&mut ctx.db, &scope, &incident.id)?;
     let phases = narrative.as_ref().map_or(Vec::new(), |n| {
         Phase::ALL
             .into_iter()
             .filter(|p| !n.phase(*p).trim().is_empty())
-            .map(|p| Value::from(p.as_str()))
             .collect()
     });
-    Ok(object([
-        ("narrative_id", narrative.map(|n| Value::from(n.id))),
-        ("phases", Some(Value::Array(phases))),
-    ]))
+    Ok(Written {
+        narrative_id: narrative.map(|n| n.id.into()),
+        phases,
+    })
 }
 
 /// `aiEnhancement:storeEnhancement` (internal): writes `<phase>_extra` (refused once submitted);
 /// the narrative's new version.
-fn store(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+fn store(ctx: &mut MutationCtx<'_>, args: StoreArgs) -> FnResult<StoredVersion> {
     let now = ctx.now_ms();
-    let (viewer, scope, incident) = capture_editor(&mut ctx.db, ctx.auth, &args, now)?;
-    let phase = phase_of(&args)?;
+    let (viewer, scope, incident) = capture_editor(&mut ctx.db, ctx.auth, &args.incident_id, now)?;
+    let phase = args.phase;
     let narrative = narratives::find(&mut ctx.db, &scope, &incident.id)?.ok_or_else(|| {
         FunctionError::validation(
             "phase",
@@ -190,59 +196,45 @@ fn store(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         &scope,
         &incident,
         &narrative,
-        (phase, text(&args, "enhanced_content")),
+        (phase, args.enhanced_content.as_str()),
         &viewer.user_id,
         now,
     )?;
-    Ok(object([("version", Some(Value::from(version)))]))
+    Ok(StoredVersion { version })
+}
+
+/// One phase's enhancement.
+#[derive(Serialize, Typed)]
+struct Enhanced {
+    phase: Phase,
+    enhanced_content: String,
+    original_content: String,
+    clarification_count: usize,
+    correlation_id: String,
+    processing_time_ms: f64,
+    ai_model_used: String,
+    success: bool,
+    error_code: Option<String>,
+    error: Option<String>,
 }
 
 /// `aiEnhancement:enhanceNarrativePhase`: `{phase, enhanced_content, original_content,
 /// clarification_count, correlation_id, processing_time_ms, ai_model_used, success}`, plus
 /// `error_code` and `error` when the fallback was stored.
-async fn enhance(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
+async fn enhance(ctx: ActionCtx, args: ByPhase, ai: AiService) -> FnResult<Enhanced> {
     let started = Instant::now();
-    let phase = phase_of(&args)?;
-    let incident = text(&args, "incident_id").to_string();
-    let mut fields = Object::new();
-    fields.insert("incident_id".into(), Value::from(incident.as_str()));
-    fields.insert("phase".into(), Value::from(phase.as_str()));
-    let found = ctx
-        .run_query_untyped(PREPARE, forward(&args, fields.clone()))
-        .await?;
-    let id = |field: &str| {
-        found
-            .get(field)
-            .and_then(Value::as_str)
-            .and_then(|s| DocumentId::decode(s).ok())
-    };
-    let original = found
-        .get("original")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let phase = args.phase;
+    let incident = args.incident_id.clone();
+    let found = ctx.run_query(PREPARE, &args).await?;
+    let original = found.original;
     let pairs: Vec<(String, String)> = found
-        .get("pairs")
-        .and_then(Value::as_array)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| {
-            let p = p.as_array()?;
-            Some((
-                p.first()?.as_str()?.to_string(),
-                p.get(1)?.as_str()?.to_string(),
-            ))
-        })
+        .pairs
+        .into_iter()
+        .map(|p| (p.question, p.answer))
         .collect();
-    let variables: Map<String, Json> = match found.get("variables").map(values::json::to_clean_json)
-    {
-        Some(Json::Object(map)) => map,
-        _ => return Err(FunctionError::internal("prepare gave no prompt variables")),
-    };
-
-    let call = AiCall::new(format!("enhance_narrative_{}", phase.as_str()), variables)
-        .by(id("user_id"), id("company_id"))
-        .about_incident(incident.as_str());
+    let call = found
+        .request
+        .call(format!("enhance_narrative_{}", phase.as_str()), &incident);
     let (content, model, correlation_id, failure) = match ai.generate(&ctx, call).await {
         Ok(outcome) if !outcome.text.trim().is_empty() => (
             outcome.text.trim().to_string(),
@@ -273,27 +265,36 @@ async fn enhance(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
         // The AI service has logged the request itself; this says what the worker got instead.
         tracing::warn!(request_id = %ctx.request_id, %code, phase = phase.as_str(), "narrative enhancement failed, the fallback text was stored: {message}");
     }
-    fields.insert("enhanced_content".into(), Value::from(content.as_str()));
-    ctx.run_mutation_untyped(STORE, forward(&args, fields))
-        .await?;
-    Ok(object([
-        ("phase", Some(Value::from(phase.as_str()))),
-        ("enhanced_content", Some(Value::from(content))),
-        ("original_content", Some(Value::from(original))),
-        ("clarification_count", Some(Value::from(pairs.len() as f64))),
-        ("correlation_id", Some(Value::from(correlation_id))),
-        (
-            "processing_time_ms",
-            Some(Value::from(started.elapsed().as_millis() as f64)),
-        ),
-        ("ai_model_used", Some(Value::from(model))),
-        ("success", Some(Value::from(failure.is_none()))),
-        (
-            "error_code",
-            failure.as_ref().map(|(code, _)| Value::from(code.as_str())),
-        ),
-        ("error", failure.map(|(_, message)| Value::from(message))),
-    ]))
+    let store_args = StoreArgs {
+        incident_id: incident,
+        phase,
+        enhanced_content: content.clone(),
+    };
+    ctx.run_mutation(STORE, &store_args).await?;
+    let (error_code, error) = failure.unzip();
+    Ok(Enhanced {
+        phase,
+        enhanced_content: content,
+        original_content: original,
+        clarification_count: pairs.len(),
+        correlation_id,
+        processing_time_ms: started.elapsed().as_millis() as f64,
+        ai_model_used: model,
+        success: error.is_none(),
+        error_code,
+        error,
+    })
+}
+
+#[derive(Serialize, Typed)]
+struct EnhancedIncident {
+    enhanced_narrative_id: Option<Id<NarrativeDoc>>,
+    enhanced_content: String,
+    phases: Vec<Enhanced>,
+    correlation_id: String,
+    processing_time_ms: f64,
+    ai_model_used: String,
+    success: bool,
 }
 
 /// `aiEnhancement:enhanceIncidentNarrative`: the reference's whole-incident form, `{incident_id}`
@@ -304,24 +305,14 @@ async fn enhance(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
 /// (what `getEnhancedNarrative` gives as `_id`), `enhanced_content` the enhanced phases as
 /// `**Before Event**: …` paragraphs, `phases` each phase's `enhanceNarrativePhase` result,
 /// `ai_model_used` the last phase's, and `success` whether the AI answered for every phase.
-async fn enhance_incident(ctx: ActionCtx, args: Object, ai: AiService) -> FnResult {
+async fn enhance_incident(
+    ctx: ActionCtx,
+    args: ByIncident,
+    ai: AiService,
+) -> FnResult<EnhancedIncident> {
     let started = Instant::now();
-    let mut fields = Object::new();
-    fields.insert(
-        "incident_id".into(),
-        Value::from(text(&args, "incident_id")),
-    );
-    let found = ctx
-        .run_query_untyped(WRITTEN, forward(&args, fields))
-        .await?;
-    let written: Vec<Phase> = found
-        .get("phases")
-        .and_then(Value::as_array)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| p.as_str().and_then(Phase::parse))
-        .collect();
-    if written.is_empty() {
+    let found = ctx.run_query(WRITTEN, &args).await?;
+    if found.phases.is_empty() {
         return Err(FunctionError::validation(
             "incident_id",
             "Incident narratives not found: write the narrative before enhancing it",
@@ -330,36 +321,38 @@ async fn enhance_incident(ctx: ActionCtx, args: Object, ai: AiService) -> FnResu
     let mut results = Vec::new();
     let mut paragraphs = Vec::new();
     let mut success = true;
-    let mut model = Value::Null;
-    for phase in written {
-        let mut call = args.clone();
-        call.insert("phase".into(), Value::from(phase.as_str()));
+    // Set by every phase; there is at least one.
+    let mut model = String::new();
+    for phase in found.phases {
+        let call = ByPhase {
+            incident_id: args.incident_id.clone(),
+            phase,
+        };
         let result = enhance(ctx.clone(), call, ai.clone()).await?;
-        let content = result.get("enhanced_content").and_then(Value::as_str);
         paragraphs.push(format!(
             "**{}**: {}",
             phase.label(),
-            content.unwrap_or_default()
+            result.enhanced_content
         ));
-        success &= result.get("success").and_then(Value::as_bool) == Some(true);
-        model = result.get("ai_model_used").cloned().unwrap_or(Value::Null);
+        success &= result.success;
+        model.clone_from(&result.ai_model_used);
         results.push(result);
     }
-    Ok(object([
-        ("enhanced_narrative_id", found.get("narrative_id").cloned()),
-        (
-            "enhanced_content",
-            Some(Value::from(paragraphs.join("\n\n"))),
-        ),
-        ("phases", Some(Value::Array(results))),
-        ("correlation_id", Some(Value::from(ctx.request_id.as_str()))),
-        (
-            "processing_time_ms",
-            Some(Value::from(started.elapsed().as_millis() as f64)),
-        ),
-        ("ai_model_used", Some(model)),
-        ("success", Some(Value::from(success))),
-    ]))
+    Ok(EnhancedIncident {
+        enhanced_narrative_id: found.narrative_id,
+        enhanced_content: paragraphs.join("\n\n"),
+        phases: results,
+        correlation_id: ctx.request_id.as_str().to_string(),
+        processing_time_ms: started.elapsed().as_millis() as f64,
+        ai_model_used: model,
+        success,
+    })
+}
+
+#[derive(Serialize, Typed)]
+struct Updated {
+    success: bool,
+    version: f64,
 }
 
 /// `aiEnhancement:updateEnhancedNarrative`: the reference's edit of the enhanced text,
@@ -367,7 +360,7 @@ async fn enhance_incident(ctx: ActionCtx, args: Object, ai: AiService) -> FnResu
 /// code). Enhanced text is kept per phase here, so `phase` says which one; then it stores the text
 /// exactly as `enhanceNarrativePhase` stores the AI's (`aiEnhancement:storeEnhancement`: the
 /// incident's creator, before submission). `{success, version}`.
-fn update_enhanced(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+fn update_enhanced(ctx: &mut MutationCtx<'_>, args: UpdateArgs) -> FnResult<Updated> {
     let now = ctx.now_ms();
     let viewer = require_permission(
         &mut ctx.db,
@@ -376,29 +369,25 @@ fn update_enhanced(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         Permission::EditOwnIncidentCapture,
     )?;
     let scope = viewer.company_scope()?;
-    let narrative = narratives::get(&mut ctx.db, &scope, text(&args, "enhanced_narrative_id"))?
-        .ok_or_else(|| {
+    let narrative =
+        narratives::get(&mut ctx.db, &scope, &args.enhanced_narrative_id)?.ok_or_else(|| {
             FunctionError::field(
                 ErrorCode::NotFound,
                 "enhanced_narrative_id",
                 "Enhanced narrative not found",
             )
         })?;
-    let mut call = forward(&args, Object::new());
-    let incident = narrative.doc.get("incident_id").cloned();
-    call.insert("incident_id".into(), incident.unwrap_or(Value::Null));
+    let incident_id = narrative.row()?.incident_id.encode();
     // Who may edit comes before what they sent, as everywhere.
-    capture_editor(&mut ctx.db, ctx.auth, &call, now)?;
-    let phase = opt_text(&args, "phase")
-        .and_then(Phase::parse)
-        .ok_or_else(|| {
-            FunctionError::validation(
-                "phase",
-                "phase is required: the enhanced narrative is kept per phase (before_event, \
+    capture_editor(&mut ctx.db, ctx.auth, &incident_id, now)?;
+    let phase = args.phase.ok_or_else(|| {
+        FunctionError::validation(
+            "phase",
+            "phase is required: the enhanced narrative is kept per phase (before_event, \
              during_event, end_event or post_event)",
-            )
-        })?;
-    let content = text(&args, "user_edited_content").trim();
+        )
+    })?;
+    let content = args.user_edited_content.trim();
     if content.is_empty() {
         return Err(FunctionError::validation(
             "user_edited_content",
@@ -414,13 +403,16 @@ fn update_enhanced(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             ),
         ));
     }
-    call.insert("phase".into(), Value::from(phase.as_str()));
-    call.insert("enhanced_content".into(), Value::from(content));
+    let call = StoreArgs {
+        incident_id,
+        phase,
+        enhanced_content: content.to_string(),
+    };
     let stored = store(ctx, call)?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("version", stored.get("version").cloned()),
-    ]))
+    Ok(Updated {
+        success: true,
+        version: stored.version,
+    })
 }
 
 #[cfg(test)]

@@ -9,23 +9,106 @@
 //! details are not exported (they are personal data of another record); the participant link is
 //! kept on import only when the participant exists in the target company.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use functions::{ActionCtx, ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx, Scope};
+use functions::{
+    ActionCtx, ErrorCode, FnResult, FunctionError, FunctionRef, MutationCtx, QueryCtx, Scope,
+};
+use serde::{Deserialize, Serialize};
 use store::{Document, Schema};
-use values::{DocumentId, Object, Validator, Value};
+use values::{DocumentId, Id, Object, Typed, Validator, Value};
 
 use super::children::{rows_of, CHILD_TABLES};
-use super::fields::{self, Window};
-use super::record::{self, IncidentRow, INTERNAL_FIELDS};
+use super::fields::{self, Given, Window};
+use super::record::{self, IncidentDoc, IncidentRow, INTERNAL_FIELDS};
 use super::status::{AnalysisStatus, CaptureStatus, State};
 use super::submission::Checklist;
-use crate::args::{object, opt_text, text};
+use crate::args::opt_text;
 use crate::audit::{self, Entry, Event};
 use crate::identity::{require_permission, Permission, Viewer};
 
 pub const FORMAT: &str = "supportsignal.incident";
 pub const VERSION: f64 = 1.0;
+
+pub const READ_RECORD: FunctionRef<ByIncident, ExportDocument> =
+    FunctionRef::internal_query("workflowData:readRecord");
+pub const CHECK_RECORD: FunctionRef<CheckArgs, CheckReport> =
+    FunctionRef::internal_query("workflowData:checkRecord");
+pub const WRITE_RECORD: FunctionRef<ImportArgs, Imported> =
+    FunctionRef::internal_mutation("workflowData:writeRecord");
+
+#[derive(Serialize, Deserialize, Typed)]
+#[typed(session)]
+pub struct ByIncident {
+    #[typed(id = "incidents")]
+    incident_id: String,
+}
+
+/// A workflow document to check, as sent: anything, which the check then reads.
+#[derive(Serialize, Deserialize, Typed)]
+#[typed(session)]
+pub struct CheckArgs {
+    workflow_data: Value,
+}
+
+#[derive(Serialize, Deserialize, Typed)]
+#[typed(session)]
+pub struct ImportArgs {
+    workflow_data: Value,
+    #[typed(id = "companies")]
+    company_id: Option<String>,
+}
+
+/// Where an exported record came from.
+#[derive(Serialize, Deserialize, Typed)]
+pub struct Source {
+    #[typed(id = "incidents")]
+    incident_id: DocumentId,
+    #[typed(id = "companies")]
+    company_id: DocumentId,
+}
+
+/// The export document. The incident and the child rows are carried as stored (less the fields an
+/// import assigns), so they stay free-form: a document written by another version still reads.
+#[derive(Serialize, Deserialize, Typed)]
+pub struct ExportDocument {
+    format: String,
+    version: f64,
+    exported_at: f64,
+    #[typed(id = "users")]
+    exported_by: DocumentId,
+    source: Source,
+    incident: Value,
+    children: BTreeMap<String, Vec<Value>>,
+}
+
+#[derive(Serialize, Typed)]
+pub struct Exported {
+    success: bool,
+    data: ExportDocument,
+    filename: String,
+}
+
+/// What checking a document found: `detected_step` is the step the document says it reached.
+#[derive(Serialize, Deserialize, Typed)]
+pub struct CheckReport {
+    valid: bool,
+    errors: Vec<String>,
+    warnings: Vec<String>,
+    detected_step: f64,
+}
+
+/// An import: `{success: true, incident_id, created_step, created_records, warnings}`, or
+/// `{success: false, errors, warnings}` for data that does not validate.
+#[derive(Serialize, Deserialize, Typed)]
+pub struct Imported {
+    success: bool,
+    incident_id: Option<Id<IncidentDoc>>,
+    created_step: Option<f64>,
+    created_records: Option<BTreeMap<String, f64>>,
+    errors: Option<Vec<String>>,
+    warnings: Vec<String>,
+}
 
 /// Fields of each child table that hold user ids: the users of another company or deployment
 /// mean nothing in the target company, so an import puts the importing administrator there.
@@ -51,50 +134,27 @@ impl UserFields {
     }
 }
 
-fn admin(
-    db: &mut impl functions::DbRead,
-    auth: &functions::Auth,
-    _args: &Object,
-    now: f64,
-) -> FnResult<Viewer> {
+fn admin(db: &mut impl functions::DbRead, auth: &functions::Auth, now: f64) -> FnResult<Viewer> {
     require_permission(db, auth, now, Permission::ManageAllCompanies)
 }
 
-/// The arguments of the internal function an action calls: the session token it was given (the
-/// bearer token travels by itself) and the fields named.
-fn forward(args: &Object, fields: &[&str]) -> Object {
-    ["sessionToken"]
-        .iter()
-        .chain(fields)
-        .filter_map(|k| args.get(*k).map(|v| (k.to_string(), v.clone())))
-        .collect()
-}
-
 /// `workflowData:exportWorkflowData`: `{success, data, filename}`.
-pub async fn export_action(ctx: ActionCtx, args: Object) -> FnResult {
-    let data = ctx
-        .run_query_untyped("workflowData:readRecord", forward(&args, &["incident_id"]))
-        .await?;
+pub async fn export_action(ctx: ActionCtx, args: ByIncident) -> FnResult<Exported> {
+    let data = ctx.run_query(READ_RECORD, &args).await?;
     let name = data
-        .get("incident")
-        .and_then(|i| i.get("participant_name"))
+        .incident
+        .get("participant_name")
         .and_then(Value::as_str)
         .unwrap_or("incident");
     let slug: String = crate::companies::slugify(name);
-    let day = data
-        .get("exported_at")
-        .and_then(Value::as_f64)
-        .and_then(|ms| chrono::DateTime::from_timestamp_millis(ms as i64))
+    let day = chrono::DateTime::from_timestamp_millis(data.exported_at as i64)
         .map(|t| t.format("%Y-%m-%d").to_string())
         .unwrap_or_default();
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("data", Some(data)),
-        (
-            "filename",
-            Some(Value::from(format!("workflow-{slug}-{day}.json"))),
-        ),
-    ]))
+    Ok(Exported {
+        success: true,
+        data,
+        filename: format!("workflow-{slug}-{day}.json"),
+    })
 }
 
 /// The child rows of a document as exported: own fields only.
@@ -106,39 +166,36 @@ fn exported_row(doc: &Document) -> Value {
 }
 
 /// `workflowData:readRecord` (internal): the export document of one incident of any company.
-pub fn read_record(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn read_record(ctx: &mut QueryCtx<'_>, args: ByIncident) -> FnResult<ExportDocument> {
     let now = ctx.now_ms();
-    let viewer = admin(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = admin(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
     let all = viewer.all_companies_scope(&grant, Permission::ManageAllCompanies)?;
-    let incident = record::load(&mut ctx.db, &all, text(&args, "incident_id"))?;
+    let incident = record::load(&mut ctx.db, &all, &args.incident_id)?;
     let scope = Scope::company(incident.row.company_id);
     let mut fields = incident.doc.fields.clone();
     fields.remove("company_id");
     for field in INTERNAL_FIELDS {
         fields.remove(field);
     }
-    let mut children = Object::new();
+    let mut children = BTreeMap::new();
     for child in CHILD_TABLES.iter().filter(|c| c.exported()) {
         let rows = rows_of(&mut ctx.db, &scope, child, &incident.id)?;
         let rows = rows.iter().map(exported_row).collect();
-        children.insert(child.table.to_string(), Value::Array(rows));
+        children.insert(child.table.to_string(), rows);
     }
-    Ok(object([
-        ("format", Some(Value::from(FORMAT))),
-        ("version", Some(Value::from(VERSION))),
-        ("exported_at", Some(Value::from(now))),
-        ("exported_by", Some(Value::from(viewer.user_id))),
-        (
-            "source",
-            Some(object([
-                ("incident_id", Some(Value::from(incident.id))),
-                ("company_id", Some(Value::from(incident.row.company_id))),
-            ])),
-        ),
-        ("incident", Some(Value::Object(fields))),
-        ("children", Some(Value::Object(children))),
-    ]))
+    Ok(ExportDocument {
+        format: FORMAT.to_string(),
+        version: VERSION,
+        exported_at: now,
+        exported_by: viewer.user_id,
+        source: Source {
+            incident_id: incident.id,
+            company_id: incident.row.company_id,
+        },
+        incident: Value::Object(fields),
+        children,
+    })
 }
 
 /// What validation found.
@@ -180,7 +237,14 @@ fn check<'a>(data: &'a Value, now: f64, report: &mut Report) -> Option<Checked<'
         report.errors.push("Missing the incident section".into());
         return None;
     };
-    let details = match fields::details(incident, now, Window::Ignored) {
+    let text = |field: &str| opt_text(incident, field).unwrap_or_default().to_string();
+    let given = Given {
+        reporter_name: text("reporter_name"),
+        participant_name: text("participant_name"),
+        location: text("location"),
+        event_date_time: text("event_date_time"),
+    };
+    let details = match fields::details(&given, now, Window::Ignored) {
         Ok(details) => Some(details),
         Err(e) => {
             report
@@ -315,39 +379,33 @@ fn user_message(error: &FunctionError) -> String {
 }
 
 /// `workflowData:checkRecord` (internal): `{valid, errors, warnings, detected_step}`.
-pub fn check_record(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn check_record(ctx: &mut QueryCtx<'_>, args: CheckArgs) -> FnResult<CheckReport> {
     let now = ctx.now_ms();
-    admin(&mut ctx.db, ctx.auth, &args, now)?;
-    let data = args.get("workflow_data").cloned().unwrap_or(Value::Null);
+    admin(&mut ctx.db, ctx.auth, now)?;
     let mut report = Report::default();
-    let checked = check(&data, now, &mut report);
+    let checked = check(&args.workflow_data, now, &mut report);
     let step = checked
         .as_ref()
         .and_then(|c| c.incident.get("current_step").and_then(Value::as_f64))
         .unwrap_or(if checked.is_some() { 1.0 } else { 0.0 });
-    let list = |items: Vec<String>| Value::Array(items.into_iter().map(Value::from).collect());
-    Ok(object([
-        ("valid", Some(Value::from(checked.is_some()))),
-        ("errors", Some(list(report.errors))),
-        ("warnings", Some(list(report.warnings))),
-        ("detected_step", Some(Value::from(step))),
-    ]))
+    Ok(CheckReport {
+        valid: checked.is_some(),
+        errors: report.errors,
+        warnings: report.warnings,
+        detected_step: step,
+    })
 }
 
 /// `workflowData:validateWorkflowData`.
-pub async fn validate_action(ctx: ActionCtx, args: Object) -> FnResult {
-    let call = forward(&args, &["workflow_data"]);
-    ctx.run_query_untyped("workflowData:checkRecord", call)
-        .await
+pub async fn validate_action(ctx: ActionCtx, args: CheckArgs) -> FnResult<CheckReport> {
+    ctx.run_query(CHECK_RECORD, &args).await
 }
 
 /// `workflowData:importWorkflowData`: `{success: true, incident_id, created_step,
 /// created_records, warnings}`, or `{success: false, errors, warnings}` for data that does not
 /// validate (nothing is written then). Access and target-company problems are errors.
-pub async fn import_action(ctx: ActionCtx, args: Object) -> FnResult {
-    let call = forward(&args, &["workflow_data", "company_id"]);
-    ctx.run_mutation_untyped("workflowData:writeRecord", call)
-        .await
+pub async fn import_action(ctx: ActionCtx, args: ImportArgs) -> FnResult<Imported> {
+    ctx.run_mutation(WRITE_RECORD, &args).await
 }
 
 /// The target company's site for the record: the exported one if it is the company's, else the
@@ -368,11 +426,15 @@ fn target_site(db: &mut functions::ScopedWriter<'_>, wanted: Option<&str>) -> Fn
 
 /// `workflowData:writeRecord` (internal): imports a validated document into `company_id` (or the
 /// administrator's own company) in one transaction, with new ids. Audited.
-pub fn write_record(ctx: &mut MutationCtx<'_>, args: Object, users: &UserFields) -> FnResult {
+pub fn write_record(
+    ctx: &mut MutationCtx<'_>,
+    args: ImportArgs,
+    users: &UserFields,
+) -> FnResult<Imported> {
     let now = ctx.now_ms();
-    let viewer = admin(&mut ctx.db, ctx.auth, &args, now)?;
+    let viewer = admin(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
-    let company = match opt_text(&args, "company_id") {
+    let company = match args.company_id.as_deref() {
         Some(id) => ctx.db.normalize_id("companies", id),
         None => viewer.company_id,
     }
@@ -390,15 +452,17 @@ pub fn write_record(ctx: &mut MutationCtx<'_>, args: Object, users: &UserFields)
             "Company not found",
         ));
     }
-    let data = args.get("workflow_data").cloned().unwrap_or(Value::Null);
+    let data = &args.workflow_data;
     let mut report = Report::default();
-    let list = |items: Vec<String>| Value::Array(items.into_iter().map(Value::from).collect());
-    let Some(checked) = check(&data, now, &mut report) else {
-        return Ok(object([
-            ("success", Some(Value::from(false))),
-            ("errors", Some(list(report.errors))),
-            ("warnings", Some(list(report.warnings))),
-        ]));
+    let Some(checked) = check(data, now, &mut report) else {
+        return Ok(Imported {
+            success: false,
+            incident_id: None,
+            created_step: None,
+            created_records: None,
+            errors: Some(report.errors),
+            warnings: report.warnings,
+        });
     };
     let step = created_step(&checked);
     let incident = checked.incident;
@@ -459,7 +523,7 @@ pub fn write_record(ctx: &mut MutationCtx<'_>, args: Object, users: &UserFields)
         reporter_sort: String::new(),
     };
     let id = record::insert(&mut ctx.db, &scope, row)?;
-    let mut created = Object::new();
+    let mut created = BTreeMap::new();
     for (table, rows) in &checked.children {
         let user_fields = users.0.get(table).map(Vec::as_slice).unwrap_or_default();
         for row in rows {
@@ -475,7 +539,7 @@ pub fn write_record(ctx: &mut MutationCtx<'_>, args: Object, users: &UserFields)
             fields.insert("incident_id".into(), Value::from(id));
             ctx.db.scoped(&scope).insert(table, fields)?;
         }
-        created.insert(table.to_string(), Value::from(rows.len() as f64));
+        created.insert(table.to_string(), rows.len() as f64);
     }
     if participant_id.is_none() && incident.contains_key("participant_id") {
         report.warnings.push(
@@ -491,11 +555,12 @@ pub fn write_record(ctx: &mut MutationCtx<'_>, args: Object, users: &UserFields)
         details: &[("source_incident", source.as_str())],
     };
     audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("incident_id", Some(Value::from(id))),
-        ("created_step", Some(Value::from(step))),
-        ("created_records", Some(Value::Object(created))),
-        ("warnings", Some(list(report.warnings))),
-    ]))
+    Ok(Imported {
+        success: true,
+        incident_id: Some(id.into()),
+        created_step: Some(step),
+        created_records: Some(created),
+        errors: None,
+        warnings: report.warnings,
+    })
 }

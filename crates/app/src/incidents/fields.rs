@@ -3,9 +3,8 @@
 
 use chrono::{DateTime, NaiveDateTime};
 use functions::{FnResult, FunctionError};
-use values::Object;
-
-use crate::args::text;
+use serde::Deserialize;
+use values::Typed;
 
 pub const MAX_NAME: usize = 100;
 pub const MAX_LOCATION: usize = 200;
@@ -27,6 +26,15 @@ pub struct Details {
     pub event_at: f64,
 }
 
+/// The details as a caller sends them, before they are checked.
+#[derive(Clone, Debug, Default, Deserialize, Typed)]
+pub struct Given {
+    pub reporter_name: String,
+    pub participant_name: String,
+    pub location: String,
+    pub event_date_time: String,
+}
+
 /// Whether the event time must fall inside the recording window (new and edited incidents), or
 /// only be well-formed (imports of records captured long ago).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,12 +43,22 @@ pub enum Window {
     Ignored,
 }
 
-/// Checks `reporter_name`, `participant_name`, `location` and `event_date_time` of `args`.
-pub fn details(args: &Object, now_ms: f64, window: Window) -> FnResult<Details> {
-    let reporter_name = bounded(args, "reporter_name", "Reporter name", MAX_NAME)?;
-    let participant_name = bounded(args, "participant_name", "Participant name", MAX_NAME)?;
-    let location = bounded(args, "location", "Location", MAX_LOCATION)?;
-    let event_date_time = text(args, "event_date_time").trim().to_string();
+/// Checks `reporter_name`, `participant_name`, `location` and `event_date_time`.
+pub fn details(given: &Given, now_ms: f64, window: Window) -> FnResult<Details> {
+    let reporter_name = bounded(
+        &given.reporter_name,
+        "reporter_name",
+        "Reporter name",
+        MAX_NAME,
+    )?;
+    let participant_name = bounded(
+        &given.participant_name,
+        "participant_name",
+        "Participant name",
+        MAX_NAME,
+    )?;
+    let location = bounded(&given.location, "location", "Location", MAX_LOCATION)?;
+    let event_date_time = given.event_date_time.trim().to_string();
     let event_at = parse_event_time(&event_date_time).ok_or_else(|| {
         FunctionError::validation(
             "event_date_time",
@@ -71,8 +89,8 @@ pub fn details(args: &Object, now_ms: f64, window: Window) -> FnResult<Details> 
 }
 
 /// Trimmed text of 1 to `max` characters without control characters.
-fn bounded(args: &Object, field: &str, label: &str, max: usize) -> FnResult<String> {
-    let value = text(args, field).trim();
+fn bounded(value: &str, field: &str, label: &str, max: usize) -> FnResult<String> {
+    let value = value.trim();
     if !(1..=max).contains(&value.chars().count()) {
         return Err(FunctionError::validation(
             field,
@@ -137,7 +155,6 @@ fn split_offset(text: &str) -> (&str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use values::Value;
 
     const JUNE_1_1430_UTC: f64 = 1_748_788_200_000.0;
 
@@ -168,11 +185,19 @@ mod tests {
         }
     }
 
-    fn args(pairs: &[(&str, &str)]) -> Object {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), Value::from(*v)))
-            .collect()
+    fn args(pairs: &[(&str, &str)]) -> Given {
+        let mut given = Given::default();
+        for (k, v) in pairs {
+            let field = match *k {
+                "reporter_name" => &mut given.reporter_name,
+                "participant_name" => &mut given.participant_name,
+                "location" => &mut given.location,
+                "event_date_time" => &mut given.event_date_time,
+                other => panic!("{other}"),
+            };
+            *field = v.to_string();
+        }
+        given
     }
 
     #[test]

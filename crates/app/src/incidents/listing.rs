@@ -14,16 +14,17 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use functions::{
-    parse_pagination_opts, Db, FnResult, FunctionError, QueryCtx, Scope, Scoped, MAX_PAGE_SIZE,
+    Db, FnResult, FunctionError, PaginationArg, QueryCtx, Scope, Scoped, MAX_PAGE_SIZE,
 };
+use serde::{Deserialize, Serialize};
 use store::{Document, Order};
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Nullable, Typed, Value};
 
 use super::counts::{self, Whose};
 use super::plan::{plan, Filters, Plan, SortField};
-use super::record;
+use super::record::{self, PublicIncident};
 use super::status::OverallStatus;
-use crate::args::{flag, object, opt_text};
+use super::SessionOnly;
 use crate::identity::{require_permission, Permission, Viewer};
 
 /// Rows a text search examines per call at most.
@@ -45,19 +46,110 @@ fn bad(field: &str, message: impl Into<String>) -> FunctionError {
     FunctionError::validation(field, message)
 }
 
-/// Reads `filters` (only the keys `allowed` lists) into `Filters`.
-fn read_filters(args: &Object, allowed: &[&str]) -> FnResult<Filters> {
+#[derive(Deserialize, Typed)]
+pub struct DateRange {
+    start: f64,
+    end: f64,
+}
+
+/// The filters of the company list.
+#[derive(Default, Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct CompanyFilters {
+    status: Option<String>,
+    date_range: Option<DateRange>,
+    participant_id: Option<String>,
+    user_id: Option<String>,
+    site_id: Option<String>,
+    search_text: Option<String>,
+}
+
+/// The filters of the caller's own list: no reporter or participant.
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct MyFilters {
+    status: Option<String>,
+    date_range: Option<DateRange>,
+    site_id: Option<String>,
+    search_text: Option<String>,
+}
+
+impl From<MyFilters> for CompanyFilters {
+    fn from(my: MyFilters) -> CompanyFilters {
+        CompanyFilters {
+            status: my.status,
+            date_range: my.date_range,
+            site_id: my.site_id,
+            search_text: my.search_text,
+            ..CompanyFilters::default()
+        }
+    }
+}
+
+/// The contract's offset paging.
+#[derive(Deserialize, Typed)]
+pub struct OffsetPaging {
+    limit: Option<f64>,
+    offset: Option<f64>,
+}
+
+#[derive(Clone, Copy, Deserialize, Typed)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Asc,
+    Desc,
+}
+
+#[derive(Deserialize, Typed)]
+pub struct Sorting {
+    #[typed(validator = super::one_of(SortField::NAMES))]
+    field: String,
+    direction: Option<Direction>,
+}
+
+/// Sorting and paging, common to both lists: offset pages (`pagination`) or Convex cursors
+/// (`paginationOpts`).
+#[derive(Deserialize, Typed)]
+pub struct Paging {
+    pagination: Option<OffsetPaging>,
+    sorting: Option<Sorting>,
+    #[serde(rename = "paginationOpts")]
+    pagination_opts: Option<PaginationArg>,
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct CompanyListArgs {
+    filters: Option<CompanyFilters>,
+    #[serde(flatten)]
+    paging: Paging,
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+#[serde(rename_all = "camelCase")]
+pub struct MyListArgs {
+    include_completed: Option<bool>,
+    filters: Option<MyFilters>,
+    #[serde(flatten)]
+    paging: Paging,
+}
+
+/// Reads the filters given into `Filters`.
+fn read_filters(given: Option<CompanyFilters>) -> FnResult<Filters> {
     let mut filters = Filters::default();
-    let Some(given) = args.get("filters").and_then(Value::as_object) else {
+    let Some(given) = given else {
         return Ok(filters);
     };
-    let text = |key: &str| {
-        opt_text(given, key)
+    let text = |value: &Option<String>| {
+        value
+            .as_deref()
             .map(str::trim)
-            .filter(|t| !t.is_empty() && *t != "all" && allowed.contains(&key))
+            .filter(|t| !t.is_empty() && *t != "all")
+            .map(str::to_string)
     };
-    if let Some(status) = text("status") {
-        let status = OverallStatus::parse(status).ok_or_else(|| {
+    if let Some(status) = text(&given.status) {
+        let status = OverallStatus::parse(&status).ok_or_else(|| {
             bad(
                 "filters.status",
                 format!(
@@ -68,18 +160,17 @@ fn read_filters(args: &Object, allowed: &[&str]) -> FnResult<Filters> {
         })?;
         filters.eq.push(("overall_status", status.as_str().into()));
     }
-    for (key, column) in [
-        ("userId", "created_by"),
-        ("participantId", "participant_id"),
-        ("siteId", "site_id"),
+    for (value, column) in [
+        (&given.user_id, "created_by"),
+        (&given.participant_id, "participant_id"),
+        (&given.site_id, "site_id"),
     ] {
-        if let Some(id) = text(key) {
-            filters.eq.push((column, id.to_string()));
+        if let Some(id) = text(value) {
+            filters.eq.push((column, id));
         }
     }
-    if let Some(range) = given.get("dateRange").and_then(Value::as_object) {
-        let bound = |k: &str| range.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
-        let (start, end) = (bound("start"), bound("end"));
+    if let Some(range) = &given.date_range {
+        let (start, end) = (range.start, range.end);
         // NaN bounds (missing numbers) compare as unordered and are refused too.
         if start.partial_cmp(&end).is_none_or(Ordering::is_gt) {
             return Err(bad(
@@ -89,31 +180,32 @@ fn read_filters(args: &Object, allowed: &[&str]) -> FnResult<Filters> {
         }
         filters.created = Some((start, end));
     }
-    if let Some(needle) = opt_text(given, "searchText").map(|t| t.trim().to_lowercase()) {
+    if let Some(needle) = given.search_text.map(|t| t.trim().to_lowercase()) {
         filters.text = Some(needle).filter(|t| !t.is_empty());
     }
     Ok(filters)
 }
 
-fn read_sort(args: &Object) -> (SortField, Order) {
-    let sorting = args.get("sorting").and_then(Value::as_object);
+fn read_sort(sorting: Option<&Sorting>) -> (SortField, Order) {
     let field = sorting
-        .and_then(|s| opt_text(s, "field"))
-        .and_then(SortField::parse)
+        .and_then(|s| SortField::parse(&s.field))
         .unwrap_or(SortField::Date);
-    let order = match sorting.and_then(|s| opt_text(s, "direction")) {
-        Some("asc") => Order::Asc,
-        Some("desc") => Order::Desc,
-        _ => field.default_order(),
+    let order = match sorting.and_then(|s| s.direction) {
+        Some(Direction::Asc) => Order::Asc,
+        Some(Direction::Desc) => Order::Desc,
+        None => field.default_order(),
     };
     (field, order)
 }
 
 /// `pagination {limit, offset}`: defaults 50 and 0.
-fn read_offset_paging(args: &Object) -> FnResult<(usize, usize)> {
-    let paging = args.get("pagination").and_then(Value::as_object);
+fn read_offset_paging(paging: Option<&OffsetPaging>) -> FnResult<(usize, usize)> {
     let number = |key: &str, default: usize, max: usize| -> FnResult<usize> {
-        match paging.and_then(|p| p.get(key)).and_then(Value::as_f64) {
+        let given = paging.and_then(|p| match key {
+            "limit" => p.limit,
+            _ => p.offset,
+        });
+        match given {
             None => Ok(default),
             Some(n) if n.fract() == 0.0 && n >= 0.0 && n <= max as f64 => Ok(n as usize),
             Some(_) => Err(bad(
@@ -136,25 +228,50 @@ fn read_offset_paging(args: &Object) -> FnResult<(usize, usize)> {
 }
 
 /// The site names of the company, for `site_name` (a company has a handful of sites).
-fn site_names(db: &mut Scoped<'_>) -> FnResult<HashMap<String, Value>> {
+fn site_names(db: &mut Scoped<'_>) -> FnResult<HashMap<DocumentId, Option<String>>> {
     let sites = db.query("sites", "by_company_name", |q| q)?.collect()?;
     Ok(sites
         .into_iter()
-        .map(|s| (s.id.encode(), s.get("name").cloned().unwrap_or(Value::Null)))
+        .map(|s| {
+            let name = s.get("name").and_then(Value::as_str).map(str::to_string);
+            (s.id, name)
+        })
         .collect())
 }
 
-fn with_site(doc: &Document, sites: &HashMap<String, Value>) -> Value {
-    let mut value = record::public(doc);
-    if let Value::Object(fields) = &mut value {
-        let site = doc
-            .get("site_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let name = sites.get(site).cloned().unwrap_or(Value::Null);
-        fields.insert("site_name".into(), name);
-    }
-    value
+/// An incident in a list: with the name of its site.
+#[derive(Serialize, Typed)]
+pub struct ListedIncident {
+    #[serde(flatten)]
+    incident: PublicIncident,
+    site_name: Nullable<String>,
+}
+
+fn with_site(
+    doc: &Document,
+    sites: &HashMap<DocumentId, Option<String>>,
+) -> FnResult<ListedIncident> {
+    let incident = record::public(doc)?;
+    let name = sites.get(&incident.0.row.site_id).cloned().flatten();
+    Ok(ListedIncident {
+        incident,
+        site_name: name.into(),
+    })
+}
+
+/// A list: offset pages carry `incidents`, cursor pages `page`, `isDone` and `continueCursor`.
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentList {
+    incidents: Option<Vec<ListedIncident>>,
+    page: Option<Vec<ListedIncident>>,
+    is_done: Option<bool>,
+    continue_cursor: Option<String>,
+    total_count: f64,
+    total_count_exact: bool,
+    has_more: bool,
+    scan_limited: bool,
+    correlation_id: String,
 }
 
 /// The total of a list: from the counts when only status and reporter filter it, else counted.
@@ -223,51 +340,57 @@ fn encode_cursor(plan: &Plan, store_cursor: &str) -> String {
 /// same totals.
 fn respond(
     ctx: &mut QueryCtx<'_>,
-    args: &Object,
+    paging: &Paging,
     scope: &Scope,
     owner: Owner,
     filters: Filters,
-) -> FnResult {
-    let (sort, order) = read_sort(args);
+) -> FnResult<IncidentList> {
+    let (sort, order) = read_sort(paging.sorting.as_ref());
     let budget = if filters.text.is_some() {
         TEXT_SCAN_LIMIT
     } else {
         usize::MAX
     };
     let plan = plan(filters, sort, order);
-    let correlation = Value::from(ctx.request_id.as_str());
+    let correlation_id = ctx.request_id.as_str().to_string();
     let mut db = ctx.db.scoped(scope);
     let sites = site_names(&mut db)?;
-    let mut out = Object::new();
     // Cursor pages carry the incidents as `page` (what Convex's paginated clients read), offset
     // pages as `incidents` (the contract's name); never both, so no page is encoded twice.
-    let (key, shown, has_more, limited) = if args.contains_key("paginationOpts") {
-        let opts = parse_pagination_opts(args)?;
+    let (cursor_page, shown, has_more, limited) = if let Some(opts) = &paging.pagination_opts {
+        let opts = opts.opts()?;
         let start = decode_cursor(opts.cursor.as_deref(), &plan)?;
         let scan = plan.scan(&mut db, start.clone(), opts.num_items, budget, true)?;
         let cursor = scan.cursor.clone().or(start).unwrap_or_default();
-        out.insert("isDone".into(), Value::from(scan.exhausted));
-        out.insert(
-            "continueCursor".into(),
-            Value::from(encode_cursor(&plan, &cursor)),
-        );
-        ("page", scan.docs, !scan.exhausted, scan.limited)
+        let page = (scan.exhausted, encode_cursor(&plan, &cursor));
+        (Some(page), scan.docs, !scan.exhausted, scan.limited)
     } else {
-        let (limit, offset) = read_offset_paging(args)?;
+        let (limit, offset) = read_offset_paging(paging.pagination.as_ref())?;
         let scan = plan.scan(&mut db, None, offset + limit + 1, budget, true)?;
         let more = scan.docs.len() > offset + limit || (scan.limited && !scan.exhausted);
         let shown = scan.docs.into_iter().skip(offset).take(limit).collect();
-        ("incidents", shown, more, scan.limited)
+        (None, shown, more, scan.limited)
     };
     let (count, exact) = total(&mut ctx.db, scope, owner, &plan)?;
-    let shown: Vec<Value> = shown.iter().map(|d| with_site(d, &sites)).collect();
-    out.insert(key.into(), Value::Array(shown));
-    out.insert("totalCount".into(), Value::from(count));
-    out.insert("totalCountExact".into(), Value::from(exact));
-    out.insert("hasMore".into(), Value::from(has_more));
-    out.insert("scanLimited".into(), Value::from(limited));
-    out.insert("correlationId".into(), correlation);
-    Ok(Value::Object(out))
+    let shown: Vec<ListedIncident> = shown
+        .iter()
+        .map(|d| with_site(d, &sites))
+        .collect::<FnResult<_>>()?;
+    let (incidents, page, is_done, continue_cursor) = match cursor_page {
+        Some((done, cursor)) => (None, Some(shown), Some(done), Some(cursor)),
+        None => (Some(shown), None, None, None),
+    };
+    Ok(IncidentList {
+        incidents,
+        page,
+        is_done,
+        continue_cursor,
+        total_count: count,
+        total_count_exact: exact,
+        has_more,
+        scan_limited: limited,
+        correlation_id,
+    })
 }
 
 /// The caller's company, or `None` for callers without one (system administrators): their lists
@@ -278,28 +401,36 @@ fn own_company(viewer: &Viewer) -> Option<Scope> {
 }
 
 /// An empty list in the shape `respond` gives (cursor pages when `paginationOpts` is present).
-fn empty_list(ctx: &QueryCtx<'_>, args: &Object) -> FnResult {
-    let mut out = Object::new();
-    if args.contains_key("paginationOpts") {
-        parse_pagination_opts(args)?;
-        out.insert("page".into(), Value::Array(Vec::new()));
-        out.insert("isDone".into(), Value::from(true));
-        out.insert("continueCursor".into(), Value::from(""));
-    } else {
-        read_offset_paging(args)?;
-        out.insert("incidents".into(), Value::Array(Vec::new()));
-    }
-    out.insert("totalCount".into(), Value::from(0.0));
-    out.insert("totalCountExact".into(), Value::from(true));
-    out.insert("hasMore".into(), Value::from(false));
-    out.insert("scanLimited".into(), Value::from(false));
-    out.insert("correlationId".into(), Value::from(ctx.request_id.as_str()));
-    Ok(Value::Object(out))
+fn empty_list(ctx: &QueryCtx<'_>, paging: &Paging) -> FnResult<IncidentList> {
+    let cursor_page = match &paging.pagination_opts {
+        Some(opts) => {
+            opts.opts()?;
+            true
+        }
+        None => {
+            read_offset_paging(paging.pagination.as_ref())?;
+            false
+        }
+    };
+    Ok(IncidentList {
+        incidents: (!cursor_page).then(Vec::new),
+        page: cursor_page.then(Vec::new),
+        is_done: cursor_page.then_some(true),
+        continue_cursor: cursor_page.then(String::new),
+        total_count: 0.0,
+        total_count_exact: true,
+        has_more: false,
+        scan_limited: false,
+        correlation_id: ctx.request_id.as_str().to_string(),
+    })
 }
 
 /// `incidents_listing:getAllCompanyIncidents`: the company's incidents, for holders of
 /// `view_all_company_incidents`.
-pub fn all_company_incidents(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn all_company_incidents(
+    ctx: &mut QueryCtx<'_>,
+    args: CompanyListArgs,
+) -> FnResult<IncidentList> {
     let now = ctx.now_ms();
     let viewer = require_permission(
         &mut ctx.db,
@@ -307,33 +438,46 @@ pub fn all_company_incidents(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
         now,
         Permission::ViewAllCompanyIncidents,
     )?;
-    let filters = read_filters(
-        &args,
-        &["status", "userId", "participantId", "siteId", "searchText"],
-    )?;
+    let filters = read_filters(args.filters)?;
     let Some(scope) = own_company(&viewer) else {
-        return empty_list(ctx, &args);
+        return empty_list(ctx, &args.paging);
     };
-    respond(ctx, &args, &scope, Owner::Company, filters)
+    respond(ctx, &args.paging, &scope, Owner::Company, filters)
 }
 
 /// `incidents_listing:getMyIncidents`: the caller's own incidents; completed ones only with
 /// `includeCompleted`.
-pub fn my_incidents(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
+pub fn my_incidents(ctx: &mut QueryCtx<'_>, args: MyListArgs) -> FnResult<IncidentList> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;
-    let mut filters = read_filters(&args, &["status", "siteId", "searchText"])?;
+    let mut filters = read_filters(args.filters.map(CompanyFilters::from))?;
     let Some(scope) = own_company(&viewer) else {
-        return empty_list(ctx, &args);
+        return empty_list(ctx, &args.paging);
     };
     filters.eq.push(("created_by", viewer.user_id.encode()));
-    filters.exclude_completed = !flag(&args, "includeCompleted");
-    respond(ctx, &args, &scope, Owner::Own(viewer.user_id), filters)
+    filters.exclude_completed = !args.include_completed.unwrap_or(false);
+    respond(
+        ctx,
+        &args.paging,
+        &scope,
+        Owner::Own(viewer.user_id),
+        filters,
+    )
+}
+
+#[derive(Serialize, Typed)]
+pub struct IncidentCounts {
+    capture_pending: f64,
+    analysis_pending: f64,
+    completed: f64,
+    total: f64,
+    /// `company` or `personal`.
+    scope: &'static str,
 }
 
 /// `incidents_listing:getIncidentCounts`: incidents per overall status, the company's for holders
 /// of `view_all_company_incidents`, otherwise the caller's own. One row read.
-pub fn incident_counts(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
+pub fn incident_counts(ctx: &mut QueryCtx<'_>, _args: SessionOnly) -> FnResult<IncidentCounts> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ViewMyIncidents)?;
     let company_wide = viewer.has(Permission::ViewAllCompanyIncidents);
@@ -347,18 +491,18 @@ pub fn incident_counts(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
         // No company: zeros, reported as the company's (as the reference does).
         None => counts::Counts::default(),
     };
-    let mut out: Object = OverallStatus::ALL
-        .iter()
-        .map(|s| (s.as_str().to_string(), Value::from(counts.get(*s))))
-        .collect();
-    out.insert("total".into(), Value::from(counts.total()));
     let label = if company_wide || viewer.company_id.is_none() {
         "company"
     } else {
         "personal"
     };
-    out.insert("scope".into(), Value::from(label));
-    Ok(Value::Object(out))
+    Ok(IncidentCounts {
+        capture_pending: counts.get(OverallStatus::CapturePending),
+        analysis_pending: counts.get(OverallStatus::AnalysisPending),
+        completed: counts.get(OverallStatus::Completed),
+        total: counts.total(),
+        scope: label,
+    })
 }
 
 /// How many unfinished captures the "continue" list offers.
@@ -367,17 +511,29 @@ pub const INCOMPLETE_SHOWN: usize = 5;
 /// `incidents_listing:getMyIncompleteIncidents`: the caller's newest unfinished captures (overall
 /// `capture_pending`; submitted ones are finished), at most five, with their resume step and
 /// preview.
-pub fn my_incomplete_incidents(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct IncompleteIncidents {
+    count: usize,
+    incidents: Vec<ListedIncident>,
+    total_count: f64,
+    correlation_id: String,
+}
+
+pub fn my_incomplete_incidents(
+    ctx: &mut QueryCtx<'_>,
+    _args: SessionOnly,
+) -> FnResult<IncompleteIncidents> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;
     let pending = OverallStatus::CapturePending;
     let Some(scope) = own_company(&viewer) else {
-        return Ok(object([
-            ("incidents", Some(Value::Array(Vec::new()))),
-            ("count", Some(Value::from(0.0))),
-            ("totalCount", Some(Value::from(0.0))),
-            ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
-        ]));
+        return Ok(IncompleteIncidents {
+            count: 0,
+            incidents: Vec::new(),
+            total_count: 0.0,
+            correlation_id: ctx.request_id.as_str().to_string(),
+        });
     };
     let filters = Filters {
         eq: vec![
@@ -391,11 +547,15 @@ pub fn my_incomplete_incidents(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResul
     let sites = site_names(&mut db)?;
     let scan = plan.scan(&mut db, None, INCOMPLETE_SHOWN, usize::MAX, true)?;
     let counts = counts::read(&mut ctx.db, &scope, Whose::Reporter(viewer.user_id))?;
-    let incidents: Vec<Value> = scan.docs.iter().map(|d| with_site(d, &sites)).collect();
-    Ok(object([
-        ("count", Some(Value::from(incidents.len() as f64))),
-        ("incidents", Some(Value::Array(incidents))),
-        ("totalCount", Some(Value::from(counts.get(pending)))),
-        ("correlationId", Some(Value::from(ctx.request_id.as_str()))),
-    ]))
+    let incidents: Vec<ListedIncident> = scan
+        .docs
+        .iter()
+        .map(|d| with_site(d, &sites))
+        .collect::<FnResult<_>>()?;
+    Ok(IncompleteIncidents {
+        count: incidents.len(),
+        incidents,
+        total_count: counts.get(pending),
+        correlation_id: ctx.request_id.as_str().to_string(),
+    })
 }

@@ -31,11 +31,11 @@ pub mod upgrade;
 mod write;
 
 use functions::{DbRead, FnResult, QueryCtx, Registry, Scope};
+use serde::Deserialize;
 use store::TableDef;
 use values::validator::v;
-use values::{DocumentId, FieldValidator, Validator};
+use values::{DocumentId, Typed, Validator};
 
-use crate::args::with_session;
 use status::{AnalysisStatus, CaptureStatus, HandoffStatus, OverallStatus};
 
 pub use children::{ChildTable, CHILD_TABLES};
@@ -103,120 +103,35 @@ pub fn tables() -> Vec<TableDef> {
     all
 }
 
-/// The incident details a caller sends (`incidents:create`; `updateMetadata` with the site
-/// optional).
-fn detail_args(site_required: bool) -> [(&'static str, FieldValidator); 6] {
-    let site = if site_required {
-        v::id("sites").into()
-    } else {
-        v::optional(v::id("sites"))
-    };
-    [
-        ("site_id", site),
-        ("reporter_name", v::string().into()),
-        ("participant_id", v::optional(v::id("participants"))),
-        ("participant_name", v::string().into()),
-        ("event_date_time", v::string().into()),
-        ("location", v::string().into()),
-    ]
-}
+/// The arguments of the functions that take none but the optional session token.
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct SessionOnly {}
 
 pub fn register(r: &mut Registry) {
-    let [d0, d1, d2, d3, d4, d5] = detail_args(true);
-    let phases = crate::narratives::Phase::ALL.map(|p| (p.as_str(), v::optional(v::string())));
-    r.mutation_untyped(
-        "incidents:create",
-        with_session([
-            d0,
-            d1,
-            d2,
-            d3,
-            d4,
-            d5,
-            ("narrative", v::optional(v::object(phases))),
-        ]),
-        write::create,
-    );
-    let [d0, d1, d2, d3, d4, d5] = detail_args(false);
-    r.mutation_untyped(
-        "incidents:updateMetadata",
-        with_session([("incidentId", v::id(TABLE).into()), d0, d1, d2, d3, d4, d5]),
-        write::update_metadata,
-    );
-    r.query_untyped(
-        "incidents:getById",
-        with_session([("id", v::id(TABLE).into())]),
-        read::get_by_id,
-    );
-    r.query_untyped(
-        "incidents:getIncidentById",
-        with_session([("incident_id", v::id(TABLE).into())]),
-        read::get_incident_by_id,
-    );
-    r.query_untyped(
-        "incidents:getDraftIncident",
-        with_session([("incidentId", v::id(TABLE).into())]),
-        read::get_draft_incident,
-    );
-    r.query_untyped(
-        "incidents:getStatusOptions",
-        with_session([]),
-        read::get_status_options,
-    );
-    r.mutation_untyped(
-        "incidents:updateStatus",
-        with_session([
-            ("id", v::id(TABLE).into()),
-            (
-                "capture_status",
-                v::optional(one_of(CaptureStatus::ALL.iter().map(|s| s.as_str()))),
-            ),
-            (
-                "analysis_status",
-                v::optional(one_of(AnalysisStatus::ALL.iter().map(|s| s.as_str()))),
-            ),
-        ]),
-        write::update_status,
-    );
-    r.mutation_untyped(
+    r.mutation("incidents:create", write::create);
+    r.mutation("incidents:updateMetadata", write::update_metadata);
+    r.query("incidents:getById", read::get_by_id);
+    r.query("incidents:getIncidentById", read::get_incident_by_id);
+    r.query("incidents:getDraftIncident", read::get_draft_incident);
+    r.query("incidents:getStatusOptions", read::get_status_options);
+    r.mutation("incidents:updateStatus", write::update_status);
+    r.mutation(
         "incidents:updateWorkflowProgress",
-        with_session([
-            ("incidentId", v::id(TABLE).into()),
-            ("current_step", v::optional(v::number())),
-            ("content_preview", v::optional(v::string())),
-        ]),
         write::update_workflow_progress,
     );
-    r.mutation_untyped(
+    r.mutation(
         "incidents:autoCompleteWorkflow",
-        with_session([
-            ("incident_id", v::id(TABLE).into()),
-            ("correlation_id", v::optional(v::string())),
-        ]),
         write::auto_complete_workflow,
     );
-    r.mutation_untyped(
-        "incidents:deleteIncident",
-        with_session([
-            ("id", v::id(TABLE).into()),
-            ("reason", v::optional(v::string())),
-        ]),
-        write::delete_incident,
-    )
-    .cross_tenant();
+    r.mutation("incidents:deleteIncident", write::delete_incident)
+        .cross_tenant();
     r.query("incidents:getIncidentNarrative", narrative_if_signed_in);
     r.query(
         "incidents:getIncidentNarrativeByIncidentId",
         crate::narratives::handlers::get,
     );
-    r.internal_mutation_untyped(
-        "incidents:markSubmitted",
-        with_session([
-            ("incident_id", v::id(TABLE).into()),
-            ("clarifications_complete", v::optional(v::boolean())),
-        ]),
-        submission::mark_submitted,
-    );
+    r.internal_mutation("incidents:markSubmitted", submission::mark_submitted);
 
     register_listing(r);
     register_export(r);
@@ -238,108 +153,32 @@ fn narrative_if_signed_in(
 }
 
 fn register_listing(r: &mut Registry) {
-    let text = || v::optional(v::string());
-    let date_range = v::optional(v::object([("start", v::number()), ("end", v::number())]));
-    let company_filters = v::object([
-        ("status", text()),
-        ("dateRange", date_range.clone()),
-        ("participantId", text()),
-        ("userId", text()),
-        ("siteId", text()),
-        ("searchText", text()),
-    ]);
-    let my_filters = v::object([
-        ("status", text()),
-        ("dateRange", date_range),
-        ("siteId", text()),
-        ("searchText", text()),
-    ]);
-    let pagination = || {
-        v::optional(v::object([
-            ("limit", v::optional(v::number())),
-            ("offset", v::optional(v::number())),
-        ]))
-    };
-    let sorting = || {
-        v::optional(v::object([
-            ("field", one_of(plan::SortField::NAMES).into()),
-            ("direction", v::optional(one_of(["asc", "desc"]))),
-        ]))
-    };
-    let cursor = || v::optional(functions::pagination_opts_validator());
-    r.query_untyped(
+    r.query(
         "incidents_listing:getAllCompanyIncidents",
-        with_session([
-            ("filters", v::optional(company_filters)),
-            ("pagination", pagination()),
-            ("sorting", sorting()),
-            ("paginationOpts", cursor()),
-        ]),
         listing::all_company_incidents,
     );
-    r.query_untyped(
-        "incidents_listing:getMyIncidents",
-        with_session([
-            ("includeCompleted", v::optional(v::boolean())),
-            ("filters", v::optional(my_filters)),
-            ("pagination", pagination()),
-            ("sorting", sorting()),
-            ("paginationOpts", cursor()),
-        ]),
-        listing::my_incidents,
-    );
-    r.query_untyped(
+    r.query("incidents_listing:getMyIncidents", listing::my_incidents);
+    r.query(
         "incidents_listing:getIncidentCounts",
-        with_session([]),
         listing::incident_counts,
     );
-    r.query_untyped(
+    r.query(
         "incidents_listing:getMyIncompleteIncidents",
-        with_session([]),
         listing::my_incomplete_incidents,
     );
 }
 
 fn register_export(r: &mut Registry) {
-    let data = || v::any().into();
-    r.action_untyped(
-        "workflowData:exportWorkflowData",
-        with_session([("incident_id", v::id(TABLE).into())]),
-        export::export_action,
-    );
-    r.action_untyped(
-        "workflowData:validateWorkflowData",
-        with_session([("workflow_data", data())]),
-        export::validate_action,
-    );
-    r.action_untyped(
-        "workflowData:importWorkflowData",
-        with_session([
-            ("workflow_data", data()),
-            ("company_id", v::optional(v::id("companies"))),
-        ]),
-        export::import_action,
-    );
-    r.internal_query_untyped(
-        "workflowData:readRecord",
-        with_session([("incident_id", v::id(TABLE).into())]),
-        export::read_record,
-    )
-    .cross_tenant();
-    r.internal_query_untyped(
-        "workflowData:checkRecord",
-        with_session([("workflow_data", data())]),
-        export::check_record,
-    );
+    r.action("workflowData:exportWorkflowData", export::export_action);
+    r.action("workflowData:validateWorkflowData", export::validate_action);
+    r.action("workflowData:importWorkflowData", export::import_action);
+    r.internal_query(export::READ_RECORD, export::read_record)
+        .cross_tenant();
+    r.internal_query(export::CHECK_RECORD, export::check_record);
     let users = export::UserFields::from_schema(&crate::schema());
-    r.internal_mutation_untyped(
-        "workflowData:writeRecord",
-        with_session([
-            ("workflow_data", data()),
-            ("company_id", v::optional(v::id("companies"))),
-        ]),
-        move |ctx, args| export::write_record(ctx, args, &users),
-    )
+    r.internal_mutation(export::WRITE_RECORD, move |ctx, args| {
+        export::write_record(ctx, args, &users)
+    })
     .cross_tenant();
 }
 

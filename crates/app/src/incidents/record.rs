@@ -3,10 +3,10 @@
 //! counts in step with every change.
 
 use functions::{DbRead, DbWriter, FnResult, FunctionError, Scope};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use store::{Document, Patch};
 use values::serde_bridge::{from_value, to_value};
-use values::{DocumentId, Value};
+use values::{DocumentId, Id, Typed, Validator, Value};
 
 use super::counts;
 use super::fields::Details;
@@ -17,12 +17,15 @@ use crate::identity::{Permission, Viewer};
 
 /// Every field this module reads or writes. Fields other modules add to an incident are kept:
 /// writes patch only the fields they change.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Typed)]
 pub struct IncidentRow {
+    #[typed(id = "companies")]
     pub company_id: DocumentId,
+    #[typed(id = "sites")]
     pub site_id: DocumentId,
     pub reporter_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[typed(id = "participants")]
     pub participant_id: Option<DocumentId>,
     pub participant_name: String,
     pub event_date_time: String,
@@ -33,8 +36,10 @@ pub struct IncidentRow {
     pub overall_status: OverallStatus,
     pub handoff_status: HandoffStatus,
     pub created_at: f64,
+    #[typed(id = "users")]
     pub created_by: DocumentId,
     pub updated_at: f64,
+    #[typed(id = "users")]
     pub updated_by: DocumentId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub narrative_hash: Option<String>,
@@ -53,6 +58,7 @@ pub struct IncidentRow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_completed_at: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[typed(id = "users")]
     pub submitted_by: Option<DocumentId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_at: Option<f64>,
@@ -70,6 +76,53 @@ pub struct IncidentRow {
 
 /// Fields clients never see: derived sort keys.
 pub const INTERNAL_FIELDS: [&str; 2] = ["participant_sort", "reporter_sort"];
+
+/// A document of the incidents table, as stored (the row type checked against the table).
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "incidents")]
+pub struct IncidentDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<IncidentDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    #[serde(flatten)]
+    pub row: IncidentRow,
+}
+
+/// An incident as clients see it: the stored document less the internal sort keys.
+#[derive(Clone, Debug)]
+pub struct PublicIncident(pub IncidentDoc);
+
+impl Serialize for PublicIncident {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut value = to_value(&self.0).map_err(serde::ser::Error::custom)?;
+        if let Value::Object(fields) = &mut value {
+            for field in INTERNAL_FIELDS {
+                fields.remove(field);
+            }
+        }
+        value.serialize(serializer)
+    }
+}
+
+impl Typed for PublicIncident {
+    fn validator() -> Validator {
+        match IncidentDoc::validator() {
+            Validator::Object(mut fields) => {
+                for field in INTERNAL_FIELDS {
+                    fields.remove(field);
+                }
+                Validator::Object(fields)
+            }
+            other => other,
+        }
+    }
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![(TABLE, IncidentDoc::validator())]
+}
 
 impl IncidentRow {
     /// A new draft recorded by `created_by` at `now` (capture draft, analysis not started).
@@ -161,7 +214,7 @@ impl Incident {
     }
 
     /// The incident as clients see it: every stored field but the internal sort keys.
-    pub fn public(&self) -> Value {
+    pub fn public(&self) -> FnResult<PublicIncident> {
         public(&self.doc)
     }
 
@@ -179,14 +232,8 @@ impl Incident {
 }
 
 /// A stored incident document as clients see it.
-pub fn public(doc: &Document) -> Value {
-    let mut value = doc.to_value();
-    if let Value::Object(fields) = &mut value {
-        for field in INTERNAL_FIELDS {
-            fields.remove(field);
-        }
-    }
-    value
+pub fn public(doc: &Document) -> FnResult<PublicIncident> {
+    functions::row(doc).map(PublicIncident)
 }
 
 /// The one answer for missing incidents and other companies' incidents alike.

@@ -15,6 +15,7 @@
 
 use functions::{ErrorCode, FunctionError};
 use serde::{Deserialize, Serialize};
+use values::Typed;
 
 use crate::identity::{Permission, Role};
 
@@ -23,7 +24,9 @@ use crate::identity::{Permission, Role};
 macro_rules! statuses {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $value:literal, $label:literal;)+ }) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Typed,
+        )]
         pub enum $name {
             $(#[serde(rename = $value)] $variant,)+
         }

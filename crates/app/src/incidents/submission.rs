@@ -10,11 +10,10 @@ use functions::{DbWriter, ErrorCode, FnResult, FunctionError, MutationCtx, Scope
 use serde::{Deserialize, Serialize};
 use store::TableDef;
 use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Object, Typed, Value};
 
 use super::record::{self, Change, Incident};
 use super::status::{self, Request, Route};
-use crate::args::{flag, object, text};
 use crate::identity::{require_permission, Permission, Viewer};
 use crate::narratives::{self, Narrative};
 
@@ -48,7 +47,7 @@ pub fn tables() -> Vec<TableDef> {
 }
 
 /// The completion checklist of the contract (§8), stored on the incident when it is submitted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Typed)]
 pub struct Checklist {
     pub metadata_complete: bool,
     pub narratives_complete: bool,
@@ -58,17 +57,6 @@ pub struct Checklist {
 }
 
 impl Checklist {
-    /// The validator of the stored form.
-    pub fn validator() -> values::Validator {
-        v::object([
-            ("metadata_complete", v::boolean()),
-            ("narratives_complete", v::boolean()),
-            ("clarifications_complete", v::boolean()),
-            ("enhancement_complete", v::boolean()),
-            ("validation_passed", v::boolean()),
-        ])
-    }
-
     /// What this module can judge from the incident and its narrative. Clarifications belong to
     /// the AI layer, which passes its verdict to `submit`.
     pub fn observed(incident: &Incident, narrative: Option<&Narrative>) -> Checklist {
@@ -104,6 +92,24 @@ impl Checklist {
         .map(|(name, _)| name)
         .collect()
     }
+}
+
+/// The narrative as it was handed over.
+#[derive(Serialize)]
+struct NarrativeFacts {
+    narrative_id: DocumentId,
+    narrative_version: f64,
+    narrative_hash: String,
+}
+
+/// What a handoff records (its `handoff_data`).
+#[derive(Serialize)]
+struct HandoffData {
+    checklist: Checklist,
+    submitted_by: DocumentId,
+    submitted_by_name: String,
+    submitted_at: f64,
+    narrative: Option<NarrativeFacts>,
 }
 
 /// What a submission did.
@@ -172,28 +178,25 @@ pub fn submit(
             values::serde_bridge::to_value(&checklist)?,
         );
     record::save(db, scope, incident, change, &viewer.user_id, now)?;
-    let narrative_facts = narrative.as_ref().map(|n| {
-        object([
-            ("narrative_id", Some(Value::from(n.id))),
-            ("narrative_version", Some(Value::from(n.version))),
-            ("narrative_hash", Some(Value::from(n.hash.as_str()))),
-        ])
-    });
-    let handoff_data = object([
-        (
-            "checklist",
-            Some(values::serde_bridge::to_value(&checklist)?),
-        ),
-        ("submitted_by", Some(Value::from(viewer.user_id))),
-        ("submitted_by_name", Some(Value::from(viewer.name.as_str()))),
-        ("submitted_at", Some(Value::from(now))),
-        ("narrative", narrative_facts),
-    ]);
+    let handoff_data = HandoffData {
+        checklist,
+        submitted_by: viewer.user_id,
+        submitted_by_name: viewer.name.clone(),
+        submitted_at: now,
+        narrative: narrative.as_ref().map(|n| NarrativeFacts {
+            narrative_id: n.id,
+            narrative_version: n.version,
+            narrative_hash: n.hash.clone(),
+        }),
+    };
     let mut row = Object::new();
     row.insert("incident_id".into(), Value::from(incident.id));
     row.insert("from_workflow".into(), Value::from(FROM_WORKFLOW));
     row.insert("to_workflow".into(), Value::from(TO_WORKFLOW));
-    row.insert("handoff_data".into(), handoff_data);
+    row.insert(
+        "handoff_data".into(),
+        values::serde_bridge::to_value(&handoff_data)?,
+    );
     row.insert("team_leader_notified".into(), Value::from(false));
     row.insert("handoff_accepted".into(), Value::from(false));
     for field in ["created_at", "updated_at"] {
@@ -209,9 +212,25 @@ pub fn submit(
     })
 }
 
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct MarkArgs {
+    #[typed(id = "incidents")]
+    incident_id: String,
+    clarifications_complete: Option<bool>,
+}
+
+#[derive(Serialize, Typed)]
+pub struct Marked {
+    success: bool,
+    #[typed(id = "workflow_handoffs")]
+    handoff_id: DocumentId,
+    already_submitted: bool,
+}
+
 /// `incidents:markSubmitted` (internal: for server code such as the AI layer's submission and
 /// for tests): `{success, handoff_id, already_submitted}`.
-pub fn mark_submitted(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+pub fn mark_submitted(ctx: &mut MutationCtx<'_>, args: MarkArgs) -> FnResult<Marked> {
     let now = ctx.now_ms();
     let viewer = require_permission(
         &mut ctx.db,
@@ -220,12 +239,12 @@ pub fn mark_submitted(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         Permission::EditOwnIncidentCapture,
     )?;
     let scope = viewer.company_scope()?;
-    let incident = record::load(&mut ctx.db, &scope, text(&args, "incident_id"))?;
-    let clarified = flag(&args, "clarifications_complete");
+    let incident = record::load(&mut ctx.db, &scope, &args.incident_id)?;
+    let clarified = args.clarifications_complete.unwrap_or(false);
     let done = submit(&mut ctx.db, &scope, &viewer, &incident, clarified, now)?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("handoff_id", Some(Value::from(done.handoff_id))),
-        ("already_submitted", Some(Value::from(done.already))),
-    ]))
+    Ok(Marked {
+        success: true,
+        handoff_id: done.handoff_id,
+        already_submitted: done.already,
+    })
 }

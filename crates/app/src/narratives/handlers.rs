@@ -12,7 +12,7 @@ use crate::identity::{require_permission, require_session, Permission, Viewer};
 use crate::incidents::record::{self, Incident};
 
 /// The arguments of the functions that name only an incident.
-#[derive(Deserialize, Typed)]
+#[derive(Clone, Serialize, Deserialize, Typed)]
 #[typed(session)]
 pub struct ByIncident {
     #[typed(id = "incidents")]

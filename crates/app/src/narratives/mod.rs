@@ -20,8 +20,9 @@ pub const TABLE: &str = "incident_narratives";
 /// Longest text of one phase.
 pub const MAX_PHASE_CHARS: usize = 20_000;
 
-/// The four phases of a narrative.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The four phases of a narrative; on the wire, their stored names (`before_event`, …).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Typed)]
+#[serde(rename_all = "snake_case")]
 pub enum Phase {
     BeforeEvent,
     DuringEvent,
