@@ -52,6 +52,9 @@ pub fn schema() -> Schema {
 /// the table's definition, so a field added to one and not the other fails.
 pub fn row_types() -> Vec<(&'static str, values::Validator)> {
     narratives::rows()
+        .into_iter()
+        .chain(prompts::rows())
+        .collect()
 }
 
 /// Every function of the application, configured from `config` (links in emails, OAuth providers).

@@ -12,6 +12,7 @@ use values::{DocumentId, Object, Value};
 
 use super::AiCall;
 use crate::args::object;
+use crate::prompts::resolve::PromptSummary;
 use crate::prompts::{self, TokenAdjustment};
 
 pub const LOGS: &str = "ai_request_logs";
@@ -175,12 +176,11 @@ impl Entry {
     }
 
     /// The resolved prompt's facts (from `prompts::resolve`).
-    pub fn prompt(&mut self, prompt: &Object) {
-        let text = |f: &str| prompt.get(f).and_then(Value::as_str).map(str::to_string);
-        self.prompt_id = text("prompt_id");
-        self.prompt_version = text("prompt_version");
-        self.subsystem = text("subsystem");
-        self.model = text("ai_model");
+    pub fn prompt(&mut self, prompt: &PromptSummary) {
+        self.prompt_id = Some(prompt.prompt_id.encode());
+        self.prompt_version = Some(prompt.prompt_version.clone());
+        self.subsystem = Some(prompt.subsystem.clone());
+        self.model = Some(prompt.ai_model.clone());
     }
 
     pub fn fail(&mut self, code: &str, message: &str) {

@@ -65,7 +65,7 @@ fn prune(ctx: &mut MutationCtx<'_>, args: Object, retention_days: u32) -> FnResu
 /// Seeds the default prompts into an empty database (what `serve` does at start). The AI service
 /// seeds on first use as well, so a failure is only logged.
 pub async fn seed_default_prompts(runtime: &Runtime) {
-    match run_mutation(runtime, prompts::ENSURE_DEFAULTS, Object::new()).await {
+    match run_mutation(runtime, prompts::ENSURE_DEFAULTS.path(), Object::new()).await {
         Ok(seeded) if seeded.as_f64().unwrap_or(0.0) > 0.0 => {
             let count = seeded.as_f64().unwrap_or(0.0);
             tracing::info!(count, "seeded the default AI prompts");
