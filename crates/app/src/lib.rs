@@ -54,6 +54,7 @@ pub fn row_types() -> Vec<(&'static str, values::Validator)> {
     narratives::rows()
         .into_iter()
         .chain(prompts::rows())
+        .chain(ai_service::rows())
         .collect()
 }
 

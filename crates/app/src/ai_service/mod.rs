@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use ai::{AiError, AiErrorCode, ChatRequest, Llm};
 use functions::{ActionCtx, ErrorCode, FnResult, FunctionError, Registry};
+use serde::Serialize;
 use serde_json::{Map, Value as Json};
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Typed, Value};
 
 use crate::prompts::resolve::{Problems, Resolution, ResolveArgs, Variables};
 use crate::prompts::{self, defaults::OutputFormat, NoArgs, TokenAdjustment};
@@ -32,9 +33,9 @@ use crate::prompts::{self, defaults::OutputFormat, NoArgs, TokenAdjustment};
 /// request that the providers took too long over: the log row is written by a mutation.
 const RECORD_RESERVE: Duration = Duration::from_secs(5);
 
-pub use logs::{LOGS, USAGE};
+pub use logs::{LogDoc, LOGS, USAGE};
 pub use retention::{prune_path, seed_default_prompts};
-pub use test_prompt::{caller, outcome_value};
+pub use test_prompt::TestOutcome;
 
 /// A JSON reply's shape check: `Err(why)` makes the reply unusable (code `AI_BAD_REPLY`).
 pub type JsonCheck = Arc<dyn Fn(&Json) -> Result<(), String> + Send + Sync>;
@@ -81,11 +82,12 @@ impl AiCall {
     }
 }
 
-/// What a successful call produced.
-#[derive(Clone, Debug)]
+/// What a successful call produced (as clients see it: `TestOutcome`).
+#[derive(Clone, Debug, Serialize, Typed)]
 pub struct AiOutcome {
     pub text: String,
-    /// The parsed reply, for prompts whose output format is JSON.
+    /// The parsed reply, for prompts whose output format is JSON (shown as a `Value`).
+    #[serde(skip)]
     pub json: Option<Json>,
     /// `openai-compatible`, `anthropic` or `offline`.
     pub provider: String,
@@ -312,25 +314,18 @@ impl AiService {
 
     /// `None` when admitted; otherwise the code and message of the refusal.
     async fn admit(&self, ctx: &ActionCtx, call: &AiCall) -> FnResult<Option<(String, String)>> {
-        let mut args = Object::new();
-        if let Some(company) = call.company_id {
-            args.insert("company_id".into(), Value::from(company));
-        }
-        if let Some(user) = call.user_id {
-            args.insert("user_id".into(), Value::from(user));
-        }
-        let answer = ctx.run_mutation_untyped(limits::ADMIT, args).await?;
-        if answer.get("admitted").and_then(Value::as_bool) == Some(true) {
+        let args = limits::AdmitArgs {
+            company_id: call.company_id,
+            user_id: call.user_id,
+        };
+        let answer = ctx.run_mutation(limits::ADMIT, &args).await?;
+        if answer.admitted {
             return Ok(None);
         }
-        let field = |name: &str| {
-            answer
-                .get(name)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
-        Ok(Some((field("code"), field("message"))))
+        Ok(Some((
+            answer.code.unwrap_or_default(),
+            answer.message.unwrap_or_default(),
+        )))
     }
 
     /// Records the outcome. A failure to record is logged, never allowed to lose the AI's answer.
@@ -341,7 +336,7 @@ impl AiService {
         adjustment: Option<&TokenAdjustment>,
     ) {
         let args = log.to_args(adjustment);
-        if let Err(e) = ctx.run_mutation_untyped(logs::RECORD, args).await {
+        if let Err(e) = ctx.run_mutation(logs::RECORD, &args).await {
             tracing::error!(request_id = %ctx.request_id, error = %e, operation = %log.operation, "recording an AI request failed");
         }
     }
@@ -387,6 +382,11 @@ fn substitution_error(name: &str, problems: &Problems) -> FunctionError {
 
 pub fn tables() -> Vec<store::TableDef> {
     logs::tables()
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, values::Validator)> {
+    logs::rows()
 }
 
 pub fn register(r: &mut Registry, service: &AiService) {
