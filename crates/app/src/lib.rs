@@ -59,6 +59,8 @@ pub fn row_types() -> Vec<(&'static str, values::Validator)> {
         .chain(users::rows())
         .chain(clarification::rows())
         .chain(incidents::record::rows())
+        .chain(prompts::rows())
+        .chain(ai_service::rows())
         .collect()
 }
 

@@ -5,15 +5,32 @@
 //! The cost cap is checked before a call with what earlier calls cost; calls already running when
 //! it is reached still finish, so a day's spend can pass the cap by what those calls cost.
 
-use functions::{FnResult, MutationCtx, Registry, Scope};
-use values::validator::v;
-use values::{Object, Value};
+use functions::{FnResult, FunctionRef, MutationCtx, Registry, Scope};
+use serde::{Deserialize, Serialize};
+use values::{DocumentId, Typed, Value};
 
 use super::logs::{day_of, owner_key, USAGE};
-use crate::args::{object, opt_text};
 use crate::rate_limit::{self, Limit};
 
-pub const ADMIT: &str = "aiService:admitRequest";
+pub const ADMIT: FunctionRef<AdmitArgs, Admission> =
+    FunctionRef::internal_mutation("aiService:admitRequest");
+
+/// Whose limits a request counts against.
+#[derive(Serialize, Deserialize, Typed)]
+pub struct AdmitArgs {
+    #[typed(id = "companies")]
+    pub company_id: Option<DocumentId>,
+    #[typed(id = "users")]
+    pub user_id: Option<DocumentId>,
+}
+
+/// `{admitted: true}`, or `{admitted: false, code, message}`.
+#[derive(Serialize, Deserialize, Typed)]
+pub struct Admission {
+    pub admitted: bool,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -23,31 +40,25 @@ pub struct Limits {
 }
 
 pub fn register(r: &mut Registry, limits: Limits) {
-    r.internal_mutation_untyped(
-        ADMIT,
-        v::object([
-            ("company_id", v::optional(v::id("companies"))),
-            ("user_id", v::optional(v::id("users"))),
-        ]),
-        move |ctx, args| admit(ctx, args, limits),
-    )
-    .cross_tenant();
+    r.internal_mutation(ADMIT, move |ctx, args| admit(ctx, args, limits))
+        .cross_tenant();
 }
 
-fn refused(code: &str, message: String) -> Value {
-    object([
-        ("admitted", Some(Value::from(false))),
-        ("code", Some(Value::from(code))),
-        ("message", Some(Value::from(message))),
-    ])
+fn refused(code: &str, message: String) -> Admission {
+    Admission {
+        admitted: false,
+        code: Some(code.to_string()),
+        message: Some(message),
+    }
 }
 
 /// `{admitted: true}`, or `{admitted: false, code, message}` with `RATE_LIMITED` or
 /// `COST_CAP_REACHED`. An admitted request counts against the rate limit at once.
-fn admit(ctx: &mut MutationCtx<'_>, args: Object, limits: Limits) -> FnResult {
+fn admit(ctx: &mut MutationCtx<'_>, args: AdmitArgs, limits: Limits) -> FnResult<Admission> {
     let now = ctx.now_ms();
-    let company = opt_text(&args, "company_id");
-    let owner = owner_key(company, opt_text(&args, "user_id"));
+    let company = args.company_id.map(|c| c.encode());
+    let user = args.user_id.map(|u| u.encode());
+    let owner = owner_key(company.as_deref(), user.as_deref());
     let who = if company.is_some() {
         "Your company has"
     } else {
@@ -90,5 +101,9 @@ fn admit(ctx: &mut MutationCtx<'_>, args: Object, limits: Limits) -> FnResult {
         }
     }
     rate_limit::record(&mut ctx.db, &key, limit, now)?;
-    Ok(object([("admitted", Some(Value::from(true)))]))
+    Ok(Admission {
+        admitted: true,
+        code: None,
+        message: None,
+    })
 }

@@ -4,25 +4,85 @@
 //! tables belong to the company the request was made for (reading them: `reading`).
 
 use ai::{AiError, ChatReply, Finish};
-use functions::{FnResult, FunctionError, MutationCtx, Registry, Scope, ScopedWriter};
+use functions::{FnResult, FunctionError, FunctionRef, MutationCtx, Registry, Scope, ScopedWriter};
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use store::{Patch, TableDef};
 use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Id, Object, Typed, Value};
 
 use super::AiCall;
-use crate::args::object;
+use crate::prompts::resolve::PromptSummary;
 use crate::prompts::{self, TokenAdjustment};
 
 pub const LOGS: &str = "ai_request_logs";
 pub const USAGE: &str = "ai_usage_daily";
-pub const RECORD: &str = "aiService:recordRequest";
+pub const RECORD: FunctionRef<RecordArgs, Id<LogDoc>> =
+    FunctionRef::internal_mutation("aiService:recordRequest");
+
+/// A request-log row as the service hands it over (the table's fields but `created_at`).
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+pub struct LogEntry {
+    pub correlation_id: String,
+    pub operation: String,
+    pub prompt_id: Option<String>,
+    pub prompt_version: Option<String>,
+    pub subsystem: Option<String>,
+    /// The values given, as sent.
+    pub variables: Value,
+    pub resolved_prompt: Option<String>,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub tokens_in: f64,
+    pub tokens_out: f64,
+    pub cost_usd: f64,
+    pub latency_ms: f64,
+    pub success: bool,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub output: Option<String>,
+    pub finish: Option<String>,
+    pub attempts: Vec<String>,
+    pub token_adjustment: Option<TokenAdjustment>,
+    #[typed(id = "users")]
+    pub user_id: Option<DocumentId>,
+    #[typed(id = "companies")]
+    pub company_id: Option<DocumentId>,
+    pub incident_id: Option<String>,
+}
+
+/// A document of the request log.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "ai_request_logs")]
+pub struct LogDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<LogDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    #[serde(flatten)]
+    pub entry: LogEntry,
+    pub created_at: f64,
+}
+
+/// `aiService:recordRequest`'s arguments. The entry's validator stays `v.any()` as before: the
+/// row is checked against the table when it is inserted.
+#[derive(Serialize, Deserialize, Typed)]
+pub struct RecordArgs {
+    #[typed(validator = v::any())]
+    pub entry: LogEntry,
+    pub rejected: bool,
+}
 
 const DAY_MS: f64 = 86_400_000.0;
 /// Longest text kept of a resolved prompt or a reply, and of one variable's value.
 const MAX_TEXT: usize = 100_000;
 const MAX_VARIABLE: usize = 20_000;
 const MAX_MESSAGE: usize = 2_000;
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, values::Validator)> {
+    vec![(LOGS, LogDoc::validator())]
+}
 
 pub fn tables() -> Vec<TableDef> {
     vec![
@@ -175,12 +235,11 @@ impl Entry {
     }
 
     /// The resolved prompt's facts (from `prompts::resolve`).
-    pub fn prompt(&mut self, prompt: &Object) {
-        let text = |f: &str| prompt.get(f).and_then(Value::as_str).map(str::to_string);
-        self.prompt_id = text("prompt_id");
-        self.prompt_version = text("prompt_version");
-        self.subsystem = text("subsystem");
-        self.model = text("ai_model");
+    pub fn prompt(&mut self, prompt: &PromptSummary) {
+        self.prompt_id = Some(prompt.prompt_id.encode());
+        self.prompt_version = Some(prompt.prompt_version.clone());
+        self.subsystem = Some(prompt.subsystem.clone());
+        self.model = Some(prompt.ai_model.clone());
     }
 
     pub fn fail(&mut self, code: &str, message: &str) {
@@ -220,7 +279,7 @@ impl Entry {
             });
     }
 
-    pub fn to_args(&self, adjustment: Option<&TokenAdjustment>) -> Object {
+    pub fn to_args(&self, adjustment: Option<&TokenAdjustment>) -> RecordArgs {
         let variables: serde_json::Map<String, Json> = self
             .variables
             .iter()
@@ -231,131 +290,82 @@ impl Entry {
             .collect();
         let variables =
             values::json::from_clean_json(&Json::Object(variables)).unwrap_or(Value::Null);
-        let text = |s: &Option<String>| s.as_deref().map(Value::from);
-        let row = object([
-            (
-                "correlation_id",
-                Some(Value::from(self.correlation_id.as_str())),
-            ),
-            ("operation", Some(Value::from(self.operation.as_str()))),
-            ("prompt_id", text(&self.prompt_id)),
-            ("prompt_version", text(&self.prompt_version)),
-            ("subsystem", text(&self.subsystem)),
-            ("variables", Some(variables)),
-            (
-                "resolved_prompt",
-                self.resolved_prompt
-                    .as_deref()
-                    .map(|p| Value::from(clip(p, MAX_TEXT))),
-            ),
-            ("model", text(&self.model)),
-            ("provider", text(&self.provider)),
-            ("tokens_in", Some(Value::from(f64::from(self.tokens_in)))),
-            ("tokens_out", Some(Value::from(f64::from(self.tokens_out)))),
-            ("cost_usd", Some(Value::from(self.cost_usd))),
-            ("latency_ms", Some(Value::from(self.latency_ms as f64))),
-            ("success", Some(Value::from(self.success))),
-            ("error_code", text(&self.error_code)),
-            ("error_message", text(&self.error_message)),
-            ("output", text(&self.output)),
-            ("finish", text(&self.finish)),
-            (
-                "attempts",
-                Some(Value::Array(
-                    self.attempts
-                        .iter()
-                        .map(|a| Value::from(a.as_str()))
-                        .collect(),
-                )),
-            ),
-            (
-                "token_adjustment",
-                adjustment.map(|a| {
-                    object([
-                        ("baseline", Some(Value::from(a.baseline))),
-                        ("new_max", Some(Value::from(a.new_max))),
-                        ("reason", Some(Value::from(a.reason.as_str()))),
-                    ])
-                }),
-            ),
-            ("user_id", self.user_id.map(Value::from)),
-            ("company_id", self.company_id.map(Value::from)),
-            ("incident_id", text(&self.incident_id)),
-        ]);
-        let mut args = Object::new();
-        args.insert("entry".into(), row);
-        args.insert("rejected".into(), Value::from(self.rejected));
-        args
+        let entry = LogEntry {
+            correlation_id: self.correlation_id.clone(),
+            operation: self.operation.clone(),
+            prompt_id: self.prompt_id.clone(),
+            prompt_version: self.prompt_version.clone(),
+            subsystem: self.subsystem.clone(),
+            variables,
+            resolved_prompt: self.resolved_prompt.as_deref().map(|p| clip(p, MAX_TEXT)),
+            model: self.model.clone(),
+            provider: self.provider.clone(),
+            tokens_in: f64::from(self.tokens_in),
+            tokens_out: f64::from(self.tokens_out),
+            cost_usd: self.cost_usd,
+            latency_ms: self.latency_ms as f64,
+            success: self.success,
+            error_code: self.error_code.clone(),
+            error_message: self.error_message.clone(),
+            output: self.output.clone(),
+            finish: self.finish.clone(),
+            attempts: self.attempts.clone(),
+            token_adjustment: adjustment.cloned(),
+            user_id: self.user_id,
+            company_id: self.company_id,
+            incident_id: self.incident_id.clone(),
+        };
+        RecordArgs {
+            entry,
+            rejected: self.rejected,
+        }
     }
 }
 
 pub fn register(r: &mut Registry) {
-    r.internal_mutation_untyped(
-        RECORD,
-        v::object([("entry", v::any()), ("rejected", v::boolean())]),
-        record,
-    )
-    .cross_tenant();
+    r.internal_mutation(RECORD, record).cross_tenant();
 }
 
 /// Stores the row, then counts it: the prompt's usage statistics (requests that reached a
 /// provider), the day's usage, and the token adjustment if the providers made one.
-fn record(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
+fn record(ctx: &mut MutationCtx<'_>, args: RecordArgs) -> FnResult<Id<LogDoc>> {
     let now = ctx.now_ms();
-    let rejected = args
-        .get("rejected")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let Some(Value::Object(mut row)) = args.get("entry").cloned() else {
-        return Err(FunctionError::internal(
-            "aiService:recordRequest needs an entry object",
-        ));
-    };
-    row.insert("created_at".into(), Value::from(now));
-    let field = |name: &str| row.get(name).cloned();
-    let num = |name: &str| row.get(name).and_then(Value::as_f64).unwrap_or(0.0);
-    let company = row
-        .get("company_id")
-        .and_then(Value::as_str)
-        .and_then(|c| ctx.db.normalize_id("companies", c));
+    let RecordArgs { entry, rejected } = args;
+    let company = entry.company_id;
     let grant = ctx.cross_tenant()?;
     let scope = match company {
         Some(company) => Scope::company(company),
         None => Scope::all_companies(&grant),
     };
-    let success = row.get("success").and_then(Value::as_bool) == Some(true);
-    let reached_provider = field("provider").is_some();
+    let success = entry.success;
+    let reached_provider = entry.provider.is_some();
     let (latency, tokens_in, tokens_out, cost) = (
-        num("latency_ms"),
-        num("tokens_in"),
-        num("tokens_out"),
-        num("cost_usd"),
+        entry.latency_ms,
+        entry.tokens_in,
+        entry.tokens_out,
+        entry.cost_usd,
     );
-    let operation = row
-        .get("operation")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let operation = entry.operation.clone();
     let owner = owner_key(
-        row.get("company_id").and_then(Value::as_str),
-        row.get("user_id").and_then(Value::as_str),
+        company.map(|c| c.encode()).as_deref(),
+        entry.user_id.map(|u| u.encode()).as_deref(),
     );
-    let prompt_id = row
-        .get("prompt_id")
-        .and_then(Value::as_str)
+    let prompt_id = entry
+        .prompt_id
+        .as_deref()
         .and_then(|p| ctx.db.normalize_id(prompts::TABLE, p));
-    let adjustment = row
-        .get("token_adjustment")
-        .and_then(Value::as_object)
-        .map(|a| TokenAdjustment {
-            baseline: a.get("baseline").and_then(Value::as_f64).unwrap_or(0.0),
-            new_max: a.get("new_max").and_then(Value::as_f64).unwrap_or(0.0),
-            reason: a
-                .get("reason")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-        });
+    let adjustment = entry.token_adjustment.clone();
+    let row = match values::serde_bridge::to_value(&entry) {
+        Ok(Value::Object(mut row)) => {
+            row.insert("created_at".into(), Value::from(now));
+            row
+        }
+        _ => {
+            return Err(FunctionError::internal(
+                "aiService:recordRequest: the entry does not encode as an object",
+            ))
+        }
+    };
     let id = ctx.db.scoped(&scope).insert(LOGS, row)?;
 
     if let (Some(prompt), true) = (prompt_id, reached_provider) {
@@ -410,7 +420,7 @@ fn record(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             &adjustment,
         )?;
     }
-    Ok(Value::from(id))
+    Ok(id.into())
 }
 
 pub const COUNTERS: [&str; 8] = [

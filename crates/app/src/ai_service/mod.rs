@@ -22,19 +22,20 @@ use std::time::{Duration, Instant};
 
 use ai::{AiError, AiErrorCode, ChatRequest, Llm};
 use functions::{ActionCtx, ErrorCode, FnResult, FunctionError, Registry};
+use serde::Serialize;
 use serde_json::{Map, Value as Json};
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Typed, Value};
 
-use crate::args::object;
-use crate::prompts::{self, defaults::OutputFormat, TokenAdjustment};
+use crate::prompts::resolve::{Problems, Resolution, ResolveArgs, Variables};
+use crate::prompts::{self, defaults::OutputFormat, NoArgs, TokenAdjustment};
 
 /// Time kept back from an action's deadline (at most a quarter of what is left) to record a
 /// request that the providers took too long over: the log row is written by a mutation.
 const RECORD_RESERVE: Duration = Duration::from_secs(5);
 
-pub use logs::{LOGS, USAGE};
+pub use logs::{LogDoc, LOGS, USAGE};
 pub use retention::{prune_path, seed_default_prompts};
-pub use test_prompt::{caller, outcome_value};
+pub use test_prompt::TestOutcome;
 
 /// A JSON reply's shape check: `Err(why)` makes the reply unusable (code `AI_BAD_REPLY`).
 pub type JsonCheck = Arc<dyn Fn(&Json) -> Result<(), String> + Send + Sync>;
@@ -81,11 +82,12 @@ impl AiCall {
     }
 }
 
-/// What a successful call produced.
-#[derive(Clone, Debug)]
+/// What a successful call produced (as clients see it: `TestOutcome`).
+#[derive(Clone, Debug, Serialize, Typed)]
 pub struct AiOutcome {
     pub text: String,
-    /// The parsed reply, for prompts whose output format is JSON.
+    /// The parsed reply, for prompts whose output format is JSON (shown as a `Value`).
+    #[serde(skip)]
     pub json: Option<Json>,
     /// `openai-compatible`, `anthropic` or `offline`.
     pub provider: String,
@@ -205,24 +207,20 @@ impl AiService {
 
         // 1. The prompt, rendered.
         let resolved = resolve(ctx, &call).await.map_err(as_failure)?;
-        let Some(prompt) = resolved.get("prompt").and_then(Value::as_object).cloned() else {
+        let Some(prompt) = resolved.prompt.0.clone() else {
             let error = prompts::active_not_found(&call.prompt_name);
             log.fail("PROMPT_NOT_FOUND", &error.to_string());
             self.record(ctx, &log, None).await;
             return Err(fail("PROMPT_NOT_FOUND", error));
         };
         log.prompt(&prompt);
-        if let Some(problems) = resolved.get("problems") {
+        if let Some(problems) = &resolved.problems {
             let error = substitution_error(&call.prompt_name, problems);
             log.fail("INVALID_VARIABLES", &error.to_string());
             self.record(ctx, &log, None).await;
             return Err(fail("INVALID_VARIABLES", error));
         }
-        let rendered = resolved
-            .get("rendered")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let rendered = resolved.rendered.clone().unwrap_or_default();
         log.resolved_prompt = Some(rendered.clone());
 
         // 2. The company's limits.
@@ -237,24 +235,16 @@ impl AiService {
         }
 
         // 3. The providers.
-        let text = |field: &str| {
-            prompt
-                .get(field)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
-        let number = |field: &str| prompt.get(field).and_then(Value::as_f64).unwrap_or(0.0);
-        let model = text("ai_model");
+        let model = prompt.ai_model.clone();
         let request = ChatRequest {
             operation: call.prompt_name.clone(),
             variables: call.variables.clone(),
             system: None,
             prompt: rendered,
             model: (!model.is_empty() && model != prompts::DEFAULT_MODEL).then_some(model),
-            temperature: number("temperature") as f32,
-            max_tokens: number("max_tokens").clamp(1.0, u32::MAX as f64) as u32,
-            json: OutputFormat::parse(&text("output_format")) == Some(OutputFormat::Json),
+            temperature: prompt.temperature as f32,
+            max_tokens: prompt.max_tokens.clamp(1.0, u32::MAX as f64) as u32,
+            json: OutputFormat::parse(&prompt.output_format) == Some(OutputFormat::Json),
         };
         let llm = &self.inner.llm;
         let providers = async {
@@ -307,16 +297,10 @@ impl AiService {
                     cost_usd: reply.cost_usd,
                     latency_ms: reply.latency_ms,
                     correlation_id: correlation_id.clone(),
-                    prompt_id: text("prompt_id"),
-                    prompt_name: text("prompt_name"),
-                    prompt_version: text("prompt_version"),
-                    unused_variables: resolved
-                        .get("unused")
-                        .and_then(Value::as_array)
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect(),
+                    prompt_id: prompt.prompt_id.encode(),
+                    prompt_name: prompt.prompt_name.clone(),
+                    prompt_version: prompt.prompt_version.clone(),
+                    unused_variables: resolved.unused.clone().unwrap_or_default(),
                     token_adjustment: adjustment,
                 })
             }
@@ -330,25 +314,18 @@ impl AiService {
 
     /// `None` when admitted; otherwise the code and message of the refusal.
     async fn admit(&self, ctx: &ActionCtx, call: &AiCall) -> FnResult<Option<(String, String)>> {
-        let mut args = Object::new();
-        if let Some(company) = call.company_id {
-            args.insert("company_id".into(), Value::from(company));
-        }
-        if let Some(user) = call.user_id {
-            args.insert("user_id".into(), Value::from(user));
-        }
-        let answer = ctx.run_mutation_untyped(limits::ADMIT, args).await?;
-        if answer.get("admitted").and_then(Value::as_bool) == Some(true) {
+        let args = limits::AdmitArgs {
+            company_id: call.company_id,
+            user_id: call.user_id,
+        };
+        let answer = ctx.run_mutation(limits::ADMIT, &args).await?;
+        if answer.admitted {
             return Ok(None);
         }
-        let field = |name: &str| {
-            answer
-                .get(name)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
-        Ok(Some((field("code"), field("message"))))
+        Ok(Some((
+            answer.code.unwrap_or_default(),
+            answer.message.unwrap_or_default(),
+        )))
     }
 
     /// Records the outcome. A failure to record is logged, never allowed to lose the AI's answer.
@@ -359,55 +336,40 @@ impl AiService {
         adjustment: Option<&TokenAdjustment>,
     ) {
         let args = log.to_args(adjustment);
-        if let Err(e) = ctx.run_mutation_untyped(logs::RECORD, args).await {
+        if let Err(e) = ctx.run_mutation(logs::RECORD, &args).await {
             tracing::error!(request_id = %ctx.request_id, error = %e, operation = %log.operation, "recording an AI request failed");
         }
     }
 }
 
 /// The resolution (see `prompts::resolve`), seeding the defaults first into an empty table.
-async fn resolve(ctx: &ActionCtx, call: &AiCall) -> FnResult<Value> {
-    let variables = values::json::from_clean_json(&Json::Object(call.variables.clone()))?;
-    let args = || {
-        object([
-            ("prompt_name", Some(Value::from(call.prompt_name.as_str()))),
-            ("subsystem", call.subsystem.as_deref().map(Value::from)),
-            ("variables", Some(variables.clone())),
-        ])
-        .into_object()
-        .unwrap_or_default()
+async fn resolve(ctx: &ActionCtx, call: &AiCall) -> FnResult<Resolution> {
+    let variables = match values::json::from_clean_json(&Json::Object(call.variables.clone()))? {
+        Value::Object(fields) => fields.into_iter().collect::<Variables>(),
+        _ => Variables::new(),
     };
-    let first = ctx
-        .run_query_untyped(prompts::resolve::RESOLVE, args())
-        .await?;
-    let empty = first.get("prompt").is_some_and(Value::is_null)
-        && first.get("anyPrompts").and_then(Value::as_bool) == Some(false);
+    let args = ResolveArgs {
+        prompt_name: call.prompt_name.clone(),
+        subsystem: call.subsystem.clone(),
+        variables,
+    };
+    let first = ctx.run_query(prompts::resolve::RESOLVE, &args).await?;
+    let empty = first.prompt.is_none() && first.any_prompts == Some(false);
     if !empty {
         return Ok(first);
     }
-    ctx.run_mutation_untyped(prompts::ENSURE_DEFAULTS, Object::new())
+    ctx.run_mutation(prompts::ENSURE_DEFAULTS, &NoArgs {})
         .await?;
-    ctx.run_query_untyped(prompts::resolve::RESOLVE, args())
-        .await
+    ctx.run_query(prompts::resolve::RESOLVE, &args).await
 }
 
-fn substitution_error(name: &str, problems: &Value) -> FunctionError {
-    let list = |field: &str| -> Vec<String> {
-        problems
-            .get(field)
-            .and_then(Value::as_array)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect()
-    };
+fn substitution_error(name: &str, problems: &Problems) -> FunctionError {
     let mut parts = Vec::new();
-    for (field, label) in [
-        ("missing", "missing required variables"),
-        ("typeErrors", "wrong types"),
-        ("unknown", "placeholders with no declared variable"),
+    for (items, label) in [
+        (&problems.missing, "missing required variables"),
+        (&problems.type_errors, "wrong types"),
+        (&problems.unknown, "placeholders with no declared variable"),
     ] {
-        let items = list(field);
         if !items.is_empty() {
             parts.push(format!("{label}: {}", items.join(", ")));
         }
@@ -420,6 +382,11 @@ fn substitution_error(name: &str, problems: &Value) -> FunctionError {
 
 pub fn tables() -> Vec<store::TableDef> {
     logs::tables()
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, values::Validator)> {
+    logs::rows()
 }
 
 pub fn register(r: &mut Registry, service: &AiService) {

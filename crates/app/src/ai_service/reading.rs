@@ -2,59 +2,141 @@
 //! company's (`view_audit_logs`), system administrators every company's and those of requests
 //! made without a company (`system_configuration`).
 
-use functions::{pagination_opts_validator, pagination_result, parse_pagination_opts};
-use functions::{FnResult, FunctionError, QueryCtx, Registry, Scope};
+use std::collections::BTreeMap;
+
+use functions::{FnResult, FunctionError, Page, PaginationArg, QueryCtx, Registry, Scope};
+use serde::{Deserialize, Serialize};
 use store::{Order, PaginationOpts};
-use values::validator::v;
-use values::{Object, Value};
+use values::{Typed, Value};
 
 use super::limits::Limits;
-use super::logs::{day_of, COUNTERS, LOGS, USAGE};
-use crate::args::{object, opt_text, with_session};
+use super::logs::{day_of, LogDoc, COUNTERS, LOGS, USAGE};
 use crate::identity::{require_permission, Permission, Viewer};
 
 const MAX_STATS_DAYS: f64 = 366.0;
 
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct ListArgs {
+    pagination_opts: Option<PaginationArg>,
+    limit: Option<f64>,
+    company_id: Option<String>,
+    all_companies: Option<bool>,
+    operation: Option<String>,
+    success: Option<bool>,
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct StatsArgs {
+    days: Option<f64>,
+    company_id: Option<String>,
+    all_companies: Option<bool>,
+}
+
+/// The usage counters of a day, an operation or the whole period.
+#[derive(Serialize, Typed)]
+pub struct Counters {
+    requests: f64,
+    successes: f64,
+    failures: f64,
+    rejected: f64,
+    tokens_in: f64,
+    tokens_out: f64,
+    cost_usd: f64,
+    /// Over the requests that were not rejected.
+    average_latency_ms: f64,
+}
+
+impl Counters {
+    /// `amounts` in the order of `COUNTERS`.
+    fn of(amounts: &[f64; 8]) -> Counters {
+        let attempted = amounts[0] - amounts[3];
+        let average_latency_ms = if attempted > 0.0 {
+            amounts[7] / attempted
+        } else {
+            0.0
+        };
+        Counters {
+            requests: amounts[0],
+            successes: amounts[1],
+            failures: amounts[2],
+            rejected: amounts[3],
+            tokens_in: amounts[4],
+            tokens_out: amounts[5],
+            cost_usd: amounts[6],
+            average_latency_ms,
+        }
+    }
+}
+
+#[derive(Serialize, Typed)]
+pub struct DayUsage {
+    #[serde(flatten)]
+    counters: Counters,
+    /// `YYYY-MM-DD` (UTC).
+    day: String,
+}
+
+#[derive(Serialize, Typed)]
+pub struct OperationUsage {
+    #[serde(flatten)]
+    counters: Counters,
+    operation: String,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitsInForce {
+    requests_per_minute: f64,
+    daily_cost_cap_usd: f64,
+}
+
+/// Whose requests the statistics cover.
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "lowercase")]
+pub enum StatsScope {
+    Company,
+    All,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageStats {
+    days: Vec<DayUsage>,
+    by_operation: Vec<OperationUsage>,
+    totals: Counters,
+    today_cost_usd: f64,
+    limits: LimitsInForce,
+    scope: StatsScope,
+}
+
 pub fn register(r: &mut Registry, limits: Limits) {
-    r.query_untyped(
-        "promptManager:listAiRequestLogs",
-        with_session([
-            ("paginationOpts", v::optional(pagination_opts_validator())),
-            ("limit", v::optional(v::number())),
-            ("companyId", v::optional(v::string())),
-            ("allCompanies", v::optional(v::boolean())),
-            ("operation", v::optional(v::string())),
-            ("success", v::optional(v::boolean())),
-        ]),
-        list,
-    )
-    .cross_tenant();
-    r.query_untyped(
-        "promptManager:getAiUsageStats",
-        with_session([
-            ("days", v::optional(v::number())),
-            ("companyId", v::optional(v::string())),
-            ("allCompanies", v::optional(v::boolean())),
-        ]),
-        move |ctx, args| stats(ctx, args, limits),
-    )
+    r.query("promptManager:listAiRequestLogs", list)
+        .cross_tenant();
+    r.query("promptManager:getAiUsageStats", move |ctx, args| {
+        stats(ctx, args, limits)
+    })
     .cross_tenant();
 }
 
 /// Which requests a viewer may read: their company's (`view_audit_logs`), or any company's and
 /// those without a company (`system_configuration`, i.e. system administrators).
-fn reading_scope(ctx: &mut QueryCtx<'_>, args: &Object) -> FnResult<(Viewer, Scope)> {
+fn reading_scope(
+    ctx: &mut QueryCtx<'_>,
+    company_id: Option<&str>,
+    all_companies: Option<bool>,
+) -> FnResult<(Viewer, Scope)> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ViewAuditLogs)?;
     let grant = ctx.cross_tenant()?;
-    let company = opt_text(args, "companyId").map(|c| {
+    let company = company_id.map(|c| {
         // A malformed id names no company; scope_for then refuses it like any other one.
         ctx.db.normalize_id("companies", c)
     });
-    let all = args
-        .get("allCompanies")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let all = all_companies.unwrap_or(false);
     let scope = match company {
         _ if all => viewer.all_companies_scope(&grant, Permission::SystemConfiguration)?,
         Some(Some(c)) => viewer.scope_for(&c, Some(&grant), Permission::SystemConfiguration)?,
@@ -73,12 +155,12 @@ fn reading_scope(ctx: &mut QueryCtx<'_>, args: &Object) -> FnResult<(Viewer, Sco
 
 /// `promptManager:listAiRequestLogs`: newest first, `{page, isDone, continueCursor}`; filters by
 /// operation and outcome. Without `paginationOpts`, the first `limit` (default 50) rows.
-fn list(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
-    let (_, scope) = reading_scope(ctx, &args)?;
-    let opts = match args.get("paginationOpts") {
-        Some(_) => parse_pagination_opts(&args)?,
+fn list(ctx: &mut QueryCtx<'_>, args: ListArgs) -> FnResult<Page<LogDoc>> {
+    let (_, scope) = reading_scope(ctx, args.company_id.as_deref(), args.all_companies)?;
+    let opts = match &args.pagination_opts {
+        Some(opts) => opts.opts()?,
         None => {
-            let limit = args.get("limit").and_then(Value::as_f64).unwrap_or(50.0);
+            let limit = args.limit.unwrap_or(50.0);
             if !(1.0..=functions::MAX_PAGE_SIZE as f64).contains(&limit) {
                 return Err(FunctionError::validation(
                     "limit",
@@ -91,8 +173,8 @@ fn list(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
             }
         }
     };
-    let operation = opt_text(&args, "operation").map(str::to_string);
-    let success = args.get("success").and_then(Value::as_bool);
+    let operation = args.operation;
+    let success = args.success;
     let mut db = ctx.db.scoped(&scope);
     let query = match (&scope, &operation) {
         (Scope::Company(_), Some(op)) => db.query(LOGS, "by_company_operation_time", |q| {
@@ -110,7 +192,7 @@ fn list(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
             query.filter(move |row| row.get("success").and_then(Value::as_bool) == Some(wanted));
     }
     let page = query.paginate(opts)?;
-    Ok(pagination_result(&page, |doc| doc.to_value()))
+    Page::of(&page, functions::row)
 }
 
 /// `YYYY-MM-DD` of a day number (proleptic Gregorian, after Howard Hinnant's `civil_from_days`).
@@ -129,9 +211,9 @@ fn date_label(day: f64) -> String {
 
 /// `promptManager:getAiUsageStats`: the last `days` (default 7) UTC days of AI use, per day and per
 /// operation, with totals and the limits in force.
-fn stats(ctx: &mut QueryCtx<'_>, args: Object, limits: Limits) -> FnResult {
-    let (_, scope) = reading_scope(ctx, &args)?;
-    let days = args.get("days").and_then(Value::as_f64).unwrap_or(7.0);
+fn stats(ctx: &mut QueryCtx<'_>, args: StatsArgs, limits: Limits) -> FnResult<UsageStats> {
+    let (_, scope) = reading_scope(ctx, args.company_id.as_deref(), args.all_companies)?;
+    let days = args.days.unwrap_or(7.0);
     if !((1.0..=MAX_STATS_DAYS).contains(&days) && days.fract() == 0.0) {
         return Err(FunctionError::validation(
             "days",
@@ -149,9 +231,8 @@ fn stats(ctx: &mut QueryCtx<'_>, args: Object, limits: Limits) -> FnResult {
             .query(USAGE, "by_day", |q| q.gte("day", first))?
             .collect()?,
     };
-    let mut by_day: std::collections::BTreeMap<i64, [f64; 8]> = std::collections::BTreeMap::new();
-    let mut by_operation: std::collections::BTreeMap<String, [f64; 8]> =
-        std::collections::BTreeMap::new();
+    let mut by_day: BTreeMap<i64, [f64; 8]> = BTreeMap::new();
+    let mut by_operation: BTreeMap<String, [f64; 8]> = BTreeMap::new();
     let mut totals = [0.0; 8];
     let mut today_cost = 0.0;
     for row in &rows {
@@ -171,64 +252,36 @@ fn stats(ctx: &mut QueryCtx<'_>, args: Object, limits: Limits) -> FnResult {
             today_cost += amounts[6];
         }
     }
-    let counters = |amounts: &[f64; 8]| -> Object {
-        let mut out: Object = COUNTERS
-            .iter()
-            .zip(amounts)
-            .map(|(name, amount)| (name.to_string(), Value::from(*amount)))
-            .collect();
-        let attempted = amounts[0] - amounts[3];
-        let average = if attempted > 0.0 {
-            amounts[7] / attempted
-        } else {
-            0.0
-        };
-        out.remove("latency_ms_total");
-        out.insert("average_latency_ms".into(), Value::from(average));
-        out
-    };
-    let days_out: Vec<Value> = (0..days as i64)
+    let days_out: Vec<DayUsage> = (0..days as i64)
         .map(|i| {
             let day = first as i64 + i;
-            let mut out = counters(by_day.get(&day).unwrap_or(&[0.0; 8]));
-            out.insert("day".into(), Value::from(date_label(day as f64)));
-            Value::Object(out)
+            DayUsage {
+                counters: Counters::of(by_day.get(&day).unwrap_or(&[0.0; 8])),
+                day: date_label(day as f64),
+            }
         })
         .collect();
-    let operations: Vec<Value> = by_operation
+    let operations: Vec<OperationUsage> = by_operation
         .iter()
-        .map(|(op, amounts)| {
-            let mut out = counters(amounts);
-            out.insert("operation".into(), Value::from(op.as_str()));
-            Value::Object(out)
+        .map(|(op, amounts)| OperationUsage {
+            counters: Counters::of(amounts),
+            operation: op.clone(),
         })
         .collect();
-    Ok(object([
-        ("days", Some(Value::Array(days_out))),
-        ("byOperation", Some(Value::Array(operations))),
-        ("totals", Some(Value::Object(counters(&totals)))),
-        ("todayCostUsd", Some(Value::from(today_cost))),
-        (
-            "limits",
-            Some(object([
-                (
-                    "requestsPerMinute",
-                    Some(Value::from(f64::from(limits.requests_per_minute))),
-                ),
-                (
-                    "dailyCostCapUsd",
-                    Some(Value::from(limits.daily_cost_cap_usd)),
-                ),
-            ])),
-        ),
-        (
-            "scope",
-            Some(Value::from(match scope {
-                Scope::Company(_) => "company",
-                Scope::AllCompanies => "all",
-            })),
-        ),
-    ]))
+    Ok(UsageStats {
+        days: days_out,
+        by_operation: operations,
+        totals: Counters::of(&totals),
+        today_cost_usd: today_cost,
+        limits: LimitsInForce {
+            requests_per_minute: f64::from(limits.requests_per_minute),
+            daily_cost_cap_usd: limits.daily_cost_cap_usd,
+        },
+        scope: match scope {
+            Scope::Company(_) => StatsScope::Company,
+            Scope::AllCompanies => StatsScope::All,
+        },
+    })
 }
 
 #[cfg(test)]

@@ -2,43 +2,43 @@
 //! request logs and daily usage older than `AI_LOG_RETENTION_DAYS` pruned in small batches (an
 //! internal mutation that housekeeping runs with its other sweeps).
 
-use functions::{FnResult, MutationCtx, Registry, Runtime, Scope};
+use functions::{FnResult, FunctionRef, MutationCtx, Registry, Runtime, Scope};
+use serde::{Deserialize, Serialize};
 use store::Order;
-use values::validator::v;
-use values::{Object, Value};
+use values::Typed;
 
 use super::logs::{day_of, LOGS, USAGE};
-use crate::housekeeping::{batch_limit, run_mutation, swept};
-use crate::prompts;
+use crate::housekeeping::{batch_limit, run_mutation, swept, SweepBatch};
+use crate::prompts::{self, NoArgs};
 
-const PRUNE: &str = "aiService:pruneRequestLogs";
+pub const PRUNE: FunctionRef<PruneArgs, SweepBatch> =
+    FunctionRef::internal_mutation("aiService:pruneRequestLogs");
 const DAY_MS: f64 = 86_400_000.0;
+
+#[derive(Serialize, Deserialize, Typed)]
+pub struct PruneArgs {
+    /// Milliseconds; default: now minus the retention.
+    pub before: Option<f64>,
+    pub limit: Option<f64>,
+}
 
 /// The path of the pruning mutation (internal), for tests and tools that run it on demand.
 pub fn prune_path() -> &'static str {
-    PRUNE
+    PRUNE.path()
 }
 
 pub fn register(r: &mut Registry, retention_days: u32) {
-    r.internal_mutation_untyped(
-        PRUNE,
-        v::object([
-            ("before", v::optional(v::number())),
-            ("limit", v::optional(v::number())),
-        ]),
-        move |ctx, args| prune(ctx, args, retention_days),
-    )
-    .cross_tenant();
+    r.internal_mutation(PRUNE, move |ctx, args| prune(ctx, args, retention_days))
+        .cross_tenant();
 }
 
 /// Deletes up to `limit` request-log rows (and then daily usage rows) older than `before` (default:
 /// now minus the retention). `{deleted, more}`: call again while `more`.
-fn prune(ctx: &mut MutationCtx<'_>, args: Object, retention_days: u32) -> FnResult {
+fn prune(ctx: &mut MutationCtx<'_>, args: PruneArgs, retention_days: u32) -> FnResult<SweepBatch> {
     let before = args
-        .get("before")
-        .and_then(Value::as_f64)
+        .before
         .unwrap_or_else(|| ctx.now_ms() - f64::from(retention_days) * DAY_MS);
-    let limit = batch_limit(&args);
+    let limit = batch_limit(args.limit);
     let grant = ctx.cross_tenant()?;
     let mut db = ctx.db.scoped(&Scope::all_companies(&grant));
     let logs = db
@@ -65,9 +65,8 @@ fn prune(ctx: &mut MutationCtx<'_>, args: Object, retention_days: u32) -> FnResu
 /// Seeds the default prompts into an empty database (what `serve` does at start). The AI service
 /// seeds on first use as well, so a failure is only logged.
 pub async fn seed_default_prompts(runtime: &Runtime) {
-    match run_mutation(runtime, prompts::ENSURE_DEFAULTS, Object::new()).await {
-        Ok(seeded) if seeded.as_f64().unwrap_or(0.0) > 0.0 => {
-            let count = seeded.as_f64().unwrap_or(0.0);
+    match run_mutation(runtime, prompts::ENSURE_DEFAULTS, &NoArgs {}).await {
+        Ok(count) if count > 0 => {
             tracing::info!(count, "seeded the default AI prompts");
         }
         Ok(_) => {}

@@ -3,13 +3,16 @@
 mod runner;
 
 use functions::{
-    Auth, Call, Caller, DbWriter, FnResult, FunctionKind, MutationCtx, Registry, RequestId, Runtime,
+    Auth, Call, Caller, DbWriter, FnResult, FunctionError, FunctionKind, FunctionRef, MutationCtx,
+    Registry, RequestId, Runtime,
 };
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use store::{Order, TableDef};
+use values::serde_bridge::{from_value, to_value};
 use values::validator::v;
-use values::{Object, Value};
+use values::Typed;
 
-use crate::args::object;
 use crate::{ai_service, email, impersonation, oauth, rate_limit};
 
 pub use runner::{run_round, spawn, HousekeepingOptions, Swept};
@@ -25,12 +28,40 @@ pub const IMPERSONATION_RETENTION_MS: f64 = DAY_MS;
 
 const DAY_MS: f64 = 86_400_000.0;
 const DEFAULT_BATCH: usize = 200;
-const CLAIM: &str = "housekeeping:claimRound";
-const EMAILS: &str = "housekeeping:sweepEmails";
+const CLAIM: FunctionRef<ClaimArgs, Claimed> =
+    FunctionRef::internal_mutation("housekeeping:claimRound");
+const EMAILS: FunctionRef<BatchArgs, SweepBatch> =
+    FunctionRef::internal_mutation("housekeeping:sweepEmails");
+
+/// A sweep's arguments: rows per transaction (see `batch_limit`).
+#[derive(Serialize, Deserialize, Typed)]
+pub struct BatchArgs {
+    pub limit: Option<f64>,
+}
+
+/// A sweep's answer: how many rows went, and `more` when the batch was full, so the caller calls
+/// again.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+pub struct SweepBatch {
+    pub deleted: usize,
+    pub more: bool,
+}
+
+#[derive(Serialize, Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimArgs {
+    pub interval_ms: f64,
+}
+
+/// The paths of the sweeps claimed.
+#[derive(Serialize, Deserialize, Typed)]
+pub struct Claimed {
+    pub claimed: Vec<String>,
+}
 
 /// A table whose rows are dead once `field` (the first field of `index`) is `keep_ms` in the past.
 struct Expiring {
-    path: &'static str,
+    sweep: FunctionRef<BatchArgs, SweepBatch>,
     table: &'static str,
     index: &'static str,
     field: &'static str,
@@ -40,7 +71,7 @@ struct Expiring {
 static EXPIRING: [Expiring; 5] = [
     // An expired session answers exactly like a missing one (`sessions::find`).
     Expiring {
-        path: "housekeeping:sweepSessions",
+        sweep: FunctionRef::internal_mutation("housekeeping:sweepSessions"),
         table: "sessions",
         index: "by_expires",
         field: "expires_at",
@@ -48,7 +79,7 @@ static EXPIRING: [Expiring; 5] = [
     },
     // Used tokens are deleted when used; an expired one is refused exactly like a missing one.
     Expiring {
-        path: "housekeeping:sweepPasswordResets",
+        sweep: FunctionRef::internal_mutation("housekeeping:sweepPasswordResets"),
         table: "password_reset_tokens",
         index: "by_expires",
         field: "expires_at",
@@ -56,21 +87,21 @@ static EXPIRING: [Expiring; 5] = [
     },
     // A nonce is only needed while its state could still be presented.
     Expiring {
-        path: "housekeeping:sweepOAuthStates",
+        sweep: FunctionRef::internal_mutation("housekeeping:sweepOAuthStates"),
         table: oauth::USED_STATES,
         index: "by_expires",
         field: "expires_at",
         keep_ms: 0.0,
     },
     Expiring {
-        path: "housekeeping:sweepImpersonations",
+        sweep: FunctionRef::internal_mutation("housekeeping:sweepImpersonations"),
         table: impersonation::TABLE,
         index: "by_expires",
         field: "expires_at",
         keep_ms: IMPERSONATION_RETENTION_MS,
     },
     Expiring {
-        path: "housekeeping:sweepRateLimits",
+        sweep: FunctionRef::internal_mutation("housekeeping:sweepRateLimits"),
         table: "rate_limits",
         index: "by_window_start",
         field: "window_start",
@@ -82,8 +113,8 @@ static EXPIRING: [Expiring; 5] = [
 pub fn sweeps() -> Vec<&'static str> {
     EXPIRING
         .iter()
-        .map(|e| e.path)
-        .chain([EMAILS, ai_service::prune_path()])
+        .map(|e| e.sweep.path())
+        .chain([EMAILS.path(), ai_service::prune_path()])
         .collect()
 }
 
@@ -94,31 +125,27 @@ pub fn tables() -> Vec<TableDef> {
         .index("by_sweep", &["sweep"])]
 }
 
-fn limit_args() -> values::Validator {
-    v::object([("limit", v::optional(v::number()))])
-}
-
 pub fn register(r: &mut Registry) {
     for expiring in &EXPIRING {
-        r.internal_mutation_untyped(expiring.path, limit_args(), move |ctx, args| {
-            sweep_expiring(ctx, &args, expiring)
+        r.internal_mutation(expiring.sweep, move |ctx, args| {
+            sweep_expiring(ctx, args, expiring)
         });
     }
-    r.internal_mutation_untyped(EMAILS, limit_args(), |ctx, args| {
-        let limit = batch_limit(&args);
+    r.internal_mutation(EMAILS, |ctx, args| {
+        let limit = batch_limit(args.limit);
         let before = ctx.now_ms() - EMAIL_RETENTION_MS;
         let deleted = email::purge_finished(&mut ctx.db, before, limit)?;
         Ok(swept(deleted, limit))
     });
-    r.internal_mutation_untyped(
-        CLAIM,
-        v::object([("intervalMs", v::required(v::number()))]),
-        runner::claim,
-    );
+    r.internal_mutation(CLAIM, runner::claim);
 }
 
-fn sweep_expiring(ctx: &mut MutationCtx<'_>, args: &Object, expiring: &Expiring) -> FnResult {
-    let limit = batch_limit(args);
+fn sweep_expiring(
+    ctx: &mut MutationCtx<'_>,
+    args: BatchArgs,
+    expiring: &Expiring,
+) -> FnResult<SweepBatch> {
+    let limit = batch_limit(args.limit);
     let before = ctx.now_ms() - expiring.keep_ms;
     let deleted = delete_before(&mut ctx.db, expiring, before, limit)?;
     Ok(swept(deleted, limit))
@@ -142,29 +169,43 @@ fn delete_before(
 }
 
 /// A sweep's `limit` argument: rows per transaction, kept small so other writers are not held up.
-pub(crate) fn batch_limit(args: &Object) -> usize {
-    args.get("limit")
-        .and_then(Value::as_f64)
-        .map_or(DEFAULT_BATCH, |l| l.clamp(1.0, 10_000.0) as usize)
+pub(crate) fn batch_limit(limit: Option<f64>) -> usize {
+    limit.map_or(DEFAULT_BATCH, |l| l.clamp(1.0, 10_000.0) as usize)
 }
 
 /// A sweep's answer: `more` when the batch was full, so the caller calls again.
-pub(crate) fn swept(deleted: usize, limit: usize) -> Value {
-    object([
-        ("deleted", Some(Value::from(deleted as f64))),
-        ("more", Some(Value::from(deleted == limit))),
-    ])
+pub(crate) fn swept(deleted: usize, limit: usize) -> SweepBatch {
+    SweepBatch {
+        deleted,
+        more: deleted == limit,
+    }
 }
 
 /// Runs a mutation (internal ones included) as the server, with no viewer.
-pub(crate) async fn run_mutation(runtime: &Runtime, path: &str, args: Object) -> FnResult<Value> {
+pub(crate) async fn run_mutation<A: Serialize, R: DeserializeOwned>(
+    runtime: &Runtime,
+    function: FunctionRef<A, R>,
+    args: &A,
+) -> FnResult<R> {
+    let args = to_value(args).map_err(|e| {
+        FunctionError::internal(format!(
+            "arguments of {} do not encode: {e}",
+            function.path()
+        ))
+    })?;
     let call = Call {
-        path: path.to_string(),
+        path: function.path().to_string(),
         expected: Some(FunctionKind::Mutation),
-        args: Value::Object(args),
+        args,
         auth: Auth::anonymous(),
         request_id: RequestId::generate(),
         caller: Caller::Server,
     };
-    runtime.call(call).await.map(|outcome| outcome.value)
+    let value = runtime.call(call).await.map(|outcome| outcome.value)?;
+    from_value(&value).map_err(|e| {
+        FunctionError::internal(format!(
+            "{} returned what its type does not read: {e}",
+            function.path()
+        ))
+    })
 }

@@ -5,14 +5,15 @@
 use std::future::Future;
 use std::time::Duration;
 
-use functions::{FnResult, MutationCtx, Runtime};
+use functions::{FnResult, FunctionRef, MutationCtx, Runtime};
 use futures::FutureExt;
 use store::Patch;
 use tokio::task::JoinHandle;
 use values::{Object, Value};
 
-use super::{run_mutation, sweeps, CLAIM, DEFAULT_BATCH, RUNS};
-use crate::args::object;
+use super::{
+    run_mutation, sweeps, BatchArgs, ClaimArgs, Claimed, SweepBatch, CLAIM, DEFAULT_BATCH, RUNS,
+};
 
 /// How the runner paces itself.
 #[derive(Clone, Debug)]
@@ -46,11 +47,8 @@ pub struct Swept {
 /// `housekeeping:claimRound` (internal): marks every sweep not run within `intervalMs` as run now
 /// and returns them as `{claimed: [path]}`. A concurrent claimer conflicts on the same rows and,
 /// retried, finds them taken.
-pub(super) fn claim(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    let interval = args
-        .get("intervalMs")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.0);
+pub(super) fn claim(ctx: &mut MutationCtx<'_>, args: ClaimArgs) -> FnResult<Claimed> {
+    let interval = args.interval_ms;
     let now = ctx.now_ms();
     let mut claimed = Vec::new();
     for sweep in sweeps() {
@@ -81,9 +79,9 @@ pub(super) fn claim(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
                 ctx.db.insert(RUNS, fields)?;
             }
         }
-        claimed.push(Value::from(sweep));
+        claimed.push(sweep.to_string());
     }
-    Ok(object([("claimed", Some(Value::Array(claimed)))]))
+    Ok(Claimed { claimed })
 }
 
 /// Claims the sweeps that are due and runs each until it has nothing more to delete. Empty when
@@ -97,49 +95,45 @@ async fn round(
     options: &HousekeepingOptions,
     stop: &mut (dyn FnMut() -> bool + Send),
 ) -> FnResult<Vec<Swept>> {
-    let mut args = Object::new();
-    let interval_ms = options.interval.as_millis() as f64;
-    args.insert("intervalMs".into(), Value::from(interval_ms));
-    let claimed = run_mutation(runtime, CLAIM, args).await?;
-    let paths: Vec<String> = claimed
-        .get("claimed")
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|p| p.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let args = ClaimArgs {
+        interval_ms: options.interval.as_millis() as f64,
+    };
+    let claimed = run_mutation(runtime, CLAIM, &args).await?.claimed;
+    // Every sweep takes `{limit?}` and answers a `SweepBatch`; a claimed path that is no sweep
+    // of this build is left alone.
+    let paths = sweeps()
+        .into_iter()
+        .filter(|path| claimed.iter().any(|c| c == path));
     let mut done = Vec::new();
-    for sweep in paths {
+    for path in paths {
+        let sweep: FunctionRef<BatchArgs, SweepBatch> = FunctionRef::internal_mutation(path);
         let mut deleted = 0;
         // Checked between batches, never during one, so a shutdown does not cut a mutation off.
         while !stop() {
-            let mut args = Object::new();
-            args.insert("limit".into(), Value::from(options.batch as f64));
-            match run_mutation(runtime, &sweep, args).await {
+            let args = BatchArgs {
+                limit: Some(options.batch as f64),
+            };
+            match run_mutation(runtime, sweep, &args).await {
                 Ok(batch) => {
-                    deleted += batch.get("deleted").and_then(Value::as_f64).unwrap_or(0.0) as usize;
-                    if batch.get("more").and_then(Value::as_bool) != Some(true) {
+                    deleted += batch.deleted;
+                    if !batch.more {
                         break;
                     }
                 }
                 // The rest waits for the next round; the other sweeps still run.
                 Err(e) => {
-                    tracing::warn!(sweep = sweep.as_str(), error = %e, "housekeeping sweep failed; retrying next round");
+                    tracing::warn!(sweep = path, error = %e, "housekeeping sweep failed; retrying next round");
                     break;
                 }
             }
         }
         if deleted > 0 {
-            tracing::info!(
-                sweep = sweep.as_str(),
-                deleted,
-                "housekeeping deleted expired rows"
-            );
+            tracing::info!(sweep = path, deleted, "housekeeping deleted expired rows");
         }
-        done.push(Swept { sweep, deleted });
+        done.push(Swept {
+            sweep: path.to_string(),
+            deleted,
+        });
     }
     Ok(done)
 }

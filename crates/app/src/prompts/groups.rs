@@ -7,15 +7,15 @@
 //! mutations need the same permission as the `promptManager:*` group functions.
 
 use functions::{DbWriter, ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx, Registry};
+use serde::{Deserialize, Serialize};
 use store::{Document, Patch};
-use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Id, Nullable, Object, Typed, Value};
 
+use super::seed::SessionOnly;
 use super::{
-    anonymous, by_id_in, check_name, family, subsystem_of, text as field_text, GROUPS,
-    PEOPLE_FIELDS, TABLE,
+    anonymous, by_id_in, check_name, family, subsystem_of, text as field_text, AnonymousPrompt,
+    GroupCore, GroupDoc, PromptCore, GROUPS, TABLE,
 };
-use crate::args::{object, opt_text, text, with_session};
 use crate::audit::{self, Entry, Event};
 use crate::identity::{require_permission, Permission, Viewer};
 
@@ -23,75 +23,153 @@ const MAX_GROUPS: usize = 500;
 /// Prompts are few; this bounds the board's list and one reorder regardless.
 const MAX_PROMPTS: usize = 1000;
 
-pub fn register(r: &mut Registry) {
-    let fields = |required: bool| {
-        let name = if required {
-            v::required(v::string())
-        } else {
-            v::optional(v::string())
-        };
-        [
-            ("group_name", name),
-            ("description", v::optional(v::string())),
-            ("display_order", v::optional(v::number())),
-            ("is_collapsible", v::optional(v::boolean())),
-            ("default_collapsed", v::optional(v::boolean())),
-        ]
-    };
-    let [a, b, c, d, e] = fields(true);
-    r.mutation_untyped(
-        "promptManager:createPromptGroup",
-        with_session([a, b, c, d, e]),
-        create,
-    );
-    let [a, b, c, d, e] = fields(false);
-    r.mutation_untyped(
-        "promptManager:updatePromptGroup",
-        with_session([("group_id", v::string().into()), a, b, c, d, e]),
-        update,
-    );
-    r.mutation_untyped(
-        "promptManager:deletePromptGroup",
-        with_session([("group_id", v::string().into())]),
-        delete,
-    );
-    r.query_untyped("promptManager:listPromptGroups", with_session([]), list);
-    r.mutation_untyped(
-        "promptManager:assignPromptGroup",
-        with_session([
-            ("prompt_name", v::string().into()),
-            ("subsystem", v::optional(v::string())),
-            ("group_id", v::optional(v::nullable(v::string()))),
-            ("display_order", v::optional(v::number())),
-        ]),
-        assign,
-    );
-    r.query_untyped("promptGroups:listGroups", with_session([]), board_groups);
-    r.query_untyped(
-        "promptGroups:listPrompts",
-        with_session([("activeOnly", v::optional(v::boolean()))]),
-        board_prompts,
-    );
-    r.mutation_untyped(
-        "promptGroups:reorderPrompts",
-        with_session([
-            ("promptIds", v::array(v::string()).into()),
-            ("newOrders", v::array(v::number()).into()),
-        ]),
-        reorder,
-    );
-    r.mutation_untyped(
-        "promptGroups:movePromptToGroup",
-        with_session([
-            ("promptId", v::string().into()),
-            ("newGroupId", v::optional(v::nullable(v::string()))),
-            ("displayOrder", v::optional(v::number())),
-        ]),
-        move_prompt,
-    );
+/// The fields of a group other than its name, each optional (an update changes those given).
+#[derive(Deserialize, Typed)]
+pub struct GroupExtras {
+    description: Option<String>,
+    display_order: Option<f64>,
+    is_collapsible: Option<bool>,
+    default_collapsed: Option<bool>,
 }
 
-fn admin(ctx: &mut MutationCtx<'_>, _args: &Object) -> FnResult<Viewer> {
+/// The settable fields of a group, all optional.
+#[derive(Deserialize, Typed)]
+pub struct GroupFields {
+    group_name: Option<String>,
+    #[serde(flatten)]
+    extras: GroupExtras,
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct CreateGroupArgs {
+    group_name: String,
+    #[serde(flatten)]
+    extras: GroupExtras,
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct UpdateGroupArgs {
+    group_id: String,
+    #[serde(flatten)]
+    fields: GroupFields,
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct GroupIdArgs {
+    group_id: String,
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct AssignArgs {
+    prompt_name: String,
+    subsystem: Option<String>,
+    /// Null (or left out) takes the family out of any group.
+    group_id: Option<Nullable<String>>,
+    display_order: Option<f64>,
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct BoardArgs {
+    active_only: Option<bool>,
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct ReorderArgs {
+    prompt_ids: Vec<String>,
+    new_orders: Vec<f64>,
+}
+
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct MoveArgs {
+    prompt_id: String,
+    /// Null (or left out): no group.
+    new_group_id: Option<Nullable<String>>,
+    display_order: Option<f64>,
+}
+
+#[derive(Serialize, Typed)]
+pub struct GroupSaved {
+    success: bool,
+    group_id: Id<GroupDoc>,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupDeleted {
+    success: bool,
+    ungrouped_count: usize,
+}
+
+/// A group with how many active prompt versions it holds.
+#[derive(Serialize, Typed)]
+pub struct ListedGroup {
+    #[serde(flatten)]
+    group: GroupDoc,
+    active_prompt_count: usize,
+}
+
+#[derive(Serialize, Typed)]
+pub struct Assigned {
+    success: bool,
+    prompt_name: String,
+    group_id: Nullable<Id<GroupDoc>>,
+    #[serde(rename = "updatedCount")]
+    updated_count: usize,
+}
+
+/// A prompt on the board: no template text, no people fields.
+#[derive(Serialize, Typed)]
+pub struct BoardPrompt {
+    #[serde(flatten)]
+    core: PromptCore,
+    success_rate: Nullable<f64>,
+    adjustment_pending: bool,
+}
+
+impl From<AnonymousPrompt> for BoardPrompt {
+    fn from(prompt: AnonymousPrompt) -> BoardPrompt {
+        BoardPrompt {
+            core: prompt.core,
+            success_rate: prompt.success_rate,
+            adjustment_pending: prompt.adjustment_pending,
+        }
+    }
+}
+
+#[derive(Serialize, Typed)]
+pub struct Reordered {
+    success: bool,
+    count: usize,
+}
+
+#[derive(Serialize, Typed)]
+pub struct Moved {
+    success: bool,
+}
+
+pub fn register(r: &mut Registry) {
+    r.mutation("promptManager:createPromptGroup", create);
+    r.mutation("promptManager:updatePromptGroup", update);
+    r.mutation("promptManager:deletePromptGroup", delete);
+    r.query("promptManager:listPromptGroups", list);
+    r.mutation("promptManager:assignPromptGroup", assign);
+    r.query("promptGroups:listGroups", board_groups);
+    r.query("promptGroups:listPrompts", board_prompts);
+    r.mutation("promptGroups:reorderPrompts", reorder);
+    r.mutation("promptGroups:movePromptToGroup", move_prompt);
+}
+
+fn admin(ctx: &mut MutationCtx<'_>) -> FnResult<Viewer> {
     let now = ctx.now_ms();
     require_permission(&mut ctx.db, ctx.auth, now, Permission::SystemConfiguration)
 }
@@ -142,13 +220,13 @@ fn ensure_name_free(
     Ok(())
 }
 
-/// The optional fields of `args` as a patch.
-fn fields(args: &Object) -> FnResult<Patch> {
+/// The fields given as a patch.
+fn fields(args: &GroupFields) -> FnResult<Patch> {
     let mut patch = Patch::new();
-    if let Some(name) = opt_text(args, "group_name") {
+    if let Some(name) = &args.group_name {
         patch.insert("group_name".into(), Some(Value::from(group_name(name)?)));
     }
-    if let Some(description) = opt_text(args, "description") {
+    if let Some(description) = &args.extras.description {
         let description = description.trim();
         if description.chars().count() > 500 {
             return Err(FunctionError::validation(
@@ -161,7 +239,7 @@ fn fields(args: &Object) -> FnResult<Patch> {
             (!description.is_empty()).then(|| Value::from(description)),
         );
     }
-    if let Some(order) = args.get("display_order").and_then(Value::as_f64) {
+    if let Some(order) = args.extras.display_order {
         if !order.is_finite() {
             return Err(FunctionError::validation(
                 "display_order",
@@ -170,8 +248,11 @@ fn fields(args: &Object) -> FnResult<Patch> {
         }
         patch.insert("display_order".into(), Some(Value::from(order)));
     }
-    for flag in ["is_collapsible", "default_collapsed"] {
-        if let Some(b) = args.get(flag).and_then(Value::as_bool) {
+    for (flag, given) in [
+        ("is_collapsible", args.extras.is_collapsible),
+        ("default_collapsed", args.extras.default_collapsed),
+    ] {
+        if let Some(b) = given {
             patch.insert(flag.into(), Some(Value::from(b)));
         }
     }
@@ -206,10 +287,13 @@ fn record(
 }
 
 /// `promptManager:createPromptGroup`: `{success, group_id}`; placed last unless an order is given.
-fn create(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    let viewer = admin(ctx, &args)?;
+fn create(ctx: &mut MutationCtx<'_>, args: CreateGroupArgs) -> FnResult<GroupSaved> {
+    let viewer = admin(ctx)?;
     let now = ctx.now_ms();
-    let patch = fields(&args)?;
+    let patch = fields(&GroupFields {
+        group_name: Some(args.group_name),
+        extras: args.extras,
+    })?;
     let name = patch
         .get("group_name")
         .and_then(|v| v.as_ref())
@@ -242,17 +326,17 @@ fn create(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let id = ctx.db.insert(GROUPS, row)?;
     let group = ctx.db.get_in(GROUPS, &id.encode())?.ok_or_else(not_found)?;
     record(ctx, &viewer, "create", &group)?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("group_id", Some(Value::from(id))),
-    ]))
+    Ok(GroupSaved {
+        success: true,
+        group_id: id.into(),
+    })
 }
 
 /// `promptManager:updatePromptGroup`: changes the fields given.
-fn update(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    let viewer = admin(ctx, &args)?;
-    let mut patch = fields(&args)?;
-    let group = group(&mut ctx.db, text(&args, "group_id"))?;
+fn update(ctx: &mut MutationCtx<'_>, args: UpdateGroupArgs) -> FnResult<GroupSaved> {
+    let viewer = admin(ctx)?;
+    let mut patch = fields(&args.fields)?;
+    let group = group(&mut ctx.db, &args.group_id)?;
     if let Some(Some(name)) = patch.get("group_name") {
         let name = name.as_str().unwrap_or_default().to_string();
         ensure_name_free(&mut ctx.db, &name, Some(&group.id))?;
@@ -265,16 +349,16 @@ fn update(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         .get_in(GROUPS, &group.id.encode())?
         .ok_or_else(not_found)?;
     record(ctx, &viewer, "update", &group)?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("group_id", Some(Value::from(group.id))),
-    ]))
+    Ok(GroupSaved {
+        success: true,
+        group_id: group.id.into(),
+    })
 }
 
 /// `promptManager:deletePromptGroup`: `{success, ungroupedCount}`.
-fn delete(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    let viewer = admin(ctx, &args)?;
-    let group = group(&mut ctx.db, text(&args, "group_id"))?;
+fn delete(ctx: &mut MutationCtx<'_>, args: GroupIdArgs) -> FnResult<GroupDeleted> {
+    let viewer = admin(ctx)?;
+    let group = group(&mut ctx.db, &args.group_id)?;
     let members = ctx
         .db
         .query(TABLE)?
@@ -287,15 +371,15 @@ fn delete(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     }
     record(ctx, &viewer, "delete", &group)?;
     ctx.db.delete(&group.id)?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("ungroupedCount", Some(Value::from(members.len() as f64))),
-    ]))
+    Ok(GroupDeleted {
+        success: true,
+        ungrouped_count: members.len(),
+    })
 }
 
 /// `promptManager:listPromptGroups`: every group in display order, with how many prompt versions
 /// each holds. Readable by anyone who may list prompts.
-fn list(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
+fn list(ctx: &mut QueryCtx<'_>, _args: SessionOnly) -> FnResult<Vec<ListedGroup>> {
     let now = ctx.now_ms();
     require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;
     let groups = ctx
@@ -312,25 +396,23 @@ fn list(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
             .filter(|p| p.get("is_active").and_then(Value::as_bool) == Some(true))
             .collect()?
             .len();
-        let mut value = match group.to_value() {
-            Value::Object(o) => o,
-            _ => Object::new(),
-        };
-        value.insert("active_prompt_count".into(), Value::from(count as f64));
-        out.push(Value::Object(value));
+        out.push(ListedGroup {
+            group: functions::row(&group)?,
+            active_prompt_count: count,
+        });
     }
-    Ok(Value::Array(out))
+    Ok(out)
 }
 
 /// `promptManager:assignPromptGroup`: puts every version of a family in a group (`group_id: null`
 /// takes it out), optionally at a display order.
-fn assign(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    let viewer = admin(ctx, &args)?;
-    let name = check_name("prompt_name", text(&args, "prompt_name"))?;
-    let subsystem = subsystem_of(&args)?;
-    let order = display_order(&args, "display_order")?;
-    let group = match opt_text(&args, "group_id") {
-        Some(id) => Some(group(&mut ctx.db, id)?),
+fn assign(ctx: &mut MutationCtx<'_>, args: AssignArgs) -> FnResult<Assigned> {
+    let viewer = admin(ctx)?;
+    let name = check_name("prompt_name", &args.prompt_name)?;
+    let subsystem = subsystem_of(args.subsystem.as_deref())?;
+    let order = display_order(args.display_order, "display_order")?;
+    let group = match args.group_id.and_then(|g| g.0) {
+        Some(id) => Some(group(&mut ctx.db, &id)?),
         None => None,
     };
     let moved = place_family(ctx, &viewer, &subsystem, &name, Some(group.as_ref()), order)?;
@@ -341,20 +423,16 @@ fn assign(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             format!("Prompt not found: {name}"),
         ));
     }
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("prompt_name", Some(Value::from(name))),
-        (
-            "group_id",
-            Some(group.map_or(Value::Null, |g| Value::from(g.id))),
-        ),
-        ("updatedCount", Some(Value::from(moved as f64))),
-    ]))
+    Ok(Assigned {
+        success: true,
+        prompt_name: name,
+        group_id: Nullable(group.map(|g| g.id.into())),
+        updated_count: moved,
+    })
 }
 
 /// An optional display order argument: a finite number.
-fn display_order(args: &Object, field: &str) -> FnResult<Option<f64>> {
-    let order = args.get(field).and_then(Value::as_f64);
+fn display_order(order: Option<f64>, field: &str) -> FnResult<Option<f64>> {
     if order.is_some_and(|o| !o.is_finite()) {
         return Err(FunctionError::validation(
             field,
@@ -425,37 +503,23 @@ fn place_family(
 
 /// `promptGroups:listGroups` (no session, as the web app calls it): every group in display order,
 /// without who made or changed it.
-fn board_groups(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
+fn board_groups(ctx: &mut QueryCtx<'_>, _args: SessionOnly) -> FnResult<Vec<GroupCore>> {
     let groups = ctx
         .db
         .query(GROUPS)?
         .with_index("by_display_order", |q| q)?
         .take(MAX_GROUPS)?;
-    Ok(Value::Array(
-        groups
-            .iter()
-            .map(|group| {
-                let mut value = match group.to_value() {
-                    Value::Object(o) => o,
-                    _ => Object::new(),
-                };
-                for field in PEOPLE_FIELDS {
-                    value.remove(field);
-                }
-                Value::Object(value)
-            })
-            .collect(),
-    ))
+    groups
+        .iter()
+        .map(|group| Ok(functions::row::<GroupDoc>(group)?.core))
+        .collect()
 }
 
 /// `promptGroups:listPrompts` (no session): prompts (only the active versions with `activeOnly`)
 /// by group, then display order, without the template text or the people fields: the board shows
 /// names, models and statistics, and anyone may ask.
-fn board_prompts(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
-    let active_only = args
-        .get("activeOnly")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+fn board_prompts(ctx: &mut QueryCtx<'_>, args: BoardArgs) -> FnResult<Vec<BoardPrompt>> {
+    let active_only = args.active_only.unwrap_or(false);
     let mut rows = if active_only {
         ctx.db
             .query(TABLE)?
@@ -480,30 +544,16 @@ fn board_prompts(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
             .then(ka.1.total_cmp(&kb.1))
             .then(ka.2.cmp(&kb.2))
     });
-    Ok(Value::Array(
-        rows.iter()
-            .map(|doc| {
-                let mut prompt = anonymous(doc);
-                if let Value::Object(fields) = &mut prompt {
-                    fields.remove("prompt_template");
-                }
-                prompt
-            })
-            .collect(),
-    ))
+    rows.iter()
+        .map(|doc| anonymous(doc).map(BoardPrompt::from))
+        .collect()
 }
 
 /// `promptGroups:reorderPrompts`: `{success, count}`; gives each prompt (with its other versions)
 /// the display order at the same position of `newOrders`.
-fn reorder(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    let viewer = admin(ctx, &args)?;
-    let list = |field: &str| {
-        args.get(field)
-            .and_then(Value::as_array)
-            .unwrap_or_default()
-            .to_vec()
-    };
-    let (ids, orders) = (list("promptIds"), list("newOrders"));
+fn reorder(ctx: &mut MutationCtx<'_>, args: ReorderArgs) -> FnResult<Reordered> {
+    let viewer = admin(ctx)?;
+    let (ids, orders) = (args.prompt_ids, args.new_orders);
     if ids.len() != orders.len() {
         return Err(FunctionError::validation(
             "newOrders",
@@ -519,8 +569,8 @@ fn reorder(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     // Every id is checked before anything changes.
     let mut moves = Vec::with_capacity(ids.len());
     for (id, order) in ids.iter().zip(&orders) {
-        let doc = by_id_in(&mut ctx.db, "promptIds", id.as_str().unwrap_or_default())?;
-        let order = order.as_f64().filter(|o| o.is_finite()).ok_or_else(|| {
+        let doc = by_id_in(&mut ctx.db, "promptIds", id)?;
+        let order = Some(*order).filter(|o| o.is_finite()).ok_or_else(|| {
             FunctionError::validation("newOrders", "The display order must be a number")
         })?;
         moves.push((doc, order));
@@ -529,21 +579,21 @@ fn reorder(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         let (subsystem, name) = (field_text(doc, "subsystem"), field_text(doc, "prompt_name"));
         place_family(ctx, &viewer, subsystem, name, None, Some(*order))?;
     }
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("count", Some(Value::from(moves.len() as f64))),
-    ]))
+    Ok(Reordered {
+        success: true,
+        count: moves.len(),
+    })
 }
 
 /// `promptGroups:movePromptToGroup`: `{success}`; puts the prompt (with its other versions) in
 /// `newGroupId` (null: no group) at `displayOrder`.
-fn move_prompt(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    let viewer = admin(ctx, &args)?;
-    let doc = by_id_in(&mut ctx.db, "promptId", text(&args, "promptId"))?;
-    let order = display_order(&args, "displayOrder")?;
-    let target = match opt_text(&args, "newGroupId") {
+fn move_prompt(ctx: &mut MutationCtx<'_>, args: MoveArgs) -> FnResult<Moved> {
+    let viewer = admin(ctx)?;
+    let doc = by_id_in(&mut ctx.db, "promptId", &args.prompt_id)?;
+    let order = display_order(args.display_order, "displayOrder")?;
+    let target = match args.new_group_id.and_then(|g| g.0) {
         Some(id) => Some(
-            group(&mut ctx.db, id)
+            group(&mut ctx.db, &id)
                 .map_err(|e| super::versions::rename_field(e, "group_id", "newGroupId"))?,
         ),
         None => None,
@@ -553,5 +603,5 @@ fn move_prompt(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         field_text(&doc, "prompt_name"),
     );
     place_family(ctx, &viewer, subsystem, name, Some(target.as_ref()), order)?;
-    Ok(object([("success", Some(Value::from(true)))]))
+    Ok(Moved { success: true })
 }

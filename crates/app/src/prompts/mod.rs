@@ -22,17 +22,17 @@ pub mod variables;
 mod versions;
 
 use functions::{DbRead, DbWriter, ErrorCode, FnResult, FunctionError, Registry};
+use serde::{Deserialize, Serialize};
 use store::{Document, Order, Patch, TableDef};
 use values::validator::v;
-use values::{DocumentId, Object, Validator, Value};
+use values::{DocumentId, Id, Nullable, Object, Typed, Validator, Value};
 
-use crate::args::object;
 use crate::audit::{self, Entry, Event};
 use crate::identity::Viewer;
 use defaults::OutputFormat;
 
 pub use resolve::{PromptCache, Resolved};
-pub use seed::ENSURE_DEFAULTS;
+pub use seed::{NoArgs, SessionOnly, ENSURE_DEFAULTS};
 pub use settings::{apply_adjustment, TokenAdjustment};
 
 pub const TABLE: &str = "ai_prompts";
@@ -197,8 +197,9 @@ pub fn check_name(field: &str, name: &str) -> FnResult<String> {
     }
 }
 
-pub fn subsystem_of(args: &Object) -> FnResult<String> {
-    match args.get("subsystem").and_then(Value::as_str) {
+/// The `subsystem` argument: `incidents` when left out, else a checked name.
+pub fn subsystem_of(given: Option<&str>) -> FnResult<String> {
+    match given {
         None => Ok(defaults::SUBSYSTEM.to_string()),
         Some(s) => check_name("subsystem", s),
     }
@@ -266,32 +267,30 @@ pub fn by_id_in(db: &mut impl DbRead, field: &str, id: &str) -> FnResult<Documen
 
 /// A prompt as clients see it: the stored fields, its success rate (null before any call) and
 /// whether an automatic token adjustment awaits an administrator.
-pub fn public(doc: &Document) -> Value {
-    let mut out = match doc.to_value() {
-        Value::Object(o) => o,
-        _ => Object::new(),
-    };
-    let (ok, failed) = (num(doc, "success_count"), num(doc, "failure_count"));
-    let rate = (ok + failed > 0.0).then(|| Value::from(ok / (ok + failed)));
-    out.insert("success_rate".into(), rate.unwrap_or(Value::Null));
-    let pending = doc.get("adjusted_at").is_some() && doc.get("acknowledged_at").is_none();
-    out.insert("adjustment_pending".into(), Value::from(pending));
-    Value::Object(out)
+pub fn public(doc: &Document) -> FnResult<PublicPrompt> {
+    let row: PromptDoc = functions::row(doc)?;
+    let (success_rate, adjustment_pending) = row.core.derived();
+    Ok(PublicPrompt {
+        row,
+        success_rate,
+        adjustment_pending,
+    })
 }
-
-/// Fields of a prompt (or group) that name platform administrators.
-pub const PEOPLE_FIELDS: [&str; 4] = ["created_by", "updated_by", "replaced_by", "acknowledged_by"];
 
 /// `public` for callers who need no session: without the people fields (the reference leaked
 /// administrators' user ids to anyone).
-pub fn anonymous(doc: &Document) -> Value {
-    let mut prompt = public(doc);
-    if let Value::Object(fields) = &mut prompt {
-        for field in PEOPLE_FIELDS {
-            fields.remove(field);
-        }
-    }
-    prompt
+pub fn anonymous(doc: &Document) -> FnResult<AnonymousPrompt> {
+    let PublicPrompt {
+        row,
+        success_rate,
+        adjustment_pending,
+    } = public(doc)?;
+    Ok(AnonymousPrompt {
+        core: row.core,
+        prompt_template: row.prompt_template,
+        success_rate,
+        adjustment_pending,
+    })
 }
 
 /// Records a prompt change in the audit log: who, what, which prompt and version.
@@ -328,18 +327,157 @@ pub fn audit_change(
 }
 
 /// `{success: true, prompt_id, prompt_name, prompt_version, ...extra}`.
-pub fn saved(doc_id: DocumentId, name: &str, version: &str, extra: &[(&str, Value)]) -> Value {
-    let mut out = match object([
-        ("success", Some(Value::from(true))),
-        ("prompt_id", Some(Value::from(doc_id))),
-        ("prompt_name", Some(Value::from(name))),
-        ("prompt_version", Some(Value::from(version))),
-    ]) {
-        Value::Object(o) => o,
-        _ => Object::new(),
-    };
-    for (k, v) in extra {
-        out.insert(k.to_string(), v.clone());
+pub fn saved<E>(doc_id: DocumentId, name: &str, version: &str, extra: E) -> Saved<E> {
+    Saved {
+        success: true,
+        prompt_id: doc_id.into(),
+        prompt_name: name.to_string(),
+        prompt_version: version.to_string(),
+        extra,
     }
-    Value::Object(out)
+}
+
+/// What a change to a prompt answers: which version it made or changed, and `E`'s fields.
+#[derive(Serialize, Typed)]
+pub struct Saved<E> {
+    pub success: bool,
+    pub prompt_id: Id<PromptDoc>,
+    pub prompt_name: String,
+    pub prompt_version: String,
+    #[serde(flatten)]
+    pub extra: E,
+}
+
+/// No fields beyond those of `Saved`.
+#[derive(Serialize, Typed)]
+pub struct NoExtra {}
+
+// ---- row types ----
+
+/// The fields of a stored prompt that every view shows: all but the template text and the
+/// people fields.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+pub struct PromptCore {
+    #[serde(rename = "_id")]
+    pub id: Id<PromptDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    pub prompt_name: String,
+    pub prompt_version: String,
+    pub version_number: f64,
+    pub description: Option<String>,
+    pub variables: Vec<variables::Declared>,
+    pub ai_model: String,
+    pub temperature: f64,
+    pub max_tokens: f64,
+    pub baseline_max_tokens: Option<f64>,
+    pub adjustment_reason: Option<String>,
+    pub adjusted_at: Option<f64>,
+    pub acknowledged_at: Option<f64>,
+    #[typed(validator = output_format_validator())]
+    pub output_format: String,
+    pub subsystem: String,
+    pub workflow_step: String,
+    #[typed(id = "ai_prompt_groups")]
+    pub group_id: Option<String>,
+    pub display_order: f64,
+    pub is_active: bool,
+    pub usage_count: f64,
+    pub success_count: f64,
+    pub failure_count: f64,
+    pub average_response_time: f64,
+    pub last_used_at: Option<f64>,
+    pub created_at: f64,
+    pub updated_at: f64,
+    pub replaced_at: Option<f64>,
+}
+
+impl PromptCore {
+    /// The success rate (null before any call) and whether an adjustment awaits an administrator.
+    fn derived(&self) -> (Nullable<f64>, bool) {
+        let (ok, failed) = (self.success_count, self.failure_count);
+        let rate = (ok + failed > 0.0).then(|| ok / (ok + failed));
+        let pending = self.adjusted_at.is_some() && self.acknowledged_at.is_none();
+        (Nullable(rate), pending)
+    }
+}
+
+/// The fields of a prompt that name platform administrators (the people fields: views for callers
+/// without a session leave them out).
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+pub struct PromptPeople {
+    #[typed(id = "users")]
+    pub acknowledged_by: Option<String>,
+    #[typed(id = "users")]
+    pub created_by: Option<String>,
+    #[typed(id = "users")]
+    pub updated_by: Option<String>,
+    #[typed(id = "users")]
+    pub replaced_by: Option<String>,
+}
+
+/// A document of the prompts table.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "ai_prompts")]
+pub struct PromptDoc {
+    #[serde(flatten)]
+    pub core: PromptCore,
+    pub prompt_template: String,
+    #[serde(flatten)]
+    pub people: PromptPeople,
+}
+
+/// A prompt for signed-in readers: the document, its success rate and pending adjustment.
+#[derive(Serialize, Typed)]
+pub struct PublicPrompt {
+    #[serde(flatten)]
+    pub row: PromptDoc,
+    pub success_rate: Nullable<f64>,
+    pub adjustment_pending: bool,
+}
+
+/// `PublicPrompt` without the people fields.
+#[derive(Serialize, Typed)]
+pub struct AnonymousPrompt {
+    #[serde(flatten)]
+    pub core: PromptCore,
+    pub prompt_template: String,
+    pub success_rate: Nullable<f64>,
+    pub adjustment_pending: bool,
+}
+
+/// The fields of a prompt group that every view shows.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+pub struct GroupCore {
+    #[serde(rename = "_id")]
+    pub id: Id<GroupDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    pub group_name: String,
+    pub description: Option<String>,
+    pub display_order: f64,
+    pub is_collapsible: bool,
+    pub default_collapsed: bool,
+    pub created_at: f64,
+    pub updated_at: f64,
+}
+
+/// A document of the prompt groups table.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "ai_prompt_groups")]
+pub struct GroupDoc {
+    #[serde(flatten)]
+    pub core: GroupCore,
+    #[typed(id = "users")]
+    pub created_by: Option<String>,
+    #[typed(id = "users")]
+    pub updated_by: Option<String>,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![
+        (TABLE, PromptDoc::validator()),
+        (GROUPS, GroupDoc::validator()),
+    ]
 }

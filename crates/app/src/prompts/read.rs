@@ -2,55 +2,55 @@
 //! prompt by id and the versions of a family, which show no more than the list already does.
 
 use functions::{FnResult, QueryCtx, Registry};
-use values::validator::v;
-use values::{Object, Value};
+use serde::Deserialize;
+use values::Typed;
 
-use super::{by_id, check_name, family, public, subsystem_of, TABLE};
-use crate::args::{text, with_session};
+use super::{by_id, check_name, family, public, subsystem_of, PublicPrompt, TABLE};
 use crate::identity::{require_permission, Permission};
 
 /// Prompts are few (a handful of families with their versions); this bounds a list regardless.
 const MAX_LISTED: usize = 1000;
 
-pub fn register(r: &mut Registry) {
-    r.query_untyped(
-        "promptManager:listAllPrompts",
-        with_session([
-            ("subsystem", v::optional(v::string())),
-            ("activeOnly", v::optional(v::boolean())),
-        ]),
-        list_all,
-    );
-    r.query_untyped(
-        "promptManager:getPrompt",
-        with_session([("prompt_id", v::string().into())]),
-        get,
-    );
-    r.query_untyped(
-        "promptManager:listPromptVersions",
-        with_session([
-            ("prompt_name", v::string().into()),
-            ("subsystem", v::optional(v::string())),
-        ]),
-        versions,
-    );
+#[derive(Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+#[typed(session)]
+pub struct ListArgs {
+    subsystem: Option<String>,
+    active_only: Option<bool>,
 }
 
-fn reader(ctx: &mut QueryCtx<'_>, _args: &Object) -> FnResult<()> {
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct ByIdArgs {
+    prompt_id: String,
+}
+
+/// The arguments naming a prompt family.
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct FamilyArgs {
+    pub prompt_name: String,
+    pub subsystem: Option<String>,
+}
+
+pub fn register(r: &mut Registry) {
+    r.query("promptManager:listAllPrompts", list_all);
+    r.query("promptManager:getPrompt", get);
+    r.query("promptManager:listPromptVersions", versions);
+}
+
+fn reader(ctx: &mut QueryCtx<'_>) -> FnResult<()> {
     let now = ctx.now_ms();
     require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;
     Ok(())
 }
 
 /// `promptManager:listAllPrompts`: active prompts by default, in display order.
-fn list_all(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
-    reader(ctx, &args)?;
-    let active_only = args
-        .get("activeOnly")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let subsystem = match args.get("subsystem") {
-        Some(_) => Some(subsystem_of(&args)?),
+fn list_all(ctx: &mut QueryCtx<'_>, args: ListArgs) -> FnResult<Vec<PublicPrompt>> {
+    reader(ctx)?;
+    let active_only = args.active_only.unwrap_or(true);
+    let subsystem = match &args.subsystem {
+        Some(s) => Some(subsystem_of(Some(s))?),
         None => None,
     };
     let query = ctx.db.query(TABLE)?;
@@ -81,20 +81,20 @@ fn list_all(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
             .take(MAX_LISTED)?,
         (None, false) => query.take(MAX_LISTED)?,
     };
-    Ok(Value::Array(rows.iter().map(public).collect()))
+    rows.iter().map(public).collect()
 }
 
 /// `promptManager:getPrompt`: one version by id.
-fn get(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
-    reader(ctx, &args)?;
-    Ok(public(&by_id(&mut ctx.db, text(&args, "prompt_id"))?))
+fn get(ctx: &mut QueryCtx<'_>, args: ByIdArgs) -> FnResult<PublicPrompt> {
+    reader(ctx)?;
+    public(&by_id(&mut ctx.db, &args.prompt_id)?)
 }
 
 /// `promptManager:listPromptVersions`: every version of a family, newest first.
-fn versions(ctx: &mut QueryCtx<'_>, args: Object) -> FnResult {
-    reader(ctx, &args)?;
-    let name = check_name("prompt_name", text(&args, "prompt_name"))?;
-    let subsystem = subsystem_of(&args)?;
+fn versions(ctx: &mut QueryCtx<'_>, args: FamilyArgs) -> FnResult<Vec<PublicPrompt>> {
+    reader(ctx)?;
+    let name = check_name("prompt_name", &args.prompt_name)?;
+    let subsystem = subsystem_of(args.subsystem.as_deref())?;
     let rows = family(&mut ctx.db, &subsystem, &name)?;
-    Ok(Value::Array(rows.iter().map(public).collect()))
+    rows.iter().map(public).collect()
 }

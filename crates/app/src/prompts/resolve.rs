@@ -11,19 +11,118 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ai::template::{self, Rendered, SubstitutionError, Template, VarKind, VariableSpec};
-use functions::{DbRead, ErrorCode, FnResult, FunctionError, QueryCtx, Registry};
+use std::collections::BTreeMap;
+
+use functions::{DbRead, ErrorCode, FnResult, FunctionError, FunctionRef, QueryCtx, Registry};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use store::Document;
-use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Id, Nullable, Typed, Value};
 
 use super::{
-    active, anonymous, check_name, generation, substitute, subsystem_of, text, variables,
-    MAX_TEMPLATE_CHARS, TABLE,
+    active, anonymous, check_name, generation, output_format_validator, substitute, subsystem_of,
+    text, variables, AnonymousPrompt, PromptDoc, MAX_TEMPLATE_CHARS, TABLE,
 };
-use crate::args::{object, text as arg_text, with_session};
 
-pub const RESOLVE: &str = "promptManager:resolvePrompt";
+/// The internal query behind the AI service (see `resolve_for_service`).
+pub const RESOLVE: FunctionRef<ResolveArgs, Resolution> =
+    FunctionRef::internal_query("promptManager:resolvePrompt");
+
+/// Values for a template's variables, as clients send them.
+pub type Variables = BTreeMap<String, Value>;
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct ActiveArgs {
+    prompt_name: String,
+    subsystem: Option<String>,
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct ProcessArgs {
+    template: Option<String>,
+    prompt_name: Option<String>,
+    variables: Variables,
+    subsystem: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Typed)]
+pub struct ResolveArgs {
+    pub prompt_name: String,
+    pub subsystem: Option<String>,
+    pub variables: Variables,
+}
+
+/// The prompt facts a caller of the AI service needs.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+pub struct PromptSummary {
+    pub prompt_id: Id<PromptDoc>,
+    pub prompt_name: String,
+    pub prompt_version: String,
+    pub subsystem: String,
+    pub ai_model: String,
+    pub temperature: f64,
+    pub max_tokens: f64,
+    #[typed(validator = output_format_validator())]
+    pub output_format: String,
+}
+
+/// Why the values given do not fill a template in.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Problems {
+    pub missing: Vec<String>,
+    pub type_errors: Vec<String>,
+    pub unknown: Vec<String>,
+}
+
+/// `{prompt: null, anyPrompts}` when there is no active version; otherwise `{prompt, rendered,
+/// unused}` or `{prompt, problems}`.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Resolution {
+    pub prompt: Nullable<PromptSummary>,
+    pub any_prompts: Option<bool>,
+    pub rendered: Option<String>,
+    pub unused: Option<Vec<String>>,
+    pub problems: Option<Problems>,
+}
+
+/// `processTemplateWithValidationQuery` with a `template`: the text with the values put in.
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct TextPreview {
+    processed_template: String,
+    missing_placeholders: Vec<String>,
+    unused_variables: Vec<String>,
+    substitutions: BTreeMap<String, String>,
+}
+
+/// `processTemplateWithValidationQuery` with a `prompt_name`: the active version rendered.
+#[derive(Serialize, Typed)]
+pub struct PromptPreview {
+    #[serde(rename = "processedTemplate")]
+    processed_template: String,
+    #[serde(rename = "isValid")]
+    is_valid: bool,
+    missing: Vec<String>,
+    unused: Vec<String>,
+    #[serde(rename = "typeErrors")]
+    type_errors: Vec<String>,
+    unknown: Vec<String>,
+    prompt_id: Id<PromptDoc>,
+    prompt_name: String,
+    prompt_version: String,
+}
+
+/// The two forms of `processTemplateWithValidationQuery`'s answer.
+#[derive(Serialize, Typed)]
+#[serde(untagged)]
+pub enum Processed {
+    Text(TextPreview),
+    Prompt(PromptPreview),
+}
 
 /// The resolved prompt: its document (fresh from this transaction), parsed template and variables.
 #[derive(Clone)]
@@ -108,7 +207,7 @@ impl PromptCache {
 
 /// Function arguments as the template engine's values. Whole numbers lose their `.0` so that
 /// `{{count}}` renders as `3`, not `3.0`.
-pub fn json_values(values: Option<&Value>) -> Map<String, Json> {
+pub fn json_values(values: &Variables) -> Map<String, Json> {
     fn tidy(json: Json) -> Json {
         match json {
             Json::Number(n) => match n.as_f64() {
@@ -120,10 +219,10 @@ pub fn json_values(values: Option<&Value>) -> Map<String, Json> {
             other => other,
         }
     }
-    match values.map(values::json::to_clean_json).map(tidy) {
-        Some(Json::Object(map)) => map,
-        _ => Map::new(),
-    }
+    values
+        .iter()
+        .map(|(name, value)| (name.clone(), tidy(values::json::to_clean_json(value))))
+        .collect()
 }
 
 /// A preview that renders whatever can be rendered: a value that is missing or of the wrong type
@@ -168,23 +267,20 @@ fn preview(resolved: &Resolved, values: &Map<String, Json>) -> String {
         .unwrap_or_default()
 }
 
-fn strings(items: &[String]) -> Value {
-    Value::Array(items.iter().map(|s| Value::from(s.as_str())).collect())
-}
-
 /// The prompt facts a caller of the AI service needs.
-fn summary(doc: &Document) -> Value {
-    let field = |name: &str| doc.get(name).cloned();
-    object([
-        ("prompt_id", Some(Value::from(doc.id))),
-        ("prompt_name", field("prompt_name")),
-        ("prompt_version", field("prompt_version")),
-        ("subsystem", field("subsystem")),
-        ("ai_model", field("ai_model")),
-        ("temperature", field("temperature")),
-        ("max_tokens", field("max_tokens")),
-        ("output_format", field("output_format")),
-    ])
+fn summary(doc: &Document) -> FnResult<PromptSummary> {
+    let row: PromptDoc = functions::row(doc)?;
+    let core = row.core;
+    Ok(PromptSummary {
+        prompt_id: core.id,
+        prompt_name: core.prompt_name,
+        prompt_version: core.prompt_version,
+        subsystem: core.subsystem,
+        ai_model: core.ai_model,
+        temperature: core.temperature,
+        max_tokens: core.max_tokens,
+        output_format: core.output_format,
+    })
 }
 
 pub fn render(
@@ -195,59 +291,40 @@ pub fn render(
 }
 
 pub fn register(r: &mut Registry, cache: &PromptCache) {
-    let name_args = || {
-        with_session([
-            ("prompt_name", v::string().into()),
-            ("subsystem", v::optional(v::string())),
-        ])
-    };
     let c = cache.clone();
-    r.query_untyped(
-        "promptManager:getActivePrompt",
-        name_args(),
-        move |ctx, args| get_active(ctx, &c, args),
-    );
+    r.query("promptManager:getActivePrompt", move |ctx, args| {
+        get_active(ctx, &c, args)
+    });
     let c = cache.clone();
-    r.query_untyped(
+    r.query(
         "promptManager:processTemplateWithValidationQuery",
-        with_session([
-            ("template", v::optional(v::string())),
-            ("prompt_name", v::optional(v::string())),
-            ("variables", v::record(v::string(), v::any()).into()),
-            ("subsystem", v::optional(v::string())),
-        ]),
         move |ctx, args| process_with_validation(ctx, &c, args),
     );
     let c = cache.clone();
-    r.internal_query_untyped(
-        RESOLVE,
-        v::object([
-            ("prompt_name", v::string().into()),
-            ("subsystem", v::optional(v::string())),
-            ("variables", v::record(v::string(), v::any()).into()),
-        ]),
-        move |ctx, args| resolve_for_service(ctx, &c, args),
-    );
+    r.internal_query(RESOLVE, move |ctx, args| resolve_for_service(ctx, &c, args));
 }
 
-fn resolve_args(
+fn resolve_named(
     ctx: &mut QueryCtx<'_>,
     cache: &PromptCache,
-    args: &Object,
+    name: &str,
+    subsystem: Option<&str>,
 ) -> FnResult<Option<Resolved>> {
-    let name = check_name("prompt_name", arg_text(args, "prompt_name"))?;
-    let subsystem = subsystem_of(args)?;
+    let name = check_name("prompt_name", name)?;
+    let subsystem = subsystem_of(subsystem)?;
     cache.resolve(&mut ctx.db, &subsystem, &name)
 }
 
 /// `promptManager:getActivePrompt` (no session needed, as in the reference): the newest active
 /// version, or null. Anyone may ask, so it leaves out who wrote or changed the prompt (the
 /// reference leaked administrators' user ids here); the queries that need a session show them.
-fn get_active(ctx: &mut QueryCtx<'_>, cache: &PromptCache, args: Object) -> FnResult {
-    let Some(resolved) = resolve_args(ctx, cache, &args)? else {
-        return Ok(Value::Null);
-    };
-    Ok(anonymous(&resolved.doc))
+fn get_active(
+    ctx: &mut QueryCtx<'_>,
+    cache: &PromptCache,
+    args: ActiveArgs,
+) -> FnResult<Option<AnonymousPrompt>> {
+    let resolved = resolve_named(ctx, cache, &args.prompt_name, args.subsystem.as_deref())?;
+    resolved.map(|r| anonymous(&r.doc)).transpose()
 }
 
 /// `promptManager:processTemplateWithValidationQuery`, in two forms (no session needed in either):
@@ -258,8 +335,12 @@ fn get_active(ctx: &mut QueryCtx<'_>, cache: &PromptCache, args: Object) -> FnRe
 ///   types, `{processedTemplate, isValid, missing, unused, typeErrors, unknown, prompt_id,
 ///   prompt_name, prompt_version}`; null when there is no active version. An invalid rendering
 ///   still shows a preview, with the problem placeholders left as `{{name}}`.
-fn process_with_validation(ctx: &mut QueryCtx<'_>, cache: &PromptCache, args: Object) -> FnResult {
-    match (args.get("template"), args.get("prompt_name")) {
+fn process_with_validation(
+    ctx: &mut QueryCtx<'_>,
+    cache: &PromptCache,
+    args: ProcessArgs,
+) -> FnResult<Option<Processed>> {
+    let name = match (&args.template, &args.prompt_name) {
         (Some(_), Some(_)) => {
             return Err(FunctionError::validation(
                 "template",
@@ -273,14 +354,14 @@ fn process_with_validation(ctx: &mut QueryCtx<'_>, cache: &PromptCache, args: Ob
             ))
         }
         (Some(template), None) => {
-            return process_text(template.as_str().unwrap_or_default(), &args)
+            return process_text(template, &args.variables).map(|p| Some(Processed::Text(p)))
         }
-        (None, Some(_)) => {}
-    }
-    let Some(resolved) = resolve_args(ctx, cache, &args)? else {
-        return Ok(Value::Null);
+        (None, Some(name)) => name,
     };
-    let values = json_values(args.get("variables"));
+    let Some(resolved) = resolve_named(ctx, cache, name, args.subsystem.as_deref())? else {
+        return Ok(None);
+    };
+    let values = json_values(&args.variables);
     let (processed, valid, problems, unused) = match render(&resolved, &values) {
         Ok(rendered) => (
             rendered.text,
@@ -300,71 +381,77 @@ fn process_with_validation(ctx: &mut QueryCtx<'_>, cache: &PromptCache, args: Ob
         }
     };
     let doc = &resolved.doc;
-    Ok(object([
-        ("processedTemplate", Some(Value::from(processed))),
-        ("isValid", Some(Value::from(valid))),
-        ("missing", Some(strings(&problems.missing))),
-        ("unused", Some(strings(&unused))),
-        ("typeErrors", Some(strings(&problems.type_errors))),
-        ("unknown", Some(strings(&problems.unknown))),
-        ("prompt_id", Some(Value::from(doc.id))),
-        ("prompt_name", doc.get("prompt_name").cloned()),
-        ("prompt_version", doc.get("prompt_version").cloned()),
-    ]))
+    Ok(Some(Processed::Prompt(PromptPreview {
+        processed_template: processed,
+        is_valid: valid,
+        missing: problems.missing,
+        unused,
+        type_errors: problems.type_errors,
+        unknown: problems.unknown,
+        prompt_id: doc.id.into(),
+        prompt_name: text(doc, "prompt_name").to_string(),
+        prompt_version: text(doc, "prompt_version").to_string(),
+    })))
 }
 
 /// The `{template, variables}` form of `processTemplateWithValidationQuery`.
-fn process_text(template: &str, args: &Object) -> FnResult {
+fn process_text(template: &str, variables: &Variables) -> FnResult<TextPreview> {
     if template.chars().count() > MAX_TEMPLATE_CHARS {
         return Err(FunctionError::validation(
             "template",
             format!("A prompt template is at most {MAX_TEMPLATE_CHARS} characters"),
         ));
     }
-    let out = substitute::preview(template, &json_values(args.get("variables")));
-    let substitutions: Object = out
-        .substitutions
-        .into_iter()
-        .map(|(name, text)| (name, Value::from(text)))
-        .collect();
-    Ok(object([
-        ("processedTemplate", Some(Value::from(out.processed))),
-        ("missingPlaceholders", Some(strings(&out.missing))),
-        ("unusedVariables", Some(strings(&out.unused))),
-        ("substitutions", Some(Value::Object(substitutions))),
-    ]))
+    let out = substitute::preview(template, &json_values(variables));
+    Ok(TextPreview {
+        processed_template: out.processed,
+        missing_placeholders: out.missing,
+        unused_variables: out.unused,
+        substitutions: out.substitutions,
+    })
 }
 
 /// The internal query behind the AI service: `{prompt: null}` when there is no active version;
 /// otherwise `{prompt: {...}, rendered, unused}` or `{prompt: {...}, problems: {missing,
 /// typeErrors, unknown}}`. `promptCount` says whether any prompt exists (so the service can seed
 /// the defaults into an empty table).
-fn resolve_for_service(ctx: &mut QueryCtx<'_>, cache: &PromptCache, args: Object) -> FnResult {
-    let Some(resolved) = resolve_args(ctx, cache, &args)? else {
-        let any = ctx.db.query(TABLE)?.first()?.is_some();
-        return Ok(object([
-            ("prompt", Some(Value::Null)),
-            ("anyPrompts", Some(Value::from(any))),
-        ]));
+fn resolve_for_service(
+    ctx: &mut QueryCtx<'_>,
+    cache: &PromptCache,
+    args: ResolveArgs,
+) -> FnResult<Resolution> {
+    let none = Resolution {
+        prompt: Nullable::null(),
+        any_prompts: None,
+        rendered: None,
+        unused: None,
+        problems: None,
     };
-    let values = json_values(args.get("variables"));
-    let prompt = Some(summary(&resolved.doc));
+    let resolved = resolve_named(ctx, cache, &args.prompt_name, args.subsystem.as_deref())?;
+    let Some(resolved) = resolved else {
+        let any = ctx.db.query(TABLE)?.first()?.is_some();
+        return Ok(Resolution {
+            any_prompts: Some(any),
+            ..none
+        });
+    };
+    let values = json_values(&args.variables);
+    let prompt = Nullable(Some(summary(&resolved.doc)?));
     Ok(match render(&resolved, &values) {
-        Ok(rendered) => object([
-            ("prompt", prompt),
-            ("rendered", Some(Value::from(rendered.text))),
-            ("unused", Some(strings(&rendered.unused))),
-        ]),
-        Err(problems) => object([
-            ("prompt", prompt),
-            (
-                "problems",
-                Some(object([
-                    ("missing", Some(strings(&problems.missing))),
-                    ("typeErrors", Some(strings(&problems.type_errors))),
-                    ("unknown", Some(strings(&problems.unknown))),
-                ])),
-            ),
-        ]),
+        Ok(rendered) => Resolution {
+            prompt,
+            rendered: Some(rendered.text),
+            unused: Some(rendered.unused),
+            ..none
+        },
+        Err(problems) => Resolution {
+            prompt,
+            problems: Some(Problems {
+                missing: problems.missing,
+                type_errors: problems.type_errors,
+                unknown: problems.unknown,
+            }),
+            ..none
+        },
     })
 }

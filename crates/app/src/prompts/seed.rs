@@ -5,57 +5,105 @@
 
 use std::collections::BTreeSet;
 
-use functions::{DbWriter, FnResult, MutationCtx, QueryCtx, Registry};
+use functions::{DbWriter, FnResult, FunctionRef, MutationCtx, QueryCtx, Registry};
+use serde::{Deserialize, Serialize};
 use store::{Document, Patch};
-use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Id, Object, Typed, Value};
 
 use super::defaults;
 use super::versions::{admin, insert, Draft};
 use super::{
-    active, audit_change, bump_generation, text, variables, PromptSettings, GROUPS, TABLE,
+    active, audit_change, bump_generation, text, variables, PromptDoc, PromptSettings, GROUPS,
+    TABLE,
 };
-use crate::args::{object, with_session};
 use crate::identity::{require_permission, Permission};
 
-pub const ENSURE_DEFAULTS: &str = "promptManager:ensureDefaultPrompts";
+/// Seeds the defaults into an empty table; answers how many it seeded.
+pub const ENSURE_DEFAULTS: FunctionRef<NoArgs, usize> =
+    FunctionRef::internal_mutation("promptManager:ensureDefaultPrompts");
+
+/// The arguments of a function that takes none but the session token.
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct SessionOnly {}
+
+/// No arguments at all.
+#[derive(Serialize, Deserialize, Typed)]
+pub struct NoArgs {}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Seeded {
+    message: String,
+    prompt_ids: Vec<Id<PromptDoc>>,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetAndSeeded {
+    message: String,
+    prompt_ids: Vec<Id<PromptDoc>>,
+    cleared_count: usize,
+    cleared_templates: Vec<String>,
+    seeded_count: usize,
+}
+
+#[derive(Serialize, Typed)]
+pub struct DefaultTemplate {
+    name: String,
+    description: String,
+    subsystem: String,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct DefaultsValidation {
+    is_valid: bool,
+    errors: Vec<String>,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct DefaultTemplates {
+    templates: Vec<DefaultTemplate>,
+    validation: DefaultsValidation,
+    total_templates: usize,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(rename_all = "camelCase")]
+pub struct Cleared {
+    message: String,
+    deleted_count: usize,
+    deleted_templates: Vec<String>,
+}
 
 pub fn register(r: &mut Registry, settings: &PromptSettings) {
     let model = settings.default_model.clone();
-    r.mutation_untyped(
+    r.mutation(
         "promptManager:seedPromptTemplates",
-        with_session([]),
-        move |ctx, args| seed(ctx, args, &model),
+        move |ctx, _: SessionOnly| seed(ctx, &model),
     );
     let model = settings.default_model.clone();
-    r.mutation_untyped(
+    r.mutation(
         "promptManager:resetAndSeedPrompts",
-        with_session([]),
-        move |ctx, args| reset_and_seed(ctx, args, &model),
+        move |ctx, _: SessionOnly| reset_and_seed(ctx, &model),
     );
-    r.query_untyped(
-        "promptManager:listDefaultTemplates",
-        with_session([]),
-        list_defaults,
-    );
-    r.mutation_untyped("promptManager:clearAllPrompts", with_session([]), clear_all);
+    r.query("promptManager:listDefaultTemplates", list_defaults);
+    r.mutation("promptManager:clearAllPrompts", clear_all);
     let model = settings.default_model.clone();
-    r.internal_mutation_untyped(
-        ENSURE_DEFAULTS,
-        v::object(Vec::<(&str, values::Validator)>::new()),
-        move |ctx, _| ensure_defaults(ctx, &model),
-    );
+    r.internal_mutation(ENSURE_DEFAULTS, move |ctx, _| ensure_defaults(ctx, &model));
 }
 
 /// The id of the default group `name`, created if missing.
-pub fn default_group(db: &mut DbWriter<'_>, now: f64, name: &str) -> FnResult<Value> {
+pub fn default_group(db: &mut DbWriter<'_>, now: f64, name: &str) -> FnResult<DocumentId> {
     let n = name.to_string();
     if let Some(group) = db
         .query(GROUPS)?
         .with_index("by_name", |q| q.eq("group_name", n))?
         .first()?
     {
-        return Ok(Value::from(group.id));
+        return Ok(group.id);
     }
     let position = defaults::GROUPS
         .iter()
@@ -70,7 +118,7 @@ pub fn default_group(db: &mut DbWriter<'_>, now: f64, name: &str) -> FnResult<Va
     row.insert("default_collapsed".into(), Value::from(false));
     row.insert("created_at".into(), Value::from(now));
     row.insert("updated_at".into(), Value::from(now));
-    Ok(Value::from(db.insert(GROUPS, row)?))
+    Ok(db.insert(GROUPS, row)?)
 }
 
 /// Seeds every default whose family has no active version (none yet, or all deactivated by
@@ -91,20 +139,20 @@ pub fn seed_missing(
             db,
             now,
             actor,
-            Draft::from_default(&prompt, model, Some(group)),
+            Draft::from_default(&prompt, model, Some(Value::from(group))),
         )?;
         seeded.push(doc.id);
     }
     Ok(seeded)
 }
 
-fn ids(ids: &[DocumentId]) -> Value {
-    Value::Array(ids.iter().map(|id| Value::from(*id)).collect())
+fn ids(ids: &[DocumentId]) -> Vec<Id<PromptDoc>> {
+    ids.iter().map(|id| Id::new(*id)).collect()
 }
 
 /// `promptManager:seedPromptTemplates`: adds the defaults that are missing; `{message, promptIds}`.
-fn seed(ctx: &mut MutationCtx<'_>, args: Object, model: &str) -> FnResult {
-    let viewer = admin(ctx, &args, Permission::SampleData)?;
+fn seed(ctx: &mut MutationCtx<'_>, model: &str) -> FnResult<Seeded> {
+    let viewer = admin(ctx, Permission::SampleData)?;
     let now = ctx.now_ms();
     let seeded = seed_missing(&mut ctx.db, now, Some(&viewer.user_id), model)?;
     if !seeded.is_empty() {
@@ -121,17 +169,17 @@ fn seed(ctx: &mut MutationCtx<'_>, args: Object, model: &str) -> FnResult {
         0 => "Every default prompt is already present".to_string(),
         n => format!("Seeded {n} default prompts"),
     };
-    Ok(object([
-        ("message", Some(Value::from(message))),
-        ("promptIds", Some(ids(&seeded))),
-    ]))
+    Ok(Seeded {
+        message,
+        prompt_ids: ids(&seeded),
+    })
 }
 
 /// At start-up and before the first AI call: the defaults, only into an empty table (an
 /// administrator's choices are never overwritten). Returns how many were seeded.
-fn ensure_defaults(ctx: &mut MutationCtx<'_>, model: &str) -> FnResult {
+fn ensure_defaults(ctx: &mut MutationCtx<'_>, model: &str) -> FnResult<usize> {
     if ctx.db.query(TABLE)?.first()?.is_some() {
-        return Ok(Value::from(0.0));
+        return Ok(0);
     }
     let now = ctx.now_ms();
     let seeded = seed_missing(&mut ctx.db, now, None, model)?;
@@ -143,20 +191,20 @@ fn ensure_defaults(ctx: &mut MutationCtx<'_>, model: &str) -> FnResult {
         "seed_defaults",
         None,
     )?;
-    Ok(Value::from(seeded.len() as f64))
+    Ok(seeded.len())
 }
 
 /// The distinct prompt names of `docs`, sorted.
-fn names(docs: &[Document]) -> Value {
+fn names(docs: &[Document]) -> Vec<String> {
     let names: BTreeSet<&str> = docs.iter().map(|d| text(d, "prompt_name")).collect();
-    Value::Array(names.into_iter().map(Value::from).collect())
+    names.into_iter().map(str::to_string).collect()
 }
 
 /// `promptManager:resetAndSeedPrompts`: deletes every prompt version and seeds the defaults again;
 /// `{message, promptIds, clearedCount, clearedTemplates, seededCount}` (`clearedTemplates`: the
 /// names cleared, which the seeder view lists).
-fn reset_and_seed(ctx: &mut MutationCtx<'_>, args: Object, model: &str) -> FnResult {
-    let viewer = admin(ctx, &args, Permission::SampleData)?;
+fn reset_and_seed(ctx: &mut MutationCtx<'_>, model: &str) -> FnResult<ResetAndSeeded> {
+    let viewer = admin(ctx, Permission::SampleData)?;
     let now = ctx.now_ms();
     let all = ctx.db.query(TABLE)?.collect()?;
     for doc in &all {
@@ -172,62 +220,56 @@ fn reset_and_seed(ctx: &mut MutationCtx<'_>, args: Object, model: &str) -> FnRes
         "reset_and_seed",
         None,
     )?;
-    Ok(object([
-        (
-            "message",
-            Some(Value::from(format!(
-                "Cleared {} prompt versions and seeded {} default prompts",
-                all.len(),
-                seeded.len()
-            ))),
+    Ok(ResetAndSeeded {
+        message: format!(
+            "Cleared {} prompt versions and seeded {} default prompts",
+            all.len(),
+            seeded.len()
         ),
-        ("promptIds", Some(ids(&seeded))),
-        ("clearedCount", Some(Value::from(all.len() as f64))),
-        ("clearedTemplates", Some(names(&all))),
-        ("seededCount", Some(Value::from(seeded.len() as f64))),
-    ]))
+        prompt_ids: ids(&seeded),
+        cleared_count: all.len(),
+        cleared_templates: names(&all),
+        seeded_count: seeded.len(),
+    })
 }
 
 /// `promptManager:listDefaultTemplates` (any signed-in member, as `listAllPrompts`): the prompts
 /// seeding would create, `{templates: [{name, description, subsystem}], validation: {isValid,
 /// errors}, totalTemplates}`, each checked as a save would check it.
-fn list_defaults(ctx: &mut QueryCtx<'_>, _args: Object) -> FnResult {
+fn list_defaults(ctx: &mut QueryCtx<'_>, _args: SessionOnly) -> FnResult<DefaultTemplates> {
     let now = ctx.now_ms();
     require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;
     let prompts = defaults::all();
     let mut errors = Vec::new();
-    let templates: Vec<Value> = prompts
+    let templates: Vec<DefaultTemplate> = prompts
         .iter()
         .map(|p| {
             if let Err(e) = variables::check("prompt_template", &p.template, &p.variables) {
-                errors.push(Value::from(format!("{}: {e}", p.name)));
+                errors.push(format!("{}: {e}", p.name));
             }
-            object([
-                ("name", Some(Value::from(p.name.as_str()))),
-                ("description", Some(Value::from(p.description.as_str()))),
-                ("subsystem", Some(Value::from(defaults::SUBSYSTEM))),
-            ])
+            DefaultTemplate {
+                name: p.name.clone(),
+                description: p.description.clone(),
+                subsystem: defaults::SUBSYSTEM.to_string(),
+            }
         })
         .collect();
-    Ok(object([
-        ("templates", Some(Value::Array(templates))),
-        (
-            "validation",
-            Some(object([
-                ("isValid", Some(Value::from(errors.is_empty()))),
-                ("errors", Some(Value::Array(errors))),
-            ])),
-        ),
-        ("totalTemplates", Some(Value::from(prompts.len() as f64))),
-    ]))
+    Ok(DefaultTemplates {
+        templates,
+        validation: DefaultsValidation {
+            is_valid: errors.is_empty(),
+            errors,
+        },
+        total_templates: prompts.len(),
+    })
 }
 
 /// `promptManager:clearAllPrompts` (`sample_data`, as seeding): deactivates every active version,
 /// keeping them for history and rollback. The AI features then have no prompt until the defaults
 /// are seeded again (as in the reference), so the clearing is audited.
 /// `{message, deletedCount, deletedTemplates}` (the reference's names for what it deactivated).
-fn clear_all(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    let viewer = admin(ctx, &args, Permission::SampleData)?;
+fn clear_all(ctx: &mut MutationCtx<'_>, _args: SessionOnly) -> FnResult<Cleared> {
+    let viewer = admin(ctx, Permission::SampleData)?;
     let now = ctx.now_ms();
     let actives = ctx
         .db
@@ -254,9 +296,9 @@ fn clear_all(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         0 => "No active prompt to clear".to_string(),
         n => format!("Deactivated {n} prompts; seed the defaults to use the AI features again"),
     };
-    Ok(object([
-        ("message", Some(Value::from(message))),
-        ("deletedCount", Some(Value::from(actives.len() as f64))),
-        ("deletedTemplates", Some(names(&actives))),
-    ]))
+    Ok(Cleared {
+        message,
+        deleted_count: actives.len(),
+        deleted_templates: names(&actives),
+    })
 }

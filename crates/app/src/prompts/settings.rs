@@ -5,16 +5,120 @@
 //! `bulkUpdatePromptModels`) share the code and permissions of ours.
 
 use functions::{DbWriter, ErrorCode, FnResult, FunctionError, MutationCtx, Registry};
+use serde::{Deserialize, Serialize};
 use store::{Document, Patch};
-use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Id, Nullable, Typed, Value};
 
+use super::versions::PromptIdArgs;
 use super::{
     active, active_not_found, audit_change, bump_generation, by_id, check_name, num, saved,
-    subsystem_of, text as field_text, MAX_TOKENS_LIMIT, TABLE,
+    subsystem_of, text as field_text, NoExtra, PromptDoc, Saved, MAX_TOKENS_LIMIT, TABLE,
 };
-use crate::args::{object, opt_text, text, with_session};
 use crate::identity::{require_permission, Permission, Viewer};
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct UpdateModelArgs {
+    prompt_name: String,
+    ai_model: String,
+    subsystem: Option<String>,
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct UpdateLimitsArgs {
+    prompt_id: String,
+    ai_model: Option<String>,
+    temperature: Option<f64>,
+    max_tokens: Option<f64>,
+}
+
+/// The web app's arguments naming the active version of a family.
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct ByNameArgs {
+    prompt_name: String,
+    correlation_id: Option<String>,
+    subsystem: Option<String>,
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct BulkModelArgs {
+    prompt_ids: Vec<String>,
+    ai_model: String,
+}
+
+#[derive(Serialize, Typed)]
+pub struct ModelChanged {
+    ai_model: String,
+    previous_model: String,
+}
+
+#[derive(Serialize, Typed)]
+pub struct MaxTokens {
+    max_tokens: f64,
+}
+
+/// `acknowledgePromptAdjustment` when there was nothing (more) to acknowledge.
+#[derive(Serialize, Typed)]
+pub struct AlreadySettled {
+    success: bool,
+    message: String,
+    prompt_name: String,
+    current_max_tokens: f64,
+    acknowledged_at: Option<f64>,
+    #[serde(rename = "correlationId")]
+    correlation_id: String,
+}
+
+/// `acknowledgePromptAdjustment` when it recorded the acknowledgement.
+#[derive(Serialize, Typed)]
+pub struct Acknowledged {
+    success: bool,
+    message: String,
+    prompt_name: String,
+    baseline_max_tokens: Nullable<f64>,
+    current_max_tokens: f64,
+    difference: Nullable<f64>,
+    adjusted_at: Nullable<f64>,
+    adjustment_reason: Nullable<String>,
+    acknowledged_at: Nullable<f64>,
+    /// The administrator's email.
+    acknowledged_by: String,
+    #[serde(rename = "correlationId")]
+    correlation_id: String,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(untagged)]
+pub enum AcknowledgeResult {
+    Settled(AlreadySettled),
+    Acknowledged(Acknowledged),
+}
+
+#[derive(Serialize, Typed)]
+pub struct BaselineRestored {
+    success: bool,
+    prompt_id: Id<PromptDoc>,
+    prompt_name: String,
+    old_max_tokens: f64,
+    new_max_tokens: f64,
+    baseline_max_tokens: f64,
+    /// The administrator's email.
+    reset_by: String,
+    #[serde(rename = "correlationId")]
+    correlation_id: String,
+    message: String,
+}
+
+#[derive(Serialize, Typed)]
+pub struct BulkUpdated {
+    success: bool,
+    updated: usize,
+    failed: usize,
+    errors: Vec<String>,
+}
 
 pub fn check_model(field: &str, raw: &str) -> FnResult<String> {
     let model = raw.trim();
@@ -53,81 +157,40 @@ pub fn check_max_tokens(field: &str, value: f64) -> FnResult<f64> {
 }
 
 pub fn register(r: &mut Registry) {
-    r.mutation_untyped(
-        "promptManager:updatePromptModel",
-        with_session([
-            ("prompt_name", v::string().into()),
-            ("ai_model", v::string().into()),
-            ("subsystem", v::optional(v::string())),
-        ]),
-        update_model,
-    );
-    r.mutation_untyped(
-        "promptManager:updatePromptLimits",
-        with_session([
-            ("prompt_id", v::string().into()),
-            ("ai_model", v::optional(v::string())),
-            ("temperature", v::optional(v::number())),
-            ("max_tokens", v::optional(v::number())),
-        ]),
-        update_limits,
-    );
-    let id_args = || with_session([("prompt_id", v::string().into())]);
-    r.mutation_untyped(
-        "promptManager:acknowledgeTokenAdjustment",
-        id_args(),
-        acknowledge,
-    );
-    r.mutation_untyped("promptManager:resetTokenAdjustment", id_args(), reset);
-    let name_args = || {
-        with_session([
-            ("prompt_name", v::string().into()),
-            ("correlation_id", v::optional(v::string())),
-            ("subsystem", v::optional(v::string())),
-        ])
-    };
-    r.mutation_untyped(
+    r.mutation("promptManager:updatePromptModel", update_model);
+    r.mutation("promptManager:updatePromptLimits", update_limits);
+    r.mutation("promptManager:acknowledgeTokenAdjustment", acknowledge);
+    r.mutation("promptManager:resetTokenAdjustment", reset);
+    r.mutation(
         "promptManager:acknowledgePromptAdjustment",
-        name_args(),
         acknowledge_by_name,
     );
-    r.mutation_untyped(
-        "promptManager:resetPromptToBaseline",
-        name_args(),
-        reset_by_name,
-    );
-    r.mutation_untyped(
-        "promptManager:bulkUpdatePromptModels",
-        with_session([
-            ("prompt_ids", v::array(v::string()).into()),
-            ("ai_model", v::string().into()),
-        ]),
-        bulk_update_models,
-    );
+    r.mutation("promptManager:resetPromptToBaseline", reset_by_name);
+    r.mutation("promptManager:bulkUpdatePromptModels", bulk_update_models);
 }
 
 /// At most this many prompts in one bulk model change (prompts are few).
 const MAX_BULK: usize = 1000;
 
 /// The correlation id a caller passed (echoed when it is a short printable label), else ours.
-fn correlation(ctx: &MutationCtx<'_>, args: &Object) -> String {
-    opt_text(args, "correlation_id")
+fn correlation(ctx: &MutationCtx<'_>, given: Option<&str>) -> String {
+    given
         .filter(|c| (1..=100).contains(&c.len()) && !c.chars().any(char::is_control))
         .map_or_else(|| ctx.request_id.as_str().to_string(), str::to_string)
 }
 
-fn active_by_name(ctx: &mut MutationCtx<'_>, args: &Object) -> FnResult<(String, Document)> {
-    let name = check_name("prompt_name", text(args, "prompt_name"))?;
-    let subsystem = subsystem_of(args)?;
+fn active_by_name(ctx: &mut MutationCtx<'_>, args: &ByNameArgs) -> FnResult<(String, Document)> {
+    let name = check_name("prompt_name", &args.prompt_name)?;
+    let subsystem = subsystem_of(args.subsystem.as_deref())?;
     let doc = active(&mut ctx.db, &subsystem, &name)?.ok_or_else(|| active_not_found(&name))?;
     Ok((name, doc))
 }
 
-fn field_or_null(doc: &Document, field: &str) -> Value {
-    doc.get(field).cloned().unwrap_or(Value::Null)
+fn number(doc: &Document, field: &str) -> Option<f64> {
+    doc.get(field).and_then(Value::as_f64)
 }
 
-fn admin(ctx: &mut MutationCtx<'_>, _args: &Object, permission: Permission) -> FnResult<Viewer> {
+fn admin(ctx: &mut MutationCtx<'_>, permission: Permission) -> FnResult<Viewer> {
     let now = ctx.now_ms();
     require_permission(&mut ctx.db, ctx.auth, now, permission)
 }
@@ -161,11 +224,11 @@ fn write(
 }
 
 /// `promptManager:updatePromptModel` (`sample_data`, as the contract): the active version's model.
-fn update_model(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    let viewer = admin(ctx, &args, Permission::SampleData)?;
-    let name = check_name("prompt_name", text(&args, "prompt_name"))?;
-    let model = check_model("ai_model", text(&args, "ai_model"))?;
-    let subsystem = subsystem_of(&args)?;
+fn update_model(ctx: &mut MutationCtx<'_>, args: UpdateModelArgs) -> FnResult<Saved<ModelChanged>> {
+    let viewer = admin(ctx, Permission::SampleData)?;
+    let name = check_name("prompt_name", &args.prompt_name)?;
+    let model = check_model("ai_model", &args.ai_model)?;
+    let subsystem = subsystem_of(args.subsystem.as_deref())?;
     let doc = active(&mut ctx.db, &subsystem, &name)?.ok_or_else(|| active_not_found(&name))?;
     let previous = field_text(&doc, "ai_model").to_string();
     let mut patch = Patch::new();
@@ -175,31 +238,31 @@ fn update_model(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         doc.id,
         &name,
         field_text(&doc, "prompt_version"),
-        &[
-            ("ai_model", Value::from(model)),
-            ("previous_model", Value::from(previous)),
-        ],
+        ModelChanged {
+            ai_model: model,
+            previous_model: previous,
+        },
     ))
 }
 
 /// `promptManager:updatePromptLimits`: model, temperature and max tokens of one version. Setting
 /// max tokens by hand settles any pending automatic adjustment.
-fn update_limits(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    let viewer = admin(ctx, &args, Permission::SystemConfiguration)?;
+fn update_limits(ctx: &mut MutationCtx<'_>, args: UpdateLimitsArgs) -> FnResult<Saved<NoExtra>> {
+    let viewer = admin(ctx, Permission::SystemConfiguration)?;
     let mut patch = Patch::new();
-    if let Some(model) = opt_text(&args, "ai_model") {
+    if let Some(model) = &args.ai_model {
         patch.insert(
             "ai_model".into(),
             Some(Value::from(check_model("ai_model", model)?)),
         );
     }
-    if let Some(t) = args.get("temperature").and_then(Value::as_f64) {
+    if let Some(t) = args.temperature {
         patch.insert(
             "temperature".into(),
             Some(Value::from(check_temperature("temperature", t)?)),
         );
     }
-    if let Some(m) = args.get("max_tokens").and_then(Value::as_f64) {
+    if let Some(m) = args.max_tokens {
         patch.insert(
             "max_tokens".into(),
             Some(Value::from(check_max_tokens("max_tokens", m)?)),
@@ -220,13 +283,13 @@ fn update_limits(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
             "Give at least one of ai_model, temperature and max_tokens",
         ));
     }
-    let doc = by_id(&mut ctx.db, text(&args, "prompt_id"))?;
+    let doc = by_id(&mut ctx.db, &args.prompt_id)?;
     let doc = write(ctx, &viewer, &doc, patch, "update_limits")?;
     Ok(saved(
         doc.id,
         field_text(&doc, "prompt_name"),
         field_text(&doc, "prompt_version"),
-        &[],
+        NoExtra {},
     ))
 }
 
@@ -276,23 +339,25 @@ fn reset_to_baseline(
 }
 
 /// `promptManager:acknowledgeTokenAdjustment`: keeps the raised limit and records who saw it.
-fn acknowledge(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    let viewer = admin(ctx, &args, Permission::SystemConfiguration)?;
-    let doc = by_id(&mut ctx.db, text(&args, "prompt_id"))?;
+fn acknowledge(ctx: &mut MutationCtx<'_>, args: PromptIdArgs) -> FnResult<Saved<MaxTokens>> {
+    let viewer = admin(ctx, Permission::SystemConfiguration)?;
+    let doc = by_id(&mut ctx.db, &args.prompt_id)?;
     pending_adjustment(&doc)?;
     let doc = mark_acknowledged(ctx, &viewer, &doc)?;
     Ok(saved(
         doc.id,
         field_text(&doc, "prompt_name"),
         field_text(&doc, "prompt_version"),
-        &[("max_tokens", Value::from(num(&doc, "max_tokens")))],
+        MaxTokens {
+            max_tokens: num(&doc, "max_tokens"),
+        },
     ))
 }
 
 /// `promptManager:resetTokenAdjustment`: back to the limit before the adjustment.
-fn reset(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    let viewer = admin(ctx, &args, Permission::SystemConfiguration)?;
-    let doc = by_id(&mut ctx.db, text(&args, "prompt_id"))?;
+fn reset(ctx: &mut MutationCtx<'_>, args: PromptIdArgs) -> FnResult<Saved<MaxTokens>> {
+    let viewer = admin(ctx, Permission::SystemConfiguration)?;
+    let doc = by_id(&mut ctx.db, &args.prompt_id)?;
     pending_adjustment(&doc)?;
     let baseline = doc
         .get("baseline_max_tokens")
@@ -303,29 +368,28 @@ fn reset(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         doc.id,
         field_text(&doc, "prompt_name"),
         field_text(&doc, "prompt_version"),
-        &[("max_tokens", Value::from(baseline))],
+        MaxTokens {
+            max_tokens: baseline,
+        },
     ))
 }
 
 /// `promptManager:acknowledgePromptAdjustment` (the web app's, by name; the permission of
 /// `acknowledgeTokenAdjustment`): records who saw the active version's adjustment. With nothing
 /// to acknowledge it succeeds and says so, as the reference.
-fn acknowledge_by_name(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    let viewer = admin(ctx, &args, Permission::SystemConfiguration)?;
-    let correlation_id = correlation(ctx, &args);
+fn acknowledge_by_name(ctx: &mut MutationCtx<'_>, args: ByNameArgs) -> FnResult<AcknowledgeResult> {
+    let viewer = admin(ctx, Permission::SystemConfiguration)?;
+    let correlation_id = correlation(ctx, args.correlation_id.as_deref());
     let (name, doc) = active_by_name(ctx, &args)?;
-    let settled = |message: String, doc: &Document| -> FnResult {
-        Ok(object([
-            ("success", Some(Value::from(true))),
-            ("message", Some(Value::from(message))),
-            ("prompt_name", Some(Value::from(name.as_str()))),
-            (
-                "current_max_tokens",
-                Some(Value::from(num(doc, "max_tokens"))),
-            ),
-            ("acknowledged_at", doc.get("acknowledged_at").cloned()),
-            ("correlationId", Some(Value::from(correlation_id.as_str()))),
-        ]))
+    let settled = |message: String, doc: &Document| {
+        Ok(AcknowledgeResult::Settled(AlreadySettled {
+            success: true,
+            message,
+            prompt_name: name.clone(),
+            current_max_tokens: num(doc, "max_tokens"),
+            acknowledged_at: number(doc, "acknowledged_at"),
+            correlation_id: correlation_id.clone(),
+        }))
     };
     if doc.get("adjusted_at").is_none() {
         return settled(
@@ -341,46 +405,33 @@ fn acknowledge_by_name(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     }
     let doc = mark_acknowledged(ctx, &viewer, &doc)?;
     let current = num(&doc, "max_tokens");
-    let baseline = doc.get("baseline_max_tokens").and_then(Value::as_f64);
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        (
-            "message",
-            Some(Value::from(format!(
-                "The token limit of {name} stays at {current}"
-            ))),
+    let baseline = number(&doc, "baseline_max_tokens");
+    Ok(AcknowledgeResult::Acknowledged(Acknowledged {
+        success: true,
+        message: format!("The token limit of {name} stays at {current}"),
+        prompt_name: name.clone(),
+        baseline_max_tokens: Nullable(baseline),
+        current_max_tokens: current,
+        difference: Nullable(baseline.map(|b| current - b)),
+        adjusted_at: Nullable(number(&doc, "adjusted_at")),
+        adjustment_reason: Nullable(
+            doc.get("adjustment_reason")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         ),
-        ("prompt_name", Some(Value::from(name.as_str()))),
-        (
-            "baseline_max_tokens",
-            Some(field_or_null(&doc, "baseline_max_tokens")),
-        ),
-        ("current_max_tokens", Some(Value::from(current))),
-        (
-            "difference",
-            Some(baseline.map_or(Value::Null, |b| Value::from(current - b))),
-        ),
-        ("adjusted_at", Some(field_or_null(&doc, "adjusted_at"))),
-        (
-            "adjustment_reason",
-            Some(field_or_null(&doc, "adjustment_reason")),
-        ),
-        (
-            "acknowledged_at",
-            Some(field_or_null(&doc, "acknowledged_at")),
-        ),
-        ("acknowledged_by", Some(Value::from(viewer.email.as_str()))),
-        ("correlationId", Some(Value::from(correlation_id))),
-    ]))
+        acknowledged_at: Nullable(number(&doc, "acknowledged_at")),
+        acknowledged_by: viewer.email.clone(),
+        correlation_id,
+    }))
 }
 
 /// `promptManager:resetPromptToBaseline` (the web app's, by name; the permission of
 /// `resetTokenAdjustment`, where the reference let any signed-in user lower a limit).
-fn reset_by_name(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    let viewer = admin(ctx, &args, Permission::SystemConfiguration)?;
-    let correlation_id = correlation(ctx, &args);
+fn reset_by_name(ctx: &mut MutationCtx<'_>, args: ByNameArgs) -> FnResult<BaselineRestored> {
+    let viewer = admin(ctx, Permission::SystemConfiguration)?;
+    let correlation_id = correlation(ctx, args.correlation_id.as_deref());
     let (name, doc) = active_by_name(ctx, &args)?;
-    let Some(baseline) = doc.get("baseline_max_tokens").and_then(Value::as_f64) else {
+    let Some(baseline) = number(&doc, "baseline_max_tokens") else {
         return Err(FunctionError::field(
             ErrorCode::Conflict,
             "prompt_name",
@@ -389,34 +440,25 @@ fn reset_by_name(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     };
     let old = num(&doc, "max_tokens");
     let doc = reset_to_baseline(ctx, &viewer, &doc, baseline)?;
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("prompt_id", Some(Value::from(doc.id))),
-        ("prompt_name", Some(Value::from(name.as_str()))),
-        ("old_max_tokens", Some(Value::from(old))),
-        ("new_max_tokens", Some(Value::from(baseline))),
-        ("baseline_max_tokens", Some(Value::from(baseline))),
-        ("reset_by", Some(Value::from(viewer.email.as_str()))),
-        ("correlationId", Some(Value::from(correlation_id))),
-        (
-            "message",
-            Some(Value::from(format!(
-                "The token limit of {name} is back to {baseline} (was {old})"
-            ))),
-        ),
-    ]))
+    Ok(BaselineRestored {
+        success: true,
+        prompt_id: doc.id.into(),
+        prompt_name: name.clone(),
+        old_max_tokens: old,
+        new_max_tokens: baseline,
+        baseline_max_tokens: baseline,
+        reset_by: viewer.email.clone(),
+        correlation_id,
+        message: format!("The token limit of {name} is back to {baseline} (was {old})"),
+    })
 }
 
 /// `promptManager:bulkUpdatePromptModels` (`sample_data`, as `updatePromptModel`): the model of
 /// each listed version; ids that name no prompt or an inactive version are skipped and reported.
-fn bulk_update_models(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    let viewer = admin(ctx, &args, Permission::SampleData)?;
-    let model = check_model("ai_model", text(&args, "ai_model"))?;
-    let ids = args
-        .get("prompt_ids")
-        .and_then(Value::as_array)
-        .unwrap_or_default()
-        .to_vec();
+fn bulk_update_models(ctx: &mut MutationCtx<'_>, args: BulkModelArgs) -> FnResult<BulkUpdated> {
+    let viewer = admin(ctx, Permission::SampleData)?;
+    let model = check_model("ai_model", &args.ai_model)?;
+    let ids = args.prompt_ids;
     if ids.len() > MAX_BULK {
         return Err(FunctionError::validation(
             "prompt_ids",
@@ -425,20 +467,19 @@ fn bulk_update_models(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     }
     let (mut updated, mut errors) = (0usize, Vec::new());
     for id in &ids {
-        let id = id.as_str().unwrap_or_default();
         let found = match ctx.db.normalize_id(TABLE, id) {
             Some(id) => ctx.db.get_in(TABLE, &id.encode())?,
             None => None,
         };
         let Some(doc) = found else {
-            errors.push(Value::from(format!("Prompt not found: {id}")));
+            errors.push(format!("Prompt not found: {id}"));
             continue;
         };
         if doc.get("is_active").and_then(Value::as_bool) != Some(true) {
-            errors.push(Value::from(format!(
+            errors.push(format!(
                 "Prompt inactive: {}",
                 field_text(&doc, "prompt_name")
-            )));
+            ));
             continue;
         }
         let mut patch = Patch::new();
@@ -446,16 +487,17 @@ fn bulk_update_models(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         write(ctx, &viewer, &doc, patch, "update_model")?;
         updated += 1;
     }
-    Ok(object([
-        ("success", Some(Value::from(true))),
-        ("updated", Some(Value::from(updated as f64))),
-        ("failed", Some(Value::from(errors.len() as f64))),
-        ("errors", Some(Value::Array(errors))),
-    ]))
+    Ok(BulkUpdated {
+        success: true,
+        updated,
+        failed: errors.len(),
+        errors,
+    })
 }
 
-/// An automatic escalation reported by the providers, to be saved on the version that was used.
-#[derive(Clone, Debug, PartialEq)]
+/// An automatic escalation reported by the providers, to be saved on the version that was used
+/// (and kept in the request log as it is here).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Typed)]
 pub struct TokenAdjustment {
     pub baseline: f64,
     pub new_max: f64,

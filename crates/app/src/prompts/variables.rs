@@ -4,10 +4,53 @@
 
 use ai::template::{self, Template, TemplateIssue, VarKind, VariableSpec};
 use functions::{FnResult, FunctionError};
+use serde::{Deserialize, Serialize};
 use values::validator::v;
-use values::{Object, Validator, Value};
+use values::{Object, Typed, Validator, Value};
 
 pub const KINDS: [&str; 3] = ["string", "number", "boolean"];
+
+/// A variable's type, as stored and sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Typed)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    String,
+    Number,
+    Boolean,
+}
+
+/// One declared variable as stored and sent (its validator is `validator()`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Typed)]
+pub struct Declared {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    pub required: bool,
+    pub default: Option<Value>,
+    pub description: Option<String>,
+}
+
+/// The engine's declarations of variables sent by a client (already checked by `validator`).
+pub fn declared_specs(declared: &[Declared]) -> Vec<VariableSpec> {
+    declared
+        .iter()
+        .map(|d| VariableSpec {
+            name: d.name.clone(),
+            kind: match d.kind {
+                Kind::String => VarKind::String,
+                Kind::Number => VarKind::Number,
+                Kind::Boolean => VarKind::Boolean,
+            },
+            required: d.required,
+            default: d
+                .default
+                .as_ref()
+                .filter(|d| !d.is_null())
+                .map(values::json::to_clean_json),
+            description: d.description.clone(),
+        })
+        .collect()
+}
 
 /// The validator of one stored (and sent) variable declaration.
 pub fn validator() -> Validator {
@@ -168,6 +211,17 @@ mod tests {
             default,
             description: Some(format!("the {name}")),
         }
+    }
+
+    #[test]
+    fn the_declaration_type_has_the_stored_validator() {
+        assert_eq!(Declared::validator(), validator());
+        let stored = to_value(&[spec("n", VarKind::Number, Some(json!(2.0)))]).unwrap();
+        let typed: Vec<Declared> = values::serde_bridge::from_value(&stored).unwrap();
+        assert_eq!(
+            declared_specs(&typed),
+            [spec("n", VarKind::Number, Some(json!(2.0)))]
+        );
     }
 
     #[test]

@@ -4,20 +4,87 @@
 
 use ai::template::VariableSpec;
 use functions::{DbWriter, ErrorCode, FnResult, FunctionError, MutationCtx, Registry};
+use serde::{Deserialize, Serialize};
 use store::{Document, Patch};
-use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Nullable, Object, Typed, Value};
 
 use super::defaults::{self, DefaultPrompt, OutputFormat};
 use super::seed::default_group;
 use super::settings::{check_max_tokens, check_model, check_temperature};
 use super::{
     active, active_not_found, audit_change, bump_generation, by_id, check_name, family, num,
-    output_format_validator, saved, subsystem_of, text as field_text, variables, PromptSettings,
-    MAX_TEMPLATE_CHARS, TABLE,
+    output_format_validator, saved, subsystem_of, text as field_text, variables, NoExtra,
+    PromptSettings, Saved, MAX_TEMPLATE_CHARS, TABLE,
 };
-use crate::args::{opt_text, text, with_session};
 use crate::identity::{require_permission, Permission, Viewer};
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct UpdateTemplateArgs {
+    prompt_name: String,
+    new_template: String,
+    subsystem: Option<String>,
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct CreateVersionArgs {
+    prompt_name: String,
+    prompt_template: String,
+    variables: Option<Vec<variables::Declared>>,
+    subsystem: Option<String>,
+    prompt_version: Option<String>,
+    description: Option<String>,
+    ai_model: Option<String>,
+    temperature: Option<f64>,
+    max_tokens: Option<f64>,
+    #[typed(validator = output_format_validator())]
+    output_format: Option<String>,
+    workflow_step: Option<String>,
+    activate: Option<bool>,
+}
+
+/// The arguments naming one prompt version.
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct PromptIdArgs {
+    pub prompt_id: String,
+}
+
+#[derive(Deserialize, Typed)]
+#[typed(session)]
+pub struct PromptNameArgs {
+    prompt_name: String,
+}
+
+/// `updatePromptTemplate` with wording the active version already has.
+#[derive(Serialize, Typed)]
+pub struct Unchanged {
+    unchanged: bool,
+}
+
+#[derive(Serialize, Typed)]
+pub struct TemplateUpdated {
+    previous_version: String,
+    unused_variables: Vec<String>,
+}
+
+#[derive(Serialize, Typed)]
+#[serde(untagged)]
+pub enum UpdateTemplateResult {
+    Unchanged(Saved<Unchanged>),
+    Updated(Saved<TemplateUpdated>),
+}
+
+#[derive(Serialize, Typed)]
+pub struct VersionCreated {
+    is_active: bool,
+}
+
+#[derive(Serialize, Typed)]
+pub struct Activated {
+    previous_version: Nullable<String>,
+}
 
 /// A version about to be saved.
 pub struct Draft {
@@ -242,52 +309,19 @@ pub fn insert(
 }
 
 pub fn register(r: &mut Registry, settings: &PromptSettings) {
-    r.mutation_untyped(
-        "promptManager:updatePromptTemplate",
-        with_session([
-            ("prompt_name", v::string().into()),
-            ("new_template", v::string().into()),
-            ("subsystem", v::optional(v::string())),
-        ]),
-        update_template,
-    );
+    r.mutation("promptManager:updatePromptTemplate", update_template);
     let model = settings.default_model.clone();
-    r.mutation_untyped(
-        "promptManager:createPromptVersion",
-        with_session([
-            ("prompt_name", v::string().into()),
-            ("prompt_template", v::string().into()),
-            ("variables", v::optional(v::array(variables::validator()))),
-            ("subsystem", v::optional(v::string())),
-            ("prompt_version", v::optional(v::string())),
-            ("description", v::optional(v::string())),
-            ("ai_model", v::optional(v::string())),
-            ("temperature", v::optional(v::number())),
-            ("max_tokens", v::optional(v::number())),
-            ("output_format", v::optional(output_format_validator())),
-            ("workflow_step", v::optional(v::string())),
-            ("activate", v::optional(v::boolean())),
-        ]),
-        move |ctx, args| create_version(ctx, args, &model),
-    );
-    r.mutation_untyped(
-        "promptManager:activatePromptVersion",
-        with_session([("prompt_id", v::string().into())]),
-        activate,
-    );
+    r.mutation("promptManager:createPromptVersion", move |ctx, args| {
+        create_version(ctx, args, &model)
+    });
+    r.mutation("promptManager:activatePromptVersion", activate);
     let model = settings.default_model.clone();
-    r.mutation_untyped(
-        "promptManager:resetPromptToDefault",
-        with_session([("prompt_name", v::string().into())]),
-        move |ctx, args| reset_to_default(ctx, args, &model),
-    );
+    r.mutation("promptManager:resetPromptToDefault", move |ctx, args| {
+        reset_to_default(ctx, args, &model)
+    });
 }
 
-pub fn admin(
-    ctx: &mut MutationCtx<'_>,
-    _args: &Object,
-    permission: Permission,
-) -> FnResult<Viewer> {
+pub fn admin(ctx: &mut MutationCtx<'_>, permission: Permission) -> FnResult<Viewer> {
     let now = ctx.now_ms();
     require_permission(&mut ctx.db, ctx.auth, now, permission)
 }
@@ -297,11 +331,14 @@ pub fn admin(
 /// variables are what the code supplies, so they all stay (with any of the seeded default's that
 /// an earlier edit dropped): wording that leaves out a required one, or uses an undeclared one, is
 /// refused by name; optional ones it leaves out are listed in `unused_variables`.
-fn update_template(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    let viewer = admin(ctx, &args, Permission::SampleData)?;
-    let name = check_name("prompt_name", text(&args, "prompt_name"))?;
-    let subsystem = subsystem_of(&args)?;
-    let template = text(&args, "new_template").to_string();
+fn update_template(
+    ctx: &mut MutationCtx<'_>,
+    args: UpdateTemplateArgs,
+) -> FnResult<UpdateTemplateResult> {
+    let viewer = admin(ctx, Permission::SampleData)?;
+    let name = check_name("prompt_name", &args.prompt_name)?;
+    let subsystem = subsystem_of(args.subsystem.as_deref())?;
+    let template = args.new_template;
     if template.trim().is_empty() {
         return Err(FunctionError::validation(
             "new_template",
@@ -311,12 +348,12 @@ fn update_template(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     let current = active(&mut ctx.db, &subsystem, &name)?.ok_or_else(|| active_not_found(&name))?;
     let previous = field_text(&current, "prompt_version").to_string();
     if field_text(&current, "prompt_template") == template {
-        return Ok(saved(
+        return Ok(UpdateTemplateResult::Unchanged(saved(
             current.id,
             &name,
             &previous,
-            &[("unchanged", Value::from(true))],
-        ));
+            Unchanged { unchanged: true },
+        )));
     }
     let mut declared = variables::specs(current.get("variables"))?;
     if subsystem == defaults::SUBSYSTEM {
@@ -338,18 +375,15 @@ fn update_template(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
         "update_template",
         Some(&doc),
     )?;
-    Ok(saved(
+    Ok(UpdateTemplateResult::Updated(saved(
         doc.id,
         &name,
         field_text(&doc, "prompt_version"),
-        &[
-            ("previous_version", Value::from(previous)),
-            (
-                "unused_variables",
-                Value::Array(unused.into_iter().map(Value::from).collect()),
-            ),
-        ],
-    ))
+        TemplateUpdated {
+            previous_version: previous,
+            unused_variables: unused,
+        },
+    )))
 }
 
 pub fn rename_field(mut error: FunctionError, from: &str, to: &str) -> FunctionError {
@@ -364,21 +398,22 @@ pub fn rename_field(mut error: FunctionError, from: &str, to: &str) -> FunctionE
 /// `promptManager:createPromptVersion`: a new version of a family (or a new family). Fields left
 /// out are taken from the newest version; the template is checked against the variables before
 /// anything is saved. Active unless `activate: false`.
-fn create_version(ctx: &mut MutationCtx<'_>, args: Object, default_model: &str) -> FnResult {
-    let viewer = admin(ctx, &args, Permission::SystemConfiguration)?;
-    let name = check_name("prompt_name", text(&args, "prompt_name"))?;
-    let subsystem = subsystem_of(&args)?;
-    let template = text(&args, "prompt_template").to_string();
+fn create_version(
+    ctx: &mut MutationCtx<'_>,
+    args: CreateVersionArgs,
+    default_model: &str,
+) -> FnResult<Saved<VersionCreated>> {
+    let viewer = admin(ctx, Permission::SystemConfiguration)?;
+    let name = check_name("prompt_name", &args.prompt_name)?;
+    let subsystem = subsystem_of(args.subsystem.as_deref())?;
+    let template = args.prompt_template;
     if template.trim().is_empty() {
         return Err(FunctionError::validation(
             "prompt_template",
             "The template must not be empty",
         ));
     }
-    let declared = match args.get("variables") {
-        Some(given) => Some(variables::specs(Some(given))?),
-        None => None,
-    };
+    let declared = args.variables.as_deref().map(variables::declared_specs);
     let newest = family(&mut ctx.db, &subsystem, &name)?.into_iter().next();
     let mut draft = match &newest {
         Some(doc) => {
@@ -406,31 +441,28 @@ fn create_version(ctx: &mut MutationCtx<'_>, args: Object, default_model: &str) 
             wording_only: false,
         },
     };
-    if let Some(label) = opt_text(&args, "prompt_version") {
-        draft.version = Some(label.to_string());
+    if let Some(label) = args.prompt_version {
+        draft.version = Some(label);
     }
-    if let Some(description) = opt_text(&args, "description") {
+    if let Some(description) = &args.description {
         draft.description = Some(description.trim().to_string()).filter(|d| !d.is_empty());
     }
-    if let Some(model) = opt_text(&args, "ai_model") {
+    if let Some(model) = &args.ai_model {
         draft.model = check_model("ai_model", model)?;
     }
-    if let Some(t) = args.get("temperature").and_then(Value::as_f64) {
+    if let Some(t) = args.temperature {
         draft.temperature = check_temperature("temperature", t)?;
     }
-    if let Some(m) = args.get("max_tokens").and_then(Value::as_f64) {
+    if let Some(m) = args.max_tokens {
         draft.max_tokens = check_max_tokens("max_tokens", m)?;
     }
-    if let Some(format) = opt_text(&args, "output_format").and_then(OutputFormat::parse) {
+    if let Some(format) = args.output_format.as_deref().and_then(OutputFormat::parse) {
         draft.output_format = format;
     }
-    if let Some(step) = opt_text(&args, "workflow_step") {
+    if let Some(step) = &args.workflow_step {
         draft.workflow_step = check_name("workflow_step", step)?;
     }
-    draft.activate = args
-        .get("activate")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
+    draft.activate = args.activate.unwrap_or(true);
     let now = ctx.now_ms();
     let doc = insert(&mut ctx.db, now, Some(&viewer.user_id), draft)?;
     audit_change(
@@ -445,18 +477,17 @@ fn create_version(ctx: &mut MutationCtx<'_>, args: Object, default_model: &str) 
         doc.id,
         &name,
         field_text(&doc, "prompt_version"),
-        &[(
-            "is_active",
-            doc.get("is_active").cloned().unwrap_or(Value::Null),
-        )],
+        VersionCreated {
+            is_active: doc.get("is_active").and_then(Value::as_bool) == Some(true),
+        },
     ))
 }
 
 /// `promptManager:activatePromptVersion`: makes this version the one that resolves. Activating an
 /// older version is the rollback.
-fn activate(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
-    let viewer = admin(ctx, &args, Permission::SystemConfiguration)?;
-    let doc = by_id(&mut ctx.db, text(&args, "prompt_id"))?;
+fn activate(ctx: &mut MutationCtx<'_>, args: PromptIdArgs) -> FnResult<Saved<Activated>> {
+    let viewer = admin(ctx, Permission::SystemConfiguration)?;
+    let doc = by_id(&mut ctx.db, &args.prompt_id)?;
     let (subsystem, name) = (
         field_text(&doc, "subsystem").to_string(),
         field_text(&doc, "prompt_name").to_string(),
@@ -491,22 +522,26 @@ fn activate(ctx: &mut MutationCtx<'_>, args: Object) -> FnResult {
     )?;
     let previous = previous
         .filter(|p| p.id != doc.id)
-        .map_or(Value::Null, |p| {
-            Value::from(field_text(&p, "prompt_version"))
-        });
+        .map(|p| field_text(&p, "prompt_version").to_string());
     Ok(saved(
         doc.id,
         &name,
         field_text(&doc, "prompt_version"),
-        &[("previous_version", previous)],
+        Activated {
+            previous_version: Nullable(previous),
+        },
     ))
 }
 
 /// `promptManager:resetPromptToDefault`: a new active version with the seeded wording, variables
 /// and limits (the group and model stay as they are).
-fn reset_to_default(ctx: &mut MutationCtx<'_>, args: Object, default_model: &str) -> FnResult {
-    let viewer = admin(ctx, &args, Permission::SystemConfiguration)?;
-    let name = check_name("prompt_name", text(&args, "prompt_name"))?;
+fn reset_to_default(
+    ctx: &mut MutationCtx<'_>,
+    args: PromptNameArgs,
+    default_model: &str,
+) -> FnResult<Saved<NoExtra>> {
+    let viewer = admin(ctx, Permission::SystemConfiguration)?;
+    let name = check_name("prompt_name", &args.prompt_name)?;
     let prompt = defaults::find(&name).ok_or_else(|| {
         FunctionError::field(
             ErrorCode::NotFound,
@@ -520,7 +555,7 @@ fn reset_to_default(ctx: &mut MutationCtx<'_>, args: Object, default_model: &str
         .next();
     let group = match newest.as_ref().and_then(|d| d.get("group_id").cloned()) {
         Some(group) => Some(group),
-        None => Some(default_group(&mut ctx.db, now, prompt.group)?),
+        None => Some(Value::from(default_group(&mut ctx.db, now, prompt.group)?)),
     };
     let model = newest
         .as_ref()
@@ -540,7 +575,7 @@ fn reset_to_default(ctx: &mut MutationCtx<'_>, args: Object, default_model: &str
         doc.id,
         &name,
         field_text(&doc, "prompt_version"),
-        &[],
+        NoExtra {},
     ))
 }
 
