@@ -7,7 +7,8 @@ use store::Patch;
 use values::{Typed, Value};
 
 use super::passwords::{self, Verified};
-use super::{SessionArgs, Success, CREDENTIALS_FOR_SESSION};
+use super::CREDENTIALS_FOR_SESSION;
+use crate::args::{SessionArgs, Success};
 use crate::audit::{self, Entry, Event};
 use crate::identity::{require_session, sessions};
 

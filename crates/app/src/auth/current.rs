@@ -8,7 +8,7 @@ use store::Patch;
 use values::validator::v;
 use values::{DocumentId, Nullable, Typed, Value};
 
-use super::{SessionArgs, Success};
+use crate::args::{SessionArgs, Success};
 use crate::audit::{self, Entry, Event};
 use crate::identity::{presented_token, require_session, resolve, sessions, Role};
 

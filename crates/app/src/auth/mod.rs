@@ -13,24 +13,10 @@ use functions::{CrossTenant, FnResult, FunctionRef, QueryCtx, Registry, Scope};
 use serde::{Deserialize, Serialize};
 use values::Typed;
 
+use crate::args::SessionArgs;
 use crate::identity::require_session;
 
 pub use login::{LOCKOUT_MS, MAX_FAILED_LOGINS};
-
-/// The arguments of a function that takes none but the web client's optional `sessionToken`.
-#[derive(Default, Serialize, Deserialize, Typed)]
-#[typed(session)]
-pub struct SessionArgs {}
-
-/// `{success: true}`, the answer of mutations that have nothing else to say.
-#[derive(Default, Serialize, Typed)]
-pub struct Success {
-    pub success: bool,
-}
-
-impl Success {
-    pub const YES: Success = Success { success: true };
-}
 
 /// An email address, the arguments of the internal credential and reset functions.
 #[derive(Serialize, Deserialize, Typed)]

@@ -6,7 +6,7 @@ use functions::{FnResult, FunctionError, QueryCtx};
 use serde::{Deserialize, Serialize};
 use values::Typed;
 
-use super::SessionArgs;
+use crate::args::SessionArgs;
 use crate::identity::{require_session, Permission, Role};
 
 #[derive(Serialize, Typed)]

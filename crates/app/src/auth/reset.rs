@@ -13,7 +13,8 @@ use store::{Patch, TableDef};
 use values::validator::v;
 use values::{DocumentId, Object, Typed, Value};
 
-use super::{passwords, EmailArgs, Success};
+use super::{passwords, EmailArgs};
+use crate::args::Success;
 use crate::audit::{self, Entry, Event};
 use crate::email::{self, OutgoingEmail};
 use crate::identity::sessions::{self, hash_token, SessionToken};

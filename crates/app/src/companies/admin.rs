@@ -11,7 +11,8 @@ use store::{Document, Order, Patch};
 use values::{DocumentId, Typed, Value};
 
 use super::{company_not_found, company_row, status_validator, str_field, STATUSES};
-use super::{CompanyDoc, CompanyIdArgs, NoArgs};
+use super::{CompanyDoc, CompanyIdArgs};
+use crate::args::SessionArgs;
 use crate::audit::{self, Entry, Event};
 use crate::identity::{require_permission, sessions, Permission, Viewer};
 use crate::users::Email;
@@ -151,7 +152,7 @@ pub struct SystemMetrics {
 }
 
 /// `companies/admin:getSystemMetrics`: platform totals, each counted by the module that owns it.
-pub fn get_system_metrics(ctx: &mut QueryCtx<'_>, _args: NoArgs) -> FnResult<SystemMetrics> {
+pub fn get_system_metrics(ctx: &mut QueryCtx<'_>, _args: SessionArgs) -> FnResult<SystemMetrics> {
     let now = ctx.now_ms();
     require_permission(&mut ctx.db, ctx.auth, now, Permission::ManageAllCompanies)?;
     let grant = ctx.cross_tenant()?;

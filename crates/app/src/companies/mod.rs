@@ -95,11 +95,6 @@ pub fn rows() -> Vec<(&'static str, Validator)> {
     ]
 }
 
-/// The arguments of the functions that take nothing but the session token.
-#[derive(Deserialize, Typed)]
-#[typed(session)]
-pub struct NoArgs {}
-
 /// The arguments of the functions that name one company.
 #[derive(Deserialize, Typed)]
 #[serde(rename_all = "camelCase")]

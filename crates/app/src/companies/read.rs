@@ -3,14 +3,15 @@
 
 use functions::{FnResult, QueryCtx};
 
-use super::{company_row, scope_for_company, CompanyDoc, CompanyIdArgs, NoArgs};
+use super::{company_row, scope_for_company, CompanyDoc, CompanyIdArgs};
+use crate::args::SessionArgs;
 use crate::identity::{require_permission, require_session, Permission};
 
 /// `companies/getCompany:getCurrentUserCompany`: the signed-in user's company, or `null` for a user
 /// without one (system administrators): the company pages show a friendly message for `null`.
 pub fn get_current_user_company(
     ctx: &mut QueryCtx<'_>,
-    _args: NoArgs,
+    _args: SessionArgs,
 ) -> FnResult<Option<CompanyDoc>> {
     let now = ctx.now_ms();
     let viewer = require_session(&mut ctx.db, ctx.auth, now)?;

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use store::{Document, Patch};
 use values::{DocumentId, Id, Object, Typed, Value};
 
-use super::{company_not_found, scope_for_company, str_field, CompanyIdArgs, NoArgs};
+use super::{company_not_found, scope_for_company, str_field, CompanyIdArgs};
+use crate::args::{SessionArgs, Success};
 use crate::identity::{require_permission, Permission, Viewer};
 
 const MIN_NAME_CHARS: usize = 2;
@@ -86,11 +87,6 @@ pub struct SiteCreated {
     site_id: Id<SiteDoc>,
 }
 
-#[derive(Serialize, Typed)]
-pub struct Done {
-    success: bool,
-}
-
 /// A site with how many participants are at it.
 #[derive(Serialize, Typed)]
 pub struct SiteWithCount {
@@ -106,7 +102,7 @@ fn site_not_found() -> FunctionError {
 /// `sites/list:listCompanySites`: `[{_id, name, company_id}]` of the caller's company, by name;
 /// `[]` for callers without a company (system administrators), whose incident forms and filters
 /// render an empty site list rather than crash.
-fn list_company_sites(ctx: &mut QueryCtx<'_>, _args: NoArgs) -> FnResult<Vec<SiteSummary>> {
+fn list_company_sites(ctx: &mut QueryCtx<'_>, _args: SessionArgs) -> FnResult<Vec<SiteSummary>> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;
     if viewer.company_id.is_none() {
@@ -279,7 +275,7 @@ fn create_site(ctx: &mut MutationCtx<'_>, args: CreateSiteArgs) -> FnResult<Site
 }
 
 /// `sites/admin:updateSite`: renames a site.
-fn update_site(ctx: &mut MutationCtx<'_>, args: UpdateSiteArgs) -> FnResult<Done> {
+fn update_site(ctx: &mut MutationCtx<'_>, args: UpdateSiteArgs) -> FnResult<Success> {
     let now = ctx.now_ms();
     let viewer = site_admin(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
@@ -289,12 +285,12 @@ fn update_site(ctx: &mut MutationCtx<'_>, args: UpdateSiteArgs) -> FnResult<Done
     patch.insert("name".into(), Some(Value::from(name)));
     patch.insert("updated_at".into(), Some(Value::from(now)));
     ctx.db.scoped(&scope).patch(&site.id, patch)?;
-    Ok(Done { success: true })
+    Ok(Success { success: true })
 }
 
 /// `sites/admin:deleteSite`: deletes a site unless it is the company's last or participants or
 /// incidents refer to it.
-fn delete_site(ctx: &mut MutationCtx<'_>, args: SiteIdArgs) -> FnResult<Done> {
+fn delete_site(ctx: &mut MutationCtx<'_>, args: SiteIdArgs) -> FnResult<Success> {
     let now = ctx.now_ms();
     let viewer = site_admin(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
@@ -331,5 +327,5 @@ fn delete_site(ctx: &mut MutationCtx<'_>, args: SiteIdArgs) -> FnResult<Done> {
         ));
     }
     ctx.db.scoped(&scope).delete(&site.id)?;
-    Ok(Done { success: true })
+    Ok(Success { success: true })
 }

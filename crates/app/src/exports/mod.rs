@@ -12,9 +12,10 @@
 use std::collections::BTreeMap;
 
 use functions::{ErrorCode, FnResult, FunctionError, QueryCtx, Registry};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use values::{Typed, Value};
 
+use crate::args::SessionArgs;
 use crate::identity::{resolve, Role};
 use crate::{ai_service, companies, impersonation, incidents, invitations, oauth};
 use crate::{participants, prompts, users};
@@ -25,11 +26,6 @@ pub fn register(r: &mut Registry) {
     r.query("exports:generateDatabaseExport", generate_database_export)
         .cross_tenant();
 }
-
-/// No arguments but the session token.
-#[derive(Deserialize, Typed)]
-#[typed(session)]
-pub struct NoArgs {}
 
 #[derive(Serialize, Typed)]
 pub struct Export {
@@ -67,7 +63,7 @@ pub struct RemovedFields {
     impersonation_sessions: Vec<String>,
 }
 
-fn generate_database_export(ctx: &mut QueryCtx<'_>, _args: NoArgs) -> FnResult<Export> {
+fn generate_database_export(ctx: &mut QueryCtx<'_>, _args: SessionArgs) -> FnResult<Export> {
     let now = ctx.now_ms();
     let Some(viewer) = resolve(&mut ctx.db, ctx.auth, now)? else {
         return Err(FunctionError::user(
@@ -148,4 +144,15 @@ fn generate_database_export(ctx: &mut QueryCtx<'_>, _args: NoArgs) -> FnResult<E
         },
         data,
     })
+}
+
+/// A document as exported, less `secret` fields (password and token hashes never leave the server).
+pub fn exported(doc: &store::Document, secret: &[&str]) -> Value {
+    let mut value = doc.to_value();
+    if let Value::Object(fields) = &mut value {
+        for name in secret {
+            fields.remove(*name);
+        }
+    }
+    value
 }

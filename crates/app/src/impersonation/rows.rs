@@ -6,7 +6,7 @@ use functions::{DbRead, DbWriter, FnResult};
 use values::{DocumentId, Value};
 
 use super::TABLE;
-use crate::args::exported;
+use crate::exports::exported;
 
 const SECRET: [&str; 1] = ["token_hash"];
 

@@ -23,7 +23,6 @@ use super::fields::{self, Given, Window};
 use super::record::{self, IncidentDoc, IncidentRow, INTERNAL_FIELDS};
 use super::status::{AnalysisStatus, CaptureStatus, State};
 use super::submission::Checklist;
-use crate::args::opt_text;
 use crate::audit::{self, Entry, Event};
 use crate::identity::{require_permission, Permission, Viewer};
 
@@ -563,4 +562,9 @@ pub fn write_record(
         errors: None,
         warnings: report.warnings,
     })
+}
+
+/// A text field of an imported record (free-form: it comes from a file, not a validator).
+fn opt_text<'a>(row: &'a Object, field: &str) -> Option<&'a str> {
+    row.get(field).and_then(Value::as_str)
 }

@@ -24,7 +24,7 @@ use super::counts::{self, Whose};
 use super::plan::{plan, Filters, Plan, SortField};
 use super::record::{self, PublicIncident};
 use super::status::OverallStatus;
-use super::SessionOnly;
+use crate::args::SessionArgs;
 use crate::identity::{require_permission, Permission, Viewer};
 
 /// Rows a text search examines per call at most.
@@ -477,7 +477,7 @@ pub struct IncidentCounts {
 
 /// `incidents_listing:getIncidentCounts`: incidents per overall status, the company's for holders
 /// of `view_all_company_incidents`, otherwise the caller's own. One row read.
-pub fn incident_counts(ctx: &mut QueryCtx<'_>, _args: SessionOnly) -> FnResult<IncidentCounts> {
+pub fn incident_counts(ctx: &mut QueryCtx<'_>, _args: SessionArgs) -> FnResult<IncidentCounts> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::ViewMyIncidents)?;
     let company_wide = viewer.has(Permission::ViewAllCompanyIncidents);
@@ -522,7 +522,7 @@ pub struct IncompleteIncidents {
 
 pub fn my_incomplete_incidents(
     ctx: &mut QueryCtx<'_>,
-    _args: SessionOnly,
+    _args: SessionArgs,
 ) -> FnResult<IncompleteIncidents> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;

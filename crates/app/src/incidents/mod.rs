@@ -31,7 +31,6 @@ pub mod upgrade;
 mod write;
 
 use functions::{DbRead, FnResult, QueryCtx, Registry, Scope};
-use serde::Deserialize;
 use store::TableDef;
 use values::validator::v;
 use values::{DocumentId, Typed, Validator};
@@ -102,11 +101,6 @@ pub fn tables() -> Vec<TableDef> {
     all.extend(submission::tables());
     all
 }
-
-/// The arguments of the functions that take none but the optional session token.
-#[derive(Deserialize, Typed)]
-#[typed(session)]
-pub struct SessionOnly {}
 
 pub fn register(r: &mut Registry) {
     r.mutation("incidents:create", write::create);

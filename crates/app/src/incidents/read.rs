@@ -8,7 +8,7 @@ use values::{Nullable, Typed};
 
 use super::record::{self, Incident, PublicIncident};
 use super::status::{AnalysisStatus, CaptureStatus, HandoffStatus, OverallStatus};
-use super::SessionOnly;
+use crate::args::SessionArgs;
 use crate::identity::{require_session, Viewer};
 use crate::narratives::{self, NarrativeDoc};
 
@@ -113,7 +113,7 @@ pub struct StatusOptions {
 
 /// `incidents:getStatusOptions`: every status with its label, from the status machine's own lists
 /// (so badges and filters cannot disagree). `overall` is what the listings filter by.
-pub fn get_status_options(_ctx: &mut QueryCtx<'_>, _args: SessionOnly) -> FnResult<StatusOptions> {
+pub fn get_status_options(_ctx: &mut QueryCtx<'_>, _args: SessionArgs) -> FnResult<StatusOptions> {
     Ok(StatusOptions {
         overall: options(OverallStatus::ALL, OverallStatus::label),
         capture: options(CaptureStatus::ALL, CaptureStatus::label),

@@ -10,6 +10,7 @@ use super::children;
 use super::fields::{self, Given, Window};
 use super::record::{self, Change, Incident, IncidentDoc, IncidentRow};
 use super::status::{self, AnalysisStatus, CaptureStatus, OverallStatus, Request, Route};
+use crate::args::Success;
 use crate::audit::{self, Entry, Event};
 use crate::identity::{require_permission, require_session, Permission, Viewer};
 use crate::narratives::{self, Phase};
@@ -101,11 +102,6 @@ pub struct DeleteArgs {
     #[typed(id = "incidents")]
     id: String,
     reason: Option<String>,
-}
-
-#[derive(Serialize, Typed)]
-pub struct Success {
-    success: bool,
 }
 
 /// The caller, who must hold `permission`, and their company.

@@ -5,7 +5,7 @@ use store::Document;
 use values::Value;
 
 use super::TABLE;
-use crate::args::exported;
+use crate::exports::exported;
 
 const SECRET: [&str; 1] = ["token_hash"];
 

@@ -10,14 +10,13 @@ pub mod state;
 
 use std::sync::Arc;
 
+use crate::args::SessionArgs;
 use config::{OAuthProvider, OAuthSettings, Urls};
 use functions::{FnResult, QueryCtx, Registry};
 use serde::Serialize;
 use store::TableDef;
 use values::validator::v;
 use values::Typed;
-
-use crate::auth::SessionArgs;
 
 /// Which provider account belongs to which user.
 pub const ACCOUNTS: &str = "accounts";

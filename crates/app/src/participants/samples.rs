@@ -4,11 +4,12 @@
 //! are fixed, so a second run finds them and creates nothing.
 
 use functions::{ErrorCode, FnResult, FunctionError, MutationCtx, Scope};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use values::{Id, Typed, Value};
 
 use super::fields::{checked, ParticipantFields};
 use super::{write, ParticipantDoc, TABLE};
+use crate::args::SessionArgs;
 use crate::identity::{require_permission, Permission};
 
 /// A sample participant: first and last name, NDIS number, date of birth, support level, status,
@@ -96,10 +97,6 @@ const SAMPLES: [Sample; 6] = [
 
 const DISCHARGE_REASON: &str = "Moved to another provider after relocating interstate";
 
-#[derive(Deserialize, Typed)]
-#[typed(session)]
-pub struct NoArgs {}
-
 /// `{success: false, message, existingCount}` when samples exist, else `{success: true, message,
 /// participantIds}`; both with the `correlationId`.
 #[derive(Serialize, Typed)]
@@ -112,7 +109,7 @@ pub struct Samples {
     correlation_id: String,
 }
 
-pub fn create_samples(ctx: &mut MutationCtx<'_>, _args: NoArgs) -> FnResult<Samples> {
+pub fn create_samples(ctx: &mut MutationCtx<'_>, _args: SessionArgs) -> FnResult<Samples> {
     let now = ctx.now_ms();
     let viewer = require_permission(&mut ctx.db, ctx.auth, now, Permission::SampleData)?;
     let correlation_id = ctx.request_id.as_str().to_string();

@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use store::{Document, Patch};
 use values::{DocumentId, Id, Nullable, Object, Typed, Value};
 
-use super::seed::SessionOnly;
 use super::{
     anonymous, by_id_in, check_name, family, subsystem_of, text as field_text, AnonymousPrompt,
     GroupCore, GroupDoc, PromptCore, GROUPS, TABLE,
 };
+use crate::args::{SessionArgs, Success};
 use crate::audit::{self, Entry, Event};
 use crate::identity::{require_permission, Permission, Viewer};
 
@@ -150,11 +150,6 @@ impl From<AnonymousPrompt> for BoardPrompt {
 pub struct Reordered {
     success: bool,
     count: usize,
-}
-
-#[derive(Serialize, Typed)]
-pub struct Moved {
-    success: bool,
 }
 
 pub fn register(r: &mut Registry) {
@@ -379,7 +374,7 @@ fn delete(ctx: &mut MutationCtx<'_>, args: GroupIdArgs) -> FnResult<GroupDeleted
 
 /// `promptManager:listPromptGroups`: every group in display order, with how many prompt versions
 /// each holds. Readable by anyone who may list prompts.
-fn list(ctx: &mut QueryCtx<'_>, _args: SessionOnly) -> FnResult<Vec<ListedGroup>> {
+fn list(ctx: &mut QueryCtx<'_>, _args: SessionArgs) -> FnResult<Vec<ListedGroup>> {
     let now = ctx.now_ms();
     require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;
     let groups = ctx
@@ -503,7 +498,7 @@ fn place_family(
 
 /// `promptGroups:listGroups` (no session, as the web app calls it): every group in display order,
 /// without who made or changed it.
-fn board_groups(ctx: &mut QueryCtx<'_>, _args: SessionOnly) -> FnResult<Vec<GroupCore>> {
+fn board_groups(ctx: &mut QueryCtx<'_>, _args: SessionArgs) -> FnResult<Vec<GroupCore>> {
     let groups = ctx
         .db
         .query(GROUPS)?
@@ -587,7 +582,7 @@ fn reorder(ctx: &mut MutationCtx<'_>, args: ReorderArgs) -> FnResult<Reordered> 
 
 /// `promptGroups:movePromptToGroup`: `{success}`; puts the prompt (with its other versions) in
 /// `newGroupId` (null: no group) at `displayOrder`.
-fn move_prompt(ctx: &mut MutationCtx<'_>, args: MoveArgs) -> FnResult<Moved> {
+fn move_prompt(ctx: &mut MutationCtx<'_>, args: MoveArgs) -> FnResult<Success> {
     let viewer = admin(ctx)?;
     let doc = by_id_in(&mut ctx.db, "promptId", &args.prompt_id)?;
     let order = display_order(args.display_order, "displayOrder")?;
@@ -603,5 +598,5 @@ fn move_prompt(ctx: &mut MutationCtx<'_>, args: MoveArgs) -> FnResult<Moved> {
         field_text(&doc, "prompt_name"),
     );
     place_family(ctx, &viewer, subsystem, name, Some(target.as_ref()), order)?;
-    Ok(Moved { success: true })
+    Ok(Success { success: true })
 }

@@ -32,7 +32,7 @@ use crate::identity::Viewer;
 use defaults::OutputFormat;
 
 pub use resolve::{PromptCache, Resolved};
-pub use seed::{NoArgs, SessionOnly, ENSURE_DEFAULTS};
+pub use seed::{NoArgs, ENSURE_DEFAULTS};
 pub use settings::{apply_adjustment, TokenAdjustment};
 
 pub const TABLE: &str = "ai_prompts";

@@ -16,16 +16,12 @@ use super::{
     active, audit_change, bump_generation, text, variables, PromptDoc, PromptSettings, GROUPS,
     TABLE,
 };
+use crate::args::SessionArgs;
 use crate::identity::{require_permission, Permission};
 
 /// Seeds the defaults into an empty table; answers how many it seeded.
 pub const ENSURE_DEFAULTS: FunctionRef<NoArgs, usize> =
     FunctionRef::internal_mutation("promptManager:ensureDefaultPrompts");
-
-/// The arguments of a function that takes none but the session token.
-#[derive(Deserialize, Typed)]
-#[typed(session)]
-pub struct SessionOnly {}
 
 /// No arguments at all.
 #[derive(Serialize, Deserialize, Typed)]
@@ -82,12 +78,12 @@ pub fn register(r: &mut Registry, settings: &PromptSettings) {
     let model = settings.default_model.clone();
     r.mutation(
         "promptManager:seedPromptTemplates",
-        move |ctx, _: SessionOnly| seed(ctx, &model),
+        move |ctx, _: SessionArgs| seed(ctx, &model),
     );
     let model = settings.default_model.clone();
     r.mutation(
         "promptManager:resetAndSeedPrompts",
-        move |ctx, _: SessionOnly| reset_and_seed(ctx, &model),
+        move |ctx, _: SessionArgs| reset_and_seed(ctx, &model),
     );
     r.query("promptManager:listDefaultTemplates", list_defaults);
     r.mutation("promptManager:clearAllPrompts", clear_all);
@@ -236,7 +232,7 @@ fn reset_and_seed(ctx: &mut MutationCtx<'_>, model: &str) -> FnResult<ResetAndSe
 /// `promptManager:listDefaultTemplates` (any signed-in member, as `listAllPrompts`): the prompts
 /// seeding would create, `{templates: [{name, description, subsystem}], validation: {isValid,
 /// errors}, totalTemplates}`, each checked as a save would check it.
-fn list_defaults(ctx: &mut QueryCtx<'_>, _args: SessionOnly) -> FnResult<DefaultTemplates> {
+fn list_defaults(ctx: &mut QueryCtx<'_>, _args: SessionArgs) -> FnResult<DefaultTemplates> {
     let now = ctx.now_ms();
     require_permission(&mut ctx.db, ctx.auth, now, Permission::CreateIncident)?;
     let prompts = defaults::all();
@@ -268,7 +264,7 @@ fn list_defaults(ctx: &mut QueryCtx<'_>, _args: SessionOnly) -> FnResult<Default
 /// keeping them for history and rollback. The AI features then have no prompt until the defaults
 /// are seeded again (as in the reference), so the clearing is audited.
 /// `{message, deletedCount, deletedTemplates}` (the reference's names for what it deactivated).
-fn clear_all(ctx: &mut MutationCtx<'_>, _args: SessionOnly) -> FnResult<Cleared> {
+fn clear_all(ctx: &mut MutationCtx<'_>, _args: SessionArgs) -> FnResult<Cleared> {
     let viewer = admin(ctx, Permission::SampleData)?;
     let now = ctx.now_ms();
     let actives = ctx

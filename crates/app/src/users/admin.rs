@@ -13,8 +13,9 @@ use values::{Id, Typed, Value};
 
 use super::protection::{protection, Protection};
 use super::{public_user, roles, text_of, PublicUser};
+use crate::args::SessionArgs;
 use crate::audit::{self, Entry, Event};
-use crate::companies::{directory, CompanyDoc, CompanyEntry, NoArgs};
+use crate::companies::{directory, CompanyDoc, CompanyEntry};
 use crate::identity::{require_session, Permission, Role, Viewer};
 
 const DEFAULT_LIMIT: f64 = 50.0;
@@ -248,7 +249,7 @@ fn list_all_users(ctx: &mut QueryCtx<'_>, args: ListAllUsersArgs) -> FnResult<Al
 
 /// `adminUsers:getUserStats`: counts by role and by company, and how many users have no company
 /// (none named, or one that no longer exists).
-fn user_stats(ctx: &mut QueryCtx<'_>, _args: NoArgs) -> FnResult<UserStats> {
+fn user_stats(ctx: &mut QueryCtx<'_>, _args: SessionArgs) -> FnResult<UserStats> {
     let now = ctx.now_ms();
     system_admin(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;
@@ -294,7 +295,7 @@ fn user_stats(ctx: &mut QueryCtx<'_>, _args: NoArgs) -> FnResult<UserStats> {
 
 /// `adminUsers:getCompanyList`: `{companies: [{_id, name, status, created_at}], correlationId}`,
 /// by name (the user page's company filter).
-fn company_list(ctx: &mut QueryCtx<'_>, _args: NoArgs) -> FnResult<CompanyList> {
+fn company_list(ctx: &mut QueryCtx<'_>, _args: SessionArgs) -> FnResult<CompanyList> {
     let now = ctx.now_ms();
     system_admin(&mut ctx.db, ctx.auth, now)?;
     let grant = ctx.cross_tenant()?;

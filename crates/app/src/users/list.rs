@@ -8,6 +8,7 @@ use values::{Id, Typed, Value};
 
 use super::protection::{protection, Protection};
 use super::{parse_name, public_user, roles, text_of, PublicUser, UserDoc};
+use crate::args::Success;
 use crate::identity::{require_permission, require_session, Permission, Role};
 
 const DEFAULT_LIMIT: f64 = 100.0;
@@ -70,11 +71,6 @@ pub struct UserBrief {
 pub struct ProfileArgs {
     name: Option<String>,
     profile_image_url: Option<String>,
-}
-
-#[derive(Serialize, Typed)]
-pub struct Success {
-    success: bool,
 }
 
 /// `users:listCompanyUsers`: the viewer's company, optionally searched (name or email) and filtered

@@ -4,7 +4,7 @@
 use functions::{CrossTenant, DbRead, DbWriter, FnResult, Scope};
 use values::{DocumentId, Value};
 
-use crate::args::exported;
+use crate::exports::exported;
 
 /// Fields that never leave the server: the password hash and the sign-in failure state.
 const SECRET: [&str; 3] = ["password", "failed_logins", "locked_until"];
