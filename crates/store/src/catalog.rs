@@ -150,6 +150,8 @@ pub(crate) struct CatalogRows {
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
     pub new_tables: Vec<(String, u32)>,
+    /// Tables stored under a former name: `(former, new)`.
+    pub renamed: Vec<(String, String)>,
     pub new_indexes: Vec<IndexRow>,
     /// Indexes no longer declared (or redeclared with other fields): their rows and entries go.
     pub dropped: Vec<IndexId>,
@@ -172,11 +174,24 @@ pub(crate) fn plan(schema: &Schema, rows: &CatalogRows) -> Plan {
         .max(FIRST_TABLE_NUMBER);
     let mut next_index = rows.indexes.iter().map(|i| i.id + 1).max().unwrap_or(1);
     for def in &schema.tables {
-        let existing = rows
-            .tables
-            .iter()
-            .find(|(name, _)| *name == def.name)
-            .map(|(_, n)| *n);
+        let stored = |wanted: &str| {
+            rows.tables
+                .iter()
+                .find(|(name, _)| name == wanted)
+                .map(|(_, n)| *n)
+        };
+        // A former name counts only while no declared table still uses it.
+        let former = || {
+            def.former_names
+                .iter()
+                .filter(|old| schema.tables.iter().all(|t| t.name != **old))
+                .find_map(|old| stored(old).map(|n| (old.clone(), n)))
+        };
+        let existing = stored(&def.name).or_else(|| {
+            let (old, n) = former()?;
+            plan.renamed.push((old, def.name.clone()));
+            Some(n)
+        });
         let number = existing.unwrap_or_else(|| {
             let n = next_table;
             next_table += 1;
@@ -263,6 +278,11 @@ mod tests {
     }
 
     fn persist(rows: &mut CatalogRows, plan: &Plan) {
+        for (old, new) in &plan.renamed {
+            for (name, _) in rows.tables.iter_mut().filter(|(name, _)| name == old) {
+                *name = new.clone();
+            }
+        }
         rows.tables.extend(plan.new_tables.iter().cloned());
         rows.indexes.retain(|r| !plan.dropped.contains(&r.id));
         rows.indexes.extend(plan.new_indexes.iter().cloned());
@@ -303,6 +323,51 @@ mod tests {
         let removed = plan(&schema(&[]), &rows);
         assert_eq!(removed.dropped.len(), 2);
         assert_eq!(removed.catalog.table("users").unwrap().indexes.len(), 2);
+    }
+
+    #[test]
+    fn a_renamed_table_keeps_its_number_and_indexes() {
+        let mut rows = CatalogRows::default();
+        let first = plan(&schema(&[("by_email", &["email"])]), &rows);
+        persist(&mut rows, &first);
+
+        let renamed = |name: &str| {
+            let mut people = TableDef::new(name)
+                .field("email", Validator::String)
+                .field("age", Validator::Float64)
+                .index("by_email", &["email"]);
+            people = people.formerly("users");
+            Schema::new().table(people)
+        };
+        let moved = plan(&renamed("people"), &rows);
+        assert_eq!(
+            moved.renamed,
+            vec![("users".to_string(), "people".to_string())]
+        );
+        assert!(moved.new_tables.is_empty() && moved.new_indexes.is_empty());
+        assert!(moved.dropped.is_empty() && moved.backfill.is_empty());
+        let people = moved.catalog.table("people").unwrap();
+        assert_eq!(people.number, FIRST_TABLE_NUMBER);
+        assert_eq!(
+            people.index("by_email").unwrap().id,
+            first.new_indexes[2].id
+        );
+        persist(&mut rows, &moved);
+
+        // Once renamed, the former name is inert.
+        let again = plan(&renamed("people"), &rows);
+        assert!(again.renamed.is_empty() && again.new_tables.is_empty());
+
+        // A former name that a declared table still uses is not taken over.
+        let both = Schema::new()
+            .table(TableDef::new("people").formerly("users"))
+            .table(TableDef::new("users"));
+        let mut fresh = CatalogRows::default();
+        let created = plan(&schema(&[]), &fresh);
+        persist(&mut fresh, &created);
+        let kept = plan(&both, &fresh);
+        assert!(kept.renamed.is_empty());
+        assert_eq!(kept.catalog.table_number("users"), Some(FIRST_TABLE_NUMBER));
     }
 
     #[test]

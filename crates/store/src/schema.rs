@@ -24,6 +24,8 @@ pub struct TableDef {
     /// The field naming the company a document belongs to, for tenant-scoped tables (`_id` for the
     /// companies table itself). The functions layer enforces it; the store only records it.
     pub tenant_field: Option<String>,
+    /// Names the table was stored under before (see `formerly`).
+    pub former_names: Vec<String>,
 }
 
 impl TableDef {
@@ -34,7 +36,14 @@ impl TableDef {
             fields: BTreeMap::new(),
             indexes: Vec::new(),
             tenant_field: None,
+            former_names: Vec::new(),
         }
+    }
+    /// Renames a stored table: a database that has `name` (and not this table's name) keeps its
+    /// documents, Ids and indexes under the new name, because they are keyed by table number.
+    pub fn formerly(mut self, name: &str) -> TableDef {
+        self.former_names.push(name.to_string());
+        self
     }
     /// A required field.
     pub fn field(mut self, name: &str, validator: Validator) -> TableDef {

@@ -151,6 +151,46 @@ async fn new_indexes_are_backfilled_on_reopen() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_renamed_table_keeps_its_documents_ids_and_indexes() {
+    let notes = |name: &str| {
+        TableDef::new(name)
+            .field("topic", v::string())
+            .index("by_topic", &["topic"])
+    };
+    for db in test_dbs() {
+        let store = db.open(Schema::new().table(notes("notes"))).await;
+        let id = insert(&store, "notes", obj([("topic", "kept".into())])).await;
+        store.close().await.unwrap();
+        drop(store);
+
+        let store = db
+            .open(Schema::new().table(notes("memos").formerly("notes")))
+            .await;
+        let (found, _, _) = store
+            .query(move |txn| {
+                let by_id = txn.get(&id)?;
+                let by_topic = txn
+                    .query("memos")?
+                    .with_index("by_topic", |q| q.eq("topic", "kept"))?
+                    .collect()?;
+                Ok::<_, StoreError>((by_id, by_topic))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            found.0.and_then(|d| d.get("topic").cloned()),
+            Some(Value::from("kept")),
+            "{}: the old Id still finds the document",
+            db.name
+        );
+        assert_eq!(found.1.len(), 1, "{}: the index came along", db.name);
+        assert!(store.table_number("notes").is_none(), "{}", db.name);
+        insert(&store, "memos", obj([("topic", "new".into())])).await;
+        store.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn concurrent_inserts_are_all_acknowledged_and_durable() {
     for db in test_dbs() {
         let store = db.open(schema()).await;

@@ -51,6 +51,7 @@ pub(crate) trait TxConn: Any + Send {
 pub(crate) trait CatalogConn: TxConn {
     fn load_catalog(&mut self) -> Result<CatalogRows>;
     fn add_table(&mut self, name: &str, number: u32) -> Result<()>;
+    fn rename_table(&mut self, old: &str, new: &str) -> Result<()>;
     fn add_index(&mut self, row: &IndexRow) -> Result<()>;
     /// Removes the index row and all its entries.
     fn drop_index(&mut self, id: IndexId) -> Result<()>;
@@ -144,6 +145,10 @@ pub(crate) fn now_ns() -> u64 {
 /// Applies a reconciliation plan: catalog rows, dropped indexes, and backfills of new indexes from
 /// the documents already stored.
 pub(crate) fn apply_plan(conn: &mut dyn CatalogConn, plan: &Plan) -> Result<()> {
+    for (old, new) in &plan.renamed {
+        conn.rename_table(old, new)?;
+        tracing::info!(from = %old, to = %new, "renamed table");
+    }
     for (name, number) in &plan.new_tables {
         conn.add_table(name, *number)?;
     }

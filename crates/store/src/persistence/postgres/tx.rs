@@ -193,6 +193,14 @@ impl CatalogConn for PgTx {
         .map(drop)
     }
 
+    fn rename_table(&mut self, old: &str, new: &str) -> Result<()> {
+        self.query(
+            "UPDATE ss_tables SET name = $2 WHERE name = $1",
+            &[(&old, Type::TEXT), (&new, Type::TEXT)],
+        )
+        .map(drop)
+    }
+
     fn add_index(&mut self, row: &IndexRow) -> Result<()> {
         let fields =
             serde_json::to_string(&row.fields).map_err(|e| StoreError::Internal(e.to_string()))?;

@@ -194,6 +194,13 @@ impl CatalogConn for SqliteTx {
         )
     }
 
+    fn rename_table(&mut self, old: &str, new: &str) -> Result<()> {
+        self.run(
+            "UPDATE ss_tables SET name = ?2 WHERE name = ?1",
+            params![old, new],
+        )
+    }
+
     fn add_index(&mut self, row: &IndexRow) -> Result<()> {
         let fields =
             serde_json::to_string(&row.fields).map_err(|e| StoreError::Internal(e.to_string()))?;
