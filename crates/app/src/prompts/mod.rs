@@ -36,7 +36,9 @@ pub use seed::{NoArgs, ENSURE_DEFAULTS};
 pub use settings::{apply_adjustment, TokenAdjustment};
 
 pub const TABLE: &str = "ai_prompts";
-pub const GROUPS: &str = "ai_prompt_groups";
+/// The reference system's name (the web app writes `Id<"prompt_groups">`); stored as
+/// `ai_prompt_groups` before 2026-12-05.
+pub const GROUPS: &str = "prompt_groups";
 /// One row holding the prompt generation (see the module comment).
 pub const STATE: &str = "ai_prompt_state";
 const STATE_KEY: &str = "prompts";
@@ -104,6 +106,7 @@ pub fn tables() -> Vec<TableDef> {
             .index("by_active", &["is_active", "display_order"])
             .index("by_group", &["group_id", "display_order"]),
         TableDef::new(GROUPS)
+            .formerly("ai_prompt_groups")
             .field("group_name", v::string())
             .optional("description", v::string())
             .field("display_order", v::number())
@@ -378,7 +381,7 @@ pub struct PromptCore {
     pub output_format: String,
     pub subsystem: String,
     pub workflow_step: String,
-    #[typed(id = "ai_prompt_groups")]
+    #[typed(id = "prompt_groups")]
     pub group_id: Option<String>,
     pub display_order: f64,
     pub is_active: bool,
@@ -464,7 +467,7 @@ pub struct GroupCore {
 
 /// A document of the prompt groups table.
 #[derive(Clone, Debug, Serialize, Deserialize, Typed)]
-#[typed(table = "ai_prompt_groups")]
+#[typed(table = "prompt_groups")]
 pub struct GroupDoc {
     #[serde(flatten)]
     pub core: GroupCore,
