@@ -81,7 +81,30 @@ const MAX_MESSAGE: usize = 2_000;
 
 /// The row types of this module's tables, checked against the tables by a test.
 pub fn rows() -> Vec<(&'static str, values::Validator)> {
-    vec![(LOGS, LogDoc::validator())]
+    vec![(LOGS, LogDoc::validator()), (USAGE, UsageDoc::validator())]
+}
+
+/// A document of the daily usage counters (per owner, day and operation).
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "ai_usage_daily")]
+pub struct UsageDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<UsageDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    #[typed(id = "companies")]
+    pub company_id: Option<DocumentId>,
+    pub owner_key: String,
+    pub day: f64,
+    pub operation: String,
+    pub requests: f64,
+    pub successes: f64,
+    pub failures: f64,
+    pub rejected: f64,
+    pub tokens_in: f64,
+    pub tokens_out: f64,
+    pub cost_usd: f64,
+    pub latency_ms_total: f64,
 }
 
 pub fn tables() -> Vec<TableDef> {

@@ -21,9 +21,10 @@ mod worker;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use functions::{DbRead, DbWriter};
+use serde::{Deserialize, Serialize};
 use store::{Order, StoreError, TableDef, Txn};
 use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Id, Object, Typed, Validator, Value};
 
 pub use mailer::{
     mailer_from_config, Delivered, LogMailer, MailError, Mailer, QueuedEmail, SmtpMailer,
@@ -82,10 +83,7 @@ pub fn tables() -> Vec<TableDef> {
         .field("text", v::string())
         // "password_reset", "invitation", ...: free text, for filtering and logs.
         .field("kind", v::string())
-        .field(
-            "status",
-            v::union(Status::ALL.iter().map(|s| v::literal(s.as_str())).collect()),
-        )
+        .field("status", status_validator())
         .field("attempts", v::number())
         // Pending: when to try next. Sending: when the claim's lease runs out. Final states: when
         // the row got there (so the same index serves retention).
@@ -97,6 +95,39 @@ pub fn tables() -> Vec<TableDef> {
         // Ties the email to what caused it (an invitation id, a request id) for support and tests.
         .optional("correlation_id", v::string())
         .index(INDEX_BY_STATUS, &["status", "next_attempt_at"])]
+}
+
+fn status_validator() -> Validator {
+    v::union(Status::ALL.iter().map(|s| v::literal(s.as_str())).collect())
+}
+
+/// A document of the outbox. No `Debug`: the body carries reset and invitation tokens.
+#[derive(Clone, Serialize, Deserialize, Typed)]
+#[typed(table = "email_outbox")]
+pub struct OutboxDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<OutboxDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub kind: String,
+    #[typed(validator = status_validator())]
+    pub status: String,
+    pub attempts: f64,
+    pub next_attempt_at: f64,
+    pub last_error: Option<String>,
+    pub created_at: f64,
+    pub sent_at: Option<f64>,
+    #[typed(id = "companies")]
+    pub company_id: Option<DocumentId>,
+    pub correlation_id: Option<String>,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![(TABLE, OutboxDoc::validator())]
 }
 
 /// An email to queue. `Debug` leaves out the body: it carries reset and invitation tokens.

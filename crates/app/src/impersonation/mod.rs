@@ -28,9 +28,10 @@ use config::Urls;
 use functions::{
     Auth, CrossTenant, DbRead, DbWriter, ErrorCode, FnResult, FunctionError, Registry, Scope,
 };
+use serde::{Deserialize, Serialize};
 use store::{Document, Patch, TableDef};
 use values::validator::v;
-use values::{DocumentId, Value};
+use values::{DocumentId, Id, Typed, Validator, Value};
 
 use crate::identity::sessions::hash_token;
 use crate::identity::{resolve, Permission, Role, Viewer};
@@ -68,6 +69,37 @@ pub fn tables() -> Vec<TableDef> {
         )
         // For housekeeping: every row, ended or not, is dead once it expires.
         .index("by_expires", &["expires_at"])]
+}
+
+/// A document of the impersonation sessions. No `Debug`: it holds the token's hash.
+#[derive(Clone, Serialize, Deserialize, Typed)]
+#[typed(table = "impersonation_sessions")]
+pub struct ImpersonationDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<ImpersonationDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    #[typed(id = "users")]
+    pub admin_user_id: DocumentId,
+    #[typed(id = "sessions")]
+    pub admin_session_id: DocumentId,
+    #[typed(id = "users")]
+    pub target_user_id: DocumentId,
+    #[typed(id = "companies")]
+    pub target_company_id: Option<DocumentId>,
+    pub token_hash: String,
+    pub reason: String,
+    pub created_at: f64,
+    pub expires_at: f64,
+    pub is_active: bool,
+    pub terminated_at: Option<f64>,
+    pub correlation_id: String,
+    pub workflow_state: Option<Value>,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![(TABLE, ImpersonationDoc::validator())]
 }
 
 pub fn register(r: &mut Registry, _urls: &Urls) {

@@ -11,9 +11,10 @@ mod send;
 
 use config::Urls;
 use functions::{CrossTenant, DbRead, ErrorCode, FnResult, FunctionError, Registry, Scope};
+use serde::{Deserialize, Serialize};
 use store::{Document, TableDef};
 use values::validator::v;
-use values::{DocumentId, Validator, Value};
+use values::{DocumentId, Id, Typed, Validator, Value};
 
 use crate::identity::sessions::hash_token;
 use crate::identity::{Permission, Viewer};
@@ -36,10 +37,7 @@ pub fn tables() -> Vec<TableDef> {
         // SHA-256 of the emailed token; the token itself is never stored.
         .field("token_hash", v::string())
         .field("expires_at", v::number())
-        .field(
-            "status",
-            v::union(STATUSES.iter().map(|s| v::literal(*s)).collect()),
-        )
+        .field("status", status_validator())
         .field("created_at", v::number())
         .optional("accepted_at", v::number())
         .optional("accepted_user_id", v::id("users"))
@@ -55,6 +53,45 @@ pub fn tables() -> Vec<TableDef> {
             &["company_id", "email", "status"],
         )
         .tenant("company_id")]
+}
+
+/// A document of the invitations. No `Debug`: it holds the token's hash.
+#[derive(Clone, Serialize, Deserialize, Typed)]
+#[typed(table = "user_invitations")]
+pub struct InvitationDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<InvitationDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    pub email: String,
+    #[typed(id = "companies")]
+    pub company_id: DocumentId,
+    #[typed(validator = company_role_validator())]
+    pub role: String,
+    #[typed(id = "users")]
+    pub invited_by: DocumentId,
+    pub inviter_name: String,
+    pub inviter_email: String,
+    pub token_hash: String,
+    pub expires_at: f64,
+    #[typed(validator = status_validator())]
+    pub status: String,
+    pub created_at: f64,
+    pub accepted_at: Option<f64>,
+    #[typed(id = "users")]
+    pub accepted_user_id: Option<DocumentId>,
+    pub revoked_at: Option<f64>,
+    #[typed(id = "users")]
+    pub revoked_by: Option<DocumentId>,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![(TABLE, InvitationDoc::validator())]
+}
+
+fn status_validator() -> Validator {
+    v::union(STATUSES.iter().map(|s| v::literal(*s)).collect())
 }
 
 pub fn register(r: &mut Registry, urls: &Urls) {

@@ -479,5 +479,18 @@ pub fn rows() -> Vec<(&'static str, Validator)> {
     vec![
         (TABLE, PromptDoc::validator()),
         (GROUPS, GroupDoc::validator()),
+        (STATE, StateDoc::validator()),
     ]
+}
+
+/// A document of the prompt state: a generation bumped on every prompt change.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "ai_prompt_state")]
+pub struct StateDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<StateDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    pub key: String,
+    pub generation: f64,
 }
