@@ -33,7 +33,7 @@ use store::{Document, Patch, TableDef};
 use values::validator::v;
 use values::{DocumentId, Id, Typed, Validator, Value};
 
-use crate::identity::sessions::hash_token;
+use crate::identity::sessions::{hash_token, SessionDoc};
 use crate::identity::{resolve, Permission, Role, Viewer};
 
 pub const TABLE: &str = "impersonation_sessions";
@@ -154,7 +154,7 @@ pub fn can_be_impersonated(role: Role) -> bool {
 /// A live impersonation and the two users it joins.
 pub struct Active {
     pub id: DocumentId,
-    pub row: Document,
+    pub row: ImpersonationDoc,
     pub admin: Document,
     pub target: Document,
 }
@@ -167,7 +167,9 @@ pub fn find_active(db: &mut impl DbRead, token: &str, now: f64) -> FnResult<Opti
     let row = db
         .query(TABLE)?
         .with_index("by_token_hash", |q| q.eq("token_hash", hash_token(token)))?
-        .first()?;
+        .first()?
+        .map(|doc| functions::row::<ImpersonationDoc>(&doc))
+        .transpose()?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -177,7 +179,7 @@ pub fn find_active(db: &mut impl DbRead, token: &str, now: f64) -> FnResult<Opti
         return Ok(None);
     };
     Ok(Some(Active {
-        id: row.id,
+        id: row.id.get(),
         row,
         admin,
         target,
@@ -190,17 +192,17 @@ pub fn find_active(db: &mut impl DbRead, token: &str, now: f64) -> FnResult<Opti
 pub(crate) fn live_users(
     db: &mut impl DbRead,
     users: &Scope,
-    row: &Document,
+    row: &ImpersonationDoc,
     now: f64,
 ) -> FnResult<Option<(Document, Document)>> {
-    let field = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
-    if !is_flagged_active(row) || expires_at(row) <= now {
+    if !row.is_active || row.expires_at <= now {
         return Ok(None);
     }
     let admin_session_alive = db
-        .get_in("sessions", field("admin_session_id"))?
-        .and_then(|s| s.get("expires_at").and_then(Value::as_f64))
-        .is_some_and(|expires| expires > now);
+        .get_in("sessions", &row.admin_session_id.encode())?
+        .map(|s| functions::row::<SessionDoc>(&s))
+        .transpose()?
+        .is_some_and(|s| s.expires_at > now);
     if !admin_session_alive {
         return Ok(None);
     }
@@ -211,10 +213,10 @@ pub(crate) fn live_users(
             .and_then(Role::parse)
     };
     let admin = users
-        .get_in("users", field("admin_user_id"))?
+        .get_in("users", &row.admin_user_id.encode())?
         .filter(|a| role(a).is_some_and(|r| r.has(Permission::ImpersonateUsers)));
     let target = users
-        .get_in("users", field("target_user_id"))?
+        .get_in("users", &row.target_user_id.encode())?
         .filter(|t| role(t).is_some_and(can_be_impersonated));
     Ok(admin.zip(target))
 }
@@ -228,10 +230,7 @@ pub(crate) fn mark_ended(db: &mut DbWriter<'_>, id: &DocumentId, at: f64) -> FnR
     Ok(())
 }
 
-pub(crate) fn is_flagged_active(row: &Document) -> bool {
-    row.get("is_active").and_then(Value::as_bool) == Some(true)
-}
-
-pub(crate) fn expires_at(row: &Document) -> f64 {
-    row.get("expires_at").and_then(Value::as_f64).unwrap_or(0.0)
+/// The impersonation rows in `docs`, read as their row type.
+pub(crate) fn read_rows(docs: &[Document]) -> FnResult<Vec<ImpersonationDoc>> {
+    docs.iter().map(functions::row).collect()
 }

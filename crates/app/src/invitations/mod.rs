@@ -14,7 +14,7 @@ use functions::{CrossTenant, DbRead, ErrorCode, FnResult, FunctionError, Registr
 use serde::{Deserialize, Serialize};
 use store::{Document, TableDef};
 use values::validator::v;
-use values::{DocumentId, Id, Typed, Validator, Value};
+use values::{DocumentId, Id, Typed, Validator};
 
 use crate::identity::sessions::hash_token;
 use crate::identity::{Permission, Viewer};
@@ -142,34 +142,26 @@ fn find_by_token(
     db: &mut impl DbRead,
     grant: &CrossTenant,
     token: &str,
-) -> FnResult<Option<Document>> {
+) -> FnResult<Option<InvitationDoc>> {
     let all = Scope::all_companies(grant);
-    Ok(db
-        .read_scoped(&all)
+    db.read_scoped(&all)
         .query(TABLE, "by_token_hash", |q| {
             q.eq("token_hash", hash_token(token))
         })?
-        .first()?)
+        .first()?
+        .map(|doc| functions::row(&doc))
+        .transpose()
 }
 
-fn status_of(invitation: &Document) -> &str {
-    invitation
-        .get("status")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
-fn expires_at(invitation: &Document) -> f64 {
-    invitation
-        .get("expires_at")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.0)
+/// The invitation documents `docs`, read as their row type.
+fn read_rows(docs: &[Document]) -> FnResult<Vec<InvitationDoc>> {
+    docs.iter().map(functions::row).collect()
 }
 
 /// Why an invitation cannot be accepted now, if it cannot.
-fn refusal(invitation: &Document, now: f64) -> Option<FunctionError> {
-    match status_of(invitation) {
-        "pending" if expires_at(invitation) > now => None,
+fn refusal(invitation: &InvitationDoc, now: f64) -> Option<FunctionError> {
+    match invitation.status.as_str() {
+        "pending" if invitation.expires_at > now => None,
         "pending" | "expired" => Some(FunctionError::validation(
             "token",
             "This invitation has expired",
