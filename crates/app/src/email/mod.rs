@@ -22,7 +22,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use functions::{DbRead, DbWriter};
 use serde::{Deserialize, Serialize};
-use store::{Order, StoreError, TableDef, Txn};
+use store::{Document, Order, StoreError, TableDef, Txn};
+use values::serde_bridge::from_value;
 use values::validator::v;
 use values::{DocumentId, Id, Object, Typed, Validator, Value};
 
@@ -128,6 +129,17 @@ pub struct OutboxDoc {
 /// The row types of this module's tables, checked against the tables by a test.
 pub fn rows() -> Vec<(&'static str, Validator)> {
     vec![(TABLE, OutboxDoc::validator())]
+}
+
+/// An outbox document as its row type. The worker runs on the store directly, so a row that does
+/// not read is a store error here rather than a function's.
+pub(crate) fn read_row(doc: &Document) -> store::Result<OutboxDoc> {
+    from_value(&doc.to_value()).map_err(|e| {
+        StoreError::Internal(format!(
+            "{TABLE} row {} does not read as its row type: {e}",
+            doc.id
+        ))
+    })
 }
 
 /// An email to queue. `Debug` leaves out the body: it carries reset and invitation tokens.
@@ -263,23 +275,17 @@ fn rows_for_company(
     company: &DocumentId,
     addresses: &[String],
 ) -> store::Result<Vec<DocumentId>> {
-    let company = company.encode();
-    let text = |row: &store::Document, name: &str| {
-        row.get(name)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    Ok(db
-        .query(TABLE)?
-        .collect()?
-        .into_iter()
-        .filter(|r| {
-            let to = text(r, "to").to_lowercase();
-            text(r, "company_id") == company || addresses.iter().any(|a| a.to_lowercase() == to)
-        })
-        .map(|r| r.id)
-        .collect())
+    let mut ids = Vec::new();
+    for doc in db.query(TABLE)?.collect()? {
+        let row = read_row(&doc)?;
+        let to = row.to.to_lowercase();
+        if row.company_id.as_ref() == Some(company)
+            || addresses.iter().any(|a| a.to_lowercase() == to)
+        {
+            ids.push(doc.id);
+        }
+    }
+    Ok(ids)
 }
 
 /// How many outbox rows belong to a deleted company (see `rows_for_company`).
