@@ -107,6 +107,35 @@ pub struct UsageDoc {
     pub latency_ms_total: f64,
 }
 
+impl UsageDoc {
+    /// The counters, in the order of `COUNTERS`.
+    pub fn amounts(&self) -> [f64; 8] {
+        [
+            self.requests,
+            self.successes,
+            self.failures,
+            self.rejected,
+            self.tokens_in,
+            self.tokens_out,
+            self.cost_usd,
+            self.latency_ms_total,
+        ]
+    }
+
+    /// The counter called `name` (one of `COUNTERS`).
+    fn counter(&self, name: &str) -> f64 {
+        COUNTERS
+            .iter()
+            .position(|c| *c == name)
+            .map_or(0.0, |i| self.amounts()[i])
+    }
+}
+
+/// Usage documents as their row type.
+pub fn usage_rows(docs: &[store::Document]) -> FnResult<Vec<UsageDoc>> {
+    docs.iter().map(functions::row).collect()
+}
+
 pub fn tables() -> Vec<TableDef> {
     vec![
         TableDef::new(LOGS)
@@ -477,10 +506,11 @@ fn add_usage(
     }
     .first()?;
     match existing {
-        Some(row) => {
+        Some(doc) => {
+            let row: UsageDoc = functions::row(&doc)?;
             let mut patch = Patch::new();
             for (name, amount) in amounts {
-                let current = row.get(name).and_then(Value::as_f64).unwrap_or(0.0);
+                let current = row.counter(name);
                 patch.insert(name.to_string(), Some(Value::from(current + amount)));
             }
             db.patch(&row.id, patch)?;
