@@ -61,6 +61,15 @@ pub fn row_types() -> Vec<(&'static str, values::Validator)> {
         .chain(incidents::record::rows())
         .chain(prompts::rows())
         .chain(ai_service::rows())
+        .chain(identity::sessions::rows())
+        .chain(auth::reset::rows())
+        .chain(rate_limit::rows())
+        .chain(oauth::rows())
+        .chain(incidents::submission::rows())
+        .chain(housekeeping::rows())
+        .chain(invitations::rows())
+        .chain(impersonation::rows())
+        .chain(email::rows())
         .collect()
 }
 

@@ -2,9 +2,10 @@
 //! (per client address for sign-in failures and reset requests).
 
 use functions::{DbWriter, ErrorCode, FnResult, FunctionError};
+use serde::{Deserialize, Serialize};
 use store::{Patch, TableDef};
 use values::validator::v;
-use values::{Object, Value};
+use values::{Id, Object, Typed, Validator, Value};
 
 pub fn tables() -> Vec<TableDef> {
     vec![TableDef::new("rate_limits")
@@ -13,6 +14,24 @@ pub fn tables() -> Vec<TableDef> {
         .field("count", v::number())
         .index("by_key", &["key"])
         .index("by_window_start", &["window_start"])]
+}
+
+/// A document of the rate limit counters.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "rate_limits")]
+pub struct RateLimitDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<RateLimitDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    pub key: String,
+    pub window_start: f64,
+    pub count: f64,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![("rate_limits", RateLimitDoc::validator())]
 }
 
 /// A row whose window started this long ago counts nothing under any limit (the longest window is
@@ -42,18 +61,15 @@ fn current(
     key: &str,
     limit: Limit,
     now: f64,
-) -> FnResult<(Option<store::Document>, f64)> {
+) -> FnResult<(Option<RateLimitDoc>, f64)> {
     let row = db
         .query("rate_limits")?
         .with_index("by_key", |q| q.eq("key", key))?
-        .first()?;
+        .first()?
+        .map(|doc| functions::row::<RateLimitDoc>(&doc))
+        .transpose()?;
     let count = match &row {
-        Some(r)
-            if r.get("window_start").and_then(Value::as_f64).unwrap_or(0.0) + limit.window_ms
-                > now =>
-        {
-            r.get("count").and_then(Value::as_f64).unwrap_or(0.0)
-        }
+        Some(r) if r.window_start + limit.window_ms > now => r.count,
         _ => 0.0,
     };
     Ok((row, count))

@@ -7,9 +7,9 @@
 
 use functions::{FnResult, FunctionRef, MutationCtx, Registry, Scope};
 use serde::{Deserialize, Serialize};
-use values::{DocumentId, Typed, Value};
+use values::{DocumentId, Typed};
 
-use super::logs::{day_of, owner_key, USAGE};
+use super::logs::{day_of, owner_key, usage_rows, USAGE};
 use crate::rate_limit::{self, Limit};
 
 pub const ADMIT: FunctionRef<AdmitArgs, Admission> =
@@ -80,16 +80,14 @@ fn admit(ctx: &mut MutationCtx<'_>, args: AdmitArgs, limits: Limits) -> FnResult
     }
     if limits.daily_cost_cap_usd > 0.0 {
         let grant = ctx.cross_tenant()?;
-        let spent: f64 = ctx
+        let spent = ctx
             .db
             .scoped(&Scope::all_companies(&grant))
             .query(USAGE, "by_owner_day", |q| {
                 q.eq("owner_key", owner.as_str()).eq("day", day_of(now))
             })?
-            .collect()?
-            .iter()
-            .filter_map(|row| row.get("cost_usd").and_then(Value::as_f64))
-            .sum();
+            .collect()?;
+        let spent: f64 = usage_rows(&spent)?.iter().map(|row| row.cost_usd).sum();
         if spent >= limits.daily_cost_cap_usd {
             return Ok(refused(
                 "COST_CAP_REACHED",

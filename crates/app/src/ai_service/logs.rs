@@ -81,7 +81,59 @@ const MAX_MESSAGE: usize = 2_000;
 
 /// The row types of this module's tables, checked against the tables by a test.
 pub fn rows() -> Vec<(&'static str, values::Validator)> {
-    vec![(LOGS, LogDoc::validator())]
+    vec![(LOGS, LogDoc::validator()), (USAGE, UsageDoc::validator())]
+}
+
+/// A document of the daily usage counters (per owner, day and operation).
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "ai_usage_daily")]
+pub struct UsageDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<UsageDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    #[typed(id = "companies")]
+    pub company_id: Option<DocumentId>,
+    pub owner_key: String,
+    pub day: f64,
+    pub operation: String,
+    pub requests: f64,
+    pub successes: f64,
+    pub failures: f64,
+    pub rejected: f64,
+    pub tokens_in: f64,
+    pub tokens_out: f64,
+    pub cost_usd: f64,
+    pub latency_ms_total: f64,
+}
+
+impl UsageDoc {
+    /// The counters, in the order of `COUNTERS`.
+    pub fn amounts(&self) -> [f64; 8] {
+        [
+            self.requests,
+            self.successes,
+            self.failures,
+            self.rejected,
+            self.tokens_in,
+            self.tokens_out,
+            self.cost_usd,
+            self.latency_ms_total,
+        ]
+    }
+
+    /// The counter called `name` (one of `COUNTERS`).
+    fn counter(&self, name: &str) -> f64 {
+        COUNTERS
+            .iter()
+            .position(|c| *c == name)
+            .map_or(0.0, |i| self.amounts()[i])
+    }
+}
+
+/// Usage documents as their row type.
+pub fn usage_rows(docs: &[store::Document]) -> FnResult<Vec<UsageDoc>> {
+    docs.iter().map(functions::row).collect()
 }
 
 pub fn tables() -> Vec<TableDef> {
@@ -454,10 +506,11 @@ fn add_usage(
     }
     .first()?;
     match existing {
-        Some(row) => {
+        Some(doc) => {
+            let row: UsageDoc = functions::row(&doc)?;
             let mut patch = Patch::new();
             for (name, amount) in amounts {
-                let current = row.get(name).and_then(Value::as_f64).unwrap_or(0.0);
+                let current = row.counter(name);
                 patch.insert(name.to_string(), Some(Value::from(current + amount)));
             }
             db.patch(&row.id, patch)?;

@@ -10,7 +10,7 @@ use store::{Order, PaginationOpts};
 use values::{Typed, Value};
 
 use super::limits::Limits;
-use super::logs::{day_of, LogDoc, COUNTERS, LOGS, USAGE};
+use super::logs::{day_of, usage_rows, LogDoc, LOGS, USAGE};
 use crate::identity::{require_permission, Permission, Viewer};
 
 const MAX_STATS_DAYS: f64 = 366.0;
@@ -235,14 +235,9 @@ fn stats(ctx: &mut QueryCtx<'_>, args: StatsArgs, limits: Limits) -> FnResult<Us
     let mut by_operation: BTreeMap<String, [f64; 8]> = BTreeMap::new();
     let mut totals = [0.0; 8];
     let mut today_cost = 0.0;
-    for row in &rows {
-        let amounts: [f64; 8] = COUNTERS.map(|c| row.get(c).and_then(Value::as_f64).unwrap_or(0.0));
-        let day = row.get("day").and_then(Value::as_f64).unwrap_or(0.0);
-        let operation = row
-            .get("operation")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+    for row in usage_rows(&rows)? {
+        let amounts = row.amounts();
+        let (day, operation) = (row.day, row.operation);
         for (i, amount) in amounts.iter().enumerate() {
             by_day.entry(day as i64).or_insert([0.0; 8])[i] += amount;
             by_operation.entry(operation.clone()).or_insert([0.0; 8])[i] += amount;

@@ -11,7 +11,7 @@ use functions::{
 use serde::{Deserialize, Serialize};
 use store::{Patch, TableDef};
 use values::validator::v;
-use values::{DocumentId, Object, Typed, Value};
+use values::{DocumentId, Id, Object, Typed, Validator, Value};
 
 use super::{passwords, EmailArgs};
 use crate::args::Success;
@@ -36,6 +36,26 @@ pub fn tables() -> Vec<TableDef> {
         .index("by_user", &["user_id", "created_at"])
         // For housekeeping: used tokens are deleted at once, expired ones by the sweep.
         .index("by_expires", &["expires_at"])]
+}
+
+/// A document of the password reset tokens. No `Debug`: it holds the token's hash.
+#[derive(Clone, Serialize, Deserialize, Typed)]
+#[typed(table = "password_reset_tokens")]
+pub struct ResetTokenDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<ResetTokenDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    #[typed(id = "users")]
+    pub user_id: DocumentId,
+    pub token_hash: String,
+    pub created_at: f64,
+    pub expires_at: f64,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![("password_reset_tokens", ResetTokenDoc::validator())]
 }
 
 const ON_ITS_WAY: &str = "If an account exists for that email, a reset link is on its way.";
@@ -165,10 +185,14 @@ pub fn issue(
         .db
         .query("password_reset_tokens")?
         .with_index("by_user", |q| q.eq("user_id", user.id.encode()))?
-        .collect()?;
-    if previous.iter().any(|t| {
-        t.get("created_at").and_then(Value::as_f64).unwrap_or(0.0) > now - RESET_MIN_INTERVAL_MS
-    }) {
+        .collect()?
+        .iter()
+        .map(functions::row::<ResetTokenDoc>)
+        .collect::<FnResult<Vec<_>>>()?;
+    if previous
+        .iter()
+        .any(|t| t.created_at > now - RESET_MIN_INTERVAL_MS)
+    {
         return Ok(None);
     }
     for old in &previous {
@@ -285,16 +309,13 @@ pub fn apply_reset(
         })?
         .first()?
         .ok_or_else(invalid)?;
+    let row: ResetTokenDoc = functions::row(&row)?;
     // Single use: the token goes whether or not it was still valid.
     ctx.db.delete(&row.id)?;
-    if row.get("expires_at").and_then(Value::as_f64).unwrap_or(0.0) <= now {
+    if row.expires_at <= now {
         return ctx.fail_after_commit_typed(invalid());
     }
-    let user_id = row
-        .get("user_id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let user_id = row.user_id.encode();
     let all = Scope::all_companies(&CrossTenant::for_identity_resolution());
     let user = ctx
         .db

@@ -21,9 +21,11 @@ mod worker;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use functions::{DbRead, DbWriter};
-use store::{Order, StoreError, TableDef, Txn};
+use serde::{Deserialize, Serialize};
+use store::{Document, Order, StoreError, TableDef, Txn};
+use values::serde_bridge::from_value;
 use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Id, Object, Typed, Validator, Value};
 
 pub use mailer::{
     mailer_from_config, Delivered, LogMailer, MailError, Mailer, QueuedEmail, SmtpMailer,
@@ -82,10 +84,7 @@ pub fn tables() -> Vec<TableDef> {
         .field("text", v::string())
         // "password_reset", "invitation", ...: free text, for filtering and logs.
         .field("kind", v::string())
-        .field(
-            "status",
-            v::union(Status::ALL.iter().map(|s| v::literal(s.as_str())).collect()),
-        )
+        .field("status", status_validator())
         .field("attempts", v::number())
         // Pending: when to try next. Sending: when the claim's lease runs out. Final states: when
         // the row got there (so the same index serves retention).
@@ -97,6 +96,50 @@ pub fn tables() -> Vec<TableDef> {
         // Ties the email to what caused it (an invitation id, a request id) for support and tests.
         .optional("correlation_id", v::string())
         .index(INDEX_BY_STATUS, &["status", "next_attempt_at"])]
+}
+
+fn status_validator() -> Validator {
+    v::union(Status::ALL.iter().map(|s| v::literal(s.as_str())).collect())
+}
+
+/// A document of the outbox. No `Debug`: the body carries reset and invitation tokens.
+#[derive(Clone, Serialize, Deserialize, Typed)]
+#[typed(table = "email_outbox")]
+pub struct OutboxDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<OutboxDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub kind: String,
+    #[typed(validator = status_validator())]
+    pub status: String,
+    pub attempts: f64,
+    pub next_attempt_at: f64,
+    pub last_error: Option<String>,
+    pub created_at: f64,
+    pub sent_at: Option<f64>,
+    #[typed(id = "companies")]
+    pub company_id: Option<DocumentId>,
+    pub correlation_id: Option<String>,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![(TABLE, OutboxDoc::validator())]
+}
+
+/// An outbox document as its row type. The worker runs on the store directly, so a row that does
+/// not read is a store error here rather than a function's.
+pub(crate) fn read_row(doc: &Document) -> store::Result<OutboxDoc> {
+    from_value(&doc.to_value()).map_err(|e| {
+        StoreError::Internal(format!(
+            "{TABLE} row {} does not read as its row type: {e}",
+            doc.id
+        ))
+    })
 }
 
 /// An email to queue. `Debug` leaves out the body: it carries reset and invitation tokens.
@@ -232,23 +275,17 @@ fn rows_for_company(
     company: &DocumentId,
     addresses: &[String],
 ) -> store::Result<Vec<DocumentId>> {
-    let company = company.encode();
-    let text = |row: &store::Document, name: &str| {
-        row.get(name)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    Ok(db
-        .query(TABLE)?
-        .collect()?
-        .into_iter()
-        .filter(|r| {
-            let to = text(r, "to").to_lowercase();
-            text(r, "company_id") == company || addresses.iter().any(|a| a.to_lowercase() == to)
-        })
-        .map(|r| r.id)
-        .collect())
+    let mut ids = Vec::new();
+    for doc in db.query(TABLE)?.collect()? {
+        let row = read_row(&doc)?;
+        let to = row.to.to_lowercase();
+        if row.company_id.as_ref() == Some(company)
+            || addresses.iter().any(|a| a.to_lowercase() == to)
+        {
+            ids.push(doc.id);
+        }
+    }
+    Ok(ids)
 }
 
 /// How many outbox rows belong to a deleted company (see `rows_for_company`).

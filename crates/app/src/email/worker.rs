@@ -19,12 +19,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
-use store::{Document, Order, Patch, ReadSet, Store, StoreError};
+use store::{Order, Patch, ReadSet, Store, StoreError};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::task::JoinHandle;
-use values::Value;
 
-use super::{Delivered, MailError, Mailer, QueuedEmail, Status, INDEX_BY_STATUS, TABLE};
+use super::{
+    read_row, Delivered, MailError, Mailer, OutboxDoc, QueuedEmail, Status, INDEX_BY_STATUS, TABLE,
+};
 
 /// Tuning of the delivery worker. The defaults suit production; tests shorten the backoff.
 #[derive(Clone, Debug)]
@@ -172,10 +173,8 @@ async fn scan(store: &Store) -> store::Result<Scan> {
                     .with_index(INDEX_BY_STATUS, |q| q.eq("status", status.as_str()))?
                     .order(Order::Asc)
                     .first()?;
-                if let Some(at) = first
-                    .as_ref()
-                    .and_then(|doc| number(doc, "next_attempt_at"))
-                {
+                if let Some(at) = first.map(|doc| read_row(&doc)).transpose()? {
+                    let at = at.next_attempt_at;
                     next = Some(next.map_or(at, |n: f64| n.min(at)));
                 }
             }
@@ -208,13 +207,14 @@ async fn claim(store: &Store, options: &DeliveryOptions) -> store::Result<Vec<Qu
             }
             let mut claimed = Vec::new();
             for doc in due {
-                let attempts = number(&doc, "attempts").unwrap_or(0.0) as u32;
+                let row = read_row(&doc)?;
+                let attempts = row.attempts as u32;
                 let mut patch = Patch::new();
                 if attempts >= max_attempts {
                     // Normally a `sending` row whose last claimant never reported back; a `pending`
                     // one only if `max_attempts` was lowered since it was last tried.
-                    let previous = doc.get("last_error").and_then(Value::as_str);
-                    let error = match (status_of(&doc), previous) {
+                    let previous = row.last_error.as_deref();
+                    let error = match (Status::parse(&row.status), previous) {
                         (Some(Status::Sending), _) | (_, None) => format!(
                             "gave up after {attempts} attempts; the last one never reported back"
                         ),
@@ -232,7 +232,7 @@ async fn claim(store: &Store, options: &DeliveryOptions) -> store::Result<Vec<Qu
                 patch.insert("attempts".into(), Some(f64::from(attempts + 1).into()));
                 patch.insert("next_attempt_at".into(), Some((now + lease_ms).into()));
                 txn.patch(&doc.id, patch)?;
-                claimed.push(queued(&doc, attempts + 1)?);
+                claimed.push(queued(row, attempts + 1));
             }
             Ok::<_, StoreError>(claimed)
         })
@@ -282,8 +282,9 @@ async fn record(
             let Some(doc) = txn.get(&id)? else {
                 return Ok::<_, StoreError>(false);
             };
-            let still_ours = status_of(&doc) == Some(Status::Sending)
-                && number(&doc, "attempts") == Some(f64::from(attempt));
+            let row = read_row(&doc)?;
+            let still_ours =
+                row.status == Status::Sending.as_str() && row.attempts == f64::from(attempt);
             if !still_ours {
                 return Ok(false);
             }
@@ -329,34 +330,16 @@ async fn record(
     Ok(())
 }
 
-fn queued(doc: &Document, attempt: u32) -> store::Result<QueuedEmail> {
-    let text = |field: &str| {
-        doc.get(field)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| {
-                StoreError::Internal(format!("email_outbox row {} has no {field}", doc.id))
-            })
-    };
-    Ok(QueuedEmail {
-        id: doc.id,
-        to: text("to")?,
-        subject: text("subject")?,
-        text: text("text")?,
-        kind: text("kind")?,
-        correlation_id: text("correlation_id").ok(),
+fn queued(row: OutboxDoc, attempt: u32) -> QueuedEmail {
+    QueuedEmail {
+        id: row.id.get(),
+        to: row.to,
+        subject: row.subject,
+        text: row.text,
+        kind: row.kind,
+        correlation_id: row.correlation_id,
         attempt,
-    })
-}
-
-fn status_of(doc: &Document) -> Option<Status> {
-    doc.get("status")
-        .and_then(Value::as_str)
-        .and_then(Status::parse)
-}
-
-fn number(doc: &Document, field: &str) -> Option<f64> {
-    doc.get(field).and_then(Value::as_f64)
+    }
 }
 
 /// SMTP replies can be long (some relays append whole help texts); a row keeps the gist.

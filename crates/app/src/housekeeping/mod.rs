@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use store::{Order, TableDef};
 use values::serde_bridge::{from_value, to_value};
 use values::validator::v;
-use values::Typed;
+use values::{Id, Typed, Validator};
 
 use crate::{ai_service, email, impersonation, oauth, rate_limit};
 
@@ -116,6 +116,23 @@ pub fn sweeps() -> Vec<&'static str> {
         .map(|e| e.sweep.path())
         .chain([EMAILS.path(), ai_service::prune_path()])
         .collect()
+}
+
+/// A document of the sweep runs: when each sweep last ran.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "housekeeping_runs")]
+pub struct RunDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<RunDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    pub sweep: String,
+    pub last_run_at: f64,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![(RUNS, RunDoc::validator())]
 }
 
 pub fn tables() -> Vec<TableDef> {

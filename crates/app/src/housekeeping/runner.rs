@@ -12,7 +12,8 @@ use tokio::task::JoinHandle;
 use values::{Object, Value};
 
 use super::{
-    run_mutation, sweeps, BatchArgs, ClaimArgs, Claimed, SweepBatch, CLAIM, DEFAULT_BATCH, RUNS,
+    run_mutation, sweeps, BatchArgs, ClaimArgs, Claimed, RunDoc, SweepBatch, CLAIM, DEFAULT_BATCH,
+    RUNS,
 };
 
 /// How the runner paces itself.
@@ -56,17 +57,11 @@ pub(super) fn claim(ctx: &mut MutationCtx<'_>, args: ClaimArgs) -> FnResult<Clai
             .db
             .query(RUNS)?
             .with_index("by_sweep", |q| q.eq("sweep", sweep))?
-            .first()?;
+            .first()?
+            .map(|doc| functions::row::<RunDoc>(&doc))
+            .transpose()?;
         match row {
-            Some(row)
-                if row
-                    .get("last_run_at")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(0.0)
-                    > now - interval =>
-            {
-                continue
-            }
+            Some(row) if row.last_run_at > now - interval => continue,
             Some(row) => {
                 let mut patch = Patch::new();
                 patch.insert("last_run_at".into(), Some(Value::from(now)));

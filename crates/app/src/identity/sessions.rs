@@ -2,10 +2,11 @@
 //! 30 days with remember-me; at most five per user, the oldest evicted.
 
 use functions::{DbRead, DbWriter, FnResult};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use store::{Document, Order, TableDef};
+use store::{Order, TableDef};
 use values::validator::v;
-use values::{DocumentId, Object, Value};
+use values::{DocumentId, Id, Object, Typed, Validator, Value};
 
 pub const SESSION_TTL_MS: f64 = 24.0 * 3600.0 * 1000.0;
 pub const REMEMBER_ME_TTL_MS: f64 = 30.0 * 24.0 * 3600.0 * 1000.0;
@@ -24,6 +25,28 @@ pub fn tables() -> Vec<TableDef> {
         .index("by_user", &["user_id", "created_at"])
         // For housekeeping, which deletes expired sessions.
         .index("by_expires", &["expires_at"])]
+}
+
+/// A document of the sessions table. No `Debug`: it holds the token's hash.
+#[derive(Clone, Serialize, Deserialize, Typed)]
+#[typed(table = "sessions")]
+pub struct SessionDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<SessionDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    #[typed(id = "users")]
+    pub user_id: DocumentId,
+    pub token_hash: String,
+    pub created_at: f64,
+    pub expires_at: f64,
+    pub remember_me: bool,
+    pub workflow_state: Option<Value>,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![("sessions", SessionDoc::validator())]
 }
 
 /// A session token as handed to the client. Never printed.
@@ -96,12 +119,14 @@ pub fn create_until(
 }
 
 /// The live session for `token`; expired and unknown tokens are both `None`.
-pub fn find(db: &mut impl DbRead, token: &str, now: f64) -> FnResult<Option<Document>> {
+pub fn find(db: &mut impl DbRead, token: &str, now: f64) -> FnResult<Option<SessionDoc>> {
     let session = db
         .query("sessions")?
         .with_index("by_token_hash", |q| q.eq("token_hash", hash_token(token)))?
-        .first()?;
-    Ok(session.filter(|s| s.get("expires_at").and_then(Value::as_f64).unwrap_or(0.0) > now))
+        .first()?
+        .map(|doc| functions::row::<SessionDoc>(&doc))
+        .transpose()?;
+    Ok(session.filter(|s| s.expires_at > now))
 }
 
 /// Ends every session of a user (password reset), optionally keeping one.

@@ -103,11 +103,7 @@ pub fn resolve(db: &mut impl DbRead, auth: &Auth, now: f64) -> FnResult<Option<V
     let Some(session) = sessions::find(db, token, now)? else {
         return Ok(None);
     };
-    let user_id = session
-        .get("user_id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let user_id = session.user_id.encode();
     let grant = CrossTenant::for_identity_resolution();
     let Some(user) = db
         .read_scoped(&Scope::all_companies(&grant))
@@ -115,7 +111,7 @@ pub fn resolve(db: &mut impl DbRead, auth: &Auth, now: f64) -> FnResult<Option<V
     else {
         return Ok(None);
     };
-    Ok(Some(viewer_for(db, user, session.id, None)?))
+    Ok(Some(viewer_for(db, user, session.id.get(), None)?))
 }
 
 fn viewer_for(

@@ -12,10 +12,9 @@
 
 use functions::{CrossTenant, FnResult, FunctionError, MutationCtx, Scope};
 use serde::{Deserialize, Serialize};
-use store::Document;
-use values::{Typed, Value};
+use values::Typed;
 
-use super::{is_flagged_active, is_impersonation_token, live_users, mark_ended, TABLE};
+use super::{is_impersonation_token, live_users, mark_ended, read_rows, ImpersonationDoc, TABLE};
 use crate::audit::{self, Entry, Event};
 use crate::identity::require_session;
 use crate::identity::sessions::{self, hash_token};
@@ -56,15 +55,14 @@ fn finish(ctx: &mut MutationCtx<'_>, token: &str, hand_back: bool) -> FnResult<E
         .with_index("by_token_hash", |q| q.eq("token_hash", hash_token(token)))?
         .first()?
         .ok_or_else(not_found)?;
-    let field = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
-    let by_admin_session =
-        caller.impersonator.is_none() && caller.user_id.encode() == field("admin_user_id");
-    let by_this_impersonation = caller.session_id == row.id;
+    let row: ImpersonationDoc = functions::row(&row)?;
+    let by_admin_session = caller.impersonator.is_none() && caller.user_id == row.admin_user_id;
+    let by_this_impersonation = caller.session_id == *row.id;
     if !by_admin_session && !by_this_impersonation {
         return Err(not_found());
     }
     // Ending twice succeeds (the client only wants to be back as the admin), without a token.
-    if !is_flagged_active(&row) {
+    if !row.is_active {
         return Ok(success(None));
     }
     // Whether it is still live, checked as resolving its token would (identity resolution).
@@ -77,16 +75,14 @@ fn finish(ctx: &mut MutationCtx<'_>, token: &str, hand_back: bool) -> FnResult<E
         None
     };
 
-    let admin = ctx.db.normalize_id("users", field("admin_user_id"));
-    let company = ctx.db.normalize_id("companies", field("target_company_id"));
     let id_text = row.id.encode();
     let entry = Entry {
         event: Event::ImpersonationEnded,
-        actor: admin.as_ref(),
-        target: Some(field("target_user_id").to_string()),
-        company: company.as_ref(),
+        actor: Some(&row.admin_user_id),
+        target: Some(row.target_user_id.encode()),
+        company: row.target_company_id.as_ref(),
         details: &[
-            ("reason", field("reason")),
+            ("reason", &row.reason),
             ("impersonation_id", &id_text),
             (
                 "ended_with",
@@ -110,30 +106,22 @@ fn finish(ctx: &mut MutationCtx<'_>, token: &str, hand_back: bool) -> FnResult<E
 /// if that session is gone (then the impersonation was not live either).
 fn admin_session(
     ctx: &mut MutationCtx<'_>,
-    row: &Document,
+    row: &ImpersonationDoc,
     now: f64,
 ) -> FnResult<Option<sessions::SessionToken>> {
-    let field = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
-    let Some(original) = ctx.db.get_in("sessions", field("admin_session_id"))? else {
+    let Some(original) = ctx.db.get_in("sessions", &row.admin_session_id.encode())? else {
         return Ok(None);
     };
-    let expires = original
-        .get("expires_at")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.0);
-    let Some(admin) = ctx.db.normalize_id("users", field("admin_user_id")) else {
-        return Ok(None);
-    };
-    if expires <= now {
+    let original: sessions::SessionDoc = functions::row(&original)?;
+    if original.expires_at <= now {
         return Ok(None);
     }
-    let remember_me = original.get("remember_me").and_then(Value::as_bool) == Some(true);
     let (token, _) = sessions::create_until(
         &mut ctx.db,
-        &admin,
-        remember_me,
+        &row.admin_user_id,
+        original.remember_me,
         now,
-        expires,
+        original.expires_at,
         Some(&original.id),
     )?;
     Ok(Some(token))
@@ -163,18 +151,16 @@ pub fn end_all_for_admin(
                 .gt("expires_at", now)
         })?
         .collect()?;
-    for row in &rows {
+    for row in &read_rows(&rows)? {
         mark_ended(db, &row.id, now)?;
-        let field = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
-        let company = db.normalize_id("companies", field("target_company_id"));
         let id_text = row.id.encode();
         let entry = Entry {
             event: Event::ImpersonationEnded,
             actor: Some(admin),
-            target: Some(field("target_user_id").to_string()),
-            company: company.as_ref(),
+            target: Some(row.target_user_id.encode()),
+            company: row.target_company_id.as_ref(),
             details: &[
-                ("reason", field("reason")),
+                ("reason", &row.reason),
                 ("impersonation_id", &id_text),
                 ("ended_with", why),
             ],

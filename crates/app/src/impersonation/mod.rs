@@ -28,11 +28,12 @@ use config::Urls;
 use functions::{
     Auth, CrossTenant, DbRead, DbWriter, ErrorCode, FnResult, FunctionError, Registry, Scope,
 };
+use serde::{Deserialize, Serialize};
 use store::{Document, Patch, TableDef};
 use values::validator::v;
-use values::{DocumentId, Value};
+use values::{DocumentId, Id, Typed, Validator, Value};
 
-use crate::identity::sessions::hash_token;
+use crate::identity::sessions::{hash_token, SessionDoc};
 use crate::identity::{resolve, Permission, Role, Viewer};
 
 pub const TABLE: &str = "impersonation_sessions";
@@ -68,6 +69,37 @@ pub fn tables() -> Vec<TableDef> {
         )
         // For housekeeping: every row, ended or not, is dead once it expires.
         .index("by_expires", &["expires_at"])]
+}
+
+/// A document of the impersonation sessions. No `Debug`: it holds the token's hash.
+#[derive(Clone, Serialize, Deserialize, Typed)]
+#[typed(table = "impersonation_sessions")]
+pub struct ImpersonationDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<ImpersonationDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    #[typed(id = "users")]
+    pub admin_user_id: DocumentId,
+    #[typed(id = "sessions")]
+    pub admin_session_id: DocumentId,
+    #[typed(id = "users")]
+    pub target_user_id: DocumentId,
+    #[typed(id = "companies")]
+    pub target_company_id: Option<DocumentId>,
+    pub token_hash: String,
+    pub reason: String,
+    pub created_at: f64,
+    pub expires_at: f64,
+    pub is_active: bool,
+    pub terminated_at: Option<f64>,
+    pub correlation_id: String,
+    pub workflow_state: Option<Value>,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![(TABLE, ImpersonationDoc::validator())]
 }
 
 pub fn register(r: &mut Registry, _urls: &Urls) {
@@ -122,7 +154,7 @@ pub fn can_be_impersonated(role: Role) -> bool {
 /// A live impersonation and the two users it joins.
 pub struct Active {
     pub id: DocumentId,
-    pub row: Document,
+    pub row: ImpersonationDoc,
     pub admin: Document,
     pub target: Document,
 }
@@ -135,7 +167,9 @@ pub fn find_active(db: &mut impl DbRead, token: &str, now: f64) -> FnResult<Opti
     let row = db
         .query(TABLE)?
         .with_index("by_token_hash", |q| q.eq("token_hash", hash_token(token)))?
-        .first()?;
+        .first()?
+        .map(|doc| functions::row::<ImpersonationDoc>(&doc))
+        .transpose()?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -145,7 +179,7 @@ pub fn find_active(db: &mut impl DbRead, token: &str, now: f64) -> FnResult<Opti
         return Ok(None);
     };
     Ok(Some(Active {
-        id: row.id,
+        id: row.id.get(),
         row,
         admin,
         target,
@@ -158,17 +192,17 @@ pub fn find_active(db: &mut impl DbRead, token: &str, now: f64) -> FnResult<Opti
 pub(crate) fn live_users(
     db: &mut impl DbRead,
     users: &Scope,
-    row: &Document,
+    row: &ImpersonationDoc,
     now: f64,
 ) -> FnResult<Option<(Document, Document)>> {
-    let field = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
-    if !is_flagged_active(row) || expires_at(row) <= now {
+    if !row.is_active || row.expires_at <= now {
         return Ok(None);
     }
     let admin_session_alive = db
-        .get_in("sessions", field("admin_session_id"))?
-        .and_then(|s| s.get("expires_at").and_then(Value::as_f64))
-        .is_some_and(|expires| expires > now);
+        .get_in("sessions", &row.admin_session_id.encode())?
+        .map(|s| functions::row::<SessionDoc>(&s))
+        .transpose()?
+        .is_some_and(|s| s.expires_at > now);
     if !admin_session_alive {
         return Ok(None);
     }
@@ -179,10 +213,10 @@ pub(crate) fn live_users(
             .and_then(Role::parse)
     };
     let admin = users
-        .get_in("users", field("admin_user_id"))?
+        .get_in("users", &row.admin_user_id.encode())?
         .filter(|a| role(a).is_some_and(|r| r.has(Permission::ImpersonateUsers)));
     let target = users
-        .get_in("users", field("target_user_id"))?
+        .get_in("users", &row.target_user_id.encode())?
         .filter(|t| role(t).is_some_and(can_be_impersonated));
     Ok(admin.zip(target))
 }
@@ -196,10 +230,7 @@ pub(crate) fn mark_ended(db: &mut DbWriter<'_>, id: &DocumentId, at: f64) -> FnR
     Ok(())
 }
 
-pub(crate) fn is_flagged_active(row: &Document) -> bool {
-    row.get("is_active").and_then(Value::as_bool) == Some(true)
-}
-
-pub(crate) fn expires_at(row: &Document) -> f64 {
-    row.get("expires_at").and_then(Value::as_f64).unwrap_or(0.0)
+/// The impersonation rows in `docs`, read as their row type.
+pub(crate) fn read_rows(docs: &[Document]) -> FnResult<Vec<ImpersonationDoc>> {
+    docs.iter().map(functions::row).collect()
 }

@@ -10,10 +10,7 @@ use serde::{Deserialize, Serialize};
 use store::Document;
 use values::{Typed, Value};
 
-use super::{
-    can_be_impersonated, expires_at, is_flagged_active, live_users, mark_ended, require_admin,
-    TABLE,
-};
+use super::{can_be_impersonated, live_users, mark_ended, read_rows, require_admin, TABLE};
 use crate::audit::{self, Entry, Event};
 use crate::identity::{Permission, Role};
 
@@ -163,18 +160,19 @@ pub fn active_sessions(ctx: &mut QueryCtx<'_>, args: AdminArgs) -> FnResult<Vec<
     let grant = ctx.cross_tenant()?;
     let everyone = admin.all_companies_scope(&grant, Permission::ImpersonateUsers)?;
     // Every row still live expires in the future; older rows are skipped by the index.
-    let mut rows = ctx
+    let rows = ctx
         .db
         .query(TABLE)?
         .with_index("by_expires", |q| q.gt("expires_at", now))?
         .collect()?;
-    rows.sort_by(|a, b| number(b, "created_at").total_cmp(&number(a, "created_at")));
+    let mut rows = read_rows(&rows)?;
+    rows.sort_by(|a, b| b.created_at.total_cmp(&a.created_at));
     let mut out = Vec::new();
     for row in rows {
         let Some((admin_user, target)) = live_users(&mut ctx.db, &everyone, &row, now)? else {
             continue;
         };
-        let expires = expires_at(&row);
+        let expires = row.expires_at;
         out.push(ActiveSession {
             session_id: row.id.encode(),
             admin_user: AdminUser {
@@ -188,11 +186,11 @@ pub fn active_sessions(ctx: &mut QueryCtx<'_>, args: AdminArgs) -> FnResult<Vec<
                 email: str_of(&target, "email").to_string(),
                 role: str_of(&target, "role").to_string(),
             },
-            reason: str_of(&row, "reason").to_string(),
-            created_at: number(&row, "created_at"),
+            reason: row.reason,
+            created_at: row.created_at,
             expires,
             time_remaining: (expires - now).max(0.0),
-            correlation_id: str_of(&row, "correlation_id").to_string(),
+            correlation_id: row.correlation_id,
         });
     }
     Ok(out)
@@ -218,7 +216,7 @@ pub fn terminate_all(ctx: &mut MutationCtx<'_>, args: AdminArgs) -> FnResult<Ter
         .with_index("by_expires", |q| q.gt("expires_at", now))?
         .collect()?;
     let mut terminated = 0usize;
-    for row in rows.iter().filter(|r| is_flagged_active(r)) {
+    for row in read_rows(&rows)?.iter().filter(|r| r.is_active) {
         let live = live_users(&mut ctx.db, &everyone, row, now)?.is_some();
         mark_ended(&mut ctx.db, &row.id, now)?;
         // Rows that were already dead (their admin signed out) are only tidied, not counted.
@@ -226,18 +224,17 @@ pub fn terminate_all(ctx: &mut MutationCtx<'_>, args: AdminArgs) -> FnResult<Ter
             continue;
         }
         terminated += 1;
-        let field = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
-        let company = ctx.db.normalize_id("companies", field("target_company_id"));
         let id_text = row.id.encode();
+        let started_by = row.admin_user_id.encode();
         let entry = Entry {
             event: Event::ImpersonationEnded,
             actor: Some(&admin.user_id),
-            target: Some(field("target_user_id").to_string()),
-            company: company.as_ref(),
+            target: Some(row.target_user_id.encode()),
+            company: row.target_company_id.as_ref(),
             details: &[
-                ("reason", field("reason")),
+                ("reason", &row.reason),
                 ("impersonation_id", &id_text),
-                ("started_by", field("admin_user_id")),
+                ("started_by", &started_by),
                 ("ended_with", "emergency_termination"),
             ],
         };
@@ -261,8 +258,4 @@ pub fn terminate_all(ctx: &mut MutationCtx<'_>, args: AdminArgs) -> FnResult<Ter
 
 fn str_of<'a>(doc: &'a Document, name: &str) -> &'a str {
     doc.get(name).and_then(Value::as_str).unwrap_or_default()
-}
-
-fn number(doc: &Document, name: &str) -> f64 {
-    doc.get(name).and_then(Value::as_f64).unwrap_or(0.0)
 }

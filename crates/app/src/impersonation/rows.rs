@@ -5,24 +5,17 @@
 use functions::{DbRead, DbWriter, FnResult};
 use values::{DocumentId, Value};
 
-use super::TABLE;
+use super::{read_rows, TABLE};
 use crate::exports::exported;
 
 const SECRET: [&str; 1] = ["token_hash"];
 
 fn involving(db: &mut impl DbRead, users: &[DocumentId]) -> FnResult<Vec<DocumentId>> {
-    let wanted: Vec<String> = users.iter().map(DocumentId::encode).collect();
-    let is_one = |row: &store::Document, field: &str| {
-        row.get(field)
-            .and_then(Value::as_str)
-            .is_some_and(|u| wanted.iter().any(|w| w == u))
-    };
-    Ok(db
-        .query(TABLE)?
-        .collect()?
+    let rows = read_rows(&db.query(TABLE)?.collect()?)?;
+    Ok(rows
         .into_iter()
-        .filter(|r| is_one(r, "admin_user_id") || is_one(r, "target_user_id"))
-        .map(|r| r.id)
+        .filter(|r| users.contains(&r.admin_user_id) || users.contains(&r.target_user_id))
+        .map(|r| r.id.get())
         .collect())
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use values::{Object, Typed, Value};
 
 use super::{
-    can_be_impersonated, expires_at, is_impersonation_token, live_users, mark_ended,
+    can_be_impersonated, is_impersonation_token, live_users, mark_ended, read_rows,
     MAX_ACTIVE_PER_ADMIN, TABLE, TOKEN_PREFIX, TTL_MS,
 };
 use crate::audit::{self, Entry, Event};
@@ -153,12 +153,12 @@ fn retire_dead_and_count_live(
         })?
         .collect()?;
     let mut live = 0;
-    for row in flagged {
+    for row in read_rows(&flagged)? {
         if live_users(&mut ctx.db, everyone, &row, now)?.is_some() {
             live += 1;
             continue;
         }
-        mark_ended(&mut ctx.db, &row.id, expires_at(&row).min(now))?;
+        mark_ended(&mut ctx.db, &row.id, row.expires_at.min(now))?;
     }
     Ok(live)
 }

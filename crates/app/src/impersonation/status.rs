@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use store::Document;
 use values::{Typed, Value};
 
-use super::{expires_at, find_active};
+use super::find_active;
 
 #[derive(Deserialize, Typed)]
 #[typed(session)]
@@ -46,15 +46,15 @@ pub fn status(ctx: &mut QueryCtx<'_>, args: StatusArgs) -> FnResult<Status> {
     let Some(active) = find_active(&mut ctx.db, &args.session_token, now)? else {
         return Ok(Status::default());
     };
-    let expires = expires_at(&active.row);
+    let expires = active.row.expires_at;
     Ok(Status {
         is_impersonating: true,
         admin_user: Some(user(&active.admin)),
         target_user: Some(user(&active.target)),
         time_remaining: Some((expires - now).max(0.0)),
         expires: Some(expires),
-        reason: text(&active.row, "reason"),
-        correlation_id: text(&active.row, "correlation_id"),
+        reason: Some(active.row.reason),
+        correlation_id: Some(active.row.correlation_id),
     })
 }
 

@@ -10,7 +10,7 @@ use functions::{DbWriter, ErrorCode, FnResult, FunctionError, MutationCtx, Scope
 use serde::{Deserialize, Serialize};
 use store::TableDef;
 use values::validator::v;
-use values::{DocumentId, Object, Typed, Value};
+use values::{DocumentId, Id, Object, Typed, Validator, Value};
 
 use super::record::{self, Change, Incident};
 use super::status::{self, Request, Route};
@@ -44,6 +44,40 @@ pub fn tables() -> Vec<TableDef> {
             &["company_id", "to_workflow", "created_at"],
         )
         .tenant("company_id")]
+}
+
+/// A document of the workflow handoffs.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "workflow_handoffs")]
+pub struct HandoffDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<HandoffDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    #[typed(id = "companies")]
+    pub company_id: DocumentId,
+    #[typed(id = "incidents")]
+    pub incident_id: DocumentId,
+    pub from_workflow: String,
+    pub to_workflow: String,
+    pub handoff_data: Value,
+    pub team_leader_notified: bool,
+    pub notification_sent_at: Option<f64>,
+    pub handoff_accepted: bool,
+    #[typed(id = "users")]
+    pub accepted_by: Option<DocumentId>,
+    pub accepted_at: Option<f64>,
+    pub created_at: f64,
+    #[typed(id = "users")]
+    pub created_by: DocumentId,
+    pub updated_at: f64,
+    #[typed(id = "users")]
+    pub updated_by: DocumentId,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![(HANDOFFS, HandoffDoc::validator())]
 }
 
 /// The completion checklist of the contract (§8), stored on the incident when it is submitted.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use store::Patch;
 use values::{Object, Typed, Value};
 
-use super::{find_by_token, invalid_token, refusal, status_of};
+use super::{find_by_token, invalid_token, refusal};
 use crate::audit::{self, Entry, Event};
 use crate::auth::passwords;
 use crate::identity::sessions;
@@ -90,7 +90,7 @@ fn check_token(ctx: &mut QueryCtx<'_>, args: TokenArgs) -> FnResult<()> {
     match refusal(&invitation, now) {
         // A lapsed invitation still marked pending goes on to the mutation, which records it as
         // expired (once; after that this check refuses it).
-        Some(error) if status_of(&invitation) != "pending" => Err(error),
+        Some(error) if invitation.status != "pending" => Err(error),
         _ => Ok(()),
     }
 }
@@ -99,14 +99,11 @@ fn create_user(ctx: &mut MutationCtx<'_>, args: CreateArgs) -> FnResult<Accepted
     let now = ctx.now_ms();
     let grant = ctx.cross_tenant()?;
     let invitation = find_by_token(&mut ctx.db, &grant, &args.token)?.ok_or_else(invalid_token)?;
-    let company = ctx
-        .db
-        .normalize_id("companies", text_of(&invitation, "company_id"))
-        .ok_or_else(invalid_token)?;
+    let company = invitation.company_id;
     // From here on everything happens inside the invitation's company.
     let scope = Scope::company(company);
     if let Some(error) = refusal(&invitation, now) {
-        if status_of(&invitation) == "pending" {
+        if invitation.status == "pending" {
             // Lapsed: record it, so lists and later attempts see it as expired.
             let mut patch = Patch::new();
             patch.insert("status".into(), Some(Value::from("expired")));
@@ -120,7 +117,7 @@ fn create_user(ctx: &mut MutationCtx<'_>, args: CreateArgs) -> FnResult<Accepted
         .scoped(&scope)
         .get(&company)?
         .ok_or_else(invalid_token)?;
-    let email = text_of(&invitation, "email").to_string();
+    let email = invitation.email.clone();
     if email_in_use(&mut ctx.db, &grant, &email)?.is_some() {
         return Err(FunctionError::field(
             ErrorCode::Conflict,
@@ -132,7 +129,7 @@ fn create_user(ctx: &mut MutationCtx<'_>, args: CreateArgs) -> FnResult<Accepted
     user.insert("name".into(), Value::from(args.name));
     user.insert("email".into(), Value::from(email.as_str()));
     user.insert("password".into(), Value::from(args.password_hash));
-    user.insert("role".into(), Value::from(text_of(&invitation, "role")));
+    user.insert("role".into(), Value::from(invitation.role.as_str()));
     user.insert("company_id".into(), Value::from(company));
     user.insert("created_at".into(), Value::from(now));
     let user_id = ctx.db.scoped(&scope).insert("users", user)?;
@@ -148,7 +145,7 @@ fn create_user(ctx: &mut MutationCtx<'_>, args: CreateArgs) -> FnResult<Accepted
         actor: Some(&user_id),
         target: Some(invitation.id.encode()),
         company: Some(&company),
-        details: &[("role", text_of(&invitation, "role"))],
+        details: &[("role", &invitation.role)],
     };
     audit::record(&mut ctx.db, now, ctx.request_id.as_str(), entry)?;
     Ok(Accepted {

@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 use store::{Order, Patch};
 use values::{Typed, Value};
 
-use super::{company_scope, expires_at, status_of, TABLE};
+use super::{company_scope, read_rows, InvitationDoc, TABLE};
 use crate::audit::{self, Entry, Event};
 use crate::identity::{require_permission, Permission};
-use crate::users::{manage_scope, text_of};
+use crate::users::manage_scope;
 
 /// More pending invitations than this for one company means something is wrong; the list stops.
 const MAX_LISTED: usize = 500;
@@ -62,19 +62,18 @@ fn list_pending(ctx: &mut QueryCtx<'_>, args: ListArgs) -> FnResult<Vec<Pending>
         })?
         .order(Order::Desc)
         .take(MAX_LISTED)?;
-    let text = |inv: &store::Document, name: &str| text_of(inv, name).to_string();
-    Ok(rows
-        .iter()
+    Ok(read_rows(&rows)?
+        .into_iter()
         .map(|inv| Pending {
             id: inv.id.encode(),
-            email: text(inv, "email"),
-            role: text(inv, "role"),
-            status: text(inv, "status"),
-            created_at: inv.get("created_at").and_then(Value::as_f64).unwrap_or(0.0),
-            expires_at: expires_at(inv),
-            inviter_name: text(inv, "inviter_name"),
-            inviter_email: text(inv, "inviter_email"),
-            is_expired: expires_at(inv) <= now,
+            email: inv.email,
+            role: inv.role,
+            status: inv.status,
+            created_at: inv.created_at,
+            expires_at: inv.expires_at,
+            inviter_name: inv.inviter_name,
+            inviter_email: inv.inviter_email,
+            is_expired: inv.expires_at <= now,
         })
         .collect())
 }
@@ -101,7 +100,8 @@ fn revoke(ctx: &mut MutationCtx<'_>, args: RevokeArgs) -> FnResult<Revoked> {
         .scoped(&scope)
         .get_in(TABLE, &args.invitation_id)?
         .ok_or_else(|| FunctionError::not_found("Invitation not found"))?;
-    let status = status_of(&invitation);
+    let invitation: InvitationDoc = functions::row(&invitation)?;
+    let status = &invitation.status;
     if status != "pending" {
         return Err(FunctionError::user(
             ErrorCode::Conflict,
@@ -113,20 +113,12 @@ fn revoke(ctx: &mut MutationCtx<'_>, args: RevokeArgs) -> FnResult<Revoked> {
     patch.insert("revoked_at".into(), Some(Value::from(now)));
     patch.insert("revoked_by".into(), Some(Value::from(viewer.user_id)));
     ctx.db.scoped(&scope).patch(&invitation.id, patch)?;
-    let company = invitation
-        .get("company_id")
-        .and_then(Value::as_str)
-        .and_then(|c| ctx.db.normalize_id("companies", c));
-    let email = invitation
-        .get("email")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
     let entry = Entry {
         event: Event::InvitationRevoked,
         actor: Some(&viewer.user_id),
         target: Some(invitation.id.encode()),
-        company: company.as_ref(),
-        details: &[("email", email)],
+        company: Some(&invitation.company_id),
+        details: &[("email", &invitation.email)],
     };
     audit::record_by(&mut ctx.db, now, ctx.request_id.as_str(), &viewer, entry)?;
     Ok(Revoked {

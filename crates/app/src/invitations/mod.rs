@@ -11,9 +11,10 @@ mod send;
 
 use config::Urls;
 use functions::{CrossTenant, DbRead, ErrorCode, FnResult, FunctionError, Registry, Scope};
+use serde::{Deserialize, Serialize};
 use store::{Document, TableDef};
 use values::validator::v;
-use values::{DocumentId, Validator, Value};
+use values::{DocumentId, Id, Typed, Validator};
 
 use crate::identity::sessions::hash_token;
 use crate::identity::{Permission, Viewer};
@@ -36,10 +37,7 @@ pub fn tables() -> Vec<TableDef> {
         // SHA-256 of the emailed token; the token itself is never stored.
         .field("token_hash", v::string())
         .field("expires_at", v::number())
-        .field(
-            "status",
-            v::union(STATUSES.iter().map(|s| v::literal(*s)).collect()),
-        )
+        .field("status", status_validator())
         .field("created_at", v::number())
         .optional("accepted_at", v::number())
         .optional("accepted_user_id", v::id("users"))
@@ -55,6 +53,45 @@ pub fn tables() -> Vec<TableDef> {
             &["company_id", "email", "status"],
         )
         .tenant("company_id")]
+}
+
+/// A document of the invitations. No `Debug`: it holds the token's hash.
+#[derive(Clone, Serialize, Deserialize, Typed)]
+#[typed(table = "user_invitations")]
+pub struct InvitationDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<InvitationDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    pub email: String,
+    #[typed(id = "companies")]
+    pub company_id: DocumentId,
+    #[typed(validator = company_role_validator())]
+    pub role: String,
+    #[typed(id = "users")]
+    pub invited_by: DocumentId,
+    pub inviter_name: String,
+    pub inviter_email: String,
+    pub token_hash: String,
+    pub expires_at: f64,
+    #[typed(validator = status_validator())]
+    pub status: String,
+    pub created_at: f64,
+    pub accepted_at: Option<f64>,
+    #[typed(id = "users")]
+    pub accepted_user_id: Option<DocumentId>,
+    pub revoked_at: Option<f64>,
+    #[typed(id = "users")]
+    pub revoked_by: Option<DocumentId>,
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![(TABLE, InvitationDoc::validator())]
+}
+
+fn status_validator() -> Validator {
+    v::union(STATUSES.iter().map(|s| v::literal(*s)).collect())
 }
 
 pub fn register(r: &mut Registry, urls: &Urls) {
@@ -105,34 +142,26 @@ fn find_by_token(
     db: &mut impl DbRead,
     grant: &CrossTenant,
     token: &str,
-) -> FnResult<Option<Document>> {
+) -> FnResult<Option<InvitationDoc>> {
     let all = Scope::all_companies(grant);
-    Ok(db
-        .read_scoped(&all)
+    db.read_scoped(&all)
         .query(TABLE, "by_token_hash", |q| {
             q.eq("token_hash", hash_token(token))
         })?
-        .first()?)
+        .first()?
+        .map(|doc| functions::row(&doc))
+        .transpose()
 }
 
-fn status_of(invitation: &Document) -> &str {
-    invitation
-        .get("status")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
-fn expires_at(invitation: &Document) -> f64 {
-    invitation
-        .get("expires_at")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.0)
+/// The invitation documents `docs`, read as their row type.
+fn read_rows(docs: &[Document]) -> FnResult<Vec<InvitationDoc>> {
+    docs.iter().map(functions::row).collect()
 }
 
 /// Why an invitation cannot be accepted now, if it cannot.
-fn refusal(invitation: &Document, now: f64) -> Option<FunctionError> {
-    match status_of(invitation) {
-        "pending" if expires_at(invitation) > now => None,
+fn refusal(invitation: &InvitationDoc, now: f64) -> Option<FunctionError> {
+    match invitation.status.as_str() {
+        "pending" if invitation.expires_at > now => None,
         "pending" | "expired" => Some(FunctionError::validation(
             "token",
             "This invitation has expired",

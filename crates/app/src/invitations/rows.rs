@@ -4,7 +4,7 @@ use functions::{CrossTenant, DbRead, DbWriter, FnResult, Scope};
 use store::Document;
 use values::Value;
 
-use super::TABLE;
+use super::{read_rows, TABLE};
 use crate::exports::exported;
 
 const SECRET: [&str; 1] = ["token_hash"];
@@ -23,9 +23,9 @@ pub fn count(db: &mut impl DbRead, scope: &Scope) -> FnResult<usize> {
 
 /// The addresses the scope's company invited (their emails go with the company).
 pub fn emails(db: &mut impl DbRead, scope: &Scope) -> FnResult<Vec<String>> {
-    Ok(of_company(db, scope)?
-        .iter()
-        .filter_map(|i| i.get("email").and_then(Value::as_str).map(str::to_string))
+    Ok(read_rows(&of_company(db, scope)?)?
+        .into_iter()
+        .map(|i| i.email)
         .collect())
 }
 

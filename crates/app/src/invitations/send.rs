@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use store::Patch;
 use values::{DocumentId, Object, Typed, Value};
 
-use super::{company_role_validator, company_scope, expires_at, TABLE, TTL_MS};
+use super::{company_role_validator, company_scope, read_rows, TABLE, TTL_MS};
 use crate::audit::{self, Entry, Event};
 use crate::email::{self, OutgoingEmail};
 use crate::identity::sessions::{hash_token, SessionToken};
@@ -83,8 +83,8 @@ fn create(ctx: &mut MutationCtx<'_>, urls: &Urls, args: SendArgs) -> FnResult<Se
             q.eq("email", email.as_str()).eq("status", "pending")
         })?
         .collect()?;
-    for old in pending {
-        if expires_at(&old) > now {
+    for old in read_rows(&pending)? {
+        if old.expires_at > now {
             return Err(FunctionError::field(
                 ErrorCode::Conflict,
                 "email",

@@ -10,7 +10,7 @@ use values::{DocumentId, Object, Typed, Value};
 
 use super::providers::{self, label};
 use super::state::{self, StateError};
-use super::{ACCOUNTS, USED_STATES};
+use super::{AccountDoc, ACCOUNTS, USED_STATES};
 use crate::audit::{self, Entry, Event};
 use crate::identity::sessions;
 
@@ -211,11 +211,8 @@ fn find_or_create_user(
         })?
         .first()?;
     if let Some(account) = linked {
-        let user_id = account
-            .get("user_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let account: AccountDoc = functions::row(&account)?;
+        let user_id = account.user_id.encode();
         if let Some(user) = ctx.db.scoped(&all).get_in("users", &user_id)? {
             return Ok((user, Found::Returning));
         }

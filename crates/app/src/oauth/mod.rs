@@ -13,10 +13,10 @@ use std::sync::Arc;
 use crate::args::SessionArgs;
 use config::{OAuthProvider, OAuthSettings, Urls};
 use functions::{FnResult, QueryCtx, Registry};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use store::TableDef;
 use values::validator::v;
-use values::Typed;
+use values::{DocumentId, Id, Typed, Validator};
 
 /// Which provider account belongs to which user.
 pub const ACCOUNTS: &str = "accounts";
@@ -24,14 +24,10 @@ pub const ACCOUNTS: &str = "accounts";
 pub const USED_STATES: &str = "oauth_used_states";
 
 pub fn tables() -> Vec<TableDef> {
-    let providers = [OAuthProvider::GitHub, OAuthProvider::Google];
     vec![
         TableDef::new(ACCOUNTS)
             .field("user_id", v::id("users"))
-            .field(
-                "provider",
-                v::union(providers.iter().map(|p| v::literal(p.as_str())).collect()),
-            )
+            .field("provider", provider_validator())
             .field("provider_account_id", v::string())
             .field("created_at", v::number())
             .index("by_provider_account", &["provider", "provider_account_id"])
@@ -41,6 +37,47 @@ pub fn tables() -> Vec<TableDef> {
             .field("expires_at", v::number())
             .index("by_nonce", &["nonce"])
             .index("by_expires", &["expires_at"]),
+    ]
+}
+
+/// A document of the provider accounts.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "accounts")]
+pub struct AccountDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<AccountDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    #[typed(id = "users")]
+    pub user_id: DocumentId,
+    #[typed(validator = provider_validator())]
+    pub provider: String,
+    pub provider_account_id: String,
+    pub created_at: f64,
+}
+
+/// A document of the used states.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "oauth_used_states")]
+pub struct UsedStateDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<UsedStateDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    pub nonce: String,
+    pub expires_at: f64,
+}
+
+fn provider_validator() -> Validator {
+    let providers = [OAuthProvider::GitHub, OAuthProvider::Google];
+    v::union(providers.iter().map(|p| v::literal(p.as_str())).collect())
+}
+
+/// The row types of this module's tables, checked against the tables by a test.
+pub fn rows() -> Vec<(&'static str, Validator)> {
+    vec![
+        (ACCOUNTS, AccountDoc::validator()),
+        (USED_STATES, UsedStateDoc::validator()),
     ]
 }
 

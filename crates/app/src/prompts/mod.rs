@@ -147,26 +147,25 @@ pub fn register(r: &mut Registry, settings: &PromptSettings, cache: &PromptCache
 
 // ---- the generation counter ----
 
+/// The state row, if any write made one yet.
+fn state_row(db: &mut impl DbRead) -> FnResult<Option<StateDoc>> {
+    db.query(STATE)?
+        .with_index("by_key", |q| q.eq("key", STATE_KEY))?
+        .first()?
+        .map(|doc| functions::row(&doc))
+        .transpose()
+}
+
 /// The current prompt generation (0 before the first write).
 pub fn generation(db: &mut impl DbRead) -> FnResult<f64> {
-    let row = db
-        .query(STATE)?
-        .with_index("by_key", |q| q.eq("key", STATE_KEY))?
-        .first()?;
-    Ok(row
-        .and_then(|r| r.get("generation").and_then(Value::as_f64))
-        .unwrap_or(0.0))
+    Ok(state_row(db)?.map_or(0.0, |r| r.generation))
 }
 
 /// Marks every cached resolution stale; called by every write that changes what resolves.
 pub fn bump_generation(db: &mut DbWriter<'_>) -> FnResult<()> {
-    let row = db
-        .query(STATE)?
-        .with_index("by_key", |q| q.eq("key", STATE_KEY))?
-        .first()?;
-    match row {
+    match state_row(db)? {
         Some(row) => {
-            let next = row.get("generation").and_then(Value::as_f64).unwrap_or(0.0) + 1.0;
+            let next = row.generation + 1.0;
             let mut patch = Patch::new();
             patch.insert("generation".into(), Some(Value::from(next)));
             db.patch(&row.id, patch)?;
@@ -482,5 +481,18 @@ pub fn rows() -> Vec<(&'static str, Validator)> {
     vec![
         (TABLE, PromptDoc::validator()),
         (GROUPS, GroupDoc::validator()),
+        (STATE, StateDoc::validator()),
     ]
+}
+
+/// A document of the prompt state: a generation bumped on every prompt change.
+#[derive(Clone, Debug, Serialize, Deserialize, Typed)]
+#[typed(table = "ai_prompt_state")]
+pub struct StateDoc {
+    #[serde(rename = "_id")]
+    pub id: Id<StateDoc>,
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    pub key: String,
+    pub generation: f64,
 }
