@@ -1,0 +1,524 @@
+//! Runs due schedules: scheduled mutations exactly once, scheduled actions at most once.
+//!
+//! A scheduled mutation runs through `Runtime::call_guarded`: in its own transaction the guard first
+//! checks that the row is still `pending` (otherwise the handler is skipped) and last marks it
+//! `success` (or `failed`, for `fail_after_commit`), so the mutation's writes and its new state commit
+//! together. Two nodes that pick the same row meet in a serialization conflict; the retry finds the
+//! row finished and does nothing. A mutation that throws writes nothing; a second transaction marks
+//! its row `failed` if it is still `pending`. When the database is unavailable the row stays
+//! `pending` and is tried again a little later.
+//!
+//! A scheduled action is claimed first (`pending` -> `in_progress`, one transaction), then run, then
+//! marked `success` or `failed`. An action is not repeatable in general (it may have sent an email),
+//! so a node that dies mid-action does not hand it to another: a row still `in_progress` after the
+//! runtime's action timeout plus a grace period is marked `failed` as interrupted (at most once; the
+//! job queue is for work that must be retried).
+//!
+//! Waking: the executor scans the pending rows that are due plus the next one to come, keeps what
+//! that scan read, and sleeps until a commit from the store's commit feed (every node's commits on
+//! PostgreSQL) writes into it, the next due time arrives, a run finishes, or a slow fallback poll.
+//! Nothing is polled in a tight loop; an idle executor only waits.
+//!
+//! Scheduled calls run with no user session: `Caller::Server` (internal functions allowed) and an
+//! anonymous `Auth`. Storing a caller's bearer token in a table to replay it later would outlive the
+//! session it belongs to; a function that needs to act for someone takes the user's Id as an
+//! argument and checks what it needs.
+//!
+//! Finished rows are kept for `retention` (7 days by default), then pruned.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use functions::scheduler::{
+    wall_ms, ScheduledFunction, ScheduledState, INDEX_BY_STATE_COMPLETED, INDEX_BY_STATE_TIME,
+    TABLE,
+};
+use functions::{
+    Auth, Call, Caller, ErrorCode, FnResult, FunctionError, FunctionKind, MutationGuard, RequestId,
+    Runtime,
+};
+use store::{CommitFeed, FeedEvent, Patch, ReadSet, Store, StoreError, Txn};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use values::{DocumentId, Value};
+
+#[derive(Clone, Debug)]
+pub struct SchedulerOptions {
+    /// How long finished rows (success, failed, canceled) are kept.
+    pub retention: Duration,
+    /// Rescan this often even without a commit or a due time (should a wake-up be lost).
+    pub fallback_poll: Duration,
+    /// Runs at once on this node.
+    pub concurrency: usize,
+    /// Due rows read per scan.
+    pub batch: usize,
+    /// Beyond the runtime's timeout, how long an action may stay `in_progress` before it counts as
+    /// interrupted (its node died).
+    pub action_grace: Duration,
+    /// How often finished rows are pruned and interrupted actions looked for.
+    pub upkeep_every: Duration,
+    /// On stop, how long runs in progress are waited for.
+    pub drain: Duration,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        SchedulerOptions {
+            retention: Duration::from_secs(7 * 24 * 3600),
+            fallback_poll: Duration::from_secs(30),
+            concurrency: 16,
+            batch: 256,
+            action_grace: Duration::from_secs(30),
+            upkeep_every: Duration::from_secs(60),
+            drain: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Rows deleted per pruning transaction.
+const PRUNE_BATCH: usize = 500;
+/// How long a row waits before another try when the database was unavailable.
+const COOLDOWN: Duration = Duration::from_secs(1);
+
+/// The running executor of one node.
+pub struct Executor {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Executor {
+    /// Starts running due schedules of `runtime`'s store. A store without the `scheduled_functions`
+    /// table (one not opened through `server::open_store`) has nothing to run; the executor idles.
+    pub fn start(runtime: Runtime, options: SchedulerOptions) -> Executor {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(runtime, options, stopped));
+        Executor { stop, task }
+    }
+
+    /// Stops taking new work and waits (up to `drain`) for runs in progress.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// What a scan found.
+struct Scan {
+    due: Vec<ScheduledFunction>,
+    next_due_ms: Option<f64>,
+    reads: ReadSet,
+}
+
+/// How one run ended, for the loop.
+enum Ran {
+    Done,
+    /// The database was unavailable; the row stays as it was and is tried again later.
+    RetryLater,
+}
+
+async fn run(runtime: Runtime, options: SchedulerOptions, mut stop: watch::Receiver<bool>) {
+    let store = runtime.store().clone();
+    if store.table_number(TABLE).is_none() {
+        tracing::debug!("no {TABLE} table: the scheduler executor idles");
+        let _ = stop.wait_for(|stopped| *stopped).await;
+        return;
+    }
+    // Subscribed before the first scan, so no commit after the scan goes unseen.
+    let mut feed = match store.commit_feed().await {
+        Ok(feed) => Some(feed),
+        Err(error) => {
+            tracing::warn!(%error, "scheduler: no commit feed; falling back to polling");
+            None
+        }
+    };
+    let mut running: JoinSet<(DocumentId, Ran)> = JoinSet::new();
+    let mut in_flight: HashSet<DocumentId> = HashSet::new();
+    let mut cooldown: HashMap<DocumentId, Instant> = HashMap::new();
+    let mut next_upkeep = Instant::now();
+    let concurrency = options.concurrency.max(1);
+    'outer: loop {
+        if *stop.borrow() {
+            break;
+        }
+        if Instant::now() >= next_upkeep {
+            upkeep(&runtime, &options, &in_flight).await;
+            next_upkeep = Instant::now() + options.upkeep_every;
+        }
+        let now = Instant::now();
+        cooldown.retain(|_, until| *until > now);
+        let scan = match scan(&store, options.batch).await {
+            Ok(scan) => scan,
+            Err(error) => {
+                tracing::warn!(%error, "scheduler: scan failed");
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = tokio::time::sleep(COOLDOWN) => continue,
+                }
+            }
+        };
+        let full = scan.due.len() >= options.batch;
+        let mut started = false;
+        for row in scan.due {
+            if running.len() >= concurrency {
+                break;
+            }
+            if in_flight.contains(&row.id) || cooldown.contains_key(&row.id) {
+                continue;
+            }
+            in_flight.insert(row.id.clone());
+            started = true;
+            let runtime = runtime.clone();
+            running.spawn(async move {
+                let id = row.id.clone();
+                (id, run_one(&runtime, row).await)
+            });
+        }
+        // More due rows than one scan holds, and room to run them: scan again at once.
+        if full && started && running.len() < concurrency {
+            continue;
+        }
+        let mut wake = now + options.fallback_poll;
+        wake = wake.min(next_upkeep);
+        if let Some(due_ms) = scan.next_due_ms {
+            let wait = ((due_ms - wall_ms()).max(0.0) / 1000.0).min(3600.0);
+            wake = wake.min(now + Duration::from_secs_f64(wait));
+        }
+        if let Some(until) = cooldown.values().min() {
+            wake = wake.min(*until);
+        }
+        let sleep = tokio::time::sleep_until(wake);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break 'outer,
+                done = running.join_next(), if !running.is_empty() => {
+                    if let Some(Ok((id, ran))) = done {
+                        in_flight.remove(&id);
+                        if let Ran::RetryLater = ran {
+                            cooldown.insert(id, Instant::now() + COOLDOWN);
+                        }
+                    } else if let Some(Err(error)) = done {
+                        tracing::error!(%error, "scheduler: a run panicked");
+                        in_flight.clear();
+                    }
+                    break;
+                }
+                event = next_event(&mut feed) => match event {
+                    Some(FeedEvent::Commit(commit)) => {
+                        if scan.reads.intersects(&commit.writes) {
+                            break;
+                        }
+                    }
+                    Some(FeedEvent::Reset(_)) => break,
+                    None => {
+                        tracing::warn!("scheduler: the commit feed ended; falling back to polling");
+                        feed = None;
+                        break;
+                    }
+                },
+                _ = &mut sleep => break,
+            }
+        }
+    }
+    // Runs in progress finish (a mutation commits or not; an action records its outcome) unless
+    // they outlast `drain`; an action cut off here is later marked interrupted.
+    let _ = tokio::time::timeout(options.drain, async {
+        while running.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+async fn next_event(feed: &mut Option<CommitFeed>) -> Option<FeedEvent> {
+    match feed {
+        Some(feed) => feed.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn pending() -> Value {
+    Value::String(ScheduledState::Pending.as_str().to_string())
+}
+
+/// The due pending rows (oldest first) and the due time of the next one, with what was read.
+async fn scan(store: &Store, batch: usize) -> Result<Scan, FunctionError> {
+    let now = wall_ms();
+    let ((due, next_due_ms), reads, _) = store
+        .query(move |txn| {
+            let due = txn
+                .query(TABLE)?
+                .with_index(INDEX_BY_STATE_TIME, |q| {
+                    q.eq("state", pending()).lte("scheduled_time", now)
+                })?
+                .take(batch)?;
+            let next = txn
+                .query(TABLE)?
+                .with_index(INDEX_BY_STATE_TIME, |q| {
+                    q.eq("state", pending()).gt("scheduled_time", now)
+                })?
+                .first()?;
+            let due = due
+                .iter()
+                .map(ScheduledFunction::from_document)
+                .collect::<FnResult<Vec<_>>>()?;
+            let next_due_ms = next
+                .as_ref()
+                .and_then(|doc| doc.get("scheduled_time"))
+                .and_then(Value::as_f64);
+            Ok::<_, FunctionError>((due, next_due_ms))
+        })
+        .await?;
+    Ok(Scan {
+        due,
+        next_due_ms,
+        reads,
+    })
+}
+
+fn is_unavailable(error: &FunctionError) -> bool {
+    matches!(
+        error,
+        FunctionError::User {
+            code: ErrorCode::Unavailable,
+            ..
+        }
+    )
+}
+
+fn state_of(txn: &mut Txn, id: &DocumentId) -> store::Result<Option<ScheduledState>> {
+    Ok(txn.get(id)?.and_then(|doc| {
+        doc.get("state")
+            .and_then(Value::as_str)
+            .and_then(ScheduledState::parse)
+    }))
+}
+
+/// The patch that finishes a row.
+fn finish_patch(outcome: &FnResult<Value>, started_at: f64) -> Patch {
+    let (state, error) = match outcome {
+        Ok(_) => (ScheduledState::Success, None),
+        Err(error) => (ScheduledState::Failed, Some(error.to_string())),
+    };
+    Patch::from([
+        (
+            "state".to_string(),
+            Some(Value::String(state.as_str().to_string())),
+        ),
+        ("started_at".to_string(), Some(Value::Float64(started_at))),
+        ("completed_at".to_string(), Some(Value::Float64(wall_ms()))),
+        ("error".to_string(), error.map(Value::String)),
+    ])
+}
+
+/// Marks the row finished with `outcome` if it is still in `from`; whether it was.
+async fn finish_if(
+    store: &Store,
+    id: &DocumentId,
+    from: ScheduledState,
+    outcome: FnResult<Value>,
+    started_at: f64,
+) -> FnResult<bool> {
+    let id = id.clone();
+    let (changed, _, _) = store
+        .mutate(move |txn| {
+            if state_of(txn, &id)? != Some(from) {
+                return Ok::<_, FunctionError>(false);
+            }
+            txn.patch(&id, finish_patch(&outcome, started_at))?;
+            Ok(true)
+        })
+        .await?;
+    Ok(changed)
+}
+
+/// Inside a scheduled mutation's transaction: skip it unless its row is still pending, and mark the
+/// row finished together with the mutation's writes.
+struct RunOnce {
+    id: DocumentId,
+    started_at: f64,
+}
+
+impl MutationGuard for RunOnce {
+    fn replay(&self, txn: &mut Txn) -> FnResult<Option<FnResult<Value>>> {
+        match state_of(txn, &self.id)? {
+            Some(ScheduledState::Pending) => Ok(None),
+            // Ran on another node, or was canceled meanwhile: nothing to do.
+            _ => Ok(Some(Err(FunctionError::plain(
+                ErrorCode::Conflict,
+                "scheduled function no longer pending",
+            )))),
+        }
+    }
+    fn record(&self, txn: &mut Txn, outcome: &FnResult<Value>) -> FnResult<()> {
+        txn.patch(&self.id, finish_patch(outcome, self.started_at))?;
+        Ok(())
+    }
+}
+
+async fn run_one(runtime: &Runtime, row: ScheduledFunction) -> Ran {
+    let started_at = wall_ms();
+    let request_id = RequestId::generate();
+    let call = Call {
+        path: row.name.clone(),
+        expected: Some(row.kind),
+        args: Value::Object(row.args.clone()),
+        auth: Auth::anonymous(),
+        request_id: request_id.clone(),
+        caller: Caller::Server,
+    };
+    let store = runtime.store();
+    tracing::debug!(id = %row.id, path = %row.name, %request_id, "scheduler: running");
+    match row.kind {
+        FunctionKind::Mutation => {
+            let guard = Arc::new(RunOnce {
+                id: row.id.clone(),
+                started_at,
+            });
+            match runtime.call_guarded(call, guard).await {
+                Ok(_) => Ran::Done,
+                Err(error) if is_unavailable(&error) => Ran::RetryLater,
+                // Nothing was written; the row becomes `failed` unless another node finished it.
+                Err(error) => {
+                    match finish_if(
+                        store,
+                        &row.id,
+                        ScheduledState::Pending,
+                        Err(error),
+                        started_at,
+                    )
+                    .await
+                    {
+                        Ok(_) => Ran::Done,
+                        Err(_) => Ran::RetryLater,
+                    }
+                }
+            }
+        }
+        FunctionKind::Action => {
+            let id = row.id.clone();
+            let claimed = store
+                .mutate(move |txn| {
+                    if state_of(txn, &id)? != Some(ScheduledState::Pending) {
+                        return Ok::<_, FunctionError>(false);
+                    }
+                    let patch = Patch::from([
+                        (
+                            "state".to_string(),
+                            Some(Value::String(
+                                ScheduledState::InProgress.as_str().to_string(),
+                            )),
+                        ),
+                        ("started_at".to_string(), Some(Value::Float64(started_at))),
+                    ]);
+                    txn.patch(&id, patch)?;
+                    Ok(true)
+                })
+                .await;
+            match claimed {
+                Ok((true, _, _)) => {}
+                Ok((false, _, _)) => return Ran::Done,
+                Err(_) => return Ran::RetryLater,
+            }
+            let outcome = runtime.call(call).await.map(|outcome| outcome.value);
+            // The action ran: its outcome must be recorded, so a failing database is retried
+            // (briefly; past that, upkeep marks it interrupted).
+            let mut wait = Duration::from_millis(100);
+            for _ in 0..8 {
+                match finish_if(
+                    store,
+                    &row.id,
+                    ScheduledState::InProgress,
+                    outcome.clone(),
+                    started_at,
+                )
+                .await
+                {
+                    Ok(_) => return Ran::Done,
+                    Err(error) => {
+                        tracing::warn!(id = %row.id, %error, "scheduler: recording an action's outcome failed");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            Ran::Done
+        }
+        FunctionKind::Query => {
+            let _ = finish_if(
+                store,
+                &row.id,
+                ScheduledState::Pending,
+                Err(FunctionError::internal("queries cannot be scheduled")),
+                started_at,
+            )
+            .await;
+            Ran::Done
+        }
+    }
+}
+
+/// Prunes finished rows past retention and fails actions whose node stopped while running them.
+async fn upkeep(runtime: &Runtime, options: &SchedulerOptions, in_flight: &HashSet<DocumentId>) {
+    let store = runtime.store();
+    let cutoff = wall_ms() - options.retention.as_secs_f64() * 1000.0;
+    for state in ScheduledState::FINISHED {
+        loop {
+            let pruned = store
+                .mutate(move |txn| {
+                    let old = txn
+                        .query(TABLE)?
+                        .with_index(INDEX_BY_STATE_COMPLETED, |q| {
+                            q.eq("state", state.as_str()).lt("completed_at", cutoff)
+                        })?
+                        .take(PRUNE_BATCH)?;
+                    for doc in &old {
+                        txn.delete(&doc.id)?;
+                    }
+                    Ok::<_, StoreError>(old.len())
+                })
+                .await;
+            match pruned {
+                Ok((n, _, _)) if n == PRUNE_BATCH => continue,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "scheduler: pruning failed");
+                    break;
+                }
+            }
+        }
+    }
+    let lease = runtime.timeout() + options.action_grace;
+    let started_before = wall_ms() - lease.as_secs_f64() * 1000.0;
+    let mine: Arc<HashSet<DocumentId>> = Arc::new(in_flight.clone());
+    let interrupted = store
+        .mutate(move |txn| {
+            let stuck = txn
+                .query(TABLE)?
+                .with_index(INDEX_BY_STATE_TIME, |q| {
+                    q.eq("state", ScheduledState::InProgress.as_str())
+                })?
+                .collect()?;
+            let mut count = 0;
+            for doc in stuck {
+                let started = doc.get("started_at").and_then(Value::as_f64);
+                if mine.contains(&doc.id) || started.is_some_and(|t| t >= started_before) {
+                    continue;
+                }
+                let outcome = Err(FunctionError::internal(
+                    "interrupted: the node running this action stopped before it finished",
+                ));
+                txn.patch(&doc.id, finish_patch(&outcome, started.unwrap_or(0.0)))?;
+                count += 1;
+            }
+            Ok::<_, StoreError>(count)
+        })
+        .await;
+    match interrupted {
+        Ok((n, _, _)) if n > 0 => {
+            tracing::warn!(count = n, "scheduler: marked interrupted actions failed")
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "scheduler: looking for interrupted actions failed"),
+    }
+}
