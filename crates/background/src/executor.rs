@@ -258,10 +258,18 @@ async fn scan(store: &Store, batch: usize) -> Result<Scan, FunctionError> {
                     q.eq("state", pending()).gt("scheduled_time", now)
                 })?
                 .first()?;
+            // A row that does not read (never written by this code) is skipped, not allowed to
+            // stop every other schedule.
             let due = due
                 .iter()
-                .map(ScheduledFunction::from_document)
-                .collect::<FnResult<Vec<_>>>()?;
+                .filter_map(|doc| match ScheduledFunction::from_document(doc) {
+                    Ok(row) => Some(row),
+                    Err(error) => {
+                        tracing::error!(%error, "scheduler: skipping an unreadable row");
+                        None
+                    }
+                })
+                .collect::<Vec<_>>();
             let next_due_ms = next
                 .as_ref()
                 .and_then(|doc| doc.get("scheduled_time"))
