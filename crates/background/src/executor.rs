@@ -38,7 +38,7 @@ use functions::{
     Auth, Call, Caller, ErrorCode, FnResult, FunctionError, FunctionKind, MutationGuard, RequestId,
     Runtime,
 };
-use store::{CommitFeed, FeedEvent, Patch, ReadSet, Store, StoreError, Txn};
+use store::{CommitFeed, Document, FeedEvent, Patch, ReadSet, Store, StoreError, Txn};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -167,11 +167,11 @@ async fn run(runtime: Runtime, options: SchedulerOptions, mut stop: watch::Recei
             if in_flight.contains(&row.id) || cooldown.contains_key(&row.id) {
                 continue;
             }
-            in_flight.insert(row.id.clone());
+            in_flight.insert(row.id);
             started = true;
             let runtime = runtime.clone();
             running.spawn(async move {
-                let id = row.id.clone();
+                let id = row.id;
                 (id, run_one(&runtime, row).await)
             });
         }
@@ -327,7 +327,7 @@ async fn finish_if(
     outcome: FnResult<Value>,
     started_at: f64,
 ) -> FnResult<bool> {
-    let id = id.clone();
+    let id = *id;
     let (changed, _, _) = store
         .mutate(move |txn| {
             if state_of(txn, &id)? != Some(from) {
@@ -380,7 +380,7 @@ async fn run_one(runtime: &Runtime, row: ScheduledFunction) -> Ran {
     match row.kind {
         FunctionKind::Mutation => {
             let guard = Arc::new(RunOnce {
-                id: row.id.clone(),
+                id: row.id,
                 started_at,
             });
             match runtime.call_guarded(call, guard).await {
@@ -404,7 +404,7 @@ async fn run_one(runtime: &Runtime, row: ScheduledFunction) -> Ran {
             }
         }
         FunctionKind::Action => {
-            let id = row.id.clone();
+            let id = row.id;
             let claimed = store
                 .mutate(move |txn| {
                     if state_of(txn, &id)? != Some(ScheduledState::Pending) {
@@ -467,19 +467,42 @@ async fn run_one(runtime: &Runtime, row: ScheduledFunction) -> Ran {
 }
 
 /// Prunes finished rows past retention and fails actions whose node stopped while running them.
+/// It looks first in a read-only snapshot and writes only when there is something to do: an empty
+/// write still commits (and wakes every node's commit feed).
 async fn upkeep(runtime: &Runtime, options: &SchedulerOptions, in_flight: &HashSet<DocumentId>) {
     let store = runtime.store();
     let cutoff = wall_ms() - options.retention.as_secs_f64() * 1000.0;
-    for state in ScheduledState::FINISHED {
+    let lease = runtime.timeout() + options.action_grace;
+    let started_before = wall_ms() - lease.as_secs_f64() * 1000.0;
+    let mine: Arc<HashSet<DocumentId>> = Arc::new(in_flight.clone());
+    let looked = {
+        let mine = mine.clone();
+        store
+            .query(move |txn| {
+                let mut prunable = Vec::new();
+                for state in ScheduledState::FINISHED {
+                    if old_finished(txn, state, cutoff, 1)?.is_empty() {
+                        continue;
+                    }
+                    prunable.push(state);
+                }
+                let stuck = stuck_actions(txn, &mine, started_before)?;
+                Ok::<_, StoreError>((prunable, !stuck.is_empty()))
+            })
+            .await
+    };
+    let (prunable, any_stuck) = match looked {
+        Ok(((prunable, any_stuck), _, _)) => (prunable, any_stuck),
+        Err(error) => {
+            tracing::warn!(%error, "scheduler: upkeep could not read");
+            return;
+        }
+    };
+    for state in prunable {
         loop {
             let pruned = store
                 .mutate(move |txn| {
-                    let old = txn
-                        .query(TABLE)?
-                        .with_index(INDEX_BY_STATE_COMPLETED, |q| {
-                            q.eq("state", state.as_str()).lt("completed_at", cutoff)
-                        })?
-                        .take(PRUNE_BATCH)?;
+                    let old = old_finished(txn, state, cutoff, PRUNE_BATCH)?;
                     for doc in &old {
                         txn.delete(&doc.id)?;
                     }
@@ -496,37 +519,59 @@ async fn upkeep(runtime: &Runtime, options: &SchedulerOptions, in_flight: &HashS
             }
         }
     }
-    let lease = runtime.timeout() + options.action_grace;
-    let started_before = wall_ms() - lease.as_secs_f64() * 1000.0;
-    let mine: Arc<HashSet<DocumentId>> = Arc::new(in_flight.clone());
+    if !any_stuck {
+        return;
+    }
     let interrupted = store
         .mutate(move |txn| {
-            let stuck = txn
-                .query(TABLE)?
-                .with_index(INDEX_BY_STATE_TIME, |q| {
-                    q.eq("state", ScheduledState::InProgress.as_str())
-                })?
-                .collect()?;
-            let mut count = 0;
-            for doc in stuck {
+            let stuck = stuck_actions(txn, &mine, started_before)?;
+            for doc in &stuck {
                 let started = doc.get("started_at").and_then(Value::as_f64);
-                if mine.contains(&doc.id) || started.is_some_and(|t| t >= started_before) {
-                    continue;
-                }
                 let outcome = Err(FunctionError::internal(
                     "interrupted: the node running this action stopped before it finished",
                 ));
                 txn.patch(&doc.id, finish_patch(&outcome, started.unwrap_or(0.0)))?;
-                count += 1;
             }
-            Ok::<_, StoreError>(count)
+            Ok::<_, StoreError>(stuck.len())
         })
         .await;
     match interrupted {
-        Ok((n, _, _)) if n > 0 => {
-            tracing::warn!(count = n, "scheduler: marked interrupted actions failed")
-        }
-        Ok(_) => {}
-        Err(error) => tracing::warn!(%error, "scheduler: looking for interrupted actions failed"),
+        Ok((n, _, _)) => tracing::warn!(count = n, "scheduler: marked interrupted actions failed"),
+        Err(error) => tracing::warn!(%error, "scheduler: marking interrupted actions failed"),
     }
+}
+
+/// Up to `limit` rows in `state` that finished before `cutoff`.
+fn old_finished(
+    txn: &mut Txn,
+    state: ScheduledState,
+    cutoff: f64,
+    limit: usize,
+) -> store::Result<Vec<Document>> {
+    txn.query(TABLE)?
+        .with_index(INDEX_BY_STATE_COMPLETED, |q| {
+            q.eq("state", state.as_str()).lt("completed_at", cutoff)
+        })?
+        .take(limit)
+}
+
+/// Actions `in_progress` since before `started_before` that this node is not running.
+fn stuck_actions(
+    txn: &mut Txn,
+    mine: &HashSet<DocumentId>,
+    started_before: f64,
+) -> store::Result<Vec<Document>> {
+    let running = txn
+        .query(TABLE)?
+        .with_index(INDEX_BY_STATE_TIME, |q| {
+            q.eq("state", ScheduledState::InProgress.as_str())
+        })?
+        .collect()?;
+    Ok(running
+        .into_iter()
+        .filter(|doc| {
+            let started = doc.get("started_at").and_then(Value::as_f64);
+            !mine.contains(&doc.id) && started.is_none_or(|t| t < started_before)
+        })
+        .collect())
 }

@@ -112,7 +112,7 @@ impl ScheduledFunction {
             _ => return Err(bad("args")),
         };
         Ok(ScheduledFunction {
-            id: doc.id.clone(),
+            id: doc.id,
             name: string("name").ok_or_else(|| bad("name"))?.to_string(),
             kind,
             args,
@@ -319,7 +319,7 @@ impl ActionScheduler<'_> {
         Ok(id)
     }
     pub async fn cancel(&self, id: &DocumentId) -> FnResult<()> {
-        let id = id.clone();
+        let id = *id;
         self.runtime
             .store()
             .mutate(move |txn| {
