@@ -26,7 +26,7 @@
 //!
 //! Finished rows are kept for `retention` (7 days by default), then pruned.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,6 +136,14 @@ async fn run(runtime: Runtime, options: SchedulerOptions, mut stop: watch::Recei
     let mut running: JoinSet<(DocumentId, Ran)> = JoinSet::new();
     let mut in_flight: HashSet<DocumentId> = HashSet::new();
     let mut cooldown: HashMap<DocumentId, Instant> = HashMap::new();
+    // Due rows from the last scan not started yet. A backlog is worked off from here, and the
+    // table is scanned again only when it runs low, so a scan is paid per batch, not per run.
+    let mut queue: VecDeque<ScheduledFunction> = VecDeque::new();
+    let mut reads = ReadSet::default();
+    let mut next_due_ms: Option<f64> = None;
+    // Whether something may have changed since the last scan (and, after a full scan, that more
+    // due rows wait behind it).
+    let mut stale = true;
     let mut next_upkeep = Instant::now();
     let concurrency = options.concurrency.max(1);
     'outer: loop {
@@ -148,40 +156,45 @@ async fn run(runtime: Runtime, options: SchedulerOptions, mut stop: watch::Recei
         }
         let now = Instant::now();
         cooldown.retain(|_, until| *until > now);
-        let scan = match scan(&store, options.batch).await {
-            Ok(scan) => scan,
-            Err(error) => {
-                tracing::warn!(%error, "scheduler: scan failed");
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    _ = tokio::time::sleep(COOLDOWN) => continue,
+        if stale && queue.len() < concurrency {
+            match scan(&store, options.batch).await {
+                Ok(scan) => {
+                    stale = scan.due.len() >= options.batch;
+                    queue = scan.due.into();
+                    reads = scan.reads;
+                    next_due_ms = scan.next_due_ms;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "scheduler: scan failed");
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        _ = tokio::time::sleep(COOLDOWN) => continue,
+                    }
                 }
             }
-        };
-        let full = scan.due.len() >= options.batch;
-        let mut started = false;
-        for row in scan.due {
-            if running.len() >= concurrency {
+        }
+        while running.len() < concurrency {
+            let Some(row) = queue.pop_front() else {
                 break;
-            }
+            };
+            // Rows already running here, or waiting out a failure, come back in a later scan.
             if in_flight.contains(&row.id) || cooldown.contains_key(&row.id) {
                 continue;
             }
             in_flight.insert(row.id);
-            started = true;
             let runtime = runtime.clone();
             running.spawn(async move {
                 let id = row.id;
                 (id, run_one(&runtime, row).await)
             });
         }
-        // More due rows than one scan holds, and room to run them: scan again at once.
-        if full && started && running.len() < concurrency {
+        // More due rows than the last scan held, and room to run them: scan again at once.
+        if stale && queue.is_empty() && running.len() < concurrency {
             continue;
         }
         let mut wake = now + options.fallback_poll;
         wake = wake.min(next_upkeep);
-        if let Some(due_ms) = scan.next_due_ms {
+        if let Some(due_ms) = next_due_ms {
             let wait = ((due_ms - wall_ms()).max(0.0) / 1000.0).min(3600.0);
             wake = wake.min(now + Duration::from_secs_f64(wait));
         }
@@ -194,31 +207,48 @@ async fn run(runtime: Runtime, options: SchedulerOptions, mut stop: watch::Recei
             tokio::select! {
                 _ = stop.changed() => break 'outer,
                 done = running.join_next(), if !running.is_empty() => {
-                    if let Some(Ok((id, ran))) = done {
-                        in_flight.remove(&id);
-                        if let Ran::RetryLater = ran {
-                            cooldown.insert(id, Instant::now() + COOLDOWN);
+                    match done {
+                        Some(Ok((id, ran))) => {
+                            in_flight.remove(&id);
+                            if let Ran::RetryLater = ran {
+                                cooldown.insert(id, Instant::now() + COOLDOWN);
+                            }
                         }
-                    } else if let Some(Err(error)) = done {
-                        tracing::error!(%error, "scheduler: a run panicked");
-                        in_flight.clear();
+                        Some(Err(error)) => {
+                            tracing::error!(%error, "scheduler: a run panicked");
+                            in_flight.clear();
+                            stale = true;
+                        }
+                        None => {}
                     }
+                    // A slot is free: start the next queued row, or scan if the queue is low.
                     break;
                 }
                 event = next_event(&mut feed) => match event {
                     Some(FeedEvent::Commit(commit)) => {
-                        if scan.reads.intersects(&commit.writes) {
-                            break;
+                        if reads.intersects(&commit.writes) {
+                            stale = true;
+                            // With a backlog queued and every slot busy, the scan waits until
+                            // the queue runs low.
+                            if queue.len() < concurrency {
+                                break;
+                            }
                         }
                     }
-                    Some(FeedEvent::Reset(_)) => break,
+                    Some(FeedEvent::Reset(_)) => {
+                        stale = true;
+                        break;
+                    }
                     None => {
                         tracing::warn!("scheduler: the commit feed ended; falling back to polling");
                         feed = None;
                         break;
                     }
                 },
-                _ = &mut sleep => break,
+                _ = &mut sleep => {
+                    stale = true;
+                    break;
+                }
             }
         }
     }

@@ -479,7 +479,7 @@ async fn two_nodes_run_each_schedule_exactly_once() {
     }
     let place = Place::new(Db::Postgres).await;
     let (a, b) = (Node::start(&place).await, Node::start(&place).await);
-    let (batches, per_batch) = (4, 50);
+    let (batches, per_batch) = (4, 100);
     for batch in 0..batches {
         // Half scheduled through each node.
         let node = if batch % 2 == 0 { &a } else { &b };
