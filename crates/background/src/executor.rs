@@ -173,6 +173,7 @@ async fn run(runtime: Runtime, options: SchedulerOptions, mut stop: watch::Recei
                 }
             }
         }
+        let mut started = false;
         while running.len() < concurrency {
             let Some(row) = queue.pop_front() else {
                 break;
@@ -182,14 +183,16 @@ async fn run(runtime: Runtime, options: SchedulerOptions, mut stop: watch::Recei
                 continue;
             }
             in_flight.insert(row.id);
+            started = true;
             let runtime = runtime.clone();
             running.spawn(async move {
                 let id = row.id;
                 (id, run_one(&runtime, row).await)
             });
         }
-        // More due rows than the last scan held, and room to run them: scan again at once.
-        if stale && queue.is_empty() && running.len() < concurrency {
+        // More due rows than the last scan held, and room to run them: scan again at once (unless
+        // this round started nothing, when a rescan would only find the same rows).
+        if stale && started && queue.is_empty() && running.len() < concurrency {
             continue;
         }
         let mut wake = now + options.fallback_poll;
