@@ -93,6 +93,9 @@ pub struct Config {
     pub function_timeout: Duration,
     /// How long a client may take to send its request body.
     pub body_read_timeout: Duration,
+    /// How long finished scheduled functions are kept (`SUPPORTSIGNAL_SCHEDULER_RETENTION_DAYS`,
+    /// 7 by default).
+    pub scheduler_retention: Duration,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_proxy_headers: bool,
     /// The SMTP relay (`SMTP_URL`); without one, outgoing mail is logged and kept in the outbox.
@@ -277,6 +280,17 @@ impl Config {
             &mut problems,
         ) as u64);
 
+        let scheduler_retention = Duration::from_secs(
+            parse_number(
+                &var,
+                "SUPPORTSIGNAL_SCHEDULER_RETENTION_DAYS",
+                7,
+                &mut problems,
+            ) as u64
+                * 24
+                * 3600,
+        );
+
         let metrics_token = var("SUPPORTSIGNAL_METRICS_TOKEN").and_then(|token| {
             if token.chars().count() < MIN_METRICS_TOKEN_LEN {
                 problems.push(format!(
@@ -305,6 +319,7 @@ impl Config {
                 max_body_bytes,
                 function_timeout,
                 body_read_timeout,
+                scheduler_retention,
                 trust_proxy_headers: var("SUPPORTSIGNAL_TRUST_PROXY_HEADERS")
                     .is_some_and(|v| v == "true" || v == "1"),
                 smtp,

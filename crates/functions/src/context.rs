@@ -106,7 +106,7 @@ fn unscoped_get(txn: &mut Txn, id: &DocumentId) -> store::Result<Option<Document
 
 /// Read and write access to the database, inside the mutation's transaction.
 pub struct DbWriter<'a> {
-    txn: &'a mut Txn,
+    pub(crate) txn: &'a mut Txn,
 }
 
 impl DbWriter<'_> {
@@ -217,6 +217,8 @@ pub(crate) struct CallInfo<'a> {
     pub request_id: &'a RequestId,
     pub path: &'a str,
     pub cross_tenant: bool,
+    /// For the scheduler: the registry (to check what is scheduled) and the store.
+    pub runtime: &'a Runtime,
 }
 
 impl CallInfo<'_> {
@@ -272,7 +274,7 @@ pub struct MutationCtx<'a> {
     pub auth: &'a Auth,
     pub request_id: &'a RequestId,
     now_ms: f64,
-    info: CallInfo<'a>,
+    pub(crate) info: CallInfo<'a>,
     pub(crate) logs: LogLines,
     pub(crate) error_after_commit: Option<FunctionError>,
 }

@@ -7,6 +7,7 @@ mod pagination;
 mod path;
 mod registry;
 mod runtime;
+pub mod scheduler;
 mod tenancy;
 mod typed;
 
@@ -19,6 +20,7 @@ pub use pagination::{
 pub use path::{FunctionPath, PathError};
 pub use registry::{no_args, FunctionKind, FunctionSpec, Registry, Visibility};
 pub use runtime::{Call, Caller, MutationGuard, Outcome, QueryRun, RequestId, Runtime};
+pub use scheduler::{ActionScheduler, ScheduledFunction, ScheduledState, Scheduler};
 pub use tenancy::{CrossTenant, Scope, Scoped, ScopedWriter};
 pub use typed::{row, Args, FunctionName, FunctionRef, Returns};
 

@@ -117,6 +117,10 @@ impl Runtime {
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
     }
+    /// How long a query or action may run (mutations are not cut off).
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.http
     }
@@ -275,12 +279,14 @@ impl Runtime {
         let (auth, request_id) = (self.auth_for(call, &args), call.request_id.clone());
         let path = spec.path.to_string();
         let cross_tenant = spec.cross_tenant;
+        let runtime = self.clone();
         let run = self.inner.store.query(move |txn| {
             let info = CallInfo {
                 auth: &auth,
                 request_id: &request_id,
                 path: &path,
                 cross_tenant,
+                runtime: &runtime,
             };
             let mut ctx = QueryCtx::new(txn, info);
             let result = guard(|| handler(&mut ctx, args));
@@ -352,6 +358,7 @@ impl Runtime {
                     }
                     None => Arc::new(()),
                 };
+                let runtime = self.clone();
                 let ((value, log_lines, deferred), ts, _writes) = self
                     .inner
                     .store
@@ -361,6 +368,7 @@ impl Runtime {
                             request_id: &request_id,
                             path: &path,
                             cross_tenant,
+                            runtime: &runtime,
                         };
                         if let Some(once) = &once {
                             if let Some(replayed) = once.replay(txn)? {

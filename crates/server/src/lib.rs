@@ -34,9 +34,11 @@ pub(crate) struct AppState {
 }
 
 /// Opens the store the configuration names and applies migrations. The schema gets the table that
-/// makes WebSocket mutations apply once across reconnects and nodes.
+/// makes WebSocket mutations apply once across reconnects and nodes, and the scheduler's table.
 pub async fn open_store(config: &Config, schema: Schema) -> anyhow::Result<Store> {
-    let schema = schema.table(sync::mutations_table());
+    let schema = schema
+        .table(sync::mutations_table())
+        .table(functions::scheduler::table());
     let backend = match &config.database {
         config::Database::Sqlite { path } => Backend::Sqlite { path: path.clone() },
         config::Database::Postgres { url } => Backend::Postgres { url: url.clone() },
@@ -135,6 +137,14 @@ pub async fn start_with(
     let addr = listener.local_addr()?;
     let runtime = Runtime::new(registry, store.clone(), config.function_timeout);
     let hub = sync::Hub::start(runtime.clone(), sync_options).await?;
+    // Runs what functions scheduled, on every node (each schedule still runs once).
+    let scheduler = background::Executor::start(
+        runtime.clone(),
+        background::SchedulerOptions {
+            retention: config.scheduler_retention,
+            ..background::SchedulerOptions::default()
+        },
+    );
     let app = router(runtime.clone(), Arc::new(config), hub.clone());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -153,13 +163,16 @@ pub async fn start_with(
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(
+        let served = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(signal)
         .await
-        .context("serving HTTP")?;
+        .context("serving HTTP");
+        // Scheduled runs in progress finish before the database closes.
+        scheduler.stop().await;
+        served?;
         hub.drained(std::time::Duration::from_secs(5)).await;
         store.close().await.context("closing the database")?;
         tracing::info!("database closed");
