@@ -19,6 +19,12 @@ pub enum ErrorCode {
     RateLimited,
     Unavailable,
     Timeout,
+    /// The database has no room for writes (disk full).
+    StorageFull,
+    /// The database takes no writes (read-only file, mount or server).
+    ReadOnly,
+    /// A write's connection was lost during its commit and whether it was applied is unknown.
+    CommitUnknown,
 }
 
 impl ErrorCode {
@@ -32,8 +38,26 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::StorageFull => "STORAGE_FULL",
+            ErrorCode::ReadOnly => "READ_ONLY",
+            ErrorCode::CommitUnknown => "COMMIT_UNKNOWN",
         }
     }
+
+    /// Every code, for parsing one back from its name.
+    pub const ALL: [ErrorCode; 11] = [
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::Validation,
+        ErrorCode::Conflict,
+        ErrorCode::RateLimited,
+        ErrorCode::Unavailable,
+        ErrorCode::Timeout,
+        ErrorCode::StorageFull,
+        ErrorCode::ReadOnly,
+        ErrorCode::CommitUnknown,
+    ];
 }
 
 impl fmt::Display for ErrorCode {
@@ -235,6 +259,28 @@ impl From<StoreError> for FunctionError {
                 FunctionError::user(
                     ErrorCode::Unavailable,
                     "The database is unavailable; try again shortly",
+                )
+            }
+            StoreError::StorageFull(detail) => {
+                tracing::error!(%detail, "database storage full");
+                FunctionError::user(
+                    ErrorCode::StorageFull,
+                    "The database is out of storage space; nothing was written",
+                )
+            }
+            StoreError::ReadOnly(detail) => {
+                tracing::error!(%detail, "database read-only");
+                FunctionError::user(
+                    ErrorCode::ReadOnly,
+                    "The database is read-only; nothing was written",
+                )
+            }
+            StoreError::CommitUnknown(detail) => {
+                tracing::error!(%detail, "commit outcome unknown");
+                FunctionError::user(
+                    ErrorCode::CommitUnknown,
+                    "The database connection was lost while this write was being committed; \
+                     whether it was applied is unknown. Check before repeating it",
                 )
             }
             StoreError::Internal(detail) => FunctionError::Internal(detail),

@@ -365,33 +365,53 @@ pub async fn version() -> impl IntoResponse {
     crate::VERSION
 }
 
-/// Reports whether the database answers, so load balancers can take a broken node out.
+/// Reports whether the database answers reads and takes writes, so load balancers can take a
+/// broken node out. Writability is the outcome of the last write when recent, else of a small
+/// write probe (`Store::write_health`), so a node whose every write fails (full disk, read-only
+/// database) is not reported healthy.
 pub async fn health(State(state): State<AppState>) -> Response {
-    let check =
-        tokio::time::timeout(Duration::from_secs(5), state.runtime.store().health_check()).await;
-    let (status, database, detail) = match check {
-        Ok(Ok(())) => (StatusCode::OK, "ok", None),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            Some(e.to_string()),
-        ),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            Some("timed out".to_string()),
-        ),
+    let store = state.runtime.store();
+    let limit = Duration::from_secs(5);
+    let timed_out = || store::StoreError::Unavailable("timed out".into());
+    let (read, write) = tokio::join!(
+        tokio::time::timeout(limit, store.health_check()),
+        tokio::time::timeout(limit, store.write_health()),
+    );
+    let read = read.unwrap_or_else(|_| Err(timed_out()));
+    let write = write.unwrap_or_else(|_| Err(timed_out()));
+    // An unreachable database explains failed writes too; otherwise the write error says more.
+    let failure = match (read, write) {
+        (Ok(()), Ok(())) => None,
+        (Err(e), _) | (Ok(()), Err(e)) => Some(e),
     };
-    if let Some(detail) = &detail {
-        tracing::warn!(%detail, "health check failed");
-    }
-    let body = json!({
-        "status": if status == StatusCode::OK { "ok" } else { "error" },
-        "database": database,
+    let mut body = json!({
+        "status": "ok",
+        "database": "ok",
         "version": crate::VERSION,
         "environment": state.config.environment.as_str(),
     });
-    (status, Json(body)).into_response()
+    let Some(error) = failure else {
+        return (StatusCode::OK, Json(body)).into_response();
+    };
+    tracing::warn!(detail = %error, "health check failed");
+    let database = match &error {
+        store::StoreError::StorageFull(_) => "storage_full",
+        store::StoreError::ReadOnly(_) => "read_only",
+        _ => "unavailable",
+    };
+    // The client-facing code and message of the same failure in a function call; the detail
+    // (paths, addresses) stays in the log.
+    let error = FunctionError::from(error);
+    body["status"] = json!("error");
+    body["database"] = json!(database);
+    if let Some(code) = error.code() {
+        body["code"] = json!(code.as_str());
+    }
+    body["message"] = json!(match error.code() {
+        Some(_) => error.client_message(""),
+        None => "The database failed its health check".to_string(),
+    });
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 pub async fn not_found() -> ApiError {

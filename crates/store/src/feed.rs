@@ -9,6 +9,11 @@
 //!
 //! The log is pruned (see `persistence/postgres/prune.rs`): a reader that finds rows it has not read
 //! deleted delivers a `Reset` and carries on from the newest commit.
+//!
+//! A tailer that lost its connection reconnects with backoff and goes on from where it was, so no
+//! commit is skipped; once reconnected it also delivers a `Reset` at that position, because work
+//! done on the commits' behalf while the database was away (re-running live queries) may have
+//! failed.
 
 use std::time::Duration;
 
@@ -36,7 +41,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub enum FeedEvent {
     /// One commit; commits arrive in strictly increasing ts order.
     Commit(Commit),
-    /// The reader fell behind and some commits up to `ts` were skipped: anything may have changed.
+    /// The reader fell behind and some commits up to `ts` were skipped, or the feed lost the
+    /// database for a while and is back: anything may have changed.
     Reset(Ts),
 }
 
@@ -276,11 +282,17 @@ async fn tail(
 ) {
     let mut tailer = Some(first);
     let mut backoff = Duration::from_millis(50);
+    // Whether the connection was lost since the last event: then readers are told to re-run
+    // what may have failed meanwhile.
+    let mut resumed = false;
     loop {
         let mut current = match tailer.take() {
             Some(current) => current,
             None => match Tailer::connect(&config).await {
-                Ok(current) => current,
+                Ok(current) => {
+                    tracing::info!(ts = position.0, "commit feed: reconnected");
+                    current
+                }
                 Err(error) => {
                     tracing::warn!(%error, "commit feed: reconnecting");
                     tokio::select! {
@@ -292,21 +304,24 @@ async fn tail(
                 }
             },
         };
-        match follow(&mut current, &mut position, &events).await {
+        match follow(&mut current, &mut position, &events, &mut resumed).await {
             Ok(()) => return,
             Err(error) => {
                 tracing::warn!(%error, "commit feed: lost the connection, reconnecting");
+                resumed = true;
                 backoff = Duration::from_millis(50);
             }
         }
     }
 }
 
-/// Reads the log until the connection fails (`Err`) or the reader goes away (`Ok`).
+/// Reads the log until the connection fails (`Err`) or the reader goes away (`Ok`). With
+/// `resumed` (the feed is back after losing the database) the first event is a `Reset`.
 async fn follow(
     tailer: &mut Tailer,
     position: &mut Ts,
     events: &mpsc::Sender<FeedEvent>,
+    resumed: &mut bool,
 ) -> Result<()> {
     loop {
         let commits = match tailer.read_after(*position).await? {
@@ -319,9 +334,16 @@ async fn follow(
                     return Ok(());
                 }
                 *position = ts;
+                *resumed = false;
                 continue;
             }
         };
+        if std::mem::take(resumed) {
+            // Nothing was skipped: the commits after `position` still follow one by one.
+            if events.send(FeedEvent::Reset(*position)).await.is_err() {
+                return Ok(());
+            }
+        }
         let full = commits.len() as i64 == BATCH;
         for commit in commits {
             let ts = commit.ts;

@@ -2,6 +2,7 @@
 //! transactions, read and write sets, over SQLite (embedded default) or PostgreSQL (scale-out).
 
 mod catalog;
+mod faults;
 mod feed;
 pub mod keys;
 mod persistence;
@@ -11,6 +12,7 @@ pub mod schema;
 mod store;
 mod txn;
 
+pub use faults::Fault;
 pub use feed::{CommitFeed, FeedEvent};
 pub use query::{Order, PaginationOpts, PaginationResult, Query, RangeBuilder};
 pub use readset::{IndexId, KeyRange, ReadSet, WriteSet};
@@ -40,11 +42,49 @@ pub enum StoreError {
     /// A serialization conflict that survived every retry.
     #[error("Transaction conflicted with concurrent writes; try again")]
     Conflict,
-    /// The database cannot be reached or refused the operation (full disk, connection lost, ...).
+    /// The database cannot be reached or refused the operation (connection lost, too many
+    /// connections, shutting down, ...). Nothing was written; trying again later is safe.
     #[error("Database unavailable: {0}")]
     Unavailable(String),
+    /// The database has no room for the write (disk or file system full). Nothing was written.
+    #[error("Database storage is full: {0}")]
+    StorageFull(String),
+    /// The database accepts reads only (a read-only file or mount, a PostgreSQL standby or
+    /// `default_transaction_read_only`). Nothing was written.
+    #[error("Database is read-only: {0}")]
+    ReadOnly(String),
+    /// The connection was lost while COMMIT was in flight and the outcome could not be found out
+    /// afterwards: the write may or may not have been applied. Repeating it blindly may apply it
+    /// twice.
+    #[error("Commit outcome unknown: {0}")]
+    CommitUnknown(String),
     #[error("Internal store error: {0}")]
     Internal(String),
+}
+
+impl StoreError {
+    /// Whether this is a failure of the database to take writes at all (as opposed to a problem
+    /// of one transaction): what the write health (`Store::write_health`) remembers.
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable(_)
+                | StoreError::StorageFull(_)
+                | StoreError::ReadOnly(_)
+                | StoreError::CommitUnknown(_)
+        )
+    }
+
+    /// The same kind of error with `context` in front of its detail.
+    pub(crate) fn context(self, context: &str) -> StoreError {
+        match self {
+            StoreError::Unavailable(d) => StoreError::Unavailable(format!("{context}: {d}")),
+            StoreError::StorageFull(d) => StoreError::StorageFull(format!("{context}: {d}")),
+            StoreError::ReadOnly(d) => StoreError::ReadOnly(format!("{context}: {d}")),
+            StoreError::Internal(d) => StoreError::Internal(format!("{context}: {d}")),
+            other => other,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -5,11 +5,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::catalog::Catalog;
+use crate::faults::Fault;
 use crate::persistence::{
     now_ns, postgres, sqlite, Finish, Persistence, RunOutcome, Shared, TxConn, WriteJob,
 };
@@ -55,6 +57,36 @@ struct Inner {
     shared: Arc<Shared>,
     schema: Schema,
     closed: AtomicBool,
+    writes: Arc<WriteHealth>,
+    /// One write probe at a time; concurrent health checks share its outcome.
+    probing: tokio::sync::Mutex<()>,
+}
+
+/// How long the outcome of the last write (a mutation's commit or a probe) answers for the
+/// database's writability before a health check probes again.
+const WRITE_PROBE_AFTER: Duration = Duration::from_secs(10);
+/// Longest a write probe may take before it counts as failed.
+const WRITE_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The outcome of the latest write that reached the database: a commit, or a failure of the
+/// database itself (not a conflict, nor a mutation's own error).
+#[derive(Default)]
+struct WriteHealth {
+    last: Mutex<Option<(Instant, Result<()>)>>,
+}
+
+impl WriteHealth {
+    fn record(&self, outcome: Result<()>) {
+        *self.last.lock() = Some((Instant::now(), outcome));
+    }
+
+    /// The last outcome, while it is recent enough to stand for the present.
+    fn fresh(&self) -> Option<Result<()>> {
+        match &*self.last.lock() {
+            Some((at, outcome)) if at.elapsed() < WRITE_PROBE_AFTER => Some(outcome.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// Copies a SQLite database file, consistently even while a server writes to it, to `to` (which
@@ -92,6 +124,8 @@ impl Store {
                 shared: opened.shared,
                 schema,
                 closed: AtomicBool::new(false),
+                writes: Arc::default(),
+                probing: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -163,6 +197,7 @@ impl Store {
             now_ms: now_ms(),
             result: None,
             reply,
+            health: self.inner.writes.clone(),
         };
         self.inner.backend.submit(Box::new(job));
         answer.await.unwrap_or_else(|_| {
@@ -193,6 +228,43 @@ impl Store {
         tokio::task::spawn_blocking(move || inner.backend.health_check())
             .await
             .map_err(|e| StoreError::Internal(format!("health check task failed: {e}")))?
+    }
+
+    /// Whether the database takes writes: the outcome of the last write if it is recent (under
+    /// 10 s), else that of a small write probe made now (a row of the store's own meta table).
+    /// So a server that writes often never probes, and an idle one probes at most every 10 s.
+    /// A full disk answers `StorageFull`, a read-only database `ReadOnly`, an unreachable one
+    /// `Unavailable`.
+    pub async fn write_health(&self) -> Result<()> {
+        if let Some(outcome) = self.inner.writes.fresh() {
+            return outcome;
+        }
+        let _probing = self.inner.probing.lock().await;
+        // Another health check may have probed while this one waited.
+        if let Some(outcome) = self.inner.writes.fresh() {
+            return outcome;
+        }
+        self.check_open()?;
+        let inner = self.inner.clone();
+        let probe = tokio::task::spawn_blocking(move || inner.backend.write_probe());
+        let outcome = match tokio::time::timeout(WRITE_PROBE_TIMEOUT, probe).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => Err(StoreError::Internal(format!(
+                "write probe task failed: {e}"
+            ))),
+            Err(_) => Err(StoreError::Unavailable(
+                "a write probe did not finish within 10 s".into(),
+            )),
+        };
+        self.inner.writes.record(outcome.clone());
+        outcome
+    }
+
+    /// Makes the store simulate `fault` from now on (`None` ends it). For tests of the failure
+    /// paths only; nothing in the server calls it.
+    #[doc(hidden)]
+    pub fn inject_fault(&self, fault: Option<Fault>) {
+        self.inner.backend.faults().set(fault);
     }
 
     /// Deletes PostgreSQL commit log entries older than `older_than` (always keeping the newest) and
@@ -293,6 +365,7 @@ struct MutationJob<F, R, E> {
     now_ms: f64,
     result: Option<Result<R, E>>,
     reply: oneshot::Sender<Result<(R, Ts, WriteSet), E>>,
+    health: Arc<WriteHealth>,
 }
 
 impl<F, R, E> WriteJob for MutationJob<F, R, E>
@@ -330,6 +403,13 @@ where
     }
 
     fn finish(self: Box<Self>, finish: Finish) {
+        match &finish {
+            Finish::Committed(..) => self.health.record(Ok(())),
+            Finish::Failed(error) if error.is_storage_failure() => {
+                self.health.record(Err(error.clone()))
+            }
+            _ => {}
+        }
         let answer = match (finish, self.result) {
             (Finish::Committed(ts, writes), Some(Ok(value))) => Ok((value, ts, writes)),
             // A closure's own error stands even when the batch around it failed too.

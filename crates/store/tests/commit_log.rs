@@ -229,3 +229,33 @@ async fn two_nodes_pruning_at_once_both_succeed() {
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_feed_that_lost_the_database_resets_once_back_then_follows() {
+    let Some(db) = postgres_db() else { return };
+    let (admin_url, name) = db.pg_admin().unwrap();
+    let admin = connect(admin_url).await;
+    let store = db.open(schema()).await;
+    let mut feed = store.commit_feed().await.unwrap();
+    let before = commits(&store, 1).await;
+    expect_commits(&mut feed, &before).await;
+
+    // End the tailer's session; it reconnects by itself. Nothing is pruned, so nothing is
+    // skipped, but what ran on the feed's behalf meanwhile may have failed: readers are told.
+    let ended = admin
+        .query(
+            "SELECT pg_terminate_backend(pid, 30000) FROM pg_stat_activity \
+             WHERE datname = $1 AND application_name = 'ss_commit_feed'",
+            &[&name],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ended.len(), 1, "one feed session");
+    let during = commits(&store, 2).await;
+    match next(&mut feed).await {
+        FeedEvent::Reset(ts) => assert_eq!(ts, before[0], "the reset is where the feed was"),
+        FeedEvent::Commit(commit) => panic!("a commit at {:?} instead of a reset", commit.ts),
+    }
+    expect_commits(&mut feed, &during).await;
+    store.close().await.unwrap();
+}

@@ -47,6 +47,10 @@ const RERUN_CONCURRENCY: usize = 8;
 const FAREWELL: Duration = Duration::from_secs(2);
 /// Larger messages go out as continuation frames of this size (see `Connection::send`).
 const FRAME_BYTES: usize = 2048;
+/// First wait before a query whose run failed for a transient reason (the database was
+/// unavailable) runs again; it doubles with each failure up to `RETRY_MAX`.
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -174,6 +178,9 @@ struct Connection {
     last_sent: Instant,
     /// When the last ping frame went out (a client that only listens answers nothing else).
     last_probe: Instant,
+    /// Queries whose last run failed for a transient reason: failures in a row, and when the
+    /// next run is due. A failed run may have read nothing, so no commit would ever wake it.
+    retries: HashMap<QueryId, (u32, Instant)>,
 }
 
 impl Connection {
@@ -203,6 +210,7 @@ impl Connection {
             last_received: now,
             last_sent: now,
             last_probe: now,
+            retries: HashMap::new(),
         }
     }
 
@@ -254,6 +262,7 @@ impl Connection {
             let waiting = self
                 .awaiting
                 .is_some_and(|ts| ts > self.hub.subscriptions.position());
+            let retry = self.retries.values().map(|(_, due)| *due).min();
             let step = tokio::select! {
                 biased;
                 _ = super::stopped(&mut stop) => {
@@ -263,6 +272,12 @@ impl Connection {
                 Some(done) = completion(&mut self.requests) => self.complete(*done).await,
                 _ = self.signal.notify.notified() => Ok(()),
                 _ = position.changed(), if waiting => Ok(()),
+                _ = sleep_until(retry.unwrap_or_else(Instant::now)), if retry.is_some() => {
+                    let now = Instant::now();
+                    let due = self.retries.iter().filter(|(_, (_, at))| *at <= now);
+                    self.signal.mark_all(due.map(|(id, _)| *id).collect::<Vec<_>>());
+                    Ok(())
+                }
                 _ = tick(&mut self.recheck) => {
                     self.recheck_identity().await;
                     Ok(())
@@ -469,6 +484,7 @@ impl Connection {
                         ));
                     };
                     self.hub.subscriptions.unregister(query.sub);
+                    self.retries.remove(&query_id);
                     self.pending.push(protocol::query_removed(query_id));
                 }
             }
@@ -808,6 +824,18 @@ impl Connection {
             self.hub
                 .subscriptions
                 .register(sub, &self.signal, id, finished.reads.clone());
+            match &finished.outcome {
+                // Retried with backoff until it succeeds: the outage ends without a commit
+                // touching what this run (did not) read.
+                Outcome::Error(error) if error.code() == Some(ErrorCode::Unavailable) => {
+                    let failures = self.retries.get(&id).map_or(0, |(n, _)| *n) + 1;
+                    self.retries
+                        .insert(id, (failures, Instant::now() + backoff(failures)));
+                }
+                _ => {
+                    self.retries.remove(&id);
+                }
+            }
             if query.sent == Some(finished.digest) {
                 continue;
             }
@@ -826,6 +854,16 @@ impl Connection {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
+}
+
+/// The wait before the next run of a query that failed `failures` times in a row: doubling from
+/// `RETRY_FIRST` to `RETRY_MAX`, less up to a half at random so that the subscribers of an outage
+/// do not all return at once.
+fn backoff(failures: u32) -> Duration {
+    let full = RETRY_FIRST
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(RETRY_MAX);
+    full.mul_f64(1.0 - rand::random::<f64>() / 2.0)
 }
 
 /// The next finished request; never resolves before the first request.

@@ -185,11 +185,12 @@ impl Subscriptions {
                 self.metrics.commits.fetch_add(1, Ordering::Relaxed);
                 ts
             }
-            // Commits were missed: every subscription may be out of date.
+            // Commits were missed, or the feed lost the database for a while (runs may have
+            // failed meanwhile): every subscription may be out of date.
             FeedEvent::Reset(ts) => {
                 tracing::warn!(
                     ts = ts.0,
-                    "live queries fell behind the commit feed; re-running every subscription"
+                    "the commit feed was reset (it fell behind or reconnected); re-running every subscription"
                 );
                 woken.extend(state.subs.values().map(|sub| (sub.conn.clone(), sub.query)));
                 state.recent.clear();

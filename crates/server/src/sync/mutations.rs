@@ -330,18 +330,7 @@ fn decode_outcome(text: &str) -> FnResult<Value> {
 }
 
 fn parse_code(code: &str) -> Option<ErrorCode> {
-    [
-        ErrorCode::Unauthenticated,
-        ErrorCode::Forbidden,
-        ErrorCode::NotFound,
-        ErrorCode::Validation,
-        ErrorCode::Conflict,
-        ErrorCode::RateLimited,
-        ErrorCode::Unavailable,
-        ErrorCode::Timeout,
-    ]
-    .into_iter()
-    .find(|c| c.as_str() == code)
+    ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::catalog::{CatalogRows, IndexRow, Plan};
+use crate::faults::Faults;
 use crate::query::Order;
 use crate::readset::{IndexId, KeyRange, WriteSet};
 use crate::store::Commit;
@@ -99,6 +100,11 @@ pub(crate) trait Persistence: Send + Sync {
     /// Queues a mutation; it is answered through `WriteJob::finish`. Does not block.
     fn submit(&self, job: Box<dyn WriteJob>);
     fn health_check(&self) -> Result<()>;
+    /// A small durable write outside any mutation (a row of `ss_meta`), proving the database
+    /// takes writes. Blocking.
+    fn write_probe(&self) -> Result<()>;
+    /// The injected fault switch (tests only).
+    fn faults(&self) -> &Faults;
     /// Lets in-flight writes finish, then refuses new ones.
     fn close(&self) -> Result<()>;
     /// Deletes commit log entries older than `older_than`, returning how many. Only PostgreSQL

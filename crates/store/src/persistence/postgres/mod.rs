@@ -21,6 +21,7 @@ use super::{
     apply_plan, CatalogConn, Finish, Persistence, ReadJob, RunOutcome, Shared, TxConn, WriteJob,
 };
 use crate::catalog::{plan, Catalog};
+use crate::faults::{Fault, Faults};
 use crate::readset::WriteSet;
 use crate::schema::Schema;
 use crate::store::Opened;
@@ -37,6 +38,9 @@ const CATALOG_LOCK: i64 = 0x5353_0001;
 /// `Conflict`. A budget of time rather than a count of attempts: under heavy contention on one row
 /// (many sign-ins of one account) each attempt is slow, and a count would give up too early.
 const CONFLICT_BUDGET: Duration = Duration::from_secs(5);
+/// How long the outcome of a commit whose connection was lost is looked for before the mutation
+/// answers `CommitUnknown`.
+const RESOLVE_BUDGET: Duration = Duration::from_secs(10);
 
 /// Versioned migrations; `ss_meta.schema_version` counts how many have run.
 ///
@@ -94,6 +98,7 @@ pub(crate) fn open(url: &str, pool_size: usize, schema: &Schema) -> Result<Opene
         idle: Condvar::new(),
         stop: Arc::new(Stop::default()),
         pruner: Mutex::new(None),
+        faults: Faults::default(),
     });
     // A weak handle: a store dropped without `close` still goes away (its drop stops the pruner).
     let (weak, stop) = (Arc::downgrade(&inner), inner.stop.clone());
@@ -163,6 +168,7 @@ struct PgInner {
     stop: Arc<Stop>,
     /// Joined on close, so no pruning runs once `close` returns.
     pruner: Mutex<Option<JoinHandle<()>>>,
+    faults: Faults,
 }
 
 struct Inflight {
@@ -266,26 +272,134 @@ impl PgInner {
         };
         let _order = self.commit_order.lock();
         let bytes = writes.to_bytes();
-        let committed = tx
-            .query("INSERT INTO ss_commit_log (ts, writes) VALUES (ss_next_commit_ts(), $1) RETURNING ts", &[(&bytes, Type::BYTEA)])
-            .and_then(|rows| {
-                let ts: i64 = rows.first().map(|row| row.get(0)).unwrap_or(0);
-                tx.exec("COMMIT")?;
-                Ok(Ts(ts as u64))
-            });
-        match committed {
-            Ok(ts) => {
+        // The transaction id comes back with the ts, so that a COMMIT whose answer is lost can be
+        // looked up afterwards (`resolve`).
+        let sql = "INSERT INTO ss_commit_log (ts, writes) VALUES (ss_next_commit_ts(), $1) RETURNING ts, txid_current()";
+        let (ts, xid) = match tx.query(sql, &[(&bytes, Type::BYTEA)]) {
+            Ok(rows) => match rows.first() {
+                Some(row) => (Ts(row.get::<_, i64>(0) as u64), row.get::<_, i64>(1)),
+                None => {
+                    let _ = tx.exec("ROLLBACK");
+                    return Attempt::Failed(StoreError::Internal(
+                        "the commit log insert returned no row".into(),
+                    ));
+                }
+            },
+            // COMMIT was never sent: whatever happened, nothing was written.
+            Err(error) => {
+                let _ = tx.exec("ROLLBACK");
+                return match error {
+                    StoreError::Conflict => Attempt::Conflict,
+                    error => Attempt::Failed(error),
+                };
+            }
+        };
+        let fault = self.faults.get();
+        if fault == Some(Fault::DiskFull) {
+            let _ = tx.exec("ROLLBACK");
+            return Attempt::Failed(StoreError::StorageFull(
+                "PostgreSQL: could not extend file: No space left on device (53100, injected)"
+                    .into(),
+            ));
+        }
+        if fault == Some(Fault::CommitConnectionKilled) {
+            // The session ends here, so the transaction aborts; the COMMIT below fails as if the
+            // connection had dropped on its way.
+            let _ = tx.exec("SELECT pg_terminate_backend(pg_backend_pid())");
+        }
+        let committed = match tx.conn.batch_execute("COMMIT") {
+            Ok(())
+                if matches!(
+                    fault,
+                    Some(Fault::CommitReplyLost | Fault::CommitUnknowable)
+                ) =>
+            {
+                Err(None)
+            }
+            Ok(()) => Ok(()),
+            Err(e) if tx.conn.is_closed() || connection_lost(&e) => Err(None),
+            Err(e) => Err(Some(map_err(e))),
+        };
+        let outcome = match committed {
+            Ok(()) => Ok(()),
+            // The COMMIT may or may not have been applied: find out before answering.
+            Err(None) => {
+                drop(tx);
+                self.resolve(xid, fault == Some(Fault::CommitUnknowable))
+            }
+            Err(Some(error)) => {
+                let _ = tx.exec("ROLLBACK");
+                Err(error)
+            }
+        };
+        match outcome {
+            Ok(()) => {
                 self.shared.publish(ts, &writes);
                 Attempt::Committed(ts, writes)
             }
-            Err(error) => {
-                let _ = tx.exec("ROLLBACK");
-                match error {
-                    StoreError::Conflict => Attempt::Conflict,
-                    error => Attempt::Failed(error),
-                }
-            }
+            Err(StoreError::Conflict) => Attempt::Conflict,
+            Err(error) => Attempt::Failed(error),
         }
+    }
+
+    /// The outcome of transaction `xid`, whose COMMIT went out on a connection that was lost
+    /// before the answer came: `Ok` when it committed, `Unavailable` when it certainly did not
+    /// (retrying is safe), `CommitUnknown` when that cannot be found out within `RESOLVE_BUDGET`.
+    ///
+    /// `txid_status` answers from the commit log of PostgreSQL itself. A transaction still "in
+    /// progress" belongs to a session whose connection this side lost but the server has not
+    /// noticed yet (it holds the commit lock, stalling every commit): that session is ended, so
+    /// the transaction aborts unless its COMMIT arrived.
+    fn resolve(&self, xid: i64, unknowable: bool) -> Result<()> {
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(50);
+        let mut last = String::from("the database did not answer");
+        while !unknowable && started.elapsed() < RESOLVE_BUDGET {
+            let status = self
+                .begin(&format!("SELECT txid_status({xid})"))
+                .map(|(_, m)| {
+                    m.iter().find_map(|m| match m {
+                        SimpleQueryMessage::Row(row) => Some(row.get(0).map(str::to_string)),
+                        _ => None,
+                    })
+                });
+            match status {
+                Ok(Some(Some(status))) if status == "committed" => {
+                    tracing::warn!(
+                        xid,
+                        "the connection was lost during COMMIT; it had committed"
+                    );
+                    return Ok(());
+                }
+                Ok(Some(Some(status))) if status == "aborted" => {
+                    tracing::warn!(xid, "the connection was lost during COMMIT; it had aborted");
+                    return Err(StoreError::Unavailable(
+                        "the connection to PostgreSQL was lost before the commit went through; nothing was written".into(),
+                    ));
+                }
+                Ok(Some(Some(_))) => {
+                    last = "the transaction is still in progress on the server".into();
+                    // The 32-bit xid PostgreSQL shows in pg_stat_activity.
+                    let sql = format!(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_xid::text = '{}'",
+                        xid.rem_euclid(1 << 32)
+                    );
+                    let _ = self.begin(&sql);
+                }
+                // No status: the id is too old to know, which cannot happen seconds later.
+                Ok(_) => {
+                    last = "PostgreSQL no longer knows the transaction".into();
+                    break;
+                }
+                Err(error) => last = error.to_string(),
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_secs(1));
+        }
+        tracing::error!(xid, %last, "the outcome of a commit is unknown");
+        Err(StoreError::CommitUnknown(format!(
+            "the connection to PostgreSQL was lost during COMMIT and the outcome could not be found out ({last})"
+        )))
     }
 }
 
@@ -348,6 +462,22 @@ impl Persistence for PgBackend {
         self.inner.begin("SELECT 1").map(drop)
     }
 
+    fn write_probe(&self) -> Result<()> {
+        if self.inner.faults.is(Fault::DiskFull) {
+            return Err(StoreError::StorageFull(
+                "PostgreSQL: could not extend file: No space left on device (53100, injected)"
+                    .into(),
+            ));
+        }
+        // One autocommit statement: a durable write (WAL and its flush), no commit log entry.
+        let sql = "INSERT INTO ss_meta (key, value) VALUES ('health_probe', (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+        self.inner.begin(sql).map(drop)
+    }
+
+    fn faults(&self) -> &Faults {
+        &self.inner.faults
+    }
+
     fn close(&self) -> Result<()> {
         let mut inflight = self.inner.inflight.lock();
         inflight.closed = true;
@@ -371,8 +501,9 @@ fn unavailable(error: r2d2::Error) -> StoreError {
     StoreError::Unavailable(format!("no PostgreSQL connection: {error}"))
 }
 
-/// Serialization failures and deadlocks are conflicts (the mutation runs again); lost connections
-/// and resource exhaustion are `Unavailable`; anything else is internal.
+/// Serialization failures and deadlocks are conflicts (the mutation runs again); a full disk is
+/// `StorageFull`, a read-only server `ReadOnly`; lost connections and other resource exhaustion
+/// are `Unavailable`; anything else is internal.
 fn map_err(error: postgres::Error) -> StoreError {
     let code = error.code().cloned();
     let closed = error.is_closed() || io_error(&error);
@@ -389,6 +520,12 @@ fn map_err(error: postgres::Error) -> StoreError {
             StoreError::Conflict
         }
         None if closed => StoreError::Unavailable(format!("PostgreSQL: {error}")),
+        Some(code) if code == SqlState::DISK_FULL => {
+            StoreError::StorageFull(format!("PostgreSQL: {error}"))
+        }
+        Some(code) if code == SqlState::READ_ONLY_SQL_TRANSACTION => {
+            StoreError::ReadOnly(format!("PostgreSQL: {error}"))
+        }
         None => StoreError::Internal(format!("PostgreSQL client: {error}")),
         Some(code) if ["08", "53", "57"].contains(&&code.code()[..2]) => {
             StoreError::Unavailable(format!("PostgreSQL: {error}"))

@@ -15,6 +15,7 @@ use rusqlite::{Connection, ErrorCode};
 
 use super::{apply_plan, CatalogConn, Finish, Persistence, ReadJob, Shared, WriteJob};
 use crate::catalog::plan;
+use crate::faults::Faults;
 use crate::schema::Schema;
 use crate::store::Opened;
 use crate::{Result, StoreError, Ts};
@@ -89,8 +90,10 @@ pub(crate) fn open(path: &Path, readers: usize, schema: &Schema) -> Result<Opene
         .map_err(|e| StoreError::Internal(format!("cannot start the checkpointer: {e}")))?;
 
     let shared = Arc::new(Shared::new(last_ts));
+    let faults = Arc::new(Faults::default());
     let (jobs, queue) = crossbeam_channel::unbounded();
     let writer = Writer {
+        faults: faults.clone(),
         tx: Some(Box::new(tx)),
         queue,
         shared: shared.clone(),
@@ -104,6 +107,7 @@ pub(crate) fn open(path: &Path, readers: usize, schema: &Schema) -> Result<Opene
     let backend = SqliteBackend {
         reads: Mutex::new(Some(reads)),
         jobs: Mutex::new(Some(jobs)),
+        faults,
     };
     Ok(Opened {
         backend: Arc::new(backend),
@@ -173,10 +177,13 @@ struct SqliteBackend {
     reads: Mutex<Option<Sender<ReaderTask>>>,
     /// `None` once closed.
     jobs: Mutex<Option<Sender<Msg>>>,
+    faults: Arc<Faults>,
 }
 
 enum Msg {
     Job(Box<dyn WriteJob>),
+    /// A write probe, answered on the channel (health checks).
+    Probe(Sender<Result<()>>),
     Close(Sender<Result<()>>),
 }
 
@@ -218,6 +225,24 @@ impl Persistence for SqliteBackend {
             .map_err(|_| StoreError::Unavailable("no SQLite reader answered".into()))?
     }
 
+    fn write_probe(&self) -> Result<()> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        match &*self.jobs.lock() {
+            Some(jobs) => jobs
+                .send(Msg::Probe(reply))
+                .map_err(|_| StoreError::Unavailable("the SQLite writer stopped".into()))?,
+            None => return Err(StoreError::Unavailable("the store is closed".into())),
+        }
+        // Queued behind the mutations already submitted, so it waits as long as they take.
+        answer
+            .recv_timeout(BUSY_TIMEOUT * 2)
+            .map_err(|_| StoreError::Unavailable("the SQLite writer did not answer".into()))?
+    }
+
+    fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
     fn close(&self) -> Result<()> {
         // Reader threads finish what is queued, then exit and close their connections.
         self.reads.lock().take();
@@ -233,19 +258,27 @@ impl Persistence for SqliteBackend {
     }
 }
 
-/// Resource problems (busy, full, I/O) are `Unavailable`: the caller may retry later. Anything else
-/// is a bug or corruption.
+/// A full disk is `StorageFull` and a read-only file `ReadOnly`; other resource problems (busy, I/O)
+/// are `Unavailable`: the caller may retry later. Anything else is a bug or corruption.
 fn map_err(error: rusqlite::Error) -> StoreError {
     match error.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => StoreError::StorageFull(error.to_string()),
+        Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(error.to_string()),
         Some(
             ErrorCode::DatabaseBusy
             | ErrorCode::DatabaseLocked
-            | ErrorCode::DiskFull
             | ErrorCode::SystemIoFailure
             | ErrorCode::CannotOpen
-            | ErrorCode::ReadOnly
             | ErrorCode::OutOfMemory,
         ) => StoreError::Unavailable(error.to_string()),
         _ => StoreError::Internal(format!("SQLite: {error}")),
     }
+}
+
+/// What SQLite answers when the disk is full (for `Fault::DiskFull`).
+fn disk_full() -> StoreError {
+    map_err(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+        Some("database or disk is full (injected)".into()),
+    ))
 }

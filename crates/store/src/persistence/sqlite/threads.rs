@@ -10,7 +10,10 @@ use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{Connection, OpenFlags};
 
 use super::tx::SqliteTx;
-use super::{map_err, Msg, BACKSTOP_CHECKPOINT_PAGES, BUSY_TIMEOUT, CHECKPOINT_DELAY, MAX_BATCH};
+use super::{
+    disk_full, map_err, Msg, BACKSTOP_CHECKPOINT_PAGES, BUSY_TIMEOUT, CHECKPOINT_DELAY, MAX_BATCH,
+};
+use crate::faults::{Fault, Faults};
 use crate::persistence::{now_ns, Finish, ReadJob, RunOutcome, Shared, WriteJob};
 use crate::readset::WriteSet;
 use crate::{Result, StoreError, Ts};
@@ -128,6 +131,7 @@ pub(super) struct Writer {
     pub(super) last_ts: u64,
     /// Wakes the checkpointer; dropped at shutdown so it exits.
     pub(super) checkpoint: Option<Sender<()>>,
+    pub(super) faults: Arc<Faults>,
 }
 
 impl Writer {
@@ -135,12 +139,20 @@ impl Writer {
         while let Ok(msg) = self.queue.recv() {
             let mut batch = match msg {
                 Msg::Job(job) => vec![job],
+                Msg::Probe(reply) => {
+                    let _ = reply.send(self.probe());
+                    continue;
+                }
                 Msg::Close(reply) => return self.shutdown(reply),
             };
-            let mut close = None;
+            let (mut close, mut probe) = (None, None);
             while batch.len() < MAX_BATCH {
                 match self.queue.try_recv() {
                     Ok(Msg::Job(job)) => batch.push(job),
+                    Ok(Msg::Probe(reply)) => {
+                        probe = Some(reply);
+                        break;
+                    }
                     Ok(Msg::Close(reply)) => {
                         close = Some(reply);
                         break;
@@ -149,10 +161,34 @@ impl Writer {
                 }
             }
             self.commit_batch(batch);
+            if let Some(reply) = probe {
+                let _ = reply.send(self.probe());
+            }
             if let Some(reply) = close {
                 return self.shutdown(reply);
             }
         }
+    }
+
+    /// One small committed write (health checks): what every commit needs, a write lock, a page
+    /// in the WAL and its fsync.
+    fn probe(&mut self) -> Result<()> {
+        if self.faults.is(Fault::DiskFull) {
+            return Err(disk_full());
+        }
+        let Some(tx) = &self.tx else {
+            return Err(StoreError::Unavailable(
+                "the writer connection is gone".into(),
+            ));
+        };
+        let written = tx
+            .exec("BEGIN IMMEDIATE")
+            .and_then(|_| tx.set_meta("health_probe", (now_ns() / 1_000_000) as i64))
+            .and_then(|_| tx.exec("COMMIT"));
+        if written.is_err() && !tx.conn.is_autocommit() {
+            let _ = tx.exec("ROLLBACK");
+        }
+        written
     }
 
     fn shutdown(mut self, reply: Sender<Result<()>>) {
@@ -221,6 +257,9 @@ impl Writer {
                 }
             }
         }
+        if failure.is_none() && !committed.is_empty() && self.faults.is(Fault::DiskFull) {
+            failure = Some(disk_full());
+        }
         if failure.is_none() && !committed.is_empty() {
             failure = tx
                 .set_meta("last_ts", self.last_ts as i64)
@@ -246,7 +285,13 @@ impl Writer {
             }
             Some(error) => {
                 tracing::error!(%error, "SQLite group commit failed");
-                let error = StoreError::Unavailable(format!("the commit failed: {error}"));
+                // A full disk or a read-only file keeps its kind: clients are told which.
+                let error = match error {
+                    error @ (StoreError::StorageFull(_) | StoreError::ReadOnly(_)) => {
+                        error.context("the commit failed")
+                    }
+                    error => StoreError::Unavailable(format!("the commit failed: {error}")),
+                };
                 for (job, _, _) in committed {
                     job.finish(Finish::Failed(error.clone()));
                 }
