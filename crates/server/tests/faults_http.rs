@@ -4,10 +4,12 @@
 //! configured timeout plus a margin".
 
 mod common;
+mod sync_support;
 
 use std::time::Duration;
 
 use common::{Place, TestServer};
+use sync_support::{Raw, SyncServer};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -258,3 +260,36 @@ async fn a_declared_body_over_the_limit_is_refused_before_it_is_read() {
     s.stop().await;
 }
 
+#[tokio::test]
+async fn a_garbage_bearer_token_is_refused_as_the_websocket_refuses_it() {
+    let place = Place::new(common::Db::Sqlite).await;
+    let server = SyncServer::start(&place).await;
+    let call = |token: &str| {
+        server
+            .http
+            .post(format!("{}/api/query", server.url()))
+            .bearer_auth(token)
+            .json(&json!({"path": "auth:me", "args": [{}]}))
+            .send()
+    };
+    let r = call("garbage").await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "Unauthenticated", "{body}");
+
+    let mut ws = Raw::connect(&server.ws_url()).await;
+    ws.send(json!({"type": "Authenticate", "tokenType": "User", "value": "garbage", "baseVersion": 0}))
+        .await;
+    let refused = ws.expect("AuthError").await;
+    assert_eq!(body["message"], refused["error"], "{body} vs {refused}");
+
+    // A real session still works over HTTP.
+    let token = server
+        .ok("mutation", "auth:login", json!({"name": "ann"}))
+        .await;
+    let r = call(token.as_str().unwrap()).await.unwrap();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "success", "{body}");
+    assert_eq!(body["value"]["name"], "ann", "{body}");
+    server.stop().await;
+}
