@@ -9,8 +9,8 @@ mod sync_support;
 use std::time::Duration;
 
 use common::{Place, TestServer};
-use sync_support::{Raw, SyncServer};
 use serde_json::json;
+use sync_support::{Raw, SyncServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -97,7 +97,10 @@ async fn stalled_heads_are_closed_after_the_header_timeout() {
     let answer = closed_within(&mut silent, within).await;
     assert!(answer.is_some(), "a silent connection stays open");
     assert!(
-        tokio::time::timeout(within, dripping).await.unwrap().unwrap(),
+        tokio::time::timeout(within, dripping)
+            .await
+            .unwrap()
+            .unwrap(),
         "a slowloris connection stays open"
     );
     // Others are still served.
@@ -278,8 +281,10 @@ async fn a_garbage_bearer_token_is_refused_as_the_websocket_refuses_it() {
     assert_eq!(body["code"], "Unauthenticated", "{body}");
 
     let mut ws = Raw::connect(&server.ws_url()).await;
-    ws.send(json!({"type": "Authenticate", "tokenType": "User", "value": "garbage", "baseVersion": 0}))
-        .await;
+    ws.send(
+        json!({"type": "Authenticate", "tokenType": "User", "value": "garbage", "baseVersion": 0}),
+    )
+    .await;
     let refused = ws.expect("AuthError").await;
     assert_eq!(body["message"], refused["error"], "{body} vs {refused}");
 
@@ -291,5 +296,59 @@ async fn a_garbage_bearer_token_is_refused_as_the_websocket_refuses_it() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["status"], "success", "{body}");
     assert_eq!(body["value"]["name"], "ann", "{body}");
+    server.stop().await;
+}
+
+/// Protocol misuse the Convex backend answers with a FatalError before closing (§B.5.7).
+#[tokio::test]
+async fn websocket_protocol_misuse_gets_a_fatal_error() {
+    let place = Place::new(common::Db::Sqlite).await;
+    let server = SyncServer::start(&place).await;
+    let url = server.ws_url();
+    let fatal = |mut raw: Raw, expected: &'static str| async move {
+        let fatal = raw.expect("FatalError").await;
+        let error = fatal["error"].as_str().unwrap().to_string();
+        assert!(error.contains(expected), "{error}");
+        raw.closed().await;
+    };
+    let modify =
+        json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": []});
+    let mutation =
+        json!({"type": "Mutation", "requestId": 0, "udfPath": "messages:list", "args": [{}]});
+    for early in [modify.clone(), mutation] {
+        let mut raw = Raw::open(&url).await;
+        raw.send(early).await;
+        fatal(raw, "the first message must be Connect").await;
+    }
+
+    let mut twice = Raw::connect(&url).await;
+    twice
+        .send(json!({"type": "Connect", "sessionId": "again", "connectionCount": 1, "lastCloseReason": "x", "clientTs": 0}))
+        .await;
+    fatal(twice, "Connect was already sent").await;
+
+    let mut malformed = Raw::open(&url).await;
+    malformed
+        .send(json!({"type": "Connect", "sessionId": "s", "connectionCount": 0, "lastCloseReason": "InitialConnect", "clientTs": 0, "maxObservedTimestamp": "not a timestamp"}))
+        .await;
+    fatal(malformed, "maxObservedTimestamp").await;
+    // A well-formed one is accepted.
+    let mut fine = Raw::open(&url).await;
+    fine.send(json!({"type": "Connect", "sessionId": "s2", "connectionCount": 0, "lastCloseReason": "InitialConnect", "clientTs": 0, "maxObservedTimestamp": "AQAAAAAAAAA="}))
+        .await;
+    fine.send(modify.clone()).await;
+    fine.expect("Transition").await;
+
+    let mut backwards = Raw::connect(&url).await;
+    backwards.send(modify).await;
+    backwards.expect("Transition").await;
+    backwards
+        .send(json!({"type": "ModifyQuerySet", "baseVersion": 1, "newVersion": 0, "modifications": []}))
+        .await;
+    fatal(backwards, "InvalidQuerySetVersion").await;
+
+    let mut garbled = Raw::connect(&url).await;
+    garbled.send_text_bytes(vec![b'{', 0xff, 0xfe, b'}']).await;
+    fatal(garbled, "InvalidUtf8").await;
     server.stop().await;
 }
