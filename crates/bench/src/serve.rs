@@ -32,7 +32,15 @@ pub fn serve_main(data_dir: PathBuf, database_url: Option<String>) -> anyhow::Re
             database_url,
         };
         // Only the overrides count: the caller's environment must not change what is measured.
-        let config = Config::from_env(overrides, |_| None)?;
+        // Every benchmark client is on loopback, so the per-address connection cap is lifted (the
+        // live scenario opens 10,000 WebSockets); the open-file limit still bounds the total.
+        let config = Config::from_env(overrides, |key| {
+            matches!(
+                key,
+                "SUPPORTSIGNAL_MAX_CONNECTIONS" | "SUPPORTSIGNAL_MAX_CONNECTIONS_PER_CLIENT"
+            )
+            .then(|| "1000000".to_string())
+        })?;
         let store = server::open_store(&config, crate::functions::schema()).await?;
         let (stdin_closed, on_stdin_closed) = tokio::sync::oneshot::channel::<()>();
         std::thread::spawn(move || {

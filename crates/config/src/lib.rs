@@ -19,6 +19,13 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:3210";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 /// Where the SupportSignal web app runs in development and tests when no public URL is given.
 pub const DEV_PUBLIC_URL: &str = "http://localhost:3200";
+pub const DEFAULT_HEADER_TIMEOUT_SECS: usize = 10;
+/// As Node's and Apache's: long enough for a client's next request, short enough that idle sockets
+/// do not pile up.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: usize = 5;
+/// Lowered at start to what the open-file limit allows (with room for the database and files).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Environment {
@@ -91,11 +98,21 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long a query or action may run before the client gets a timeout error.
     pub function_timeout: Duration,
-    /// How long a client may take to send its request body.
+    /// Deadline for a whole request body, counted from the end of its head (not an inactivity
+    /// timer: a body dripping a byte at a time is cut off too).
     pub body_read_timeout: Duration,
     /// How long finished scheduled functions are kept (`SUPPORTSIGNAL_SCHEDULER_RETENTION_DAYS`,
     /// 7 by default).
     pub scheduler_retention: Duration,
+    /// Deadline for a whole request head, counted from when the connection is ready for it (its
+    /// accept, or the end of the previous answer on a kept-alive connection).
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request in progress for this long is closed.
+    pub idle_timeout: Duration,
+    /// Most connections open at once (WebSockets included); more are refused with 503 at accept.
+    pub max_connections: usize,
+    /// Most connections open at once from one client address.
+    pub max_connections_per_client: usize,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_proxy_headers: bool,
     /// The SMTP relay (`SMTP_URL`); without one, outgoing mail is logged and kept in the outbox.
@@ -279,6 +296,30 @@ impl Config {
             30,
             &mut problems,
         ) as u64);
+        let header_read_timeout = Duration::from_secs(parse_number(
+            &var,
+            "SUPPORTSIGNAL_HEADER_TIMEOUT_SECS",
+            DEFAULT_HEADER_TIMEOUT_SECS,
+            &mut problems,
+        ) as u64);
+        let idle_timeout = Duration::from_secs(parse_number(
+            &var,
+            "SUPPORTSIGNAL_IDLE_TIMEOUT_SECS",
+            DEFAULT_IDLE_TIMEOUT_SECS,
+            &mut problems,
+        ) as u64);
+        let max_connections = parse_number(
+            &var,
+            "SUPPORTSIGNAL_MAX_CONNECTIONS",
+            DEFAULT_MAX_CONNECTIONS,
+            &mut problems,
+        );
+        let max_connections_per_client = parse_number(
+            &var,
+            "SUPPORTSIGNAL_MAX_CONNECTIONS_PER_CLIENT",
+            DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            &mut problems,
+        );
 
         let scheduler_retention = Duration::from_secs(
             parse_number(
@@ -320,6 +361,10 @@ impl Config {
                 function_timeout,
                 body_read_timeout,
                 scheduler_retention,
+                header_read_timeout,
+                idle_timeout,
+                max_connections,
+                max_connections_per_client,
                 trust_proxy_headers: var("SUPPORTSIGNAL_TRUST_PROXY_HEADERS")
                     .is_some_and(|v| v == "true" || v == "1"),
                 smtp,

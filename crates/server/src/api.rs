@@ -169,11 +169,18 @@ async fn execute(
     args: Value,
     format: Format,
 ) -> Response {
+    let auth = auth_from_headers(headers).with_client_ip(meta.client_ip);
+    if let Some(token) = auth.token() {
+        if let Err(message) = check_bearer(state, token, &meta).await {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "Unauthenticated", message)
+                .into_response();
+        }
+    }
     let call = Call {
         path,
         expected,
         args,
-        auth: auth_from_headers(headers).with_client_ip(meta.client_ip),
+        auth,
         request_id: meta.id.clone(),
         caller: Caller::Client,
     };
@@ -228,6 +235,31 @@ fn function_error_response(
         body.insert("errorData".into(), format.encode(&data));
     }
     Json(Json_::Object(body)).into_response()
+}
+
+/// A bearer token is checked as the WebSocket checks an `Authenticate` token (with the query
+/// `Registry::authenticate_with` names, same messages), so a garbage token is refused with 401
+/// instead of running the function as anonymous (protocol §A.5: an invalid token is 401).
+async fn check_bearer(state: &AppState, token: &str, meta: &RequestMeta) -> Result<(), String> {
+    if token.is_empty() {
+        return Err("Authentication token is empty".into());
+    }
+    let Some(check) = state.runtime.registry().auth_check() else {
+        return Ok(());
+    };
+    let call = Call {
+        path: check.to_string(),
+        expected: Some(FunctionKind::Query),
+        args: Value::Object(Default::default()),
+        auth: Auth::bearer(token).with_client_ip(meta.client_ip),
+        request_id: meta.id.clone(),
+        caller: Caller::Server,
+    };
+    match state.runtime.run_query(call).await.result {
+        Ok((Value::Null, _)) => Err("Invalid or expired session".into()),
+        Ok(_) => Ok(()),
+        Err(error) => Err(error.client_message(meta.id.as_str())),
+    }
 }
 
 fn auth_from_headers(headers: &HeaderMap) -> Auth {

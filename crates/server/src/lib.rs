@@ -2,6 +2,7 @@
 //! metrics, CORS, limits, timeouts and request ids.
 
 mod api;
+mod connections;
 mod error;
 mod middleware;
 mod sync;
@@ -12,7 +13,6 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt as _;
 use axum::Router;
 use config::Config;
 use functions::{Registry, Runtime};
@@ -145,6 +145,7 @@ pub async fn start_with(
             ..background::SchedulerOptions::default()
         },
     );
+    let limits = connections::Limits::from_config(&config);
     let app = router(runtime.clone(), Arc::new(config), hub.clone());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -158,21 +159,9 @@ pub async fn start_with(
             // WebSocket clients are told to reconnect; they resume elsewhere or after the restart.
             closing.shutdown();
         };
-        // No Nagle delay: a WebSocket message written in several frames must not wait for the
-        // client's delayed ACK between them.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal)
-        .await
-        .context("serving HTTP");
+        connections::serve(listener, app, limits, signal).await;
         // Scheduled runs in progress finish before the database closes.
         scheduler.stop().await;
-        served?;
         hub.drained(std::time::Duration::from_secs(5)).await;
         store.close().await.context("closing the database")?;
         tracing::info!("database closed");

@@ -1,9 +1,13 @@
 //! The middleware stack in one place: request ids, CORS, body limits and timeouts, panic catching,
 //! and the client version check.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -14,7 +18,6 @@ use functions::RequestId;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use tracing::Instrument;
 
 use crate::error::ApiError;
@@ -22,9 +25,10 @@ use crate::error::ApiError;
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Wraps `router` in the whole middleware stack (outermost first: panics, request ids, CORS, body
-/// timeout and limit).
+/// deadline and limit).
 pub fn apply(router: Router, config: &Config) -> Router {
     let trust_proxy = config.trust_proxy_headers;
+    let (body_timeout, max_body) = (config.body_read_timeout, config.max_body_bytes);
     router.layer(
         ServiceBuilder::new()
             .layer(CatchPanicLayer::custom(|_| {
@@ -39,9 +43,92 @@ pub fn apply(router: Router, config: &Config) -> Router {
                 request_meta(trust_proxy, request, next)
             }))
             .layer(cors())
-            .layer(RequestBodyTimeoutLayer::new(config.body_read_timeout))
+            .layer(axum::middleware::from_fn(move |request, next| {
+                body_limits(body_timeout, max_body, request, next)
+            }))
             .layer(DefaultBodyLimit::max(config.max_body_bytes)),
     )
+}
+
+/// Refuses a declared body over the limit before reading any of it, and gives the body a deadline
+/// counted from now (the end of the request head): a body that drips in fails with 408 when it
+/// passes, however steadily bytes arrive.
+async fn body_limits(timeout: Duration, max: usize, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            "The request body is too large",
+        )
+        .into_response();
+    }
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    let request = request.map(|body| {
+        Body::new(DeadlineBody {
+            body,
+            deadline,
+            sleep: None,
+        })
+    });
+    next.run(request).await
+}
+
+/// A request body that fails once its deadline passes.
+struct DeadlineBody {
+    body: Body,
+    deadline: tokio::time::Instant,
+    /// Made the first time the body has nothing ready (most bodies arrive whole and never need it).
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// The text `api::body_rejection` recognises as a timeout.
+#[derive(Debug)]
+struct BodyDeadlinePassed;
+
+impl std::fmt::Display for BodyDeadlinePassed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body timed out (its deadline passed)")
+    }
+}
+
+impl std::error::Error for BodyDeadlinePassed {}
+
+impl HttpBody for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::BoxError>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        let deadline = self.deadline;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(BodyDeadlinePassed.into()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Browsers: mirror the origin and requested headers with credentials, as the Convex backend does.

@@ -251,6 +251,8 @@ pub fn update_status(ctx: &mut MutationCtx<'_>, args: UpdateStatusArgs) -> FnRes
     let capture = args.capture_status;
     let analysis = args.analysis_status;
     if capture.is_none() && analysis.is_none() {
+        // The caller first: an anonymous one is told to sign in, not about the arguments.
+        require_session(&mut ctx.db, ctx.auth, now)?;
         return Err(FunctionError::validation(
             "capture_status",
             "Validation failed: At least one status field must be provided",

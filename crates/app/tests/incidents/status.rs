@@ -76,6 +76,10 @@ async fn impossible_transitions_are_refused_with_stable_codes() {
         };
         let refused = [
             (
+                json!({"id": id}),
+                ("UNAUTHENTICATED", "Authentication required"),
+            ),
+            (
                 update(&worker.token, json!({})),
                 (
                     "VALIDATION",

@@ -316,6 +316,10 @@ impl Connection {
         match message {
             None | Some(Ok(Message::Close(_))) => Err(Closing::gone()),
             Some(Err(WsError::Capacity(_))) => Err(too_large()),
+            Some(Err(WsError::Utf8(_))) => Err(Closing::fatal(
+                1007,
+                "InvalidUtf8: a text frame must hold UTF-8",
+            )),
             Some(Err(error)) => {
                 tracing::debug!(%error, "sync connection read failed");
                 Err(Closing::gone())
@@ -393,8 +397,37 @@ impl Connection {
 
     async fn handle(&mut self, text: &str) -> Result<(), Closing> {
         let message = protocol::parse(text).map_err(|e| Closing::fatal(1008, e))?;
+        // Everything but telemetry comes after the one Connect that opens the session (§B.1).
+        let connected = self.session_id.is_some();
+        match &message {
+            ClientMessage::Connect { .. } if connected => {
+                return Err(Closing::fatal(
+                    1008,
+                    "Invalid message: Connect was already sent on this connection",
+                ))
+            }
+            ClientMessage::Connect { .. } | ClientMessage::Event {} => {}
+            _ if !connected => {
+                return Err(Closing::fatal(
+                    1008,
+                    "Invalid message: the first message must be Connect",
+                ))
+            }
+            _ => {}
+        }
         match message {
-            ClientMessage::Connect { session_id } => {
+            ClientMessage::Connect {
+                session_id,
+                max_observed_timestamp,
+            } => {
+                if let Some(ts) = &max_observed_timestamp {
+                    if protocol::decode_ts(ts).is_none() {
+                        return Err(Closing::fatal(
+                            1008,
+                            "Invalid message: maxObservedTimestamp is not a timestamp (base64 of 8 little-endian bytes)",
+                        ));
+                    }
+                }
                 self.session_id = Some(session_id);
                 Ok(())
             }

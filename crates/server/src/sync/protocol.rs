@@ -19,6 +19,9 @@ pub type QueryId = u32;
 pub enum ClientMessage {
     Connect {
         session_id: String,
+        /// Checked for form only (`decode_ts`).
+        #[serde(default)]
+        max_observed_timestamp: Option<String>,
     },
     ModifyQuerySet {
         base_version: u32,
@@ -88,6 +91,13 @@ pub fn decode_args(raw: Json) -> Result<Value, String> {
     Format::Encoded
         .decode(&object)
         .map_err(|e| format!("`args` could not be decoded: {e}"))
+}
+
+/// A timestamp as clients send it: the base64 of 8 little-endian bytes, at most i64::MAX (§B.2).
+pub fn decode_ts(text: &str) -> Option<u64> {
+    let bytes: [u8; 8] = BASE64.decode(text).ok()?.try_into().ok()?;
+    let ts = u64::from_le_bytes(bytes);
+    (ts <= i64::MAX as u64).then_some(ts)
 }
 
 pub fn encode_ts(ts: Ts) -> String {
