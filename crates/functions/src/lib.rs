@@ -7,6 +7,7 @@ mod pagination;
 mod path;
 mod registry;
 mod runtime;
+pub mod jobs;
 pub mod scheduler;
 mod tenancy;
 mod typed;
