@@ -281,7 +281,9 @@ fn insert_in(txn: &mut Txn, row: Object) -> FnResult<DocumentId> {
             return Ok(doc.id);
         }
     }
-    txn.insert(TABLE, row).map_err(missing_table).map_err(Into::into)
+    txn.insert(TABLE, row)
+        .map_err(missing_table)
+        .map_err(Into::into)
 }
 
 /// Marks a pending job canceled; whether it was. A job in any other state is left alone (a running

@@ -3,11 +3,11 @@
 
 mod context;
 mod error;
+pub mod jobs;
 mod pagination;
 mod path;
 mod registry;
 mod runtime;
-pub mod jobs;
 pub mod scheduler;
 mod tenancy;
 mod typed;

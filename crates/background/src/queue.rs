@@ -1,0 +1,552 @@
+//! Runs jobs (`functions::jobs`): claims due jobs under a lease, runs them, and records success,
+//! a retry with backoff, or `dead` after the last attempt.
+//!
+//! Claiming: a worker takes due pending jobs (and running jobs whose lease expired: their node
+//! died) in one transaction per batch, as many as it has free slots: each becomes `running`, with
+//! `attempts` + 1, `lease_owner` this worker and `run_at` the lease's expiry. Two workers that claim
+//! the same job meet in a serialization conflict and the retry skips it. A job whose lease expired
+//! after its last attempt is not run again: it becomes `dead` ("lease expired").
+//!
+//! A mutation job runs through `Runtime::call_guarded`: in its transaction the guard first checks
+//! that the job is still leased to this worker for this attempt (otherwise the handler is skipped)
+//! and last marks it `succeeded`, so its writes and its success commit together: exactly once,
+//! even if a slow worker loses its lease to another. One that throws writes nothing and is retried.
+//! (One that `fail_after_commit`s committed its writes, so it is `dead`, not retried.)
+//!
+//! An action job is claimed, run, then recorded if the lease is still this worker's. A node that
+//! dies mid-action leaves the job `running`; once the lease expires another worker runs it again.
+//! So an action job runs at least once, and its handler must be idempotent.
+//!
+//! A failure puts the job back to `pending` with `run_at` = now + `backoff_ms` * 2^(attempts - 1)
+//! (capped at `max_backoff`), times a random factor in [0.5, 1] so that failed jobs do not return
+//! together; after `max_attempts` attempts it is `dead` with its last error.
+//!
+//! Waking, as the scheduler's executor: the worker scans the due jobs, the next pending due time
+//! and the next lease expiry, keeps what that scan read, and sleeps until a commit from the commit
+//! feed (every node's commits on PostgreSQL) writes into it, the next due time, a run finishes, or
+//! a slow fallback poll. An idle worker only waits.
+//!
+//! Jobs run with no user session: `Caller::Server` and an anonymous `Auth`.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use functions::jobs::{Job, JobState, INDEX_BY_STATE_RUN_AT, TABLE};
+use functions::scheduler::wall_ms;
+use functions::{
+    Auth, Call, Caller, ErrorCode, FnResult, FunctionError, FunctionKind, MutationGuard, RequestId,
+    Runtime,
+};
+use store::{CommitFeed, FeedEvent, Patch, ReadSet, Store, Txn};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use values::{DocumentId, Value};
+
+#[derive(Clone, Debug)]
+pub struct QueueOptions {
+    /// Jobs run at once on this node.
+    pub concurrency: usize,
+    /// Due jobs read per scan.
+    pub batch: usize,
+    /// How long a claimed job is this node's. `None`: the runtime's function timeout plus 30 s
+    /// (an action cannot run longer than the timeout).
+    pub lease: Option<Duration>,
+    /// The longest retry delay.
+    pub max_backoff: Duration,
+    /// Rescan this often even without a commit or a due time (should a wake-up be lost).
+    pub fallback_poll: Duration,
+    /// On stop, how long runs in progress are waited for.
+    pub drain: Duration,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            concurrency: 16,
+            batch: 256,
+            lease: None,
+            max_backoff: Duration::from_secs(3600),
+            fallback_poll: Duration::from_secs(30),
+            drain: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How long the worker waits after the database failed it.
+const COOLDOWN: Duration = Duration::from_secs(1);
+
+/// The running job worker of one node.
+pub struct Queue {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Queue {
+    /// Starts running the jobs of `runtime`'s store. A store without the `jobs` table has nothing to
+    /// run; the worker idles.
+    pub fn start(runtime: Runtime, options: QueueOptions) -> Queue {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(runtime, options, stopped));
+        Queue { stop, task }
+    }
+
+    /// Stops claiming and waits (up to `drain`) for runs in progress. A job cut off keeps its lease
+    /// and is taken over when it expires.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+struct Scan {
+    due: Vec<Job>,
+    next_ms: Option<f64>,
+    reads: ReadSet,
+}
+
+struct Worker {
+    runtime: Runtime,
+    /// Who holds a lease: this worker, for this run of the process.
+    owner: String,
+    lease_ms: f64,
+    max_backoff_ms: f64,
+}
+
+async fn run(runtime: Runtime, options: QueueOptions, mut stop: watch::Receiver<bool>) {
+    let store = runtime.store().clone();
+    if store.table_number(TABLE).is_none() {
+        tracing::debug!("no {TABLE} table: the job worker idles");
+        let _ = stop.wait_for(|stopped| *stopped).await;
+        return;
+    }
+    let lease = options
+        .lease
+        .unwrap_or(runtime.timeout() + Duration::from_secs(30));
+    let worker = Arc::new(Worker {
+        runtime: runtime.clone(),
+        owner: RequestId::generate().as_str().to_string(),
+        lease_ms: lease.as_secs_f64() * 1000.0,
+        max_backoff_ms: options.max_backoff.as_secs_f64() * 1000.0,
+    });
+    // Subscribed before the first scan, so no commit after the scan goes unseen.
+    let mut feed = match store.commit_feed().await {
+        Ok(feed) => Some(feed),
+        Err(error) => {
+            tracing::warn!(%error, "jobs: no commit feed; falling back to polling");
+            None
+        }
+    };
+    let concurrency = options.concurrency.max(1);
+    let mut running: JoinSet<DocumentId> = JoinSet::new();
+    let mut in_flight: HashSet<DocumentId> = HashSet::new();
+    // Due jobs of the last scan not claimed yet: a backlog is claimed from here, a batch per
+    // transaction, and the table scanned again only when it runs low.
+    let mut queue: VecDeque<Job> = VecDeque::new();
+    let mut reads = ReadSet::default();
+    let mut next_ms: Option<f64> = None;
+    let mut stale = true;
+    'outer: loop {
+        if *stop.borrow() {
+            break;
+        }
+        let now = Instant::now();
+        if stale && queue.len() < concurrency {
+            match scan(&store, options.batch).await {
+                Ok(scan) => {
+                    stale = scan.due.len() >= options.batch;
+                    queue = scan.due.into();
+                    reads = scan.reads;
+                    next_ms = scan.next_ms;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "jobs: scan failed");
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        _ = tokio::time::sleep(COOLDOWN) => continue,
+                    }
+                }
+            }
+        }
+        let free = concurrency.saturating_sub(running.len());
+        let mut wanted = Vec::new();
+        while wanted.len() < free {
+            let Some(job) = queue.pop_front() else {
+                break;
+            };
+            if !in_flight.contains(&job.id) {
+                wanted.push(job.id);
+            }
+        }
+        let mut claimed_any = false;
+        if !wanted.is_empty() {
+            match claim(&worker, wanted).await {
+                Ok(claimed) => {
+                    for job in claimed {
+                        claimed_any = true;
+                        in_flight.insert(job.id);
+                        let worker = worker.clone();
+                        running.spawn(async move {
+                            let id = job.id;
+                            run_one(&worker, job).await;
+                            id
+                        });
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "jobs: claiming failed");
+                    stale = true;
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        _ = tokio::time::sleep(COOLDOWN) => continue,
+                    }
+                }
+            }
+        }
+        // More due jobs than the last scan held, and room to run them: scan again at once (unless
+        // this round claimed nothing, when a rescan would only find the same jobs).
+        if stale && claimed_any && queue.is_empty() && running.len() < concurrency {
+            continue;
+        }
+        if !queue.is_empty() && running.len() < concurrency {
+            continue;
+        }
+        let mut wake = now + options.fallback_poll;
+        if let Some(due_ms) = next_ms {
+            let wait = ((due_ms - wall_ms()).max(0.0) / 1000.0).min(3600.0);
+            wake = wake.min(Instant::now() + Duration::from_secs_f64(wait));
+        }
+        let sleep = tokio::time::sleep_until(wake);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break 'outer,
+                done = running.join_next(), if !running.is_empty() => {
+                    match done {
+                        Some(Ok(id)) => {
+                            in_flight.remove(&id);
+                        }
+                        Some(Err(error)) => {
+                            tracing::error!(%error, "jobs: a run panicked");
+                            in_flight.clear();
+                            stale = true;
+                        }
+                        None => {}
+                    }
+                    break;
+                }
+                event = next_event(&mut feed) => match event {
+                    Some(FeedEvent::Commit(commit)) => {
+                        if reads.intersects(&commit.writes) {
+                            stale = true;
+                            if queue.len() < concurrency && running.len() < concurrency {
+                                break;
+                            }
+                        }
+                    }
+                    Some(FeedEvent::Reset(_)) => {
+                        stale = true;
+                        break;
+                    }
+                    None => {
+                        tracing::warn!("jobs: the commit feed ended; falling back to polling");
+                        feed = None;
+                        break;
+                    }
+                },
+                _ = &mut sleep => {
+                    stale = true;
+                    break;
+                }
+            }
+        }
+    }
+    let _ = tokio::time::timeout(options.drain, async {
+        while running.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+async fn next_event(feed: &mut Option<CommitFeed>) -> Option<FeedEvent> {
+    match feed {
+        Some(feed) => feed.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Due pending jobs and running jobs whose lease expired (highest priority first, then oldest),
+/// and the next time one of either comes due.
+async fn scan(store: &Store, batch: usize) -> FnResult<Scan> {
+    let now = wall_ms();
+    let ((due, next_ms), reads, _) = store
+        .query(move |txn| {
+            let mut due = Vec::new();
+            let mut next_ms: Option<f64> = None;
+            for state in [JobState::Pending, JobState::Running] {
+                due.extend(
+                    txn.query(TABLE)?
+                        .with_index(INDEX_BY_STATE_RUN_AT, |q| {
+                            q.eq("state", state.as_str()).lte("run_at", now)
+                        })?
+                        .take(batch)?,
+                );
+                let next = txn
+                    .query(TABLE)?
+                    .with_index(INDEX_BY_STATE_RUN_AT, |q| {
+                        q.eq("state", state.as_str()).gt("run_at", now)
+                    })?
+                    .first()?
+                    .and_then(|doc| doc.get("run_at").and_then(Value::as_f64));
+                next_ms = match (next_ms, next) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            Ok::<_, FunctionError>((due, next_ms))
+        })
+        .await?;
+    // A row that does not read (not written by this code) is skipped, not allowed to stop the rest.
+    let mut due: Vec<Job> = due
+        .iter()
+        .filter_map(|doc| match Job::from_document(doc) {
+            Ok(job) => Some(job),
+            Err(error) => {
+                tracing::error!(%error, "jobs: skipping an unreadable row");
+                None
+            }
+        })
+        .collect();
+    due.sort_by(|a, b| {
+        b.priority
+            .total_cmp(&a.priority)
+            .then(a.run_at.total_cmp(&b.run_at))
+    });
+    Ok(Scan {
+        due,
+        next_ms,
+        reads,
+    })
+}
+
+fn state_of(txn: &mut Txn, id: &DocumentId) -> store::Result<Option<Job>> {
+    Ok(txn.get(id)?.and_then(|doc| Job::from_document(&doc).ok()))
+}
+
+/// Claims those of `ids` that are still due, in one transaction; the claimed jobs as they now are.
+async fn claim(worker: &Arc<Worker>, ids: Vec<DocumentId>) -> FnResult<Vec<Job>> {
+    let (owner, lease_ms) = (worker.owner.clone(), worker.lease_ms);
+    let (claimed, _, _) = worker
+        .runtime
+        .store()
+        .mutate(move |txn| {
+            let now = txn.now_ms();
+            let mut claimed = Vec::new();
+            for id in &ids {
+                let Some(mut job) = state_of(txn, id)? else {
+                    continue;
+                };
+                let takeover = job.state == JobState::Running;
+                if !matches!(job.state, JobState::Pending | JobState::Running) || job.run_at > now {
+                    continue;
+                }
+                if takeover && job.attempts >= job.max_attempts {
+                    // Its node died during the last attempt.
+                    txn.patch(
+                        id,
+                        Patch::from([
+                            ("state".to_string(), Some(JobState::Dead.value())),
+                            ("completed_at".to_string(), Some(Value::Float64(now))),
+                            (
+                                "last_error".to_string(),
+                                Some(Value::String(
+                                    "lease expired: the node running the last attempt stopped"
+                                        .to_string(),
+                                )),
+                            ),
+                        ]),
+                    )?;
+                    continue;
+                }
+                job.state = JobState::Running;
+                job.attempts += 1;
+                job.run_at = now + lease_ms;
+                job.lease_owner = Some(owner.clone());
+                job.started_at = Some(now);
+                txn.patch(
+                    id,
+                    Patch::from([
+                        ("state".to_string(), Some(JobState::Running.value())),
+                        (
+                            "attempts".to_string(),
+                            Some(Value::Float64(job.attempts as f64)),
+                        ),
+                        ("run_at".to_string(), Some(Value::Float64(job.run_at))),
+                        (
+                            "lease_owner".to_string(),
+                            Some(Value::String(owner.clone())),
+                        ),
+                        ("started_at".to_string(), Some(Value::Float64(now))),
+                    ]),
+                )?;
+                claimed.push(job);
+            }
+            Ok::<_, FunctionError>(claimed)
+        })
+        .await?;
+    Ok(claimed)
+}
+
+/// Whether the job is still leased to `owner` for `attempt`.
+fn still_mine(txn: &mut Txn, id: &DocumentId, owner: &str, attempt: u32) -> store::Result<bool> {
+    Ok(state_of(txn, id)?.is_some_and(|job| {
+        job.state == JobState::Running
+            && job.lease_owner.as_deref() == Some(owner)
+            && job.attempts == attempt
+    }))
+}
+
+fn succeeded_patch(now: f64) -> Patch {
+    Patch::from([
+        ("state".to_string(), Some(JobState::Succeeded.value())),
+        ("completed_at".to_string(), Some(Value::Float64(now))),
+        ("lease_owner".to_string(), None),
+    ])
+}
+
+fn dead_patch(now: f64, error: &FunctionError) -> Patch {
+    Patch::from([
+        ("state".to_string(), Some(JobState::Dead.value())),
+        ("completed_at".to_string(), Some(Value::Float64(now))),
+        ("lease_owner".to_string(), None),
+        (
+            "last_error".to_string(),
+            Some(Value::String(error.to_string())),
+        ),
+    ])
+}
+
+/// The delay before attempt `attempts + 1`: doubled per attempt, capped, times a random factor in
+/// [0.5, 1].
+fn backoff_ms(base_ms: f64, attempts: u32, cap_ms: f64) -> f64 {
+    let exponent = attempts.saturating_sub(1).min(40) as i32;
+    let full = (base_ms * 2f64.powi(exponent)).min(cap_ms);
+    full * (0.5 + rand::random::<f64>() * 0.5)
+}
+
+/// In the job's mutation transaction: skip unless the job is still this worker's, and record its
+/// success with its writes.
+struct Leased {
+    worker: Arc<Worker>,
+    id: DocumentId,
+    attempt: u32,
+}
+
+impl MutationGuard for Leased {
+    fn replay(&self, txn: &mut Txn) -> FnResult<Option<FnResult<Value>>> {
+        if still_mine(txn, &self.id, &self.worker.owner, self.attempt)? {
+            Ok(None)
+        } else {
+            // Another worker took it over (this one was too slow), or it was finished.
+            Ok(Some(Err(FunctionError::plain(
+                ErrorCode::Conflict,
+                "job no longer leased by this worker",
+            ))))
+        }
+    }
+    fn record(&self, txn: &mut Txn, outcome: &FnResult<Value>) -> FnResult<()> {
+        let now = txn.now_ms();
+        let patch = match outcome {
+            Ok(_) => succeeded_patch(now),
+            // `fail_after_commit`: its writes commit, so running it again would repeat them.
+            Err(error) => dead_patch(now, error),
+        };
+        txn.patch(&self.id, patch)?;
+        Ok(())
+    }
+}
+
+/// Records a finished attempt if the job is still this worker's: success, or a failure (retry with
+/// backoff, or dead after the last attempt). A few tries while the database is unavailable; past
+/// that the lease expires and another worker takes the job over.
+async fn record(worker: &Worker, job: &Job, outcome: FnResult<()>) {
+    let (id, owner, attempt) = (job.id, worker.owner.clone(), job.attempts);
+    let (max_attempts, base, cap) = (job.max_attempts, job.backoff_ms, worker.max_backoff_ms);
+    let outcome = Arc::new(outcome);
+    let mut wait = Duration::from_millis(100);
+    for _ in 0..8 {
+        let outcome = outcome.clone();
+        let owner = owner.clone();
+        let written = worker
+            .runtime
+            .store()
+            .mutate(move |txn| {
+                if !still_mine(txn, &id, &owner, attempt)? {
+                    return Ok::<_, FunctionError>(());
+                }
+                let now = txn.now_ms();
+                let patch = match &*outcome {
+                    Ok(()) => succeeded_patch(now),
+                    Err(error) if attempt >= max_attempts => dead_patch(now, error),
+                    Err(error) => Patch::from([
+                        ("state".to_string(), Some(JobState::Pending.value())),
+                        (
+                            "run_at".to_string(),
+                            Some(Value::Float64(now + backoff_ms(base, attempt, cap))),
+                        ),
+                        ("lease_owner".to_string(), None),
+                        (
+                            "last_error".to_string(),
+                            Some(Value::String(error.to_string())),
+                        ),
+                    ]),
+                };
+                txn.patch(&id, patch)?;
+                Ok(())
+            })
+            .await;
+        match written {
+            Ok(_) => return,
+            Err(error) => {
+                tracing::warn!(%id, %error, "jobs: recording an attempt failed");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn run_one(worker: &Arc<Worker>, job: Job) {
+    let request_id = RequestId::generate();
+    let call = Call {
+        path: job.name.clone(),
+        expected: Some(job.kind),
+        args: Value::Object(job.args.clone()),
+        auth: Auth::anonymous(),
+        request_id: request_id.clone(),
+        caller: Caller::Server,
+    };
+    tracing::debug!(id = %job.id, path = %job.name, attempt = job.attempts, %request_id, "jobs: running");
+    let outcome = match job.kind {
+        FunctionKind::Mutation => {
+            let guard = Arc::new(Leased {
+                worker: worker.clone(),
+                id: job.id,
+                attempt: job.attempts,
+            });
+            match worker.runtime.call_guarded(call, guard).await {
+                // Recorded in its own transaction.
+                Ok(_) => return,
+                // Nothing was written (or the guard found the job no longer ours, which `record`
+                // sees too).
+                Err(error) => Err(error),
+            }
+        }
+        FunctionKind::Action => worker.runtime.call(call).await.map(|_| ()),
+        FunctionKind::Query => Err(FunctionError::internal("a job cannot be a query")),
+    };
+    if let Err(error) = &outcome {
+        tracing::info!(id = %job.id, path = %job.name, attempt = job.attempts, %error, "jobs: attempt failed");
+    }
+    record(worker, &job, outcome).await;
+}

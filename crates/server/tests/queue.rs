@@ -1,0 +1,437 @@
+//! The job queue through the real server start path: a job runs once, a failing action job is
+//! retried with backoff and goes dead after its attempts, retry of a dead job, cancel, idempotency
+//! keys, a failed mutation enqueues nothing, a job whose node died is taken over after its lease,
+//! and (PostgreSQL) two nodes running many mutation jobs, each exactly once. SQLite always;
+//! PostgreSQL too when TEST_DATABASE_URL is set.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{backends, Db, Place};
+use functions::jobs::{self, JobOptions, JobState, TABLE};
+use functions::scheduler::wall_ms;
+use functions::{
+    Auth, Call, Caller, ErrorCode, FnResult, FunctionError, FunctionRef, Registry, RequestId,
+    Runtime,
+};
+use serde::{Deserialize, Serialize};
+use store::{Schema, TableDef};
+use values::validator::v;
+use values::{DocumentId, Object, Typed, Value};
+
+#[derive(Serialize, Deserialize, Typed)]
+struct Key {
+    key: String,
+}
+
+#[derive(Serialize, Deserialize, Typed)]
+#[serde(rename_all = "camelCase")]
+struct Enqueue {
+    key: String,
+    idempotency_key: Option<String>,
+    delay_ms: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize, Typed)]
+struct Many {
+    prefix: String,
+    n: f64,
+}
+
+const BUMP: FunctionRef<Key, ()> = FunctionRef::internal_mutation("q:bump");
+const FLAKY: FunctionRef<Key, ()> = FunctionRef::internal_action("q:flaky");
+
+fn schema() -> Schema {
+    Schema::new().table(
+        TableDef::new("counters")
+            .field("key", v::string())
+            .field("count", v::number())
+            .index("by_key", &["key"]),
+    )
+}
+
+/// Adds one to the counter `key` (inside the caller's transaction).
+fn bump(ctx: &mut functions::MutationCtx<'_>, key: &str) -> FnResult<()> {
+    let key_owned = key.to_string();
+    let existing = ctx
+        .db
+        .query("counters")?
+        .with_index("by_key", move |q| q.eq("key", key_owned))?
+        .first()?;
+    match existing {
+        Some(doc) => {
+            let count = doc.get("count").and_then(Value::as_f64).unwrap_or(0.0);
+            let patch =
+                store::Patch::from([("count".to_string(), Some(Value::Float64(count + 1.0)))]);
+            ctx.db.patch(&doc.id, patch)?;
+        }
+        None => {
+            ctx.db.insert(
+                "counters",
+                Object::from([
+                    ("key".to_string(), Value::String(key.to_string())),
+                    ("count".to_string(), Value::Float64(1.0)),
+                ]),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.internal_mutation(BUMP, |ctx, args: Key| bump(ctx, &args.key));
+    // Counts its attempts, then fails.
+    r.internal_action(FLAKY, |ctx, args: Key| async move {
+        ctx.run_mutation(BUMP, &args).await?;
+        Err::<(), _>(FunctionError::user(ErrorCode::Conflict, "flaky failure"))
+    });
+    r.mutation("q:enqueue", |ctx, args: Enqueue| {
+        let options = JobOptions {
+            idempotency_key: args.idempotency_key,
+            delay_ms: args.delay_ms.unwrap_or(0.0),
+            ..JobOptions::default()
+        };
+        let id = ctx.jobs().enqueue(BUMP, &Key { key: args.key }, options)?;
+        Ok(id.encode())
+    });
+    r.mutation("q:enqueueFlaky", |ctx, args: Key| {
+        let options = JobOptions {
+            max_attempts: 3,
+            backoff_ms: 20.0,
+            ..JobOptions::default()
+        };
+        let id = ctx.jobs().enqueue(FLAKY, &args, options)?;
+        Ok(id.encode())
+    });
+    r.mutation("q:enqueueThenThrow", |ctx, args: Key| -> FnResult<()> {
+        ctx.jobs().enqueue(BUMP, &args, JobOptions::default())?;
+        bump(ctx, "written-then-rolled-back")?;
+        Err(FunctionError::user(ErrorCode::Conflict, "changed my mind"))
+    });
+    r.mutation("q:enqueueMany", |ctx, args: Many| -> FnResult<()> {
+        for i in 0..args.n as usize {
+            let key = format!("{}-{i}", args.prefix);
+            let options = JobOptions {
+                priority: (i % 3) as f64,
+                ..JobOptions::default()
+            };
+            ctx.jobs().enqueue(BUMP, &Key { key }, options)?;
+        }
+        Ok(())
+    });
+    r.query("q:count", |ctx, args: Key| {
+        let doc = ctx
+            .db
+            .query("counters")?
+            .with_index("by_key", move |q| q.eq("key", args.key))?
+            .first()?;
+        Ok(doc
+            .and_then(|d| d.get("count").and_then(Value::as_f64))
+            .unwrap_or(0.0))
+    });
+    r.query_untyped("q:jobs", functions::no_args(), |ctx, _| {
+        let rows = ctx.db.query(TABLE)?.collect()?;
+        Ok(Value::Array(
+            rows.into_iter().map(|d| d.into_value()).collect(),
+        ))
+    });
+    r.query_untyped("q:counters", functions::no_args(), |ctx, _| {
+        let rows = ctx.db.query("counters")?.collect()?;
+        Ok(Value::Array(
+            rows.into_iter().map(|d| d.into_value()).collect(),
+        ))
+    });
+    r
+}
+
+struct Node {
+    running: server::Running,
+}
+
+impl Node {
+    async fn start(place: &Place) -> Node {
+        let config = place.config(&[]);
+        let store = server::open_store(&config, schema())
+            .await
+            .expect("open store");
+        let running = server::start(config, store, registry(), std::future::pending())
+            .await
+            .expect("server starts");
+        Node { running }
+    }
+    fn rt(&self) -> &Runtime {
+        &self.running.runtime
+    }
+    async fn stop(self) {
+        self.running.stop().await.expect("clean shutdown");
+    }
+}
+
+fn obj(fields: &[(&str, Value)]) -> Value {
+    Value::Object(
+        fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    )
+}
+
+fn s(text: &str) -> Value {
+    Value::String(text.to_string())
+}
+
+async fn call(rt: &Runtime, path: &str, args: Value) -> FnResult<Value> {
+    rt.call(Call {
+        path: path.to_string(),
+        expected: None,
+        args,
+        auth: Auth::anonymous(),
+        request_id: RequestId::generate(),
+        caller: Caller::Server,
+    })
+    .await
+    .map(|outcome| outcome.value)
+}
+
+async fn ok(rt: &Runtime, path: &str, args: Value) -> Value {
+    call(rt, path, args)
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+async fn count(rt: &Runtime, key: &str) -> f64 {
+    ok(rt, "q:count", obj(&[("key", s(key))]))
+        .await
+        .as_f64()
+        .unwrap()
+}
+
+fn id_of(value: &Value) -> DocumentId {
+    DocumentId::decode(value.as_str().unwrap()).unwrap()
+}
+
+/// Polls `check` until it returns `Some`, or panics after 20 s.
+async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until the job is in `state`.
+async fn wait_state(rt: &Runtime, id: &DocumentId, state: JobState) -> jobs::Job {
+    wait_for(&format!("the job to be {}", state.as_str()), || async {
+        let job = jobs::get(rt.store(), id).await.unwrap().unwrap();
+        (job.state == state).then_some(job)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_job_runs_once() {
+    for db in backends() {
+        let place = Place::new(db).await;
+        let node = Node::start(&place).await;
+        let id = ok(node.rt(), "q:enqueue", obj(&[("key", s("a"))])).await;
+        let id = id_of(&id);
+        let job = wait_state(node.rt(), &id, JobState::Succeeded).await;
+        assert_eq!(job.attempts, 1, "{db:?}: {job:?}");
+        assert!(job.completed_at.is_some(), "{db:?}: {job:?}");
+        assert_eq!(count(node.rt(), "a").await, 1.0, "{db:?}");
+        // Nothing runs it again.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(count(node.rt(), "a").await, 1.0, "{db:?}");
+        node.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_failing_action_job_is_retried_then_dead_and_retry_runs_it_again() {
+    for db in backends() {
+        let place = Place::new(db).await;
+        let node = Node::start(&place).await;
+        let id = ok(node.rt(), "q:enqueueFlaky", obj(&[("key", s("f"))])).await;
+        let id = id_of(&id);
+        let job = wait_state(node.rt(), &id, JobState::Dead).await;
+        assert_eq!(job.attempts, 3, "{db:?}: {job:?}");
+        let error = job.last_error.clone().unwrap_or_default();
+        assert!(error.contains("flaky failure"), "{db:?}: {job:?}");
+        // Each attempt ran once; the retries came after their backoff.
+        assert_eq!(count(node.rt(), "f").await, 3.0, "{db:?}");
+        let started = job.started_at.unwrap();
+        assert!(started >= job.created_at + 20.0 * 0.5, "{db:?}: {job:?}");
+
+        assert!(jobs::retry(node.rt().store(), &id).await.unwrap());
+        // Dead again after three more attempts, each of which ran.
+        let job = wait_state(node.rt(), &id, JobState::Dead).await;
+        assert_eq!(job.attempts, 3, "{db:?}: {job:?}");
+        assert_eq!(count(node.rt(), "f").await, 6.0, "{db:?}");
+        let dead = jobs::list(node.rt().store(), JobState::Dead, 10)
+            .await
+            .unwrap();
+        assert_eq!(dead.len(), 1, "{db:?}: {dead:?}");
+        assert_eq!(dead[0].id, id, "{db:?}");
+        node.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn cancel_before_it_runs() {
+    for db in backends() {
+        let place = Place::new(db).await;
+        let node = Node::start(&place).await;
+        let id = ok(
+            node.rt(),
+            "q:enqueue",
+            obj(&[("key", s("c")), ("delayMs", Value::Float64(300.0))]),
+        )
+        .await;
+        let id = id_of(&id);
+        assert!(jobs::cancel(node.rt().store(), &id).await.unwrap());
+        // Canceling twice, or retrying a canceled job, does nothing.
+        assert!(!jobs::cancel(node.rt().store(), &id).await.unwrap());
+        assert!(!jobs::retry(node.rt().store(), &id).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let job = jobs::get(node.rt().store(), &id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Canceled, "{db:?}: {job:?}");
+        assert_eq!(job.attempts, 0, "{db:?}: {job:?}");
+        assert_eq!(count(node.rt(), "c").await, 0.0, "{db:?}");
+        node.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_idempotency_key_enqueues_once() {
+    for db in backends() {
+        let place = Place::new(db).await;
+        let node = Node::start(&place).await;
+        let args = obj(&[("key", s("i")), ("idempotencyKey", s("once"))]);
+        let first = ok(node.rt(), "q:enqueue", args.clone()).await;
+        let job = wait_state(node.rt(), &id_of(&first), JobState::Succeeded).await;
+        // Also after the first one finished.
+        let second = ok(node.rt(), "q:enqueue", args).await;
+        assert_eq!(first, second, "{db:?}");
+        let rows = ok(node.rt(), "q:jobs", obj(&[])).await;
+        assert_eq!(rows.as_array().unwrap().len(), 1, "{db:?}: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(count(node.rt(), "i").await, 1.0, "{db:?}: {job:?}");
+        node.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_mutation_that_fails_enqueues_nothing() {
+    for db in backends() {
+        let place = Place::new(db).await;
+        let node = Node::start(&place).await;
+        let error = call(node.rt(), "q:enqueueThenThrow", obj(&[("key", s("b"))]))
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("changed my mind"), "{error}");
+        let rows = ok(node.rt(), "q:jobs", obj(&[])).await;
+        assert_eq!(rows, Value::Array(vec![]), "{db:?}");
+        let counters = ok(node.rt(), "q:counters", obj(&[])).await;
+        assert_eq!(counters, Value::Array(vec![]), "{db:?}");
+        node.stop().await;
+    }
+}
+
+/// A job row as a worker that claimed it and then died leaves it: `running`, leased to a node that
+/// is gone, until `lease_until`.
+async fn insert_abandoned(rt: &Runtime, key: &str, attempts: f64, lease_until: f64) -> DocumentId {
+    let key = key.to_string();
+    let (id, _, _) = rt
+        .store()
+        .mutate(move |txn| {
+            txn.insert(
+                TABLE,
+                Object::from([
+                    ("name".to_string(), s(BUMP.path())),
+                    ("kind".to_string(), s("mutation")),
+                    ("args".to_string(), obj(&[("key", s(&key))])),
+                    ("state".to_string(), s("running")),
+                    ("priority".to_string(), Value::Float64(0.0)),
+                    ("attempts".to_string(), Value::Float64(attempts)),
+                    ("max_attempts".to_string(), Value::Float64(3.0)),
+                    ("backoff_ms".to_string(), Value::Float64(10.0)),
+                    ("run_at".to_string(), Value::Float64(lease_until)),
+                    ("lease_owner".to_string(), s("a-node-that-died")),
+                    ("started_at".to_string(), Value::Float64(wall_ms())),
+                ]),
+            )
+        })
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn a_job_whose_node_died_runs_after_its_lease() {
+    for db in backends() {
+        let place = Place::new(db).await;
+        let node = Node::start(&place).await;
+        let lease_until = wall_ms() + 300.0;
+        let id = insert_abandoned(node.rt(), "l", 1.0, lease_until).await;
+        let job = wait_state(node.rt(), &id, JobState::Succeeded).await;
+        assert_eq!(job.attempts, 2, "{db:?}: {job:?}");
+        assert!(job.started_at.unwrap() >= lease_until, "{db:?}: {job:?}");
+        assert_eq!(count(node.rt(), "l").await, 1.0, "{db:?}");
+        // Its last attempt's lease expired: dead, not run again.
+        let last = insert_abandoned(node.rt(), "m", 3.0, wall_ms()).await;
+        let job = wait_state(node.rt(), &last, JobState::Dead).await;
+        let error = job.last_error.clone().unwrap_or_default();
+        assert!(error.contains("lease expired"), "{db:?}: {job:?}");
+        assert_eq!(count(node.rt(), "m").await, 0.0, "{db:?}");
+        node.stop().await;
+    }
+}
+
+/// Two nodes on one PostgreSQL database: each of many mutation jobs runs exactly once.
+#[tokio::test]
+async fn two_nodes_run_each_job_exactly_once() {
+    if !backends().contains(&Db::Postgres) {
+        return;
+    }
+    let place = Place::new(Db::Postgres).await;
+    let (a, b) = (Node::start(&place).await, Node::start(&place).await);
+    let (batches, per_batch) = (4, 100);
+    for batch in 0..batches {
+        let node = if batch % 2 == 0 { &a } else { &b };
+        ok(
+            node.rt(),
+            "q:enqueueMany",
+            obj(&[
+                ("prefix", s(&format!("k{batch}"))),
+                ("n", Value::Float64(per_batch as f64)),
+            ]),
+        )
+        .await;
+    }
+    let total = batches * per_batch;
+    wait_for("every job to succeed", || async {
+        let done = jobs::list(a.rt().store(), JobState::Succeeded, total + 1)
+            .await
+            .unwrap();
+        (done.len() == total).then_some(())
+    })
+    .await;
+    let counters = ok(b.rt(), "q:counters", obj(&[])).await;
+    let counters = counters.as_array().unwrap();
+    assert_eq!(counters.len(), total);
+    for counter in counters {
+        let count = counter.as_object().and_then(|o| o.get("count"));
+        assert_eq!(count, Some(&Value::Float64(1.0)), "{counter:?}");
+    }
+    a.stop().await;
+    b.stop().await;
+}
