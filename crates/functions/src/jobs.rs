@@ -281,9 +281,7 @@ fn insert_in(txn: &mut Txn, row: Object) -> FnResult<DocumentId> {
             return Ok(doc.id);
         }
     }
-    txn.insert(TABLE, row)
-        .map_err(missing_table)
-        .map_err(Into::into)
+    txn.insert(TABLE, row).map_err(missing_table)
 }
 
 /// Marks a pending job canceled; whether it was. A job in any other state is left alone (a running
@@ -476,4 +474,49 @@ pub async fn enqueue(
         .mutate(move |txn| insert_in(txn, row.clone()))
         .await?;
     Ok(id)
+}
+
+/// What operators and `/metrics` see of the queue.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobStats {
+    pub pending: u64,
+    pub running: u64,
+    pub dead: u64,
+    /// How long the longest-waiting due pending job has waited (ms; 0 when none is due).
+    pub oldest_pending_age_ms: f64,
+}
+
+/// Counts by state (from the index, no job is read) and the oldest due pending job's wait.
+pub async fn stats(store: &Store) -> FnResult<JobStats> {
+    let now = wall_ms();
+    let (stats, _, _) = store
+        .query(move |txn| {
+            let mut count = |state: JobState| -> FnResult<u64> {
+                Ok(txn
+                    .query(TABLE)
+                    .map_err(missing_table)?
+                    .with_index(INDEX_BY_STATE_RUN_AT, |q| q.eq("state", state.as_str()))?
+                    .count()?)
+            };
+            let (pending, running, dead) = (
+                count(JobState::Pending)?,
+                count(JobState::Running)?,
+                count(JobState::Dead)?,
+            );
+            let oldest = txn
+                .query(TABLE)?
+                .with_index(INDEX_BY_STATE_RUN_AT, |q| {
+                    q.eq("state", JobState::Pending.as_str())
+                })?
+                .first()?
+                .and_then(|doc| doc.get("run_at").and_then(Value::as_f64));
+            Ok::<_, FunctionError>(JobStats {
+                pending,
+                running,
+                dead,
+                oldest_pending_age_ms: oldest.map_or(0.0, |run_at| (now - run_at).max(0.0)),
+            })
+        })
+        .await?;
+    Ok(stats)
 }

@@ -3,6 +3,7 @@
 
 mod api;
 mod error;
+mod jobs_metrics;
 mod middleware;
 mod sync;
 

@@ -435,3 +435,30 @@ async fn two_nodes_run_each_job_exactly_once() {
     a.stop().await;
     b.stop().await;
 }
+
+/// `/metrics` shows the queue's depth and the oldest due job's wait.
+#[tokio::test]
+async fn metrics_show_the_queue() {
+    let place = Place::new(Db::Sqlite).await;
+    let node = Node::start(&place).await;
+    ok(
+        node.rt(),
+        "q:enqueue",
+        obj(&[
+            ("key", s("later")),
+            ("delayMs", Value::Float64(3_600_000.0)),
+        ]),
+    )
+    .await;
+    let url = format!("http://{}/metrics", node.running.addr);
+    let body = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    assert!(body.contains("supportsignal_jobs_pending 1\n"), "{body}");
+    assert!(body.contains("supportsignal_jobs_running 0\n"), "{body}");
+    assert!(body.contains("supportsignal_jobs_dead 0\n"), "{body}");
+    // Not due yet: it has not waited.
+    assert!(
+        body.contains("supportsignal_jobs_oldest_pending_age_seconds 0\n"),
+        "{body}"
+    );
+    node.stop().await;
+}
