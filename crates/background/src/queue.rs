@@ -1,21 +1,21 @@
 //! Runs jobs (`functions::jobs`): claims due jobs under a lease, runs them, and records success,
 //! a retry with backoff, or `dead` after the last attempt.
 //!
-//! Claiming: a worker takes due pending jobs (and running jobs whose lease expired: their node
-//! died) in one transaction per batch, as many as it has free slots: each becomes `running`, with
-//! `attempts` + 1, `lease_owner` this worker and `run_at` the lease's expiry. Two workers that claim
-//! the same job meet in a serialization conflict and the retry skips it. A job whose lease expired
-//! after its last attempt is not run again: it becomes `dead` ("lease expired").
+//! A mutation job needs no claim: its attempt is one transaction. It runs through
+//! `Runtime::call_guarded`, whose guard first checks that the job is still pending, due and not
+//! attempted since it was scanned (otherwise the handler is skipped) and last marks it `succeeded`
+//! (attempts + 1), so its writes and its success commit together: exactly once. Two nodes that run
+//! the same job meet in a serialization conflict and the retry skips it; a node that dies mid-run
+//! committed nothing, and the job is still pending. One that throws wrote nothing; its failure is
+//! recorded in a second transaction. (One that `fail_after_commit`s committed its writes, so it is
+//! `dead`, not retried.)
 //!
-//! A mutation job runs through `Runtime::call_guarded`: in its transaction the guard first checks
-//! that the job is still leased to this worker for this attempt (otherwise the handler is skipped)
-//! and last marks it `succeeded`, so its writes and its success commit together: exactly once,
-//! even if a slow worker loses its lease to another. One that throws writes nothing and is retried.
-//! (One that `fail_after_commit`s committed its writes, so it is `dead`, not retried.)
-//!
-//! An action job is claimed, run, then recorded if the lease is still this worker's. A node that
-//! dies mid-action leaves the job `running`; once the lease expires another worker runs it again.
-//! So an action job runs at least once, and its handler must be idempotent.
+//! An action job is claimed first, in one transaction per batch of as many as the worker has free
+//! slots: `running`, `attempts` + 1, `lease_owner` this worker and `run_at` the lease's expiry.
+//! Then it runs, then its outcome is recorded if the lease is still this worker's. A node that dies
+//! mid-action leaves the job `running`; once the lease expires any worker claims it again (a job
+//! whose lease expired after its last attempt is `dead`, "lease expired", and not run again). So an
+//! action job runs at least once, and its handler must be idempotent.
 //!
 //! A failure puts the job back to `pending` with `run_at` = now + `backoff_ms` * 2^(attempts - 1)
 //! (capped at `max_backoff`), times a random factor in [0.5, 1] so that failed jobs do not return
@@ -169,29 +169,39 @@ async fn run(runtime: Runtime, options: QueueOptions, mut stop: watch::Receiver<
                 }
             }
         }
-        let free = concurrency.saturating_sub(running.len());
+        // Pending mutation jobs start at once (their attempt is one transaction, see `run_one`);
+        // the rest are claimed, a batch per transaction, once half the slots are free (claiming
+        // one job per freed slot would cost a transaction per job).
+        let mut started = false;
         let mut wanted = Vec::new();
-        while wanted.len() < free {
-            let Some(job) = queue.pop_front() else {
+        let claim_now = running.len() <= concurrency / 2;
+        while running.len() + wanted.len() < concurrency {
+            let Some(job) = queue.front() else {
                 break;
             };
-            if !in_flight.contains(&job.id) {
+            let direct = job.kind == FunctionKind::Mutation && job.state == JobState::Pending;
+            if !direct && !claim_now {
+                break;
+            }
+            let job = queue.pop_front().expect("a front");
+            if in_flight.contains(&job.id) {
+                continue;
+            }
+            if direct {
+                started = true;
+                in_flight.insert(job.id);
+                spawn(&mut running, &worker, job, Attempt::Unclaimed);
+            } else {
                 wanted.push(job.id);
             }
         }
-        let mut claimed_any = false;
         if !wanted.is_empty() {
             match claim(&worker, wanted).await {
                 Ok(claimed) => {
                     for job in claimed {
-                        claimed_any = true;
+                        started = true;
                         in_flight.insert(job.id);
-                        let worker = worker.clone();
-                        running.spawn(async move {
-                            let id = job.id;
-                            run_one(&worker, job).await;
-                            id
-                        });
+                        spawn(&mut running, &worker, job, Attempt::Leased);
                     }
                 }
                 Err(error) => {
@@ -206,10 +216,7 @@ async fn run(runtime: Runtime, options: QueueOptions, mut stop: watch::Receiver<
         }
         // More due jobs than the last scan held, and room to run them: scan again at once (unless
         // this round claimed nothing, when a rescan would only find the same jobs).
-        if stale && claimed_any && queue.is_empty() && running.len() < concurrency {
-            continue;
-        }
-        if !queue.is_empty() && running.len() < concurrency {
+        if stale && started && queue.is_empty() && running.len() < concurrency {
             continue;
         }
         let mut wake = now + options.fallback_poll;
@@ -397,15 +404,6 @@ async fn claim(worker: &Arc<Worker>, ids: Vec<DocumentId>) -> FnResult<Vec<Job>>
     Ok(claimed)
 }
 
-/// Whether the job is still leased to `owner` for `attempt`.
-fn still_mine(txn: &mut Txn, id: &DocumentId, owner: &str, attempt: u32) -> store::Result<bool> {
-    Ok(state_of(txn, id)?.is_some_and(|job| {
-        job.state == JobState::Running
-            && job.lease_owner.as_deref() == Some(owner)
-            && job.attempts == attempt
-    }))
-}
-
 fn succeeded_patch(now: f64) -> Patch {
     Patch::from([
         ("state".to_string(), Some(JobState::Succeeded.value())),
@@ -434,81 +432,131 @@ fn backoff_ms(base_ms: f64, attempts: u32, cap_ms: f64) -> f64 {
     full * (0.5 + rand::random::<f64>() * 0.5)
 }
 
-/// In the job's mutation transaction: skip unless the job is still this worker's, and record its
-/// success with its writes.
-struct Leased {
-    worker: Arc<Worker>,
-    id: DocumentId,
-    attempt: u32,
+/// How a run holds its job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attempt {
+    /// A pending mutation job, run without a claim: its transaction is the whole attempt.
+    Unclaimed,
+    /// Claimed under this worker's lease.
+    Leased,
 }
 
-impl MutationGuard for Leased {
+/// Whether the job is still as this run found it: pending, due and not attempted since the scan
+/// (`Unclaimed`), or leased to this worker for this attempt (`Leased`).
+fn still_ours(txn: &mut Txn, worker: &Worker, job: &Job, attempt: Attempt) -> store::Result<bool> {
+    let now = txn.now_ms();
+    Ok(state_of(txn, &job.id)?.is_some_and(|row| match attempt {
+        Attempt::Unclaimed => {
+            row.state == JobState::Pending && row.attempts == job.attempts && row.run_at <= now
+        }
+        Attempt::Leased => {
+            row.state == JobState::Running
+                && row.lease_owner.as_deref() == Some(worker.owner.as_str())
+                && row.attempts == job.attempts
+        }
+    }))
+}
+
+/// The attempt number of this run (a claim already counted it).
+fn attempt_number(job: &Job, attempt: Attempt) -> u32 {
+    match attempt {
+        Attempt::Unclaimed => job.attempts + 1,
+        Attempt::Leased => job.attempts,
+    }
+}
+
+/// The patch that ends an attempt: success, or a failure (retry with backoff, or dead after the
+/// last attempt).
+fn outcome_patch(
+    worker: &Worker,
+    job: &Job,
+    attempt: Attempt,
+    outcome: &FnResult<()>,
+    now: f64,
+) -> Patch {
+    let number = attempt_number(job, attempt);
+    let mut patch = match outcome {
+        Ok(()) => succeeded_patch(now),
+        Err(error) if number >= job.max_attempts => dead_patch(now, error),
+        Err(error) => Patch::from([
+            ("state".to_string(), Some(JobState::Pending.value())),
+            (
+                "run_at".to_string(),
+                Some(Value::Float64(
+                    now + backoff_ms(job.backoff_ms, number, worker.max_backoff_ms),
+                )),
+            ),
+            ("lease_owner".to_string(), None),
+            (
+                "last_error".to_string(),
+                Some(Value::String(error.to_string())),
+            ),
+        ]),
+    };
+    if attempt == Attempt::Unclaimed {
+        patch.insert("attempts".to_string(), Some(Value::Float64(number as f64)));
+        patch.insert("started_at".to_string(), Some(Value::Float64(now)));
+    }
+    patch
+}
+
+/// In a mutation job's transaction: skip unless the job is still ours, and record its success
+/// with its writes.
+struct Guard {
+    worker: Arc<Worker>,
+    job: Job,
+    attempt: Attempt,
+}
+
+impl MutationGuard for Guard {
     fn replay(&self, txn: &mut Txn) -> FnResult<Option<FnResult<Value>>> {
-        if still_mine(txn, &self.id, &self.worker.owner, self.attempt)? {
+        if still_ours(txn, &self.worker, &self.job, self.attempt)? {
             Ok(None)
         } else {
-            // Another worker took it over (this one was too slow), or it was finished.
+            // Another worker ran it or took it over, or it was canceled.
             Ok(Some(Err(FunctionError::plain(
                 ErrorCode::Conflict,
-                "job no longer leased by this worker",
+                "job no longer ours to run",
             ))))
         }
     }
     fn record(&self, txn: &mut Txn, outcome: &FnResult<Value>) -> FnResult<()> {
         let now = txn.now_ms();
-        let patch = match outcome {
-            Ok(_) => succeeded_patch(now),
+        let mut patch = outcome_patch(&self.worker, &self.job, self.attempt, &Ok(()), now);
+        if let Err(error) = outcome {
             // `fail_after_commit`: its writes commit, so running it again would repeat them.
-            Err(error) => dead_patch(now, error),
-        };
-        txn.patch(&self.id, patch)?;
+            patch.extend(dead_patch(now, error));
+        }
+        txn.patch(&self.job.id, patch)?;
         Ok(())
     }
 }
 
-/// Records a finished attempt if the job is still this worker's: success, or a failure (retry with
-/// backoff, or dead after the last attempt). A few tries while the database is unavailable; past
-/// that the lease expires and another worker takes the job over.
-async fn record(worker: &Worker, job: &Job, outcome: FnResult<()>) {
-    let (id, owner, attempt) = (job.id, worker.owner.clone(), job.attempts);
-    let (max_attempts, base, cap) = (job.max_attempts, job.backoff_ms, worker.max_backoff_ms);
+/// Records a failed attempt (or an action's success) if the job is still ours. A few tries while
+/// the database is unavailable; past that a leased job is taken over when its lease expires, and an
+/// unclaimed one is simply still pending.
+async fn record(worker: &Arc<Worker>, job: &Job, attempt: Attempt, outcome: FnResult<()>) {
     let outcome = Arc::new(outcome);
     let mut wait = Duration::from_millis(100);
     for _ in 0..8 {
-        let outcome = outcome.clone();
-        let owner = owner.clone();
+        let (worker_for_txn, job_for_txn, outcome) = (worker.clone(), job.clone(), outcome.clone());
         let written = worker
             .runtime
             .store()
             .mutate(move |txn| {
-                if !still_mine(txn, &id, &owner, attempt)? {
+                if !still_ours(txn, &worker_for_txn, &job_for_txn, attempt)? {
                     return Ok::<_, FunctionError>(());
                 }
                 let now = txn.now_ms();
-                let patch = match &*outcome {
-                    Ok(()) => succeeded_patch(now),
-                    Err(error) if attempt >= max_attempts => dead_patch(now, error),
-                    Err(error) => Patch::from([
-                        ("state".to_string(), Some(JobState::Pending.value())),
-                        (
-                            "run_at".to_string(),
-                            Some(Value::Float64(now + backoff_ms(base, attempt, cap))),
-                        ),
-                        ("lease_owner".to_string(), None),
-                        (
-                            "last_error".to_string(),
-                            Some(Value::String(error.to_string())),
-                        ),
-                    ]),
-                };
-                txn.patch(&id, patch)?;
+                let patch = outcome_patch(&worker_for_txn, &job_for_txn, attempt, &outcome, now);
+                txn.patch(&job_for_txn.id, patch)?;
                 Ok(())
             })
             .await;
         match written {
             Ok(_) => return,
             Err(error) => {
-                tracing::warn!(%id, %error, "jobs: recording an attempt failed");
+                tracing::warn!(id = %job.id, %error, "jobs: recording an attempt failed");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(5));
             }
@@ -516,7 +564,16 @@ async fn record(worker: &Worker, job: &Job, outcome: FnResult<()>) {
     }
 }
 
-async fn run_one(worker: &Arc<Worker>, job: Job) {
+fn spawn(running: &mut JoinSet<DocumentId>, worker: &Arc<Worker>, job: Job, attempt: Attempt) {
+    let worker = worker.clone();
+    running.spawn(async move {
+        let id = job.id;
+        run_one(&worker, job, attempt).await;
+        id
+    });
+}
+
+async fn run_one(worker: &Arc<Worker>, job: Job, attempt: Attempt) {
     let request_id = RequestId::generate();
     let call = Call {
         path: job.name.clone(),
@@ -526,13 +583,14 @@ async fn run_one(worker: &Arc<Worker>, job: Job) {
         request_id: request_id.clone(),
         caller: Caller::Server,
     };
-    tracing::debug!(id = %job.id, path = %job.name, attempt = job.attempts, %request_id, "jobs: running");
+    let number = attempt_number(&job, attempt);
+    tracing::debug!(id = %job.id, path = %job.name, attempt = number, %request_id, "jobs: running");
     let outcome = match job.kind {
         FunctionKind::Mutation => {
-            let guard = Arc::new(Leased {
+            let guard = Arc::new(Guard {
                 worker: worker.clone(),
-                id: job.id,
-                attempt: job.attempts,
+                job: job.clone(),
+                attempt,
             });
             match worker.runtime.call_guarded(call, guard).await {
                 // Recorded in its own transaction.
@@ -546,7 +604,7 @@ async fn run_one(worker: &Arc<Worker>, job: Job) {
         FunctionKind::Query => Err(FunctionError::internal("a job cannot be a query")),
     };
     if let Err(error) = &outcome {
-        tracing::info!(id = %job.id, path = %job.name, attempt = job.attempts, %error, "jobs: attempt failed");
+        tracing::info!(id = %job.id, path = %job.name, attempt = number, %error, "jobs: attempt failed");
     }
-    record(worker, &job, outcome).await;
+    record(worker, &job, attempt, outcome).await;
 }

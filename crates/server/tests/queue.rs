@@ -39,7 +39,12 @@ struct Many {
     n: f64,
 }
 
+#[derive(Serialize, Deserialize, Typed)]
+struct NoArgs {}
+
 const BUMP: FunctionRef<Key, ()> = FunctionRef::internal_mutation("q:bump");
+const NOOP: FunctionRef<NoArgs, ()> = FunctionRef::internal_mutation("q:noop");
+const BUMP_ACTION: FunctionRef<Key, ()> = FunctionRef::internal_action("q:bumpAction");
 const FLAKY: FunctionRef<Key, ()> = FunctionRef::internal_action("q:flaky");
 
 fn schema() -> Schema {
@@ -82,6 +87,9 @@ fn bump(ctx: &mut functions::MutationCtx<'_>, key: &str) -> FnResult<()> {
 fn registry() -> Registry {
     let mut r = Registry::new();
     r.internal_mutation(BUMP, |ctx, args: Key| bump(ctx, &args.key));
+    r.internal_action(BUMP_ACTION, |ctx, args: Key| async move {
+        ctx.run_mutation(BUMP, &args).await
+    });
     // Counts its attempts, then fails.
     r.internal_action(FLAKY, |ctx, args: Key| async move {
         ctx.run_mutation(BUMP, &args).await?;
@@ -118,6 +126,14 @@ fn registry() -> Registry {
                 ..JobOptions::default()
             };
             ctx.jobs().enqueue(BUMP, &Key { key }, options)?;
+        }
+        Ok(())
+    });
+    r.internal_mutation(NOOP, |_ctx, _args: NoArgs| Ok(()));
+    r.mutation("q:enqueueNoops", |ctx, args: Many| -> FnResult<()> {
+        for _ in 0..args.n as usize {
+            ctx.jobs()
+                .enqueue(NOOP, &NoArgs {}, JobOptions::default())?;
         }
         Ok(())
     });
@@ -346,8 +362,8 @@ async fn a_mutation_that_fails_enqueues_nothing() {
     }
 }
 
-/// A job row as a worker that claimed it and then died leaves it: `running`, leased to a node that
-/// is gone, until `lease_until`.
+/// An action job's row as a worker that claimed it and then died leaves it: `running`, leased to a
+/// node that is gone, until `lease_until`.
 async fn insert_abandoned(rt: &Runtime, key: &str, attempts: f64, lease_until: f64) -> DocumentId {
     let key = key.to_string();
     let (id, _, _) = rt
@@ -356,8 +372,8 @@ async fn insert_abandoned(rt: &Runtime, key: &str, attempts: f64, lease_until: f
             txn.insert(
                 TABLE,
                 Object::from([
-                    ("name".to_string(), s(BUMP.path())),
-                    ("kind".to_string(), s("mutation")),
+                    ("name".to_string(), s(BUMP_ACTION.path())),
+                    ("kind".to_string(), s("action")),
                     ("args".to_string(), obj(&[("key", s(&key))])),
                     ("state".to_string(), s("running")),
                     ("priority".to_string(), Value::Float64(0.0)),
@@ -461,4 +477,42 @@ async fn metrics_show_the_queue() {
         "{body}"
     );
     node.stop().await;
+}
+
+/// Throughput of no-op mutation jobs (a figure, not a check): `cargo test -p server --test queue
+/// -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn throughput_of_noop_mutation_jobs() {
+    for db in backends() {
+        let place = Place::new(db).await;
+        let node = Node::start(&place).await;
+        let (batches, per_batch) = (10, 500);
+        let started = Instant::now();
+        for _ in 0..batches {
+            ok(
+                node.rt(),
+                "q:enqueueNoops",
+                obj(&[("prefix", s("")), ("n", Value::Float64(per_batch as f64))]),
+            )
+            .await;
+        }
+        let enqueued = started.elapsed();
+        let total = (batches * per_batch) as u64;
+        wait_for("every job to succeed", || async {
+            let stats = jobs::stats(node.rt().store()).await.unwrap();
+            (stats.pending == 0 && stats.running == 0).then_some(())
+        })
+        .await;
+        let elapsed = started.elapsed();
+        let done = jobs::list(node.rt().store(), JobState::Succeeded, total as usize + 1)
+            .await
+            .unwrap();
+        assert_eq!(done.len() as u64, total);
+        eprintln!(
+            "{db:?}: {total} jobs enqueued in {enqueued:?}, all done in {elapsed:?}: {:.0} jobs/s",
+            total as f64 / elapsed.as_secs_f64()
+        );
+        node.stop().await;
+    }
 }
