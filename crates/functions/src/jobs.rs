@@ -28,9 +28,10 @@ pub const INDEX_BY_STATE_RUN_AT: &str = "by_state_run_at";
 /// Jobs by idempotency key.
 pub const INDEX_BY_KEY: &str = "by_idempotency_key";
 
-/// Where a job stands: `pending` -> `running` (leased by a worker) -> `succeeded`, or back to
-/// `pending` after a failure (with backoff), or `dead` after its last attempt. `pending` ->
-/// `canceled` by an operator or a function; `dead` -> `pending` by `retry`.
+/// Where a job stands: `pending` -> `succeeded`, with `running` between for action jobs (leased by
+/// a worker; a mutation job's attempt is one transaction); after a failure back to `pending` (with
+/// backoff), or `dead` after its last attempt. `pending` -> `canceled` by an operator or a
+/// function; `dead` -> `pending` by `retry`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobState {
     Pending,
