@@ -1,8 +1,9 @@
 //! The job queue through the real server start path: a job runs once, a failing action job is
 //! retried with backoff and goes dead after its attempts, retry of a dead job, cancel, idempotency
-//! keys, a failed mutation enqueues nothing, a job whose node died is taken over after its lease,
-//! and (PostgreSQL) two nodes running many mutation jobs, each exactly once. SQLite always;
-//! PostgreSQL too when TEST_DATABASE_URL is set.
+//! keys (also enqueued at once through two nodes), a failed mutation enqueues nothing, a job whose
+//! node died is taken over after its lease, `/metrics` gauges, and (PostgreSQL) two nodes running
+//! many mutation jobs, each exactly once. SQLite always; PostgreSQL too when TEST_DATABASE_URL is
+//! set.
 
 mod common;
 
@@ -433,7 +434,18 @@ async fn two_nodes_run_each_job_exactly_once() {
         )
         .await;
     }
-    let total = batches * per_batch;
+    // The same idempotency key enqueued at once through both nodes: one job.
+    let enqueues = (0..10).map(|i| {
+        let node = if i % 2 == 0 { &a } else { &b };
+        ok(
+            node.rt(),
+            "q:enqueue",
+            obj(&[("key", s("shared")), ("idempotencyKey", s("shared-key"))]),
+        )
+    });
+    let ids = futures::future::join_all(enqueues).await;
+    assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
+    let total = batches * per_batch + 1;
     wait_for("every job to succeed", || async {
         let done = jobs::list(a.rt().store(), JobState::Succeeded, total + 1)
             .await
