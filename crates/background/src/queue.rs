@@ -32,7 +32,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use functions::jobs::{Job, JobState, INDEX_BY_STATE_RUN_AT, TABLE};
+use functions::jobs::{Job, JobState, INDEX_BY_STATE_COMPLETED, INDEX_BY_STATE_RUN_AT, TABLE};
 use functions::scheduler::wall_ms;
 use functions::{
     Auth, Call, Caller, ErrorCode, FnResult, FunctionError, FunctionKind, MutationGuard, RequestId,
@@ -59,6 +59,10 @@ pub struct QueueOptions {
     pub fallback_poll: Duration,
     /// On stop, how long runs in progress are waited for.
     pub drain: Duration,
+    /// How long `succeeded` and `canceled` jobs are kept (`dead` ones stay until an operator acts).
+    pub retention: Duration,
+    /// How often finished jobs past retention are pruned.
+    pub prune_every: Duration,
 }
 
 impl Default for QueueOptions {
@@ -70,6 +74,8 @@ impl Default for QueueOptions {
             max_backoff: Duration::from_secs(3600),
             fallback_poll: Duration::from_secs(30),
             drain: Duration::from_secs(10),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            prune_every: Duration::from_secs(60),
         }
     }
 }
@@ -147,9 +153,14 @@ async fn run(runtime: Runtime, options: QueueOptions, mut stop: watch::Receiver<
     let mut reads = ReadSet::default();
     let mut next_ms: Option<f64> = None;
     let mut stale = true;
+    let mut next_prune = Instant::now();
     'outer: loop {
         if *stop.borrow() {
             break;
+        }
+        if Instant::now() >= next_prune {
+            prune(&store, options.retention).await;
+            next_prune = Instant::now() + options.prune_every;
         }
         let now = Instant::now();
         if stale && queue.len() < concurrency {
@@ -219,7 +230,7 @@ async fn run(runtime: Runtime, options: QueueOptions, mut stop: watch::Receiver<
         if stale && started && queue.is_empty() && running.len() < concurrency {
             continue;
         }
-        let mut wake = now + options.fallback_poll;
+        let mut wake = (now + options.fallback_poll).min(next_prune);
         if let Some(due_ms) = next_ms {
             let wait = ((due_ms - wall_ms()).max(0.0) / 1000.0).min(3600.0);
             wake = wake.min(Instant::now() + Duration::from_secs_f64(wait));
@@ -273,6 +284,51 @@ async fn run(runtime: Runtime, options: QueueOptions, mut stop: watch::Receiver<
         while running.join_next().await.is_some() {}
     })
     .await;
+}
+
+/// Rows deleted per pruning transaction.
+const PRUNE_BATCH: usize = 500;
+
+/// Deletes `succeeded` and `canceled` jobs that finished more than `retention` ago. It looks in a
+/// read-only snapshot first: an empty write still commits (and wakes every node's commit feed).
+async fn prune(store: &Store, retention: Duration) {
+    let cutoff = wall_ms() - retention.as_secs_f64() * 1000.0;
+    for state in [JobState::Succeeded, JobState::Canceled] {
+        let old = move |txn: &mut Txn, limit: usize| {
+            txn.query(TABLE)?
+                .with_index(INDEX_BY_STATE_COMPLETED, |q| {
+                    q.eq("state", state.as_str()).lt("completed_at", cutoff)
+                })?
+                .take(limit)
+        };
+        match store.query(move |txn| old(txn, 1)).await {
+            Ok((found, _, _)) if found.is_empty() => continue,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "jobs: pruning could not read");
+                return;
+            }
+        }
+        loop {
+            let pruned = store
+                .mutate(move |txn| {
+                    let rows = old(txn, PRUNE_BATCH)?;
+                    for doc in &rows {
+                        txn.delete(&doc.id)?;
+                    }
+                    Ok::<_, store::StoreError>(rows.len())
+                })
+                .await;
+            match pruned {
+                Ok((n, _, _)) if n == PRUNE_BATCH => continue,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "jobs: pruning failed");
+                    return;
+                }
+            }
+        }
+    }
 }
 
 async fn next_event(feed: &mut Option<CommitFeed>) -> Option<FeedEvent> {

@@ -25,6 +25,8 @@ use crate::{ErrorCode, FnResult, FunctionError, FunctionKind};
 pub const TABLE: &str = "jobs";
 /// Jobs by state and `run_at`: what workers scan (due pending jobs, expired leases).
 pub const INDEX_BY_STATE_RUN_AT: &str = "by_state_run_at";
+/// Finished jobs by completion time: what retention prunes.
+pub const INDEX_BY_STATE_COMPLETED: &str = "by_state_completed";
 /// Jobs by idempotency key.
 pub const INDEX_BY_KEY: &str = "by_idempotency_key";
 
@@ -88,6 +90,7 @@ pub fn table() -> TableDef {
         .optional("completed_at", v::number())
         .optional("last_error", v::string())
         .index(INDEX_BY_STATE_RUN_AT, &["state", "run_at"])
+        .index(INDEX_BY_STATE_COMPLETED, &["state", "completed_at"])
         .index(INDEX_BY_KEY, &["idempotency_key"])
 }
 

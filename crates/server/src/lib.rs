@@ -149,7 +149,13 @@ pub async fn start_with(
         },
     );
     // Runs enqueued jobs, on every node (each claimed under a lease).
-    let jobs = background::Queue::start(runtime.clone(), background::QueueOptions::default());
+    let jobs = background::Queue::start(
+        runtime.clone(),
+        background::QueueOptions {
+            retention: config.scheduler_retention,
+            ..background::QueueOptions::default()
+        },
+    );
     let app = router(runtime.clone(), Arc::new(config), hub.clone());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -528,3 +528,39 @@ async fn throughput_of_noop_mutation_jobs() {
         node.stop().await;
     }
 }
+
+/// Succeeded jobs past retention are pruned; pending ones stay.
+#[tokio::test]
+async fn finished_jobs_are_pruned_after_retention() {
+    for db in backends() {
+        let place = Place::new(db).await;
+        let node = Node::start(&place).await;
+        let done = ok(node.rt(), "q:enqueue", obj(&[("key", s("p"))])).await;
+        wait_state(node.rt(), &id_of(&done), JobState::Succeeded).await;
+        let later = ok(
+            node.rt(),
+            "q:enqueue",
+            obj(&[("key", s("q")), ("delayMs", Value::Float64(3_600_000.0))]),
+        )
+        .await;
+        // A second worker with no retention prunes at once.
+        let pruner = background::Queue::start(
+            node.rt().clone(),
+            background::QueueOptions {
+                retention: Duration::ZERO,
+                ..Default::default()
+            },
+        );
+        let rows = wait_for("the succeeded job to be pruned", || async {
+            let rows = ok(node.rt(), "q:jobs", obj(&[])).await;
+            let rows = rows.as_array().unwrap().to_vec();
+            (rows.len() == 1).then_some(rows)
+        })
+        .await;
+        let row = rows[0].as_object().unwrap();
+        assert_eq!(row.get("_id"), Some(&later), "{db:?}");
+        assert_eq!(row.get("state"), Some(&s("pending")), "{db:?}");
+        pruner.stop().await;
+        node.stop().await;
+    }
+}
