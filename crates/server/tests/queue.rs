@@ -105,6 +105,11 @@ fn registry() -> Registry {
         let id = ctx.jobs().enqueue(BUMP, &Key { key: args.key }, options)?;
         Ok(id.encode())
     });
+    r.action("q:enqueueFromAction", |ctx, args: Key| async move {
+        let options = JobOptions::default().key(format!("from-action-{}", args.key));
+        let id = ctx.jobs().enqueue(BUMP, &args, options).await?;
+        Ok(id.encode())
+    });
     r.mutation("q:enqueueFlaky", |ctx, args: Key| {
         let options = JobOptions {
             max_attempts: 3,
@@ -268,6 +273,20 @@ async fn a_job_runs_once() {
         // Nothing runs it again.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(count(node.rt(), "a").await, 1.0, "{db:?}");
+        node.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_action_enqueues_in_its_own_transaction() {
+    for db in backends() {
+        let place = Place::new(db).await;
+        let node = Node::start(&place).await;
+        let first = ok(node.rt(), "q:enqueueFromAction", obj(&[("key", s("x"))])).await;
+        let second = ok(node.rt(), "q:enqueueFromAction", obj(&[("key", s("x"))])).await;
+        assert_eq!(first, second, "{db:?}");
+        wait_state(node.rt(), &id_of(&first), JobState::Succeeded).await;
+        assert_eq!(count(node.rt(), "x").await, 1.0, "{db:?}");
         node.stop().await;
     }
 }
