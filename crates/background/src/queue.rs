@@ -1,5 +1,6 @@
-//! Runs jobs (`functions::jobs`): claims due jobs under a lease, runs them, and records success,
-//! a retry with backoff, or `dead` after the last attempt.
+//! Runs jobs (`functions::jobs`): runs due mutation jobs, claims due action jobs under a lease and
+//! runs them, and records success, a retry with backoff, or `dead` after the last attempt. Old
+//! finished jobs are pruned.
 //!
 //! A mutation job needs no claim: its attempt is one transaction. It runs through
 //! `Runtime::call_guarded`, whose guard first checks that the job is still pending, due and not
@@ -147,8 +148,8 @@ async fn run(runtime: Runtime, options: QueueOptions, mut stop: watch::Receiver<
     let concurrency = options.concurrency.max(1);
     let mut running: JoinSet<DocumentId> = JoinSet::new();
     let mut in_flight: HashSet<DocumentId> = HashSet::new();
-    // Due jobs of the last scan not claimed yet: a backlog is claimed from here, a batch per
-    // transaction, and the table scanned again only when it runs low.
+    // Due jobs of the last scan not started yet: a backlog is worked off from here, and the table
+    // scanned again only when it runs low.
     let mut queue: VecDeque<Job> = VecDeque::new();
     let mut reads = ReadSet::default();
     let mut next_ms: Option<f64> = None;
@@ -226,7 +227,7 @@ async fn run(runtime: Runtime, options: QueueOptions, mut stop: watch::Receiver<
             }
         }
         // More due jobs than the last scan held, and room to run them: scan again at once (unless
-        // this round claimed nothing, when a rescan would only find the same jobs).
+        // this round started nothing, when a rescan would only find the same jobs).
         if stale && started && queue.is_empty() && running.len() < concurrency {
             continue;
         }
