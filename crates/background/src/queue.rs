@@ -652,6 +652,13 @@ async fn run_one(worker: &Arc<Worker>, job: Job, attempt: Attempt) {
             match worker.runtime.call_guarded(call, guard).await {
                 // Recorded in its own transaction.
                 Ok(_) => return,
+                // The database was unavailable: nothing was written and the job is still
+                // pending; the next scan (after the database is back) runs it without counting
+                // an attempt.
+                Err(FunctionError::User {
+                    code: ErrorCode::Unavailable,
+                    ..
+                }) if attempt == Attempt::Unclaimed => return,
                 // Nothing was written (or the guard found the job no longer ours, which `record`
                 // sees too).
                 Err(error) => Err(error),
