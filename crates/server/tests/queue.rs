@@ -1,7 +1,8 @@
 //! The job queue through the real server start path: a job runs once, a failing action job is
 //! retried with backoff and goes dead after its attempts, retry of a dead job, cancel, idempotency
 //! keys (also enqueued at once through two nodes), a failed mutation enqueues nothing, a job whose
-//! node died is taken over after its lease, `/metrics` gauges, and (PostgreSQL) two nodes running
+//! node died is taken over after its lease (simulated, and by stopping a node mid-job then
+//! restarting), retention, `/metrics` gauges, and (PostgreSQL) two nodes running
 //! many mutation jobs, each exactly once. SQLite always; PostgreSQL too when TEST_DATABASE_URL is
 //! set.
 
@@ -46,6 +47,8 @@ struct NoArgs {}
 const BUMP: FunctionRef<Key, ()> = FunctionRef::internal_mutation("q:bump");
 const NOOP: FunctionRef<NoArgs, ()> = FunctionRef::internal_mutation("q:noop");
 const BUMP_ACTION: FunctionRef<Key, ()> = FunctionRef::internal_action("q:bumpAction");
+const SLOW_FIRST: FunctionRef<Key, ()> = FunctionRef::internal_action("q:slowFirst");
+const COUNT: FunctionRef<Key, f64> = FunctionRef::query("q:count");
 const FLAKY: FunctionRef<Key, ()> = FunctionRef::internal_action("q:flaky");
 
 fn schema() -> Schema {
@@ -90,6 +93,21 @@ fn registry() -> Registry {
     r.internal_mutation(BUMP, |ctx, args: Key| bump(ctx, &args.key));
     r.internal_action(BUMP_ACTION, |ctx, args: Key| async move {
         ctx.run_mutation(BUMP, &args).await
+    });
+    // Counts its starts; the first one hangs (its node is stopped meanwhile), a later one counts
+    // `done-<key>`.
+    r.internal_action(SLOW_FIRST, |ctx, args: Key| async move {
+        let started = Key {
+            key: format!("started-{}", args.key),
+        };
+        ctx.run_mutation(BUMP, &started).await?;
+        if ctx.run_query(COUNT, &started).await? == 1.0 {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        let done = Key {
+            key: format!("done-{}", args.key),
+        };
+        ctx.run_mutation(BUMP, &done).await
     });
     // Counts its attempts, then fails.
     r.internal_action(FLAKY, |ctx, args: Key| async move {
@@ -143,7 +161,7 @@ fn registry() -> Registry {
         }
         Ok(())
     });
-    r.query("q:count", |ctx, args: Key| {
+    r.query(COUNT, |ctx, args: Key| {
         let doc = ctx
             .db
             .query("counters")?
@@ -580,6 +598,53 @@ async fn finished_jobs_are_pruned_after_retention() {
         assert_eq!(row.get("_id"), Some(&later), "{db:?}");
         assert_eq!(row.get("state"), Some(&s("pending")), "{db:?}");
         pruner.stop().await;
+        node.stop().await;
+    }
+}
+
+/// A node stops in the middle of an action job (its run cut off, its lease left behind); after a
+/// restart, the job runs again once the lease has expired, and completes.
+#[tokio::test]
+async fn a_job_cut_off_by_a_stop_completes_after_restart_and_lease() {
+    for db in backends() {
+        let place = Place::new(db).await;
+        let config = place.config(&[]);
+        // The first "node": a bare worker with a short lease that drops its runs when stopped.
+        let store = server::open_store(&config, schema()).await.unwrap();
+        let rt = Runtime::new(registry(), store.clone(), config.function_timeout);
+        let worker = background::Queue::start(
+            rt.clone(),
+            background::QueueOptions {
+                lease: Some(Duration::from_millis(500)),
+                drain: Duration::ZERO,
+                ..Default::default()
+            },
+        );
+        let id = jobs::enqueue(
+            &rt,
+            SLOW_FIRST.path(),
+            obj(&[("key", s("k"))]),
+            JobOptions::default(),
+        )
+        .await
+        .unwrap();
+        wait_for("the first run to start", || async {
+            (count(&rt, "started-k").await == 1.0).then_some(())
+        })
+        .await;
+        worker.stop().await;
+        let job = jobs::get(rt.store(), &id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Running, "{db:?}: {job:?}");
+        let lease_until = job.run_at;
+        store.close().await.unwrap();
+        drop(rt);
+
+        let node = Node::start(&place).await;
+        let job = wait_state(node.rt(), &id, JobState::Succeeded).await;
+        assert_eq!(job.attempts, 2, "{db:?}: {job:?}");
+        assert!(job.started_at.unwrap() >= lease_until, "{db:?}: {job:?}");
+        assert_eq!(count(node.rt(), "started-k").await, 2.0, "{db:?}");
+        assert_eq!(count(node.rt(), "done-k").await, 1.0, "{db:?}");
         node.stop().await;
     }
 }
