@@ -648,3 +648,39 @@ async fn a_job_cut_off_by_a_stop_completes_after_restart_and_lease() {
         node.stop().await;
     }
 }
+
+/// Throughput of no-op mutation jobs with two nodes on one PostgreSQL database (a figure).
+#[tokio::test]
+#[ignore]
+async fn throughput_of_noop_mutation_jobs_two_nodes() {
+    if !backends().contains(&Db::Postgres) {
+        return;
+    }
+    let place = Place::new(Db::Postgres).await;
+    let (a, b) = (Node::start(&place).await, Node::start(&place).await);
+    let (batches, per_batch) = (10, 500);
+    let started = Instant::now();
+    for i in 0..batches {
+        let node = if i % 2 == 0 { &a } else { &b };
+        ok(
+            node.rt(),
+            "q:enqueueNoops",
+            obj(&[("prefix", s("")), ("n", Value::Float64(per_batch as f64))]),
+        )
+        .await;
+    }
+    let enqueued = started.elapsed();
+    let total = batches * per_batch;
+    wait_for("every job to succeed", || async {
+        let stats = jobs::stats(a.rt().store()).await.unwrap();
+        (stats.pending == 0 && stats.running == 0).then_some(())
+    })
+    .await;
+    let elapsed = started.elapsed();
+    eprintln!(
+        "two nodes: {total} jobs enqueued in {enqueued:?}, all done in {elapsed:?}: {:.0} jobs/s",
+        total as f64 / elapsed.as_secs_f64()
+    );
+    a.stop().await;
+    b.stop().await;
+}
