@@ -30,6 +30,8 @@
 //! Jobs run with no user session: `Caller::Server` and an anonymous `Auth`.
 
 use std::collections::{HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -146,7 +148,9 @@ async fn run(runtime: Runtime, options: QueueOptions, mut stop: watch::Receiver<
         }
     };
     let concurrency = options.concurrency.max(1);
-    let mut running: JoinSet<DocumentId> = JoinSet::new();
+    let salt: u64 = rand::random();
+    // Each run says whether it found its job already taken (see `Ran::Taken`).
+    let mut running: JoinSet<(DocumentId, Ran)> = JoinSet::new();
     let mut in_flight: HashSet<DocumentId> = HashSet::new();
     // Due jobs of the last scan not started yet: a backlog is worked off from here, and the table
     // scanned again only when it runs low.
@@ -165,7 +169,7 @@ async fn run(runtime: Runtime, options: QueueOptions, mut stop: watch::Receiver<
         }
         let now = Instant::now();
         if stale && queue.len() < concurrency {
-            match scan(&store, options.batch).await {
+            match scan(&store, options.batch, salt).await {
                 Ok(scan) => {
                     stale = scan.due.len() >= options.batch;
                     queue = scan.due.into();
@@ -243,8 +247,14 @@ async fn run(runtime: Runtime, options: QueueOptions, mut stop: watch::Receiver<
                 _ = stop.changed() => break 'outer,
                 done = running.join_next(), if !running.is_empty() => {
                     match done {
-                        Some(Ok(id)) => {
+                        Some(Ok((id, ran))) => {
                             in_flight.remove(&id);
+                            if ran == Ran::Taken {
+                                // Another node works the same jobs: what is queued here is
+                                // likely done too, so scan again for what is still pending.
+                                queue.clear();
+                                stale = true;
+                            }
                         }
                         Some(Err(error)) => {
                             tracing::error!(%error, "jobs: a run panicked");
@@ -339,9 +349,9 @@ async fn next_event(feed: &mut Option<CommitFeed>) -> Option<FeedEvent> {
     }
 }
 
-/// Due pending jobs and running jobs whose lease expired (highest priority first, then oldest),
+/// Due pending jobs and running jobs whose lease expired (highest priority first),
 /// and the next time one of either comes due.
-async fn scan(store: &Store, batch: usize) -> FnResult<Scan> {
+async fn scan(store: &Store, batch: usize, salt: u64) -> FnResult<Scan> {
     let now = wall_ms();
     let ((due, next_ms), reads, _) = store
         .query(move |txn| {
@@ -381,10 +391,18 @@ async fn scan(store: &Store, batch: usize) -> FnResult<Scan> {
             }
         })
         .collect();
+    // Among equal priorities, an order of this worker's own: the batch is all due already, and
+    // nodes that take the same jobs in the same order would mostly collide (one run of each pair
+    // is wasted in a serialization conflict).
+    let shuffle = |job: &Job| {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (salt, job.id).hash(&mut hasher);
+        hasher.finish()
+    };
     due.sort_by(|a, b| {
         b.priority
             .total_cmp(&a.priority)
-            .then(a.run_at.total_cmp(&b.run_at))
+            .then_with(|| shuffle(a).cmp(&shuffle(b)))
     });
     Ok(Scan {
         due,
@@ -563,6 +581,8 @@ struct Guard {
     worker: Arc<Worker>,
     job: Job,
     attempt: Attempt,
+    /// Set when `replay` found the job no longer ours.
+    taken: AtomicBool,
 }
 
 impl MutationGuard for Guard {
@@ -571,6 +591,7 @@ impl MutationGuard for Guard {
             Ok(None)
         } else {
             // Another worker ran it or took it over, or it was canceled.
+            self.taken.store(true, Ordering::Relaxed);
             Ok(Some(Err(FunctionError::plain(
                 ErrorCode::Conflict,
                 "job no longer ours to run",
@@ -621,16 +642,28 @@ async fn record(worker: &Arc<Worker>, job: &Job, attempt: Attempt, outcome: FnRe
     }
 }
 
-fn spawn(running: &mut JoinSet<DocumentId>, worker: &Arc<Worker>, job: Job, attempt: Attempt) {
+/// How a run ended, for the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ran {
+    Done,
+    /// The job was no longer ours when its transaction began (another node ran it).
+    Taken,
+}
+
+fn spawn(
+    running: &mut JoinSet<(DocumentId, Ran)>,
+    worker: &Arc<Worker>,
+    job: Job,
+    attempt: Attempt,
+) {
     let worker = worker.clone();
     running.spawn(async move {
         let id = job.id;
-        run_one(&worker, job, attempt).await;
-        id
+        (id, run_one(&worker, job, attempt).await)
     });
 }
 
-async fn run_one(worker: &Arc<Worker>, job: Job, attempt: Attempt) {
+async fn run_one(worker: &Arc<Worker>, job: Job, attempt: Attempt) -> Ran {
     let request_id = RequestId::generate();
     let call = Call {
         path: job.name.clone(),
@@ -648,17 +681,22 @@ async fn run_one(worker: &Arc<Worker>, job: Job, attempt: Attempt) {
                 worker: worker.clone(),
                 job: job.clone(),
                 attempt,
+                taken: AtomicBool::new(false),
             });
-            match worker.runtime.call_guarded(call, guard).await {
+            let result = worker.runtime.call_guarded(call, guard.clone()).await;
+            if guard.taken.load(Ordering::Relaxed) && result.is_err() {
+                return Ran::Taken;
+            }
+            match result {
                 // Recorded in its own transaction.
-                Ok(_) => return,
+                Ok(_) => return Ran::Done,
                 // The database was unavailable: nothing was written and the job is still
                 // pending; the next scan (after the database is back) runs it without counting
                 // an attempt.
                 Err(FunctionError::User {
                     code: ErrorCode::Unavailable,
                     ..
-                }) if attempt == Attempt::Unclaimed => return,
+                }) if attempt == Attempt::Unclaimed => return Ran::Done,
                 // Nothing was written (or the guard found the job no longer ours, which `record`
                 // sees too).
                 Err(error) => Err(error),
@@ -671,4 +709,5 @@ async fn run_one(worker: &Arc<Worker>, job: Job, attempt: Attempt) {
         tracing::info!(id = %job.id, path = %job.name, attempt = number, %error, "jobs: attempt failed");
     }
     record(worker, &job, attempt, outcome).await;
+    Ran::Done
 }

@@ -97,7 +97,7 @@ pub fn table() -> TableDef {
 /// How a job is enqueued.
 #[derive(Clone, Debug)]
 pub struct JobOptions {
-    /// Higher first (default 0).
+    /// Higher first among the due jobs a worker has scanned (default 0).
     pub priority: f64,
     /// Attempts before the job is `dead` (default 5).
     pub max_attempts: u32,
