@@ -707,3 +707,32 @@ async fn throughput_of_noop_mutation_jobs_two_nodes() {
     a.stop().await;
     b.stop().await;
 }
+
+/// PostgreSQL: a job enqueued by another process (here a bare store with no worker) wakes a
+/// node's worker through the commit feed, well before its 30 s fallback poll.
+#[tokio::test]
+async fn a_worker_wakes_on_another_nodes_enqueue() {
+    if !backends().contains(&Db::Postgres) {
+        return;
+    }
+    let place = Place::new(Db::Postgres).await;
+    let node = Node::start(&place).await;
+    // Let the worker make its first scan and go to sleep.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let config = place.config(&[]);
+    let store = server::open_store(&config, schema()).await.unwrap();
+    let other = Runtime::new(registry(), store.clone(), config.function_timeout);
+    let id = jobs::enqueue(
+        &other,
+        BUMP.path(),
+        obj(&[("key", s("w"))]),
+        JobOptions::default(),
+    )
+    .await
+    .unwrap();
+    // `wait_for` gives up after 20 s, before the fallback poll.
+    wait_state(node.rt(), &id, JobState::Succeeded).await;
+    assert_eq!(count(node.rt(), "w").await, 1.0);
+    store.close().await.unwrap();
+    node.stop().await;
+}
