@@ -736,3 +736,27 @@ async fn a_worker_wakes_on_another_nodes_enqueue() {
     store.close().await.unwrap();
     node.stop().await;
 }
+
+/// CPU time of this process over 10 s with an idle node (a figure; no busy polling).
+#[tokio::test]
+#[ignore]
+async fn idle_cpu() {
+    fn cpu_ticks() -> u64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after.split(' ').collect();
+        // utime and stime, fields 14 and 15 of the whole line.
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    }
+    for db in backends() {
+        let place = Place::new(db).await;
+        let node = Node::start(&place).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = cpu_ticks();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let used = cpu_ticks() - before;
+        // Ticks of 10 ms (USER_HZ 100 on Linux).
+        eprintln!("{db:?}: idle node used {} ms of CPU in 10 s", used * 10);
+        node.stop().await;
+    }
+}
