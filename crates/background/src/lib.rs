@@ -3,6 +3,9 @@
 //! the same waking and claiming.
 
 mod executor;
+mod queue;
 
 pub use executor::{Executor, SchedulerOptions};
+pub use functions::jobs::{Job, JobOptions, JobState};
 pub use functions::scheduler::{ScheduledFunction, ScheduledState, TABLE};
+pub use queue::{Queue, QueueOptions};

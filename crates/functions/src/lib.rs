@@ -3,6 +3,7 @@
 
 mod context;
 mod error;
+pub mod jobs;
 mod pagination;
 mod path;
 mod registry;

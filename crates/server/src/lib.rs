@@ -4,6 +4,7 @@
 mod api;
 mod connections;
 mod error;
+mod jobs_metrics;
 mod middleware;
 mod sync;
 
@@ -34,11 +35,13 @@ pub(crate) struct AppState {
 }
 
 /// Opens the store the configuration names and applies migrations. The schema gets the table that
-/// makes WebSocket mutations apply once across reconnects and nodes, and the scheduler's table.
+/// makes WebSocket mutations apply once across reconnects and nodes, the scheduler's table and the
+/// job queue's.
 pub async fn open_store(config: &Config, schema: Schema) -> anyhow::Result<Store> {
     let schema = schema
         .table(sync::mutations_table())
-        .table(functions::scheduler::table());
+        .table(functions::scheduler::table())
+        .table(functions::jobs::table());
     let backend = match &config.database {
         config::Database::Sqlite { path } => Backend::Sqlite { path: path.clone() },
         config::Database::Postgres { url } => Backend::Postgres { url: url.clone() },
@@ -146,6 +149,14 @@ pub async fn start_with(
         },
     );
     let limits = connections::Limits::from_config(&config);
+    // Runs enqueued jobs, on every node (each claimed under a lease).
+    let jobs = background::Queue::start(
+        runtime.clone(),
+        background::QueueOptions {
+            retention: config.scheduler_retention,
+            ..background::QueueOptions::default()
+        },
+    );
     let app = router(runtime.clone(), Arc::new(config), hub.clone());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -160,8 +171,9 @@ pub async fn start_with(
             closing.shutdown();
         };
         connections::serve(listener, app, limits, signal).await;
-        // Scheduled runs in progress finish before the database closes.
+        // Scheduled runs and jobs in progress finish before the database closes.
         scheduler.stop().await;
+        jobs.stop().await;
         hub.drained(std::time::Duration::from_secs(5)).await;
         store.close().await.context("closing the database")?;
         tracing::info!("database closed");

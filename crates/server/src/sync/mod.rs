@@ -323,6 +323,7 @@ pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -
         (None, _) => {}
     }
     let hub = &state.sync;
-    let body = hub.metrics.render(hub.subscriptions.position());
+    let mut body = hub.metrics.render(hub.subscriptions.position());
+    body.push_str(&crate::jobs_metrics::render(&state.runtime).await);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
