@@ -6,3 +6,5 @@ mod executor;
 
 pub use executor::{Executor, SchedulerOptions};
 pub use functions::scheduler::{ScheduledFunction, ScheduledState, TABLE};
+pub mod crons;
+pub use crons::{CronOptions, CronRunner};

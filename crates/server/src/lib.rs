@@ -38,7 +38,8 @@ pub(crate) struct AppState {
 pub async fn open_store(config: &Config, schema: Schema) -> anyhow::Result<Store> {
     let schema = schema
         .table(sync::mutations_table())
-        .table(functions::scheduler::table());
+        .table(functions::scheduler::table())
+        .table(functions::crons::table());
     let backend = match &config.database {
         config::Database::Sqlite { path } => Backend::Sqlite { path: path.clone() },
         config::Database::Postgres { url } => Backend::Postgres { url: url.clone() },
@@ -145,6 +146,8 @@ pub async fn start_with(
             ..background::SchedulerOptions::default()
         },
     );
+    // Runs the crons the registry declares, on every node (each tick still runs once).
+    let crons = background::CronRunner::start(runtime.clone(), background::CronOptions::default());
     let app = router(runtime.clone(), Arc::new(config), hub.clone());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -172,6 +175,7 @@ pub async fn start_with(
         .context("serving HTTP");
         // Scheduled runs in progress finish before the database closes.
         scheduler.stop().await;
+        crons.stop().await;
         served?;
         hub.drained(std::time::Duration::from_secs(5)).await;
         store.close().await.context("closing the database")?;
