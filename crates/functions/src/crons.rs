@@ -27,7 +27,8 @@ pub const INDEX_BY_NAME: &str = "by_name";
 /// When a cron runs.
 #[derive(Clone, Debug)]
 pub enum Schedule {
-    /// Every interval, counted from the start of the last run (the first run is at the first start).
+    /// Every interval, counted from the start of the last run (the first run one interval after the
+    /// cron is first seen, so a fresh start does not race what it starts with).
     Every(Duration),
     /// A cron expression (the `cron` crate's syntax: seconds first, `sec min hour day month
     /// weekday`), in UTC.
@@ -59,13 +60,9 @@ impl Schedule {
             }
         }
     }
-    /// The first tick of a cron never run before: an interval cron runs at once, an expression at
-    /// its next tick.
+    /// The first tick of a cron never run before: the next one after now.
     pub fn first(&self, now_ms: f64) -> Option<f64> {
-        match self {
-            Schedule::Every(_) => Some(now_ms),
-            Schedule::Cron(_) => self.next_after(now_ms),
-        }
+        self.next_after(now_ms)
     }
     /// How it is shown to operators.
     pub fn describe(&self) -> String {
