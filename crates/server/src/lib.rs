@@ -136,6 +136,9 @@ pub async fn start_with(
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // Old WebSocket mutation records are pruned by a cron of their own.
+    let mut registry = registry;
+    sync::register_prune(&mut registry, &store, sync_options.mutation_memory);
     let runtime = Runtime::new(registry, store.clone(), config.function_timeout);
     let hub = sync::Hub::start(runtime.clone(), sync_options).await?;
     // Runs what functions scheduled, on every node (each schedule still runs once).
