@@ -274,9 +274,18 @@ async fn execute(
         Some(error) => tracing::warn!(cron = %spec.name, %error, "cron run failed"),
         None => tracing::debug!(cron = %spec.name, "cron ran"),
     }
-    if let Err(e) = finish(runtime.store(), spec, started, error.clone()).await {
-        // The row stays marked running until `stale_after`; the next ticks are skipped till then.
-        tracing::warn!(cron = %spec.name, error = %e, "cron: recording a run failed");
+    // Until this is recorded the row reads as running and the next ticks are skipped (for at most
+    // `stale_after`), so a failing database is retried a little.
+    let mut wait = Duration::from_millis(100);
+    for attempt in 1..=5 {
+        match finish(runtime.store(), spec, started, error.clone()).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(cron = %spec.name, error = %e, attempt, "cron: recording a run failed");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
     }
     CronRun {
         name: spec.name.clone(),

@@ -176,9 +176,8 @@ pub async fn start_with(
         .with_graceful_shutdown(signal)
         .await
         .context("serving HTTP");
-        // Scheduled runs in progress finish before the database closes.
-        scheduler.stop().await;
-        crons.stop().await;
+        // Scheduled runs and cron runs in progress finish before the database closes.
+        tokio::join!(scheduler.stop(), crons.stop());
         served?;
         hub.drained(std::time::Duration::from_secs(5)).await;
         store.close().await.context("closing the database")?;
