@@ -1,6 +1,6 @@
-//! The background layer: work that runs outside requests. Today the scheduler's executor, which runs
-//! what `ctx.scheduler()` scheduled (see `functions::scheduler`); the job queue and crons build on
-//! the same waking and claiming.
+//! The background layer: work that runs outside requests. The scheduler's executor, which runs
+//! what `ctx.scheduler()` scheduled (see `functions::scheduler`), and the cron runner, which runs
+//! the crons a registry declares (see `functions::crons`).
 
 mod executor;
 

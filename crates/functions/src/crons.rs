@@ -139,3 +139,33 @@ pub fn table() -> TableDef {
         .field("skipped", v::number())
         .index(INDEX_BY_NAME, &["name"])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // 2026-01-01T00:00:00Z
+    const NEW_YEAR_MS: f64 = 1_767_225_600_000.0;
+
+    #[test]
+    fn next_ticks() {
+        let every = Schedule::every(Duration::from_secs(60));
+        assert_eq!(every.next_after(NEW_YEAR_MS), Some(NEW_YEAR_MS + 60_000.0));
+        let nightly = Schedule::cron("0 0 3 * * *");
+        assert_eq!(
+            nightly.next_after(NEW_YEAR_MS + 5.0),
+            Some(NEW_YEAR_MS + 3.0 * 3_600_000.0)
+        );
+        // Strictly after: a claim exactly at a tick moves to the next day's.
+        assert_eq!(
+            nightly.next_after(NEW_YEAR_MS + 3.0 * 3_600_000.0),
+            Some(NEW_YEAR_MS + 27.0 * 3_600_000.0)
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "bad cron expression")]
+    fn a_bad_expression_is_refused_at_declaration() {
+        Schedule::cron("every tuesday");
+    }
+}
