@@ -44,7 +44,6 @@ pub fn schema() -> Schema {
         .chain(email::tables())
         .chain(prompts::tables())
         .chain(ai_service::tables())
-        .chain(housekeeping::tables())
         .fold(Schema::new(), Schema::table)
 }
 
@@ -66,7 +65,6 @@ pub fn row_types() -> Vec<(&'static str, values::Validator)> {
         .chain(rate_limit::rows())
         .chain(oauth::rows())
         .chain(incidents::submission::rows())
-        .chain(housekeeping::rows())
         .chain(invitations::rows())
         .chain(impersonation::rows())
         .chain(email::rows())
@@ -99,7 +97,13 @@ pub fn registry(config: &config::Config) -> Registry {
     clarification::register(&mut r, &ai);
     enhancement::register(&mut r, &ai);
     sample_data::register(&mut r);
-    housekeeping::register(&mut r);
+    // Each module's sweep of its dead rows, run by a cron.
+    identity::sessions::register_sweep(&mut r);
+    auth::reset::register_sweep(&mut r);
+    oauth::register_sweep(&mut r);
+    impersonation::register_sweep(&mut r);
+    rate_limit::register_sweep(&mut r);
+    email::register_sweep(&mut r);
     exports::register(&mut r);
     r
 }

@@ -112,3 +112,19 @@ pub fn record(db: &mut DbWriter<'_>, key: &str, limit: Limit, now: f64) -> FnRes
     }
     Ok(())
 }
+
+static STALE: crate::housekeeping::Expiring = crate::housekeeping::Expiring {
+    table: "rate_limits",
+    index: "by_window_start",
+    field: "window_start",
+    keep_ms: STALE_AFTER_MS,
+};
+
+pub fn register_sweep(r: &mut functions::Registry) {
+    crate::housekeeping::expiring(
+        r,
+        "prune rate limits",
+        functions::FunctionRef::internal_mutation("housekeeping:sweepRateLimits"),
+        &STALE,
+    );
+}

@@ -192,15 +192,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             let _ = worker_stopped.await;
         },
     );
-    let (stop_upkeep, upkeep_stopped) = tokio::sync::oneshot::channel::<()>();
     let (tasks_tx, tasks_rx) = tokio::sync::oneshot::channel::<Vec<tokio::task::JoinHandle<()>>>();
-    // On a signal: stop the email worker first (it finishes sends in progress) and housekeeping
-    // (it finishes the batch in progress), then the server, which closes the database once
-    // in-flight requests are done.
+    // On a signal: stop the email worker first (it finishes sends in progress), then the server
+    // (its crons finish the batch in progress), which closes the database once in-flight requests
+    // are done.
     let shutdown = async move {
         shutdown_signal().await;
         let _ = stop_worker.send(());
-        let _ = stop_upkeep.send(());
         let _ = worker.await;
         for task in tasks_rx.await.unwrap_or_default() {
             let _ = task.await;
@@ -210,15 +208,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let runtime = running.runtime.clone();
     let seeding =
         tokio::spawn(async move { app::ai_service::seed_default_prompts(&runtime).await });
-    // Deletes expired sessions, tokens, rate-limit windows, old emails and AI logs, one node a round.
-    let housekeeping = app::housekeeping::spawn(
-        running.runtime.clone(),
-        app::housekeeping::HousekeepingOptions::default(),
-        async move {
-            let _ = upkeep_stopped.await;
-        },
-    );
-    let _ = tasks_tx.send(vec![seeding, housekeeping]);
+    // Expired sessions, tokens, old emails and AI logs are deleted by crons the server runs.
+    let _ = tasks_tx.send(vec![seeding]);
     // The one line a person (or a script) looks for.
     println!(
         "supportsignal {} listening on http://{}",

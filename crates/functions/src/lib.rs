@@ -2,6 +2,7 @@
 //! and the runtime that executes a call against the store.
 
 mod context;
+pub mod crons;
 mod error;
 pub mod jobs;
 mod pagination;
@@ -13,6 +14,7 @@ mod tenancy;
 mod typed;
 
 pub use context::{ActionCtx, Auth, Db, DbRead, DbWriter, MutationCtx, QueryCtx};
+pub use crons::{CronSpec, Schedule};
 pub use error::{ErrorCode, ErrorShape, FunctionError};
 pub use pagination::{
     pagination_opts_validator, pagination_result, parse_pagination_opts, Page, PaginationArg,

@@ -132,6 +132,8 @@ pub struct Registry {
     functions: BTreeMap<FunctionPath, Registered>,
     auth_check: Option<FunctionPath>,
     session_argument: Option<String>,
+    /// Crons declared with `cron` (see `crons.rs`); the background layer runs them.
+    pub(crate) crons: Vec<crate::crons::CronSpec>,
 }
 
 impl Registry {
@@ -286,6 +288,14 @@ impl Registry {
         }
         if other.session_argument.is_some() {
             self.session_argument = other.session_argument;
+        }
+        for cron in other.crons {
+            assert!(
+                !self.crons.iter().any(|c| c.name == cron.name),
+                "cron {:?} declared twice",
+                cron.name
+            );
+            self.crons.push(cron);
         }
     }
 

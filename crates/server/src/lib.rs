@@ -35,13 +35,14 @@ pub(crate) struct AppState {
 }
 
 /// Opens the store the configuration names and applies migrations. The schema gets the table that
-/// makes WebSocket mutations apply once across reconnects and nodes, the scheduler's table and the
-/// job queue's.
+/// makes WebSocket mutations apply once across reconnects and nodes, and the tables of the
+/// scheduler, the job queue and the crons.
 pub async fn open_store(config: &Config, schema: Schema) -> anyhow::Result<Store> {
     let schema = schema
         .table(sync::mutations_table())
         .table(functions::scheduler::table())
-        .table(functions::jobs::table());
+        .table(functions::jobs::table())
+        .table(functions::crons::table());
     let backend = match &config.database {
         config::Database::Sqlite { path } => Backend::Sqlite { path: path.clone() },
         config::Database::Postgres { url } => Backend::Postgres { url: url.clone() },
@@ -138,6 +139,9 @@ pub async fn start_with(
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // Old WebSocket mutation records are pruned by a cron of their own.
+    let mut registry = registry;
+    sync::register_prune(&mut registry, &store, sync_options.mutation_memory);
     let runtime = Runtime::new(registry, store.clone(), config.function_timeout);
     let hub = sync::Hub::start(runtime.clone(), sync_options).await?;
     // Runs what functions scheduled, on every node (each schedule still runs once).
@@ -157,6 +161,8 @@ pub async fn start_with(
             ..background::QueueOptions::default()
         },
     );
+    // Runs the crons the registry declares, on every node (each tick still runs once).
+    let crons = background::CronRunner::start(runtime.clone(), background::CronOptions::default());
     let app = router(runtime.clone(), Arc::new(config), hub.clone());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -171,9 +177,8 @@ pub async fn start_with(
             closing.shutdown();
         };
         connections::serve(listener, app, limits, signal).await;
-        // Scheduled runs and jobs in progress finish before the database closes.
-        scheduler.stop().await;
-        jobs.stop().await;
+        // Scheduled runs, jobs and cron runs in progress finish before the database closes.
+        tokio::join!(scheduler.stop(), jobs.stop(), crons.stop());
         hub.drained(std::time::Duration::from_secs(5)).await;
         store.close().await.context("closing the database")?;
         tracing::info!("database closed");

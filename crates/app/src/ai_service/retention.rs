@@ -1,14 +1,14 @@
 //! Start-up and upkeep for the AI layer: the default prompts seeded into an empty database, and
 //! request logs and daily usage older than `AI_LOG_RETENTION_DAYS` pruned in small batches (an
-//! internal mutation that housekeeping runs with its other sweeps).
+//! internal mutation run hourly by its cron).
 
-use functions::{FnResult, FunctionRef, MutationCtx, Registry, Runtime, Scope};
+use functions::{FnResult, FunctionRef, MutationCtx, Registry, Runtime, Schedule, Scope};
 use serde::{Deserialize, Serialize};
 use store::Order;
 use values::Typed;
 
 use super::logs::{day_of, LOGS, USAGE};
-use crate::housekeeping::{batch_limit, run_mutation, swept, SweepBatch};
+use crate::housekeeping::{self, batch_limit, run_mutation, swept, SweepBatch};
 use crate::prompts::{self, NoArgs};
 
 pub const PRUNE: FunctionRef<PruneArgs, SweepBatch> =
@@ -30,6 +30,15 @@ pub fn prune_path() -> &'static str {
 pub fn register(r: &mut Registry, retention_days: u32) {
     r.internal_mutation(PRUNE, move |ctx, args| prune(ctx, args, retention_days))
         .cross_tenant();
+    r.cron(
+        "prune ai request logs",
+        Schedule::every(housekeeping::INTERVAL),
+        PRUNE,
+        &PruneArgs {
+            before: None,
+            limit: None,
+        },
+    );
 }
 
 /// Deletes up to `limit` request-log rows (and then daily usage rows) older than `before` (default:

@@ -369,3 +369,20 @@ pub fn delete_for(db: &mut DbWriter<'_>, users: &[DocumentId]) -> FnResult<usize
     }
     Ok(ids.len())
 }
+
+/// Used tokens are deleted when used; an expired one is refused exactly like a missing one.
+static EXPIRED: crate::housekeeping::Expiring = crate::housekeeping::Expiring {
+    table: "password_reset_tokens",
+    index: "by_expires",
+    field: "expires_at",
+    keep_ms: 0.0,
+};
+
+pub fn register_sweep(r: &mut functions::Registry) {
+    crate::housekeeping::expiring(
+        r,
+        "prune password resets",
+        functions::FunctionRef::internal_mutation("housekeeping:sweepPasswordResets"),
+        &EXPIRED,
+    );
+}

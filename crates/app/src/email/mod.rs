@@ -309,3 +309,23 @@ pub fn delete_for_company(
     }
     Ok(ids.len())
 }
+
+/// Finished emails are kept this long (a week) for support, then deleted: their bodies hold reset
+/// and invitation links.
+pub const RETENTION_MS: f64 = 7.0 * crate::housekeeping::DAY_MS;
+
+const SWEEP: functions::FunctionRef<
+    crate::housekeeping::BatchArgs,
+    crate::housekeeping::SweepBatch,
+> = functions::FunctionRef::internal_mutation("housekeeping:sweepEmails");
+
+/// Deletes finished emails past `RETENTION_MS`, hourly (pending ones are the worker's).
+pub fn register_sweep(r: &mut functions::Registry) {
+    r.internal_mutation(SWEEP, |ctx, args| {
+        let limit = crate::housekeeping::batch_limit(args.limit);
+        let before = ctx.now_ms() - RETENTION_MS;
+        let deleted = purge_finished(&mut ctx.db, before, limit)?;
+        Ok(crate::housekeeping::swept(deleted, limit))
+    });
+    crate::housekeeping::cron_for(r, "prune emails", SWEEP);
+}

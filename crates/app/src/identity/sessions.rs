@@ -167,3 +167,20 @@ pub fn delete_for(db: &mut DbWriter<'_>, users: &[DocumentId]) -> FnResult<usize
     }
     Ok(n)
 }
+
+/// An expired session answers exactly like a missing one (`find`), so it goes.
+static EXPIRED: crate::housekeeping::Expiring = crate::housekeeping::Expiring {
+    table: "sessions",
+    index: "by_expires",
+    field: "expires_at",
+    keep_ms: 0.0,
+};
+
+pub fn register_sweep(r: &mut functions::Registry) {
+    crate::housekeeping::expiring(
+        r,
+        "prune sessions",
+        functions::FunctionRef::internal_mutation("housekeeping:sweepSessions"),
+        &EXPIRED,
+    );
+}

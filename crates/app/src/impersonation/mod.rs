@@ -234,3 +234,23 @@ pub(crate) fn mark_ended(db: &mut DbWriter<'_>, id: &DocumentId, at: f64) -> FnR
 pub(crate) fn read_rows(docs: &[Document]) -> FnResult<Vec<ImpersonationDoc>> {
     docs.iter().map(functions::row).collect()
 }
+
+/// Ended and expired impersonations are kept a day, so a late `endImpersonation` still gets its
+/// usual `success` rather than "not found".
+pub const RETENTION_MS: f64 = crate::housekeeping::DAY_MS;
+
+static EXPIRED: crate::housekeeping::Expiring = crate::housekeeping::Expiring {
+    table: TABLE,
+    index: "by_expires",
+    field: "expires_at",
+    keep_ms: RETENTION_MS,
+};
+
+pub fn register_sweep(r: &mut Registry) {
+    crate::housekeeping::expiring(
+        r,
+        "prune impersonations",
+        functions::FunctionRef::internal_mutation("housekeeping:sweepImpersonations"),
+        &EXPIRED,
+    );
+}

@@ -147,3 +147,20 @@ fn authorize_url(
         state: issued.state,
     })
 }
+
+/// A nonce is only needed while its state could still be presented.
+static EXPIRED: crate::housekeeping::Expiring = crate::housekeeping::Expiring {
+    table: USED_STATES,
+    index: "by_expires",
+    field: "expires_at",
+    keep_ms: 0.0,
+};
+
+pub fn register_sweep(r: &mut Registry) {
+    crate::housekeeping::expiring(
+        r,
+        "prune oauth states",
+        functions::FunctionRef::internal_mutation("housekeeping:sweepOAuthStates"),
+        &EXPIRED,
+    );
+}

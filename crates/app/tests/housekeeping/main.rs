@@ -1,5 +1,5 @@
-//! Housekeeping: each sweep deletes dead rows and keeps live ones, and a round claimed by one runner
-//! is skipped by the others until its interval has passed.
+//! Housekeeping: each module's sweep (a cron) deletes dead rows and keeps live ones, and a sweep
+//! claimed by one runner is skipped by the others until its interval has passed.
 
 #[path = "../harness/mod.rs"]
 mod harness;
@@ -8,7 +8,8 @@ mod seed;
 
 use std::collections::HashMap;
 
-use app::housekeeping::{self, HousekeepingOptions, Swept};
+use background::crons::{run_due, CronOptions, CronRun};
+use functions::crons::TABLE as CRONS;
 use harness::{backends, App, Db, Place};
 use seed::{anyone, insert, links, now_ms, rows, token_of, user};
 use serde_json::json;
@@ -17,11 +18,45 @@ use values::Value;
 const DAY: f64 = 86_400_000.0;
 const RESET_LINK: &str = "/reset-password?token=";
 
-/// Small batches, so a sweep with more dead rows than one batch has to go round again.
-fn options() -> HousekeepingOptions {
-    HousekeepingOptions {
-        batch: 2,
-        ..HousekeepingOptions::default()
+/// What one sweep of a round deleted.
+#[derive(Debug)]
+struct Swept {
+    sweep: String,
+    deleted: usize,
+}
+
+/// Every sweep once, as its cron would run it two intervals from now (once the server's runner has
+/// written each cron's row, so the two do not race).
+async fn run_round(app: &App) -> Vec<Swept> {
+    let runtime = app.runtime();
+    let crons = runtime.registry().crons().len();
+    for _ in 0..400 {
+        let states = background::crons::states(runtime.store()).await.unwrap();
+        if states.len() == crons && states.values().all(|s| s.get("running_since").is_none()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let later = now_ms() + 2.0 * 3600e3;
+    let runs = run_due(&runtime, later, &CronOptions::default())
+        .await
+        .unwrap();
+    runs.iter().map(swept).collect()
+}
+
+fn swept(run: &CronRun) -> Swept {
+    assert!(run.error.is_none(), "{run:?}");
+    let deleted = run
+        .results
+        .iter()
+        .filter_map(|r| match r {
+            Value::Object(o) => o.get("deleted").and_then(Value::as_f64),
+            _ => None,
+        })
+        .sum::<f64>() as usize;
+    Swept {
+        sweep: run.function.clone(),
+        deleted,
     }
 }
 
@@ -135,11 +170,13 @@ async fn a_round_removes_dead_rows_and_keeps_live_ones() {
         )
         .await;
 
-        let round = housekeeping::run_round(&app.runtime(), &options())
-            .await
-            .unwrap();
+        let round = run_round(&app).await;
         let counts = deleted(&round);
-        assert_eq!(counts.len(), housekeeping::sweeps().len(), "{round:?}");
+        assert_eq!(
+            counts.len(),
+            app.runtime().registry().crons().len(),
+            "{round:?}"
+        );
         assert_eq!(counts["housekeeping:sweepSessions"], 3, "{db:?}");
         assert_eq!(counts["housekeeping:sweepPasswordResets"], 1, "{db:?}");
         assert_eq!(counts["housekeeping:sweepRateLimits"], 1, "{db:?}");
@@ -188,7 +225,7 @@ async fn a_round_removes_dead_rows_and_keeps_live_ones() {
     }
 }
 
-fn claimed(round: &[Swept]) -> usize {
+fn claimed(round: &[CronRun]) -> usize {
     round.len()
 }
 
@@ -206,32 +243,36 @@ async fn one_runner_claims_a_round_and_the_others_skip_it() {
         let other = second
             .as_ref()
             .map_or_else(|| first.runtime(), App::runtime);
-        let options = options();
+        // Each sweep is claimed on its own (the sweeps are separate crons): the two runners may
+        // share the round, but no sweep runs on both.
+        run_round(&first).await;
+        let options = CronOptions::default();
+        let later = now_ms() + 4.0 * 3600e3;
         let (a, b) = tokio::join!(
-            housekeeping::run_round(&one, &options),
-            housekeeping::run_round(&other, &options)
+            run_due(&one, later, &options),
+            run_due(&other, later, &options)
         );
         let (a, b) = (a.unwrap(), b.unwrap());
-        let all = housekeeping::sweeps().len();
+        let all = one.registry().crons().len();
         assert_eq!(
             claimed(&a) + claimed(&b),
             all,
             "{db:?}: each sweep ran once: {a:?} {b:?}"
         );
         assert!(
-            a.is_empty() || b.is_empty(),
-            "{db:?}: one claimer took the round"
+            a.iter().all(|x| b.iter().all(|y| x.name != y.name)),
+            "{db:?}: one claimer took each sweep"
         );
         // Within the interval, nobody runs the round again.
         for runtime in [&one, &other] {
-            let again = housekeeping::run_round(runtime, &options).await.unwrap();
+            let again = run_due(runtime, later, &options).await.unwrap();
             assert!(again.is_empty(), "{db:?}: {again:?}");
         }
-        let runs = rows(&first, housekeeping::RUNS).await;
+        let runs = rows(&first, CRONS).await;
         assert_eq!(runs.len(), all, "one row per sweep");
         assert!(runs
             .iter()
-            .all(|r| r.get("last_run_at").and_then(Value::as_f64).is_some()));
+            .all(|r| r.get("last_run").and_then(Value::as_f64).is_some()));
         if let Some(second) = second {
             second.stop().await;
         }
@@ -246,10 +287,30 @@ async fn the_background_runner_sweeps_and_stops_on_shutdown() {
         let app = App::start(&place).await;
         let live = anyone(&app, None, "team_lead").await;
         let dead = insert(&app, "sessions", session(&live.id, now_ms() - 1000.0)).await;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = housekeeping::spawn(app.runtime(), options(), async move {
-            let _ = stopped.await;
-        });
+        // As if every node stopped past the sweeps' next tick: the next start runs them.
+        let runtime = app.runtime();
+        let crons = runtime.registry().crons().len();
+        for _ in 0..400 {
+            let states = background::crons::states(runtime.store()).await.unwrap();
+            if states.len() == crons && states.values().all(|s| s.get("running_since").is_none()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let past = now_ms() - 1.0;
+        app.store
+            .mutate(move |txn| {
+                for doc in txn.query(CRONS)?.collect()? {
+                    let patch =
+                        store::Patch::from([("next_run".to_string(), Some(Value::Float64(past)))]);
+                    txn.patch(&doc.id, patch)?;
+                }
+                Ok::<_, store::StoreError>(())
+            })
+            .await
+            .unwrap();
+        app.stop().await;
+        let app = App::start(&place).await;
         let mut swept = false;
         for _ in 0..400 {
             if !ids(&app, "sessions").await.contains(&dead) {
@@ -262,8 +323,6 @@ async fn the_background_runner_sweeps_and_stops_on_shutdown() {
             swept,
             "{db:?}: the runner's first round deletes the expired session"
         );
-        let _ = stop.send(());
-        task.await.unwrap();
         assert_eq!(ids(&app, "sessions").await.len(), 1, "the live one stays");
         app.stop().await;
     }

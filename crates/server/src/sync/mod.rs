@@ -44,7 +44,7 @@ use metrics::Metrics;
 use mutations::MutationLog;
 use runs::Runs;
 
-pub use mutations::table as mutations_table;
+pub use mutations::{register_prune, table as mutations_table};
 
 /// Limits and timings of the sync endpoint.
 #[derive(Clone, Debug)]
@@ -89,9 +89,6 @@ impl Default for SyncOptions {
 /// Initial read buffer of a connection.
 const READ_BUFFER: usize = 2048;
 
-/// How often old mutation records are pruned (at most; more often with a shorter retention).
-const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
-
 /// The sync endpoint's shared state: one per server.
 pub struct Hub {
     runtime: Runtime,
@@ -121,10 +118,6 @@ impl Hub {
             options.mutation_memory,
             metrics.clone(),
         ));
-        if mutations.durable() {
-            let every = options.mutation_memory.min(PRUNE_INTERVAL);
-            tokio::spawn(prune(mutations.clone(), every, stopped));
-        }
         Ok(Arc::new(Hub {
             runtime,
             options,
@@ -185,20 +178,6 @@ impl Drop for LiveGuard {
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     // Only the outcome matters; the borrowed value must not live across awaits.
     let _ = stop.wait_for(|stopped| *stopped).await.map(|_| ());
-}
-
-async fn prune(mutations: Arc<MutationLog>, every: Duration, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stopped(&mut stop) => return,
-        }
-        match mutations.prune().await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(records = n, "pruned old mutation records"),
-            Err(error) => tracing::warn!(%error, "pruning mutation records failed"),
-        }
-    }
 }
 
 /// `GET /api/sync` and `GET /api/{client version}/sync`: the WebSocket upgrade (RFC 6455 §4.2).

@@ -19,11 +19,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use functions::{
-    Call, ErrorCode, ErrorShape, FnResult, FunctionError, MutationGuard, RequestId, Runtime,
+    Call, ErrorCode, ErrorShape, FnResult, FunctionError, FunctionRef, MutationGuard, Registry,
+    RequestId, Runtime, Schedule,
 };
 use parking_lot::Mutex;
 use serde_json::{json, Value as Json};
-use store::{StoreError, TableDef, Ts, Txn};
+use store::{TableDef, Ts, Txn};
 use tokio::sync::watch;
 use values::validator::v;
 use values::{Format, Object, Value};
@@ -37,6 +38,53 @@ const MEMORY_ENTRIES: usize = 100_000;
 const MAX_RECORDED_RESULT: usize = 512 * 1024;
 /// Records deleted per pruning transaction.
 const PRUNE_BATCH: usize = 500;
+/// How often old records are pruned (at most; more often with a shorter retention).
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+const PRUNE: FunctionRef<PruneArgs, Pruned> =
+    FunctionRef::internal_mutation("_sync:pruneMutations");
+
+#[derive(serde::Serialize, serde::Deserialize, values::Typed)]
+#[serde(rename_all = "camelCase")]
+struct PruneArgs {
+    keep_ms: f64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, values::Typed)]
+struct Pruned {
+    deleted: f64,
+    more: bool,
+}
+
+/// When the store keeps the records (it has the table), declares their pruning: a cron deletes
+/// records older than `keep`, a batch per transaction.
+pub fn register_prune(r: &mut Registry, store: &store::Store, keep: Duration) {
+    if store.table_number(TABLE).is_none() {
+        return;
+    }
+    r.internal_mutation(PRUNE, |ctx, args: PruneArgs| {
+        let cutoff = ctx.now_ms() - args.keep_ms;
+        let old = ctx
+            .db
+            .query(TABLE)?
+            .with_index("by_recorded_at", |q| q.lt("recorded_at", cutoff))?
+            .take(PRUNE_BATCH)?;
+        for doc in &old {
+            ctx.db.delete(&doc.id)?;
+        }
+        Ok(Pruned {
+            deleted: old.len() as f64,
+            more: old.len() == PRUNE_BATCH,
+        })
+    });
+    let keep_ms = keep.as_secs_f64() * 1000.0;
+    r.cron(
+        "prune sync mutations",
+        Schedule::every(keep.min(PRUNE_INTERVAL)),
+        PRUNE,
+        &PruneArgs { keep_ms },
+    );
+}
 
 /// The table the records live in; `server::open_store` adds it to every schema.
 pub fn table() -> TableDef {
@@ -92,10 +140,6 @@ impl MutationLog {
             memory: Arc::default(),
             metrics,
         }
-    }
-
-    pub fn durable(&self) -> bool {
-        self.durable
     }
 
     /// Runs `call` unless this (session, request) already ran, in which case its first outcome is
@@ -176,37 +220,6 @@ impl MutationLog {
             }
             if let Some((_, key)) = memory.order.pop_front() {
                 memory.slots.remove(&key);
-            }
-        }
-    }
-
-    /// Deletes database records older than the retention, in batches (each its own short
-    /// transaction); returns how many went.
-    pub async fn prune(&self) -> Result<usize, StoreError> {
-        if !self.durable {
-            return Ok(0);
-        }
-        let keep_ms = self.keep.as_secs_f64() * 1000.0;
-        let mut total = 0;
-        loop {
-            let (deleted, _, _) = self
-                .runtime
-                .store()
-                .mutate(move |txn| {
-                    let cutoff = txn.now_ms() - keep_ms;
-                    let old = txn
-                        .query(TABLE)?
-                        .with_index("by_recorded_at", |q| q.lt("recorded_at", cutoff))?
-                        .take(PRUNE_BATCH)?;
-                    for doc in &old {
-                        txn.delete(&doc.id)?;
-                    }
-                    Ok::<_, StoreError>(old.len())
-                })
-                .await?;
-            total += deleted;
-            if deleted < PRUNE_BATCH {
-                return Ok(total);
             }
         }
     }
