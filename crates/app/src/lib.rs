@@ -20,7 +20,10 @@ pub mod participants;
 pub mod prompts;
 pub mod rate_limit;
 pub mod sample_data;
+mod start;
 pub mod users;
+
+pub use start::{start, start_with, FirstAdmin, Options, Running};
 
 use functions::Registry;
 use store::Schema;

@@ -14,9 +14,11 @@ use values::{Object, Value};
 /// Items per seeded group: the range scenario reads exactly one group's worth.
 pub const RANGE_LEN: usize = 50;
 
-/// The application's tables (the authenticated scenarios use them) plus the benchmark's own.
-pub fn schema() -> Schema {
-    app::schema().table(
+/// The application's schema and functions plus the benchmark's own table (`items`) and functions
+/// (for `app::start_with`).
+pub fn extend(schema: Schema, registry: &mut Registry) -> Schema {
+    registry.merge(bench_functions());
+    schema.table(
         TableDef::new("items")
             .field("group", v::string())
             .field("key", v::string())
@@ -74,13 +76,6 @@ pub const WORKERS: usize = 64;
 /// The session token of worker `n` (of `WORKERS`), created by the seeding like `AUTH_TOKEN`.
 pub fn worker_token(n: usize) -> String {
     format!("{:064x}", 0xbe7c_0000_u64 + (n % WORKERS) as u64)
-}
-
-/// The application's functions plus the benchmark's.
-pub fn registry(config: &config::Config) -> Registry {
-    let mut r = app::registry(config);
-    r.merge(bench_functions());
-    r
 }
 
 /// The slug of the company the authenticated scenarios use.

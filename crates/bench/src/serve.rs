@@ -41,7 +41,7 @@ pub fn serve_main(data_dir: PathBuf, database_url: Option<String>) -> anyhow::Re
             )
             .then(|| "1000000".to_string())
         })?;
-        let store = server::open_store(&config, crate::functions::schema()).await?;
+
         let (stdin_closed, on_stdin_closed) = tokio::sync::oneshot::channel::<()>();
         std::thread::spawn(move || {
             let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
@@ -50,8 +50,16 @@ pub fn serve_main(data_dir: PathBuf, database_url: Option<String>) -> anyhow::Re
         let shutdown = async move {
             let _ = on_stdin_closed.await;
         };
-        let registry = crate::functions::registry(&config);
-        let running = server::start(config, store, registry, shutdown).await?;
+        // What `supportsignal serve` starts, plus the benchmark's own table and functions.
+        let running = app::start_with(
+            config,
+            app::Options {
+                shutdown: Box::pin(shutdown),
+                extend: Some(Box::new(crate::functions::extend)),
+                ..app::Options::default()
+            },
+        )
+        .await?;
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{READY_PREFIX}{}", running.addr)?;
         stdout.flush()?;

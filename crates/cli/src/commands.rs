@@ -176,67 +176,25 @@ fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let store = server::open_store(&config, app::schema()).await?;
-    // Stored values earlier versions wrote are rewritten before anything is served.
-    app::incidents::upgrade::run(&store).await?;
-    bootstrap_admin(&store).await?;
-    let registry = app::registry(&config);
-    let mailer = app::email::mailer_from_config(&config)
-        .map_err(|e| anyhow::anyhow!("email: {}", e.message))?;
-    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = app::email::spawn_delivery_worker(
-        store.clone(),
-        mailer,
-        app::email::DeliveryOptions::default(),
-        async move {
-            let _ = worker_stopped.await;
+    let environment = config.environment;
+    let database = format!("{:?}", config.database);
+    let running = app::start_with(
+        config,
+        app::Options {
+            shutdown: Box::pin(shutdown_signal()),
+            first_admin: app::FirstAdmin::from_env(),
+            ..app::Options::default()
         },
-    );
-    let (tasks_tx, tasks_rx) = tokio::sync::oneshot::channel::<Vec<tokio::task::JoinHandle<()>>>();
-    // On a signal: stop the email worker first (it finishes sends in progress), then the server
-    // (its crons finish the batch in progress), which closes the database once in-flight requests
-    // are done.
-    let shutdown = async move {
-        shutdown_signal().await;
-        let _ = stop_worker.send(());
-        let _ = worker.await;
-        for task in tasks_rx.await.unwrap_or_default() {
-            let _ = task.await;
-        }
-    };
-    let running = server::start(config.clone(), store, registry, shutdown).await?;
-    let runtime = running.runtime.clone();
-    let seeding =
-        tokio::spawn(async move { app::ai_service::seed_default_prompts(&runtime).await });
-    // Expired sessions, tokens, old emails and AI logs are deleted by crons the server runs.
-    let _ = tasks_tx.send(vec![seeding]);
+    )
+    .await?;
     // The one line a person (or a script) looks for.
     println!(
         "supportsignal {} listening on http://{}",
         server::VERSION,
         running.addr
     );
-    tracing::info!(environment = config.environment.as_str(), database = ?config.database, "serving");
+    tracing::info!(environment = environment.as_str(), database, "serving");
     running.wait().await
-}
-
-/// Creates the first system administrator from SUPPORTSIGNAL_ADMIN_EMAIL / _PASSWORD when none exists.
-async fn bootstrap_admin(store: &store::Store) -> anyhow::Result<()> {
-    let (Ok(email), Ok(password)) = (
-        std::env::var("SUPPORTSIGNAL_ADMIN_EMAIL"),
-        std::env::var("SUPPORTSIGNAL_ADMIN_PASSWORD"),
-    ) else {
-        return Ok(());
-    };
-    if app::users::has_system_admin(store).await? {
-        return Ok(());
-    }
-    let name =
-        std::env::var("SUPPORTSIGNAL_ADMIN_NAME").unwrap_or_else(|_| "System Administrator".into());
-    app::users::create_system_admin(store, &email, &name, &SecretString::from(password))
-        .await
-        .context("creating the first system administrator from SUPPORTSIGNAL_ADMIN_EMAIL")?;
-    Ok(())
 }
 
 async fn shutdown_signal() {

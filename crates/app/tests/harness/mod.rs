@@ -86,7 +86,7 @@ pub struct App {
     pub url: String,
     pub http: reqwest::Client,
     pub store: store::Store,
-    running: Option<server::Running>,
+    running: Option<app::Running>,
 }
 
 impl App {
@@ -105,11 +105,8 @@ impl App {
         };
         let config =
             config::Config::from_env(overrides, |k| env.get(k).map(|v| v.to_string())).unwrap();
-        let store = server::open_store(&config, app::schema()).await.unwrap();
-        let registry = app::registry(&config);
-        let running = server::start(config, store.clone(), registry, std::future::pending())
-            .await
-            .unwrap();
+        let running = app::start(config).await.unwrap();
+        let store = running.store().clone();
         App {
             url: format!("http://{}", running.addr),
             http: reqwest::Client::new(),

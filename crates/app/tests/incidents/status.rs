@@ -380,9 +380,8 @@ async fn stored_ready_for_analysis_rows_are_upgraded_with_their_counts() {
         .unwrap();
         old.close().await.unwrap();
 
+        // Starting the application upgrades the stored values before it serves anything.
         let app = App::start(&place).await;
-        let upgraded = app::incidents::upgrade::run(&app.store).await.unwrap();
-        assert_eq!(upgraded, 1, "{db:?}");
         assert_eq!(app::incidents::upgrade::run(&app.store).await.unwrap(), 0);
         let pending = app
             .ok(
