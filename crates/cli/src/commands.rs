@@ -180,26 +180,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Stored values earlier versions wrote are rewritten before anything is served.
     app::incidents::upgrade::run(&store).await?;
     bootstrap_admin(&store).await?;
+    // Email is delivered by jobs the server's queue runs, through the mailer the registry holds.
     let registry = app::registry(&config);
-    let mailer = app::email::mailer_from_config(&config)
-        .map_err(|e| anyhow::anyhow!("email: {}", e.message))?;
-    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = app::email::spawn_delivery_worker(
-        store.clone(),
-        mailer,
-        app::email::DeliveryOptions::default(),
-        async move {
-            let _ = worker_stopped.await;
-        },
-    );
     let (tasks_tx, tasks_rx) = tokio::sync::oneshot::channel::<Vec<tokio::task::JoinHandle<()>>>();
-    // On a signal: stop the email worker first (it finishes sends in progress), then the server
-    // (its crons finish the batch in progress), which closes the database once in-flight requests
-    // are done.
+    // On a signal: the start-up tasks finish, then the server stops (its jobs and crons finish what
+    // is in progress) and closes the database once in-flight requests are done.
     let shutdown = async move {
         shutdown_signal().await;
-        let _ = stop_worker.send(());
-        let _ = worker.await;
         for task in tasks_rx.await.unwrap_or_default() {
             let _ = task.await;
         }

@@ -1,5 +1,5 @@
-//! Email delivery end to end: mutations queue into the outbox, the delivery worker sends to a local
-//! SMTP sink started by each test. Every test runs on SQLite, and on PostgreSQL too when
+//! Email delivery end to end: mutations queue into the outbox (and a delivery job onto the job
+//! queue), the job queue's worker sends to a local SMTP sink started by each test. Every test runs on SQLite, and on PostgreSQL too when
 //! TEST_DATABASE_URL is set (a fresh database per test).
 
 mod harness;
@@ -8,20 +8,20 @@ mod sink;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::email::{self, DeliveryOptions, LogMailer, Mailer, Status};
+use app::email::{self, LogMailer, Mailer, Status};
+use background::QueueOptions;
 use functions::ErrorCode;
 use harness::{backends, field, number, Env, Worker};
 use sink::Sink;
 
 const TOKEN: &str = "tok_9f8e7d6c5b4a";
 
-fn fast() -> DeliveryOptions {
-    DeliveryOptions {
-        poll_interval: Duration::from_millis(200),
-        backoff_base: Duration::from_millis(50),
-        backoff_cap: Duration::from_millis(400),
-        send_timeout: Duration::from_secs(10),
-        ..DeliveryOptions::default()
+/// The job worker with retries a few milliseconds apart (the production backoff caps at 50 ms).
+fn fast() -> QueueOptions {
+    QueueOptions {
+        max_backoff: Duration::from_millis(50),
+        fallback_poll: Duration::from_millis(200),
+        ..QueueOptions::default()
     }
 }
 
@@ -35,8 +35,8 @@ async fn queued_email_is_delivered_to_the_relay() {
         let env = Env::open(db).await;
         let sink = Sink::start().await;
         // No polling to speak of: the commit that queues the email must wake the worker.
-        let options = DeliveryOptions {
-            poll_interval: Duration::from_secs(3600),
+        let options = QueueOptions {
+            fallback_poll: Duration::from_secs(3600),
             ..fast()
         };
         let worker = Worker::start(&env.store, env.smtp(&sink.url()), options);
@@ -113,6 +113,24 @@ async fn a_mutation_that_fails_leaves_no_email() {
 }
 
 #[tokio::test]
+async fn email_queued_by_server_code_in_its_own_transaction_is_delivered() {
+    for db in backends() {
+        let env = Env::open(db).await;
+        let sink = Sink::start().await;
+        let worker = Worker::start(&env.store, env.smtp(&sink.url()), fast());
+        let id = env
+            .queue_in_txn("ann@example.org", "Invited", "join us")
+            .await;
+        let row = env.wait_for_status(&id, Status::Sent).await;
+        assert_eq!(field(&row, "kind"), "invitation", "{db:?}");
+        let messages = sink.messages();
+        assert_eq!(messages.len(), 1, "{db:?}");
+        assert_eq!(messages[0].rcpt_to, ["ann@example.org"]);
+        worker.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn transient_failures_are_retried_then_delivered() {
     for db in backends() {
         let env = Env::open(db).await;
@@ -150,16 +168,16 @@ async fn permanent_refusal_fails_at_once_and_retries_are_bounded() {
 
         let busy = Sink::start().await;
         busy.fail_transiently(usize::MAX);
-        let options = DeliveryOptions {
-            max_attempts: 3,
-            ..fast()
-        };
-        let worker = Worker::start(&env.store, env.smtp(&busy.url()), options);
+        let worker = Worker::start(&env.store, env.smtp(&busy.url()), fast());
         let id = env.queue("ann@example.org", "Hello", "body").await.unwrap();
         let row = env.wait_for_status(&id, Status::Failed).await;
-        assert_eq!(number(&row, "attempts"), 3.0, "{db:?}");
+        let max = f64::from(email::MAX_ATTEMPTS);
+        assert_eq!(number(&row, "attempts"), max, "{db:?}");
         assert!(field(&row, "last_error").contains("451"), "{row:?}");
-        assert_eq!(busy.refused(), 3);
+        assert_eq!(busy.refused(), email::MAX_ATTEMPTS as usize);
+        // Failing the row ends the job: nothing is left to retry.
+        let job = env.job(&id).await;
+        assert_eq!(field(&job, "state"), "succeeded", "{db:?}");
         worker.stop().await;
     }
 }
@@ -220,7 +238,12 @@ async fn worker_survives_the_relay_being_down() {
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let down = format!("smtp://{}", closed.local_addr().unwrap());
         drop(closed);
-        let worker = Worker::start(&env.store, env.smtp(&down), fast());
+        // Retries far enough apart that the row is seen between two of them.
+        let options = QueueOptions {
+            max_backoff: Duration::from_secs(1),
+            ..fast()
+        };
+        let worker = Worker::start(&env.store, env.smtp(&down), options);
         let id = env.queue("ann@example.org", "Later", "body").await.unwrap();
         let row = env
             .wait_for(&id, |row| {
@@ -228,8 +251,13 @@ async fn worker_survives_the_relay_being_down() {
             })
             .await;
         assert!(!field(&row, "last_error").is_empty(), "{db:?}");
-        assert!(!worker.is_finished(), "the worker keeps running");
         worker.stop().await;
+        let job = env.job(&id).await;
+        assert_eq!(
+            field(&job, "state"),
+            "pending",
+            "still to be retried: {job:?}"
+        );
 
         // Another worker (a restart, another node) picks the retry up once a relay answers.
         let sink = Sink::start().await;
@@ -279,8 +307,9 @@ async fn two_nodes_send_each_email_once() {
         // On PostgreSQL the second node has a store of its own, as a second server would.
         let other = env.second_node().await;
         let sink = Sink::start().await;
-        let options = DeliveryOptions {
-            batch_size: 3,
+        let options = QueueOptions {
+            batch: 3,
+            concurrency: 2,
             ..fast()
         };
         let a = Worker::start(&env.store, env.smtp(&sink.url()), options.clone());
@@ -340,16 +369,6 @@ async fn purge_removes_only_old_finished_rows() {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].id.encode(), waiting);
     }
-}
-
-#[test]
-fn backoff_doubles_up_to_its_cap() {
-    let options = DeliveryOptions::default();
-    let secs = |attempts| options.backoff(attempts).as_secs();
-    assert_eq!(
-        [secs(1), secs(2), secs(3), secs(7), secs(8), secs(40)],
-        [30, 60, 120, 1920, 3600, 3600]
-    );
 }
 
 #[test]
