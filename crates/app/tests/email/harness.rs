@@ -130,6 +130,56 @@ impl Env {
         id.encode()
     }
 
+    /// Inserts a `pending` row with no delivery job, as versions that delivered with a worker of
+    /// their own left them.
+    pub async fn insert_without_job(&self, to: &str, subject: &str) -> String {
+        let (to, subject) = (to.to_string(), subject.to_string());
+        let (id, _, _) = self
+            .store
+            .mutate(move |txn| {
+                let now = txn.now_ms();
+                let row = values::Object::from([
+                    ("to".to_string(), Value::from(to.as_str())),
+                    ("subject".to_string(), Value::from(subject.as_str())),
+                    ("text".to_string(), Value::from("from before")),
+                    ("kind".to_string(), Value::from("invitation")),
+                    ("status".to_string(), Value::from("pending")),
+                    ("attempts".to_string(), Value::from(0.0)),
+                    ("next_attempt_at".to_string(), Value::from(now)),
+                    ("created_at".to_string(), Value::from(now)),
+                ]);
+                txn.insert(email::TABLE, row)
+            })
+            .await
+            .expect("insert outbox row");
+        id.encode()
+    }
+
+    /// Runs the cron's mutation that gives unsent rows without a job one; how many it checked.
+    pub async fn requeue(&self) -> f64 {
+        let done = self
+            .run(
+                "email:requeueUndelivered",
+                Value::Object(values::Object::new()),
+            )
+            .await
+            .expect("requeue");
+        match done {
+            Value::Object(fields) => fields["checked"].as_f64().expect("checked"),
+            other => panic!("requeue answered {other:?}"),
+        }
+    }
+
+    /// The jobs table.
+    pub async fn jobs(&self) -> Vec<Document> {
+        let (jobs, _, _) = self
+            .store
+            .query(|txn| txn.query(functions::jobs::TABLE)?.collect())
+            .await
+            .expect("read jobs");
+        jobs
+    }
+
     /// Purges rows finished before now + `offset_ms`.
     pub async fn purge(&self, offset_ms: f64) -> usize {
         let args = Value::object([("offset_ms", Value::from(offset_ms))]);
@@ -179,12 +229,9 @@ impl Env {
     /// The delivery job of outbox row `id`.
     pub async fn job(&self, id: &str) -> Document {
         let key = format!("email:{id}");
-        let (jobs, _, _) = self
-            .store
-            .query(|txn| txn.query(functions::jobs::TABLE)?.collect())
+        self.jobs()
             .await
-            .expect("read jobs");
-        jobs.into_iter()
+            .into_iter()
             .find(|job| field(job, "idempotency_key") == key)
             .unwrap_or_else(|| panic!("no delivery job for {id}"))
     }

@@ -131,6 +131,28 @@ async fn email_queued_by_server_code_in_its_own_transaction_is_delivered() {
 }
 
 #[tokio::test]
+async fn an_unsent_email_without_a_job_gets_one_and_is_delivered() {
+    for db in backends() {
+        let env = Env::open(db).await;
+        let queued = env.queue("a@example.org", "Queued", "1").await.unwrap();
+        let left_over = env.insert_without_job("b@example.org", "Left over").await;
+        assert_eq!(env.jobs().await.len(), 1, "{db:?}");
+        assert_eq!(env.requeue().await, 2.0, "{db:?}");
+        // One job per row: the queued email keeps the one it had.
+        assert_eq!(env.jobs().await.len(), 2, "{db:?}");
+        env.job(&left_over).await;
+
+        let sink = Sink::start().await;
+        let worker = Worker::start(&env.store, env.smtp(&sink.url()), fast());
+        env.wait_for_status(&queued, Status::Sent).await;
+        env.wait_for_status(&left_over, Status::Sent).await;
+        assert_eq!(sink.messages().len(), 2, "{db:?}");
+        assert_eq!(env.requeue().await, 0.0, "nothing is left unsent");
+        worker.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn transient_failures_are_retried_then_delivered() {
     for db in backends() {
         let env = Env::open(db).await;
