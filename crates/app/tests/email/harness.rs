@@ -236,6 +236,23 @@ impl Env {
             .unwrap_or_else(|| panic!("no delivery job for {id}"))
     }
 
+    /// Polls until the delivery job of row `id` is in `state`; panics with the job after the
+    /// deadline.
+    pub async fn wait_for_job(&self, id: &str, state: &str) -> Document {
+        let start = Instant::now();
+        loop {
+            let job = self.job(id).await;
+            if field(&job, "state") == state {
+                return job;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the delivery job never became {state}: {job:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Leaves a row and its job as a node that died during attempt `attempts` would: the row
     /// `sending`, the job `running` under that node's lease, which ends at now + `lease_ms`.
     pub async fn set_claim(&self, id: &str, attempts: f64, lease_ms: f64) {
