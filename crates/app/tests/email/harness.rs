@@ -80,7 +80,8 @@ impl Env {
         )
     }
 
-    async fn run(&self, path: &str, args: Value) -> FnResult<Value> {
+    /// Runs mutation `path` as the server.
+    pub async fn run(&self, path: &str, args: Value) -> FnResult<Value> {
         let call = Call {
             path: path.to_string(),
             expected: Some(FunctionKind::Mutation),

@@ -1,6 +1,7 @@
 //! Email delivery end to end: mutations queue into the outbox (and a delivery job onto the job
-//! queue), the job queue's worker sends to a local SMTP sink started by each test. Every test runs on SQLite, and on PostgreSQL too when
-//! TEST_DATABASE_URL is set (a fresh database per test).
+//! queue), the job queue's worker (`background::Queue`) sends to a local SMTP sink started by each
+//! test. Every test runs on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set (a fresh
+//! database per test).
 
 mod harness;
 mod sink;
@@ -13,10 +14,12 @@ use background::QueueOptions;
 use functions::ErrorCode;
 use harness::{backends, field, number, Env, Worker};
 use sink::Sink;
+use values::Value;
 
 const TOKEN: &str = "tok_9f8e7d6c5b4a";
 
-/// The job worker with retries a few milliseconds apart (the production backoff caps at 50 ms).
+/// The job worker with retries milliseconds apart: the queue caps every job's backoff (30 s and
+/// doubling for email) at 50 ms.
 fn fast() -> QueueOptions {
     QueueOptions {
         max_backoff: Duration::from_millis(50),
@@ -318,6 +321,40 @@ async fn an_abandoned_claim_is_sent_again_after_its_lease() {
         assert_eq!(messages.len(), 1);
         assert_eq!(messages[0].rcpt_to, ["a@example.org"]);
         worker.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_late_outcome_does_not_overwrite_a_later_attempt() {
+    for db in backends() {
+        let env = Env::open(db).await;
+        let id = env.queue("ann@example.org", "Hello", "body").await.unwrap();
+        let target = || ("outboxId", Value::from(id.as_str()));
+        let claim = || env.run("email:claimDelivery", Value::object([target()]));
+        let record = |attempt: f64, outcome: &str| {
+            let args = Value::object([
+                target(),
+                ("attempt", Value::from(attempt)),
+                ("outcome", Value::from(outcome)),
+                ("error", Value::from("550 mailbox unavailable")),
+            ]);
+            env.run("email:recordDelivery", args)
+        };
+        // Attempt 1 is claimed, then taken over by attempt 2 (its node seemed dead).
+        let first = claim().await.unwrap();
+        assert_eq!(first.get("attempt"), Some(&Value::from(1.0)), "{db:?}");
+        assert_eq!(first.get("text"), Some(&Value::from("body")));
+        claim().await.unwrap();
+        assert_eq!(record(1.0, "failed").await.unwrap(), Value::Boolean(false));
+        let row = env.row(&id).await;
+        assert_eq!(field(&row, "status"), "sending", "{db:?}");
+        assert_eq!(number(&row, "attempts"), 2.0);
+        assert!(row.get("last_error").is_none(), "{row:?}");
+        assert_eq!(record(2.0, "failed").await.unwrap(), Value::Boolean(true));
+        let row = env.row(&id).await;
+        assert_eq!(field(&row, "status"), "failed", "{db:?}");
+        // A final row is not claimed again: its job has nothing to send.
+        assert_eq!(claim().await.unwrap(), Value::Null);
     }
 }
 
