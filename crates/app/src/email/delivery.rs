@@ -44,9 +44,10 @@ use values::{Id, Typed};
 use super::{Delivered, MailError, Mailer, OutboxDoc, QueuedEmail, Status, INDEX_BY_STATUS, TABLE};
 use crate::housekeeping::BatchArgs;
 
-/// Attempts per email before it fails for good. With [`BACKOFF_MS`] the waits are about 30 s, 1,
-/// 2, 4, 8, 16 and 32 min (less the jitter): eight attempts span about an hour, long enough to ride
-/// out a relay's restart or a short outage, short enough that a reset link is still useful.
+/// Attempts per email before it fails for good. With [`BACKOFF_MS`] the waits are 30 s, 1, 2, 4,
+/// 8, 16 and 32 min, each less up to half by the queue's jitter: eight attempts span half an hour
+/// to an hour, long enough to ride out a relay's restart or a short outage, short enough that a
+/// reset link is still useful.
 pub const MAX_ATTEMPTS: u32 = 8;
 /// The wait after the first failed attempt, doubled after each further one.
 pub const BACKOFF_MS: f64 = 30_000.0;
