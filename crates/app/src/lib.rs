@@ -108,7 +108,22 @@ pub fn registry(config: &config::Config) -> Registry {
     rate_limit::register_sweep(&mut r);
     email::register_sweep(&mut r);
     exports::register(&mut r);
+    // Outgoing email: delivery jobs send through the configured relay, or log without one.
+    email::register(&mut r, mailer(config));
     r
+}
+
+/// The mailer `config` asks for. One that cannot be built (a sender or TLS setting the relay
+/// library refuses; the configuration checks most of these at load) fails every email with the
+/// reason, which the outbox rows and the log then show.
+fn mailer(config: &config::Config) -> std::sync::Arc<dyn email::Mailer> {
+    match email::mailer_from_config(config) {
+        Ok(mailer) => mailer,
+        Err(error) => {
+            tracing::error!(error = %error.message, "email: the mailer could not be set up; every email will fail");
+            std::sync::Arc::new(email::Unusable(error))
+        }
+    }
 }
 
 #[cfg(test)]

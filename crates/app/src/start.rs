@@ -3,7 +3,8 @@
 //! [`start`] opens the database the configuration names (migrations applied), rewrites values that
 //! earlier versions stored, creates the first system administrator when asked to, starts the HTTP
 //! and WebSocket server with the scheduler, the job queue and the crons, seeds the default prompts
-//! and starts email delivery. Tests that start the application this way run what production runs.
+//! (email goes out through the job queue). Tests that start the application this way run what
+//! production runs.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -68,7 +69,6 @@ pub struct Running {
     pub addr: SocketAddr,
     pub runtime: Runtime,
     server: server::Running,
-    stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Running {
@@ -76,26 +76,17 @@ impl Running {
         self.runtime.store()
     }
 
-    /// Stops: email sends in progress finish, then the server (in-flight requests, scheduled runs,
-    /// jobs and cron runs finish), then the database closes.
+    /// Stops: in-flight requests, scheduled runs, jobs (email sends among them) and cron runs
+    /// finish, then the database closes.
     pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        self.server.wait().await
+        self.server.stop().await
     }
 
     /// Waits until the application stops by itself (its `shutdown` future completed).
     pub async fn wait(self) -> anyhow::Result<()> {
-        let Running { server, stop, .. } = self;
-        let result = server.wait().await;
-        drop(stop);
-        result
+        self.server.wait().await
     }
 }
-
-type Worker = (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-);
 
 /// Starts the application as production runs it.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
@@ -109,48 +100,23 @@ pub async fn start_with(config: Config, options: Options) -> anyhow::Result<Runn
         Some(extend) => extend(crate::schema(), &mut registry),
         None => crate::schema(),
     };
-    let mailer = crate::email::mailer_from_config(&config)
+    // A mail setting that cannot work stops the start here rather than failing every email later.
+    crate::email::mailer_from_config(&config)
         .map_err(|e| anyhow::anyhow!("email: {}", e.message))?;
     let store = server::open_store(&config, schema).await?;
     if let Err(e) = prepare(&store, options.first_admin.as_ref()).await {
         store.close().await.ok();
         return Err(e);
     }
-    // On `stop` or the caller's signal: email sends in progress finish first, then the server
-    // stops (it closes the database last).
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (worker_started, worker) = tokio::sync::oneshot::channel::<Worker>();
-    let external = options.shutdown;
-    let shutdown = async move {
-        tokio::select! {
-            _ = external => {}
-            _ = stopped => {}
-        }
-        if let Ok((stop_worker, handle)) = worker.await {
-            let _ = stop_worker.send(());
-            let _ = handle.await;
-        }
-    };
     let server =
-        server::start_with(config, store.clone(), registry, options.sync, shutdown).await?;
+        server::start_with(config, store, registry, options.sync, options.shutdown).await?;
     let runtime = server.runtime.clone();
     // Before anyone is told the address, so the first request sees the prompts.
     crate::ai_service::seed_default_prompts(&runtime).await;
-    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = crate::email::spawn_delivery_worker(
-        store,
-        mailer,
-        crate::email::DeliveryOptions::default(),
-        async move {
-            let _ = worker_stopped.await;
-        },
-    );
-    let _ = worker_started.send((stop_worker, handle));
     Ok(Running {
         addr: server.addr,
         runtime,
         server,
-        stop,
     })
 }
 

@@ -33,6 +33,24 @@ async fn accept(app: &App, token: &str, password: &str) -> Json {
     .await
 }
 
+/// The outbox status of the one email to `to`, once its delivery job has finished with it.
+async fn delivery_of(app: &App, to: &str) -> String {
+    for _ in 0..1500 {
+        let outbox = rows(app, "email_outbox").await;
+        let status = outbox
+            .iter()
+            .find(|r| r.get("to").and_then(values::Value::as_str) == Some(to))
+            .and_then(|r| r.get("status").and_then(values::Value::as_str))
+            .unwrap_or_default()
+            .to_string();
+        if !matches!(status.as_str(), "pending" | "sending") {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the email to {to} was never delivered");
+}
+
 #[tokio::test]
 async fn scenario_2_a_worker_is_invited_accepts_and_joins_the_company() {
     for db in backends() {
@@ -60,6 +78,9 @@ async fn scenario_2_a_worker_is_invited_accepts_and_joins_the_company() {
         let stored = rows(&app, "user_invitations").await;
         let stored = stored[0].to_value().to_string();
         assert!(!stored.contains(&token), "only the hash is stored");
+        // The server built from `app::registry` delivers it: without SMTP_URL it is logged and
+        // kept in the outbox.
+        assert_eq!(delivery_of(&app, "wendy@abc.org").await, "logged", "{db:?}");
 
         let pending = app
             .ok(

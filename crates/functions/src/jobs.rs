@@ -1,7 +1,8 @@
 //! The job queue's data: a job is a row of the `jobs` table naming a mutation or an action (its
 //! kind), its arguments, a priority, attempts and backoff, an optional idempotency key, and its
 //! state. From a mutation a job is enqueued in the mutation's own transaction (a mutation that
-//! fails enqueues nothing); from an action, in a small transaction of its own. The `background`
+//! fails enqueues nothing); from an action, in a small transaction of its own; from server code
+//! that runs its own `Store::mutate`, in that transaction (`enqueue_in_txn`). The `background`
 //! crate's `Queue` runs the jobs; this module writes and reads the rows, and has the operators'
 //! functions (list by state, retry a dead job, cancel a pending one).
 //!
@@ -478,6 +479,21 @@ pub async fn enqueue(
         .mutate(move |txn| insert_in(txn, row.clone()))
         .await?;
     Ok(id)
+}
+
+/// Enqueues in `txn`, a transaction the caller runs itself (server code on `Store::mutate` rather
+/// than a registered mutation): the job commits or rolls back with it. `runtime`'s registry
+/// checks the function and its arguments.
+pub fn enqueue_in_txn<A: Serialize, R>(
+    txn: &mut Txn,
+    runtime: &Runtime,
+    function: FunctionRef<A, R>,
+    args: &A,
+    options: JobOptions,
+) -> FnResult<DocumentId> {
+    let args = encode_args(function.path(), args)?;
+    let row = new_row(runtime, function.path(), args, &options, txn.now_ms())?;
+    insert_in(txn, row)
 }
 
 /// What operators and `/metrics` see of the queue.

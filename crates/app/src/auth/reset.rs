@@ -219,7 +219,7 @@ pub fn issue(
         .and_then(Value::as_str)
         .and_then(|c| ctx.db.normalize_id("companies", c));
     email::enqueue(
-        &mut ctx.db,
+        ctx,
         OutgoingEmail {
             to,
             subject: "Set your SupportSignal password".into(),

@@ -72,8 +72,8 @@ impl MailError {
     }
 }
 
-/// Sends one message. Object-safe (boxed future) so the worker can hold any mailer as
-/// `Arc<dyn Mailer>`, and tests can substitute their own.
+/// Sends one message. Object-safe (boxed future) so the registry can hold any mailer as
+/// `Arc<dyn Mailer>`, and tests can register their own.
 pub trait Mailer: Send + Sync + 'static {
     fn send<'a>(&'a self, email: &'a QueuedEmail) -> BoxFuture<'a, Result<Delivered, MailError>>;
 }
@@ -110,7 +110,19 @@ impl Mailer for LogMailer {
     }
 }
 
-/// How long one SMTP command may wait for the relay (lettre's per-command timeout). The worker
+/// Stands in for a mailer that could not be set up: refuses every message, permanently, with the
+/// reason it could not be built (so each row says what to fix).
+#[derive(Clone, Debug)]
+pub struct Unusable(pub MailError);
+
+impl Mailer for Unusable {
+    fn send<'a>(&'a self, _: &'a QueuedEmail) -> BoxFuture<'a, Result<Delivered, MailError>> {
+        let message = format!("the mailer is not set up: {}", self.0.message);
+        Box::pin(std::future::ready(Err(MailError::permanent(message))))
+    }
+}
+
+/// How long one SMTP command may wait for the relay (lettre's per-command timeout). Delivery
 /// bounds the whole send separately.
 const SMTP_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -1,47 +1,47 @@
-//! Outgoing email through a transactional outbox.
+//! Outgoing email through a transactional outbox, delivered by the job queue.
 //!
-//! A mutation queues an email with [`enqueue`], which only inserts a row into `email_outbox` inside
-//! the mutation's own transaction: the email exists if and only if the business write committed, and
-//! nothing leaves the server while a transaction that may still roll back is open. A delivery worker
-//! ([`spawn_delivery_worker`]) picks committed rows up and hands them to a [`Mailer`]: SMTP when
-//! `SMTP_URL` is configured, otherwise [`LogMailer`], which logs the envelope (never the body) and
-//! keeps the message in the outbox for a developer to read.
+//! A mutation queues an email with [`enqueue`], which inserts a row into `email_outbox` and enqueues
+//! its delivery job (`functions::jobs`), both inside the mutation's own transaction: the email
+//! exists if and only if the business write committed, and nothing leaves the server while a
+//! transaction that may still roll back is open. The job ([`DELIVER`], see `delivery`) runs on
+//! any node's job worker and hands the row to the registry's [`Mailer`] (given to [`register`]):
+//! SMTP when `SMTP_URL` is configured, otherwise [`LogMailer`], which logs the envelope (never the
+//! body) and keeps the message in the outbox for a developer to read.
 //!
-//! Row life cycle (`status`):
-//! `pending` → `sending` (claimed by one worker, under a lease) → `sent` | `logged` | `failed`,
-//! or back to `pending` with a later `next_attempt_at` after a transient failure.
+//! The outbox row stays the record of the email. Row life cycle (`status`):
+//! `pending` → `sending` (an attempt under way; `attempts` counts them) → `sent` | `logged` |
+//! `failed` (with `last_error`), or back to `pending` after a transient failure, until the job's
+//! next attempt.
 //!
-//! Delivery is at least once: a worker that dies between the relay accepting a message and recording
-//! `sent` leaves the row `sending`; when its lease expires another worker sends it again. Every
+//! Delivery is at least once: a node that dies between the relay accepting a message and recording
+//! `sent` leaves the row `sending`; when its job's lease expires another node sends it again. Every
 //! attempt of one row carries the same `Message-ID`, so receiving systems can tell the copies apart.
 
+mod delivery;
 mod mailer;
-mod worker;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use functions::{DbRead, DbWriter};
+use functions::{DbRead, DbWriter, FnResult, MutationCtx, Runtime};
 use serde::{Deserialize, Serialize};
 use store::{Document, Order, StoreError, TableDef, Txn};
 use values::serde_bridge::from_value;
 use values::validator::v;
 use values::{DocumentId, Id, Object, Typed, Validator, Value};
 
+pub use delivery::{register, DeliverArgs, BACKOFF_MS, DELIVER, MAX_ATTEMPTS, SEND_TIMEOUT};
 pub use mailer::{
-    mailer_from_config, Delivered, LogMailer, MailError, Mailer, QueuedEmail, SmtpMailer,
+    mailer_from_config, Delivered, LogMailer, MailError, Mailer, QueuedEmail, SmtpMailer, Unusable,
 };
-pub use worker::{spawn_delivery_worker, DeliveryOptions};
 
 pub const TABLE: &str = "email_outbox";
-/// `[status, next_attempt_at]`: the worker's queue (due rows first) and the purge's range.
+/// `[status, next_attempt_at]`: unsent rows (for the requeue cron) and the purge's range.
 pub const INDEX_BY_STATUS: &str = "by_status_next_attempt";
 
 /// Where a queued email stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
-    /// Waiting for its first or next attempt at `next_attempt_at`.
+    /// Waiting for its delivery job's first or next attempt.
     Pending,
-    /// Claimed by a worker until `next_attempt_at` (the lease); reclaimed after that.
+    /// An attempt is under way (or its node died; the job's next attempt sends it again).
     Sending,
     /// Accepted by the SMTP relay.
     Sent,
@@ -71,7 +71,7 @@ impl Status {
     pub fn parse(s: &str) -> Option<Status> {
         Status::ALL.into_iter().find(|status| status.as_str() == s)
     }
-    /// Whether the row is done with (no worker will touch it again).
+    /// Whether the row is done with (no delivery attempt will touch it again).
     pub fn is_final(self) -> bool {
         matches!(self, Status::Sent | Status::Failed | Status::Logged)
     }
@@ -86,8 +86,9 @@ pub fn tables() -> Vec<TableDef> {
         .field("kind", v::string())
         .field("status", status_validator())
         .field("attempts", v::number())
-        // Pending: when to try next. Sending: when the claim's lease runs out. Final states: when
-        // the row got there (so the same index serves retention).
+        // Pending: when it was queued or its last attempt failed (the delivery job's `run_at` says
+        // when the next one is). Sending: when the attempt began. Final states: when the row got
+        // there (so the same index serves retention).
         .field("next_attempt_at", v::number())
         .optional("last_error", v::string())
         .field("created_at", v::number())
@@ -131,8 +132,8 @@ pub fn rows() -> Vec<(&'static str, Validator)> {
     vec![(TABLE, OutboxDoc::validator())]
 }
 
-/// An outbox document as its row type. The worker runs on the store directly, so a row that does
-/// not read is a store error here rather than a function's.
+/// An outbox document as its row type; a row that does not read is a store error here (the callers
+/// work in store terms).
 pub(crate) fn read_row(doc: &Document) -> store::Result<OutboxDoc> {
     from_value(&doc.to_value()).map_err(|e| {
         StoreError::Internal(format!(
@@ -185,23 +186,40 @@ impl std::fmt::Debug for OutgoingEmail {
     }
 }
 
-/// Queues `email` in the calling mutation's transaction; the worker sends it once that commits.
-/// Refuses (as a validation error on the field) a recipient the mailer could not address, and a
-/// subject with line breaks.
-pub fn enqueue(db: &mut DbWriter<'_>, email: OutgoingEmail) -> store::Result<DocumentId> {
-    // `DbWriter` does not expose the transaction's clock; the wall clock differs from it by the
-    // mutation's run time at most, which does not matter for a send time or an audit stamp.
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
-    let fields = outbox_row(email, now)?;
-    db.insert(TABLE, fields)
+/// Queues `email` in the calling mutation's transaction: the outbox row and its delivery job,
+/// which sends it once that commits. Refuses (as a validation error on the field) a recipient the
+/// mailer could not address, and a subject with line breaks. The registry must have [`register`]ed
+/// delivery (`app::registry` does).
+pub fn enqueue(ctx: &mut MutationCtx<'_>, email: OutgoingEmail) -> FnResult<DocumentId> {
+    let fields = outbox_row(email, ctx.now_ms())?;
+    let id = ctx.db.insert(TABLE, fields)?;
+    let outbox_id = Id::new(id);
+    ctx.jobs().enqueue(
+        DELIVER,
+        &DeliverArgs { outbox_id },
+        delivery::job_options(&outbox_id),
+    )?;
+    Ok(id)
 }
 
-/// [`enqueue`] for server code that runs its own `Store::mutate` rather than a registered mutation.
-pub fn enqueue_in_txn(txn: &mut Txn, email: OutgoingEmail) -> store::Result<DocumentId> {
+/// [`enqueue`] for server code that runs its own `Store::mutate` rather than a registered mutation;
+/// `runtime` is the one whose registry has delivery registered (it checks the job's arguments).
+pub fn enqueue_in_txn(
+    txn: &mut Txn,
+    runtime: &Runtime,
+    email: OutgoingEmail,
+) -> FnResult<DocumentId> {
     let fields = outbox_row(email, txn.now_ms())?;
-    txn.insert(TABLE, fields)
+    let id = txn.insert(TABLE, fields)?;
+    let outbox_id = Id::new(id);
+    functions::jobs::enqueue_in_txn(
+        txn,
+        runtime,
+        DELIVER,
+        &DeliverArgs { outbox_id },
+        delivery::job_options(&outbox_id),
+    )?;
+    Ok(id)
 }
 
 fn outbox_row(email: OutgoingEmail, now_ms: f64) -> store::Result<Object> {
@@ -319,7 +337,7 @@ const SWEEP: functions::FunctionRef<
     crate::housekeeping::SweepBatch,
 > = functions::FunctionRef::internal_mutation("housekeeping:sweepEmails");
 
-/// Deletes finished emails past `RETENTION_MS`, hourly (pending ones are the worker's).
+/// Deletes finished emails past `RETENTION_MS`, hourly (unsent ones are their jobs').
 pub fn register_sweep(r: &mut functions::Registry) {
     r.internal_mutation(SWEEP, |ctx, args| {
         let limit = crate::housekeeping::batch_limit(args.limit);

@@ -123,7 +123,7 @@ fn create(ctx: &mut MutationCtx<'_>, urls: &Urls, args: SendArgs) -> FnResult<Se
         .map_err(|e| FunctionError::internal(e.to_string()))?;
     let role_words = role.as_str().replace('_', " ");
     let email_id = email::enqueue(
-        &mut ctx.db,
+        ctx,
         OutgoingEmail {
             to: email.as_str().to_string(),
             subject: format!("You're invited to join {company_name} on SupportSignal"),

@@ -1,15 +1,15 @@
 //! Test plumbing: a store per test (SQLite in a temporary directory, or a fresh PostgreSQL
-//! database), a runtime with mutations that queue email, a worker handle, and bounded polling.
+//! database), a runtime with mutations that queue email, the job queue's worker running delivery
+//! through a given mailer, and bounded polling.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::email::{self, DeliveryOptions, Mailer, OutgoingEmail, SmtpMailer, Status};
+use app::email::{self, LogMailer, Mailer, OutgoingEmail, SmtpMailer, Status};
+use background::{Queue, QueueOptions};
 use functions::{Auth, Call, Caller, ErrorCode, FnResult, FunctionError, FunctionKind, Registry};
 use functions::{RequestId, Runtime};
 use store::{Backend, Document, Patch, Store, StoreConfig, StoreError};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use values::validator::v;
 use values::Value;
 
@@ -54,7 +54,8 @@ impl Env {
             },
         };
         let store = open_store(&backend).await;
-        let runtime = Runtime::new(registry(), store.clone(), Duration::from_secs(30));
+        // Runs the calls; no job worker runs on it (see `Worker`), so its mailer is never used.
+        let runtime = runtime(&store, Arc::new(LogMailer));
         Env {
             store,
             runtime,
@@ -79,7 +80,8 @@ impl Env {
         )
     }
 
-    async fn run(&self, path: &str, args: Value) -> FnResult<Value> {
+    /// Runs mutation `path` as the server.
+    pub async fn run(&self, path: &str, args: Value) -> FnResult<Value> {
         let call = Call {
             path: path.to_string(),
             expected: Some(FunctionKind::Mutation),
@@ -113,6 +115,70 @@ impl Env {
     pub async fn queue(&self, to: &str, subject: &str, text: &str) -> FnResult<String> {
         let id = self.call("queue", to, subject, text, false).await?;
         Ok(id.as_str().expect("id string").to_string())
+    }
+
+    /// Queues an email as server code on its own transaction would (`email::enqueue_in_txn`).
+    pub async fn queue_in_txn(&self, to: &str, subject: &str, text: &str) -> String {
+        let (runtime, email) = (
+            self.runtime.clone(),
+            OutgoingEmail::new(to, subject, text, "invitation"),
+        );
+        let (id, _, _) = self
+            .store
+            .mutate(move |txn| email::enqueue_in_txn(txn, &runtime, email.clone()))
+            .await
+            .expect("queue in a transaction");
+        id.encode()
+    }
+
+    /// Inserts a `pending` row with no delivery job, as versions that delivered with a worker of
+    /// their own left them.
+    pub async fn insert_without_job(&self, to: &str, subject: &str) -> String {
+        let (to, subject) = (to.to_string(), subject.to_string());
+        let (id, _, _) = self
+            .store
+            .mutate(move |txn| {
+                let now = txn.now_ms();
+                let row = values::Object::from([
+                    ("to".to_string(), Value::from(to.as_str())),
+                    ("subject".to_string(), Value::from(subject.as_str())),
+                    ("text".to_string(), Value::from("from before")),
+                    ("kind".to_string(), Value::from("invitation")),
+                    ("status".to_string(), Value::from("pending")),
+                    ("attempts".to_string(), Value::from(0.0)),
+                    ("next_attempt_at".to_string(), Value::from(now)),
+                    ("created_at".to_string(), Value::from(now)),
+                ]);
+                txn.insert(email::TABLE, row)
+            })
+            .await
+            .expect("insert outbox row");
+        id.encode()
+    }
+
+    /// Runs the cron's mutation that gives unsent rows without a job one; how many it checked.
+    pub async fn requeue(&self) -> f64 {
+        let done = self
+            .run(
+                "email:requeueUndelivered",
+                Value::Object(values::Object::new()),
+            )
+            .await
+            .expect("requeue");
+        match done {
+            Value::Object(fields) => fields["checked"].as_f64().expect("checked"),
+            other => panic!("requeue answered {other:?}"),
+        }
+    }
+
+    /// The jobs table.
+    pub async fn jobs(&self) -> Vec<Document> {
+        let (jobs, _, _) = self
+            .store
+            .query(|txn| txn.query(functions::jobs::TABLE)?.collect())
+            .await
+            .expect("read jobs");
+        jobs
     }
 
     /// Purges rows finished before now + `offset_ms`.
@@ -161,17 +227,53 @@ impl Env {
             .await
     }
 
-    /// Leaves a row as a worker's claim would: `sending`, with a lease ending at now + `lease_ms`.
+    /// The delivery job of outbox row `id`.
+    pub async fn job(&self, id: &str) -> Document {
+        let key = format!("email:{id}");
+        self.jobs()
+            .await
+            .into_iter()
+            .find(|job| field(job, "idempotency_key") == key)
+            .unwrap_or_else(|| panic!("no delivery job for {id}"))
+    }
+
+    /// Polls until the delivery job of row `id` is in `state`; panics with the job after the
+    /// deadline.
+    pub async fn wait_for_job(&self, id: &str, state: &str) -> Document {
+        let start = Instant::now();
+        loop {
+            let job = self.job(id).await;
+            if field(&job, "state") == state {
+                return job;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the delivery job never became {state}: {job:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Leaves a row and its job as a node that died during attempt `attempts` would: the row
+    /// `sending`, the job `running` under that node's lease, which ends at now + `lease_ms`.
     pub async fn set_claim(&self, id: &str, attempts: f64, lease_ms: f64) {
-        let id = self.row(id).await.id;
+        let row = self.row(id).await.id;
+        let job = self.job(id).await.id;
         self.store
             .mutate(move |txn| {
+                let now = txn.now_ms();
                 let mut patch = Patch::new();
                 patch.insert("status".into(), Some(Value::from("sending")));
                 patch.insert("attempts".into(), Some(Value::from(attempts)));
-                let lease = txn.now_ms() + lease_ms;
-                patch.insert("next_attempt_at".into(), Some(Value::from(lease)));
-                txn.patch(&id, patch)
+                patch.insert("next_attempt_at".into(), Some(Value::from(now)));
+                txn.patch(&row, patch)?;
+                let mut patch = Patch::new();
+                patch.insert("state".into(), Some(Value::from("running")));
+                patch.insert("attempts".into(), Some(Value::from(attempts)));
+                patch.insert("run_at".into(), Some(Value::from(now + lease_ms)));
+                patch.insert("lease_owner".into(), Some(Value::from("a node that died")));
+                patch.insert("started_at".into(), Some(Value::from(now)));
+                txn.patch(&job, patch)
             })
             .await
             .expect("claim row");
@@ -183,13 +285,19 @@ async fn open_store(backend: &Backend) -> Store {
         backend: backend.clone(),
         pool_size: 4,
     };
-    Store::open(config, app::schema())
-        .await
-        .expect("open store")
+    // The jobs table, as `server::open_store` adds it.
+    let schema = app::schema().table(functions::jobs::table());
+    Store::open(config, schema).await.expect("open store")
 }
 
-fn registry() -> Registry {
+/// A runtime whose registry has the test mutations and delivery through `mailer`.
+fn runtime(store: &Store, mailer: Arc<dyn Mailer>) -> Runtime {
+    Runtime::new(registry(mailer), store.clone(), Duration::from_secs(30))
+}
+
+fn registry(mailer: Arc<dyn Mailer>) -> Registry {
     let mut registry = Registry::new();
+    email::register(&mut registry, mailer);
     let args = v::object([
         ("to", v::string()),
         ("subject", v::string()),
@@ -201,7 +309,7 @@ fn registry() -> Registry {
         let mut outgoing =
             OutgoingEmail::new(text("to"), text("subject"), text("text"), "password_reset");
         outgoing.correlation_id = Some("test-correlation".into());
-        let id = email::enqueue(&mut ctx.db, outgoing)?;
+        let id = email::enqueue(ctx, outgoing)?;
         if args["fail"].as_bool() == Some(true) {
             // The business write failed after queuing: the email must vanish with it.
             return Err(FunctionError::user(ErrorCode::Conflict, "rolled back"));
@@ -220,33 +328,23 @@ fn registry() -> Registry {
     registry
 }
 
-/// A running delivery worker and the switch that stops it.
+/// A node's job worker (`background::Queue`), running delivery through its own mailer.
 pub struct Worker {
-    stop: oneshot::Sender<()>,
-    handle: JoinHandle<()>,
+    queue: Queue,
 }
 
 impl Worker {
-    pub fn start(store: &Store, mailer: Arc<dyn Mailer>, options: DeliveryOptions) -> Worker {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        let handle = email::spawn_delivery_worker(store.clone(), mailer, options, shutdown);
-        Worker { stop, handle }
+    pub fn start(store: &Store, mailer: Arc<dyn Mailer>, options: QueueOptions) -> Worker {
+        Worker {
+            queue: Queue::start(runtime(store, mailer), options),
+        }
     }
 
-    pub fn is_finished(&self) -> bool {
-        self.handle.is_finished()
-    }
-
-    /// Stops the worker and checks it ended cleanly (did not panic).
+    /// Stops the worker (runs in progress finish).
     pub async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(DEADLINE, self.handle)
+        tokio::time::timeout(DEADLINE, self.queue.stop())
             .await
-            .expect("worker stops")
-            .expect("worker did not panic");
+            .expect("worker stops");
     }
 }
 

@@ -1,6 +1,7 @@
-//! Email delivery end to end: mutations queue into the outbox, the delivery worker sends to a local
-//! SMTP sink started by each test. Every test runs on SQLite, and on PostgreSQL too when
-//! TEST_DATABASE_URL is set (a fresh database per test).
+//! Email delivery end to end: mutations queue into the outbox (and a delivery job onto the job
+//! queue), the job queue's worker (`background::Queue`) sends to a local SMTP sink started by each
+//! test. Every test runs on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set (a fresh
+//! database per test).
 
 mod harness;
 mod sink;
@@ -8,20 +9,22 @@ mod sink;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::email::{self, DeliveryOptions, LogMailer, Mailer, Status};
+use app::email::{self, LogMailer, Mailer, Status};
+use background::QueueOptions;
 use functions::ErrorCode;
 use harness::{backends, field, number, Env, Worker};
 use sink::Sink;
+use values::Value;
 
 const TOKEN: &str = "tok_9f8e7d6c5b4a";
 
-fn fast() -> DeliveryOptions {
-    DeliveryOptions {
-        poll_interval: Duration::from_millis(200),
-        backoff_base: Duration::from_millis(50),
-        backoff_cap: Duration::from_millis(400),
-        send_timeout: Duration::from_secs(10),
-        ..DeliveryOptions::default()
+/// The job worker with retries milliseconds apart: the queue caps every job's backoff (30 s and
+/// doubling for email) at 50 ms.
+fn fast() -> QueueOptions {
+    QueueOptions {
+        max_backoff: Duration::from_millis(50),
+        fallback_poll: Duration::from_millis(200),
+        ..QueueOptions::default()
     }
 }
 
@@ -35,8 +38,8 @@ async fn queued_email_is_delivered_to_the_relay() {
         let env = Env::open(db).await;
         let sink = Sink::start().await;
         // No polling to speak of: the commit that queues the email must wake the worker.
-        let options = DeliveryOptions {
-            poll_interval: Duration::from_secs(3600),
+        let options = QueueOptions {
+            fallback_poll: Duration::from_secs(3600),
             ..fast()
         };
         let worker = Worker::start(&env.store, env.smtp(&sink.url()), options);
@@ -113,6 +116,46 @@ async fn a_mutation_that_fails_leaves_no_email() {
 }
 
 #[tokio::test]
+async fn email_queued_by_server_code_in_its_own_transaction_is_delivered() {
+    for db in backends() {
+        let env = Env::open(db).await;
+        let sink = Sink::start().await;
+        let worker = Worker::start(&env.store, env.smtp(&sink.url()), fast());
+        let id = env
+            .queue_in_txn("ann@example.org", "Invited", "join us")
+            .await;
+        let row = env.wait_for_status(&id, Status::Sent).await;
+        assert_eq!(field(&row, "kind"), "invitation", "{db:?}");
+        let messages = sink.messages();
+        assert_eq!(messages.len(), 1, "{db:?}");
+        assert_eq!(messages[0].rcpt_to, ["ann@example.org"]);
+        worker.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_unsent_email_without_a_job_gets_one_and_is_delivered() {
+    for db in backends() {
+        let env = Env::open(db).await;
+        let queued = env.queue("a@example.org", "Queued", "1").await.unwrap();
+        let left_over = env.insert_without_job("b@example.org", "Left over").await;
+        assert_eq!(env.jobs().await.len(), 1, "{db:?}");
+        assert_eq!(env.requeue().await, 2.0, "{db:?}");
+        // One job per row: the queued email keeps the one it had.
+        assert_eq!(env.jobs().await.len(), 2, "{db:?}");
+        env.job(&left_over).await;
+
+        let sink = Sink::start().await;
+        let worker = Worker::start(&env.store, env.smtp(&sink.url()), fast());
+        env.wait_for_status(&queued, Status::Sent).await;
+        env.wait_for_status(&left_over, Status::Sent).await;
+        assert_eq!(sink.messages().len(), 2, "{db:?}");
+        assert_eq!(env.requeue().await, 0.0, "nothing is left unsent");
+        worker.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn transient_failures_are_retried_then_delivered() {
     for db in backends() {
         let env = Env::open(db).await;
@@ -150,16 +193,15 @@ async fn permanent_refusal_fails_at_once_and_retries_are_bounded() {
 
         let busy = Sink::start().await;
         busy.fail_transiently(usize::MAX);
-        let options = DeliveryOptions {
-            max_attempts: 3,
-            ..fast()
-        };
-        let worker = Worker::start(&env.store, env.smtp(&busy.url()), options);
+        let worker = Worker::start(&env.store, env.smtp(&busy.url()), fast());
         let id = env.queue("ann@example.org", "Hello", "body").await.unwrap();
         let row = env.wait_for_status(&id, Status::Failed).await;
-        assert_eq!(number(&row, "attempts"), 3.0, "{db:?}");
+        let max = f64::from(email::MAX_ATTEMPTS);
+        assert_eq!(number(&row, "attempts"), max, "{db:?}");
         assert!(field(&row, "last_error").contains("451"), "{row:?}");
-        assert_eq!(busy.refused(), 3);
+        assert_eq!(busy.refused(), email::MAX_ATTEMPTS as usize);
+        // Failing the row ends the job (rather than leaving it to die): nothing is left to retry.
+        env.wait_for_job(&id, "succeeded").await;
         worker.stop().await;
     }
 }
@@ -220,7 +262,12 @@ async fn worker_survives_the_relay_being_down() {
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let down = format!("smtp://{}", closed.local_addr().unwrap());
         drop(closed);
-        let worker = Worker::start(&env.store, env.smtp(&down), fast());
+        // Retries far enough apart that the row is seen between two of them.
+        let options = QueueOptions {
+            max_backoff: Duration::from_secs(1),
+            ..fast()
+        };
+        let worker = Worker::start(&env.store, env.smtp(&down), options);
         let id = env.queue("ann@example.org", "Later", "body").await.unwrap();
         let row = env
             .wait_for(&id, |row| {
@@ -228,8 +275,13 @@ async fn worker_survives_the_relay_being_down() {
             })
             .await;
         assert!(!field(&row, "last_error").is_empty(), "{db:?}");
-        assert!(!worker.is_finished(), "the worker keeps running");
         worker.stop().await;
+        let job = env.job(&id).await;
+        assert_eq!(
+            field(&job, "state"),
+            "pending",
+            "still to be retried: {job:?}"
+        );
 
         // Another worker (a restart, another node) picks the retry up once a relay answers.
         let sink = Sink::start().await;
@@ -273,14 +325,49 @@ async fn an_abandoned_claim_is_sent_again_after_its_lease() {
 }
 
 #[tokio::test]
+async fn a_late_outcome_does_not_overwrite_a_later_attempt() {
+    for db in backends() {
+        let env = Env::open(db).await;
+        let id = env.queue("ann@example.org", "Hello", "body").await.unwrap();
+        let target = || ("outboxId", Value::from(id.as_str()));
+        let claim = || env.run("email:claimDelivery", Value::object([target()]));
+        let record = |attempt: f64, outcome: &str| {
+            let args = Value::object([
+                target(),
+                ("attempt", Value::from(attempt)),
+                ("outcome", Value::from(outcome)),
+                ("error", Value::from("550 mailbox unavailable")),
+            ]);
+            env.run("email:recordDelivery", args)
+        };
+        // Attempt 1 is claimed, then taken over by attempt 2 (its node seemed dead).
+        let first = claim().await.unwrap();
+        assert_eq!(first.get("attempt"), Some(&Value::from(1.0)), "{db:?}");
+        assert_eq!(first.get("text"), Some(&Value::from("body")));
+        claim().await.unwrap();
+        assert_eq!(record(1.0, "failed").await.unwrap(), Value::Boolean(false));
+        let row = env.row(&id).await;
+        assert_eq!(field(&row, "status"), "sending", "{db:?}");
+        assert_eq!(number(&row, "attempts"), 2.0);
+        assert!(row.get("last_error").is_none(), "{row:?}");
+        assert_eq!(record(2.0, "failed").await.unwrap(), Value::Boolean(true));
+        let row = env.row(&id).await;
+        assert_eq!(field(&row, "status"), "failed", "{db:?}");
+        // A final row is not claimed again: its job has nothing to send.
+        assert_eq!(claim().await.unwrap(), Value::Null);
+    }
+}
+
+#[tokio::test]
 async fn two_nodes_send_each_email_once() {
     for db in backends() {
         let env = Env::open(db).await;
         // On PostgreSQL the second node has a store of its own, as a second server would.
         let other = env.second_node().await;
         let sink = Sink::start().await;
-        let options = DeliveryOptions {
-            batch_size: 3,
+        let options = QueueOptions {
+            batch: 3,
+            concurrency: 2,
             ..fast()
         };
         let a = Worker::start(&env.store, env.smtp(&sink.url()), options.clone());
@@ -340,16 +427,6 @@ async fn purge_removes_only_old_finished_rows() {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].id.encode(), waiting);
     }
-}
-
-#[test]
-fn backoff_doubles_up_to_its_cap() {
-    let options = DeliveryOptions::default();
-    let secs = |attempts| options.backoff(attempts).as_secs();
-    assert_eq!(
-        [secs(1), secs(2), secs(3), secs(7), secs(8), secs(40)],
-        [30, 60, 120, 1920, 3600, 3600]
-    );
 }
 
 #[test]
