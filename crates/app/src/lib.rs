@@ -16,6 +16,7 @@ pub mod incidents;
 pub mod invitations;
 pub mod narratives;
 pub mod oauth;
+pub mod operations;
 pub mod participants;
 pub mod prompts;
 pub mod rate_limit;
@@ -100,6 +101,7 @@ pub fn registry(config: &config::Config) -> Registry {
     clarification::register(&mut r, &ai);
     enhancement::register(&mut r, &ai);
     sample_data::register(&mut r);
+    operations::register(&mut r);
     // Each module's sweep of its dead rows, run by a cron.
     identity::sessions::register_sweep(&mut r);
     auth::reset::register_sweep(&mut r);

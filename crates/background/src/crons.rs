@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use functions::activity::Work;
 use functions::crons::{CronSpec, INDEX_BY_NAME, TABLE};
 use functions::scheduler::wall_ms;
 use functions::{Auth, Call, Caller, FnResult, FunctionError, FunctionKind, RequestId, Runtime};
@@ -60,8 +61,13 @@ pub struct CronRun {
 
 /// What a claim found.
 enum Claim {
-    /// The tick is ours: run it. `started` is what `running_since` holds; `next` the next tick.
-    Run { started: f64, next: Option<f64> },
+    /// The tick is ours: run it. `started` is what `running_since` holds; `due` the tick's time;
+    /// `next` the next tick.
+    Run {
+        started: f64,
+        due: f64,
+        next: Option<f64>,
+    },
     /// Not due (next tick, if any).
     Wait(Option<f64>),
 }
@@ -106,7 +112,8 @@ async fn run(runtime: Runtime, options: CronOptions, mut stop: watch::Receiver<b
         let mut wake_ms = now + options.check_every.as_secs_f64() * 1000.0;
         for spec in &crons {
             match claim(runtime.store(), spec, now, &options).await {
-                Ok(Claim::Run { started, next }) => {
+                Ok(Claim::Run { started, due, next }) => {
+                    runtime.activity().started(Work::Cron, started - due);
                     // Awake at the next tick even while this run goes on (it is skipped then).
                     if let Some(next) = next {
                         wake_ms = wake_ms.min(next);
@@ -149,7 +156,10 @@ pub async fn run_due(
     let (_never, stop) = watch::channel(false);
     let mut runs = Vec::new();
     for spec in runtime.registry().crons() {
-        if let Claim::Run { started, .. } = claim(runtime.store(), spec, now_ms, options).await? {
+        if let Claim::Run { started, due, .. } =
+            claim(runtime.store(), spec, now_ms, options).await?
+        {
+            runtime.activity().started(Work::Cron, started - due);
             runs.push(execute(runtime, spec, started, options, &stop).await);
         }
     }
@@ -198,7 +208,7 @@ async fn claim(store: &Store, spec: &CronSpec, now: f64, options: &CronOptions) 
                     ("skipped".to_string(), Value::Float64(0.0)),
                 ]);
                 match next_run {
-                    Some(next) if next <= now => {
+                    Some(due) if due <= now => {
                         let next = spec.schedule.next_after(now);
                         if let Some(next) = next {
                             row.insert("next_run".into(), Value::Float64(next));
@@ -207,7 +217,11 @@ async fn claim(store: &Store, spec: &CronSpec, now: f64, options: &CronOptions) 
                         row.insert("last_run".into(), Value::Float64(now));
                         row.insert("runs".into(), Value::Float64(1.0));
                         txn.insert(TABLE, row)?;
-                        return Ok::<_, FunctionError>(Claim::Run { started: now, next });
+                        return Ok::<_, FunctionError>(Claim::Run {
+                            started: now,
+                            due,
+                            next,
+                        });
                     }
                     Some(next) => {
                         row.insert("next_run".into(), Value::Float64(next));
@@ -219,11 +233,10 @@ async fn claim(store: &Store, spec: &CronSpec, now: f64, options: &CronOptions) 
                 }
                 return Ok(Claim::Wait(next_run));
             };
-            let next_run = number(&doc, "next_run");
-            match next_run {
-                Some(next) if next <= now => {}
+            let due = match number(&doc, "next_run") {
+                Some(due) if due <= now => due,
                 other => return Ok(Claim::Wait(other)),
-            }
+            };
             let next = spec.schedule.next_after(now);
             let mut patch = Patch::from([
                 ("next_run".to_string(), opt(next)),
@@ -249,7 +262,11 @@ async fn claim(store: &Store, spec: &CronSpec, now: f64, options: &CronOptions) 
             patch.insert("running_since".into(), Some(Value::Float64(now)));
             patch.insert("last_run".into(), Some(Value::Float64(now)));
             txn.patch(&doc.id, patch)?;
-            Ok(Claim::Run { started: now, next })
+            Ok(Claim::Run {
+                started: now,
+                due,
+                next,
+            })
         })
         .await?;
     Ok(claim)
@@ -269,6 +286,7 @@ async fn execute(
 ) -> CronRun {
     let mut results = Vec::new();
     let outcome = call_all(runtime, spec, options, stop, &mut results).await;
+    runtime.activity().finished(Work::Cron, outcome.is_err());
     let error = outcome.err().map(|e| e.to_string());
     match &error {
         Some(error) => tracing::warn!(cron = %spec.name, %error, "cron run failed"),

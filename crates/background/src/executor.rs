@@ -30,6 +30,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use functions::activity::Work;
 use functions::scheduler::{
     wall_ms, ScheduledFunction, ScheduledState, INDEX_BY_STATE_COMPLETED, INDEX_BY_STATE_TIME,
     TABLE,
@@ -409,6 +410,8 @@ async fn run_one(runtime: &Runtime, row: ScheduledFunction) -> Ran {
         caller: Caller::Server,
     };
     let store = runtime.store();
+    let activity = runtime.activity();
+    activity.started(Work::Scheduled, started_at - row.scheduled_time);
     tracing::debug!(id = %row.id, path = %row.name, %request_id, "scheduler: running");
     match row.kind {
         FunctionKind::Mutation => {
@@ -417,10 +420,14 @@ async fn run_one(runtime: &Runtime, row: ScheduledFunction) -> Ran {
                 started_at,
             });
             match runtime.call_guarded(call, guard).await {
-                Ok(_) => Ran::Done,
+                Ok(_) => {
+                    activity.finished(Work::Scheduled, false);
+                    Ran::Done
+                }
                 Err(error) if is_unavailable(&error) => Ran::RetryLater,
                 // Nothing was written; the row becomes `failed` unless another node finished it.
                 Err(error) => {
+                    activity.finished(Work::Scheduled, true);
                     match finish_if(
                         store,
                         &row.id,
@@ -462,6 +469,7 @@ async fn run_one(runtime: &Runtime, row: ScheduledFunction) -> Ran {
                 Err(_) => return Ran::RetryLater,
             }
             let outcome = runtime.call(call).await.map(|outcome| outcome.value);
+            activity.finished(Work::Scheduled, outcome.is_err());
             // The action ran: its outcome must be recorded, so a failing database is retried
             // (briefly; past that, upkeep marks it interrupted).
             let mut wait = Duration::from_millis(100);

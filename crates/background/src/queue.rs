@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use functions::activity::Work;
 use functions::jobs::{Job, JobState, INDEX_BY_STATE_COMPLETED, INDEX_BY_STATE_RUN_AT, TABLE};
 use functions::scheduler::wall_ms;
 use functions::{
@@ -424,6 +425,7 @@ async fn claim(worker: &Arc<Worker>, ids: Vec<DocumentId>) -> FnResult<Vec<Job>>
         .mutate(move |txn| {
             let now = txn.now_ms();
             let mut claimed = Vec::new();
+            let mut lags = Vec::new();
             for id in &ids {
                 let Some(mut job) = state_of(txn, id)? else {
                     continue;
@@ -450,6 +452,8 @@ async fn claim(worker: &Arc<Worker>, ids: Vec<DocumentId>) -> FnResult<Vec<Job>>
                     )?;
                     continue;
                 }
+                // Lag counts from when a pending job was due; a takeover's from its lease's end.
+                lags.push(now - job.run_at);
                 job.state = JobState::Running;
                 job.attempts += 1;
                 job.run_at = now + lease_ms;
@@ -473,9 +477,13 @@ async fn claim(worker: &Arc<Worker>, ids: Vec<DocumentId>) -> FnResult<Vec<Job>>
                 )?;
                 claimed.push(job);
             }
-            Ok::<_, FunctionError>(claimed)
+            Ok::<_, FunctionError>((claimed, lags))
         })
         .await?;
+    let (claimed, lags) = claimed;
+    for lag in lags {
+        worker.runtime.activity().started(Work::Job, lag);
+    }
     Ok(claimed)
 }
 
@@ -689,7 +697,10 @@ async fn run_one(worker: &Arc<Worker>, job: Job, attempt: Attempt) -> Ran {
             }
             match result {
                 // Recorded in its own transaction.
-                Ok(_) => return Ran::Done,
+                Ok(_) => {
+                    worker.runtime.activity().finished(Work::Job, false);
+                    return Ran::Done;
+                }
                 // The database was unavailable: nothing was written and the job is still
                 // pending; the next scan (after the database is back) runs it without counting
                 // an attempt.
@@ -708,6 +719,10 @@ async fn run_one(worker: &Arc<Worker>, job: Job, attempt: Attempt) -> Ran {
     if let Err(error) = &outcome {
         tracing::info!(id = %job.id, path = %job.name, attempt = number, %error, "jobs: attempt failed");
     }
+    worker
+        .runtime
+        .activity()
+        .finished(Work::Job, outcome.is_err());
     record(worker, &job, attempt, outcome).await;
     Ran::Done
 }

@@ -87,6 +87,9 @@ impl Db<'_> {
         refuse_unscoped(self.txn, table)?;
         self.txn.query(table)
     }
+    pub(crate) fn txn_mut(&mut self) -> &mut Txn {
+        self.txn
+    }
     /// Access limited to `scope`: the only way to reach tenant-scoped tables.
     pub fn scoped(&mut self, scope: &Scope) -> Scoped<'_> {
         Scoped {
@@ -239,7 +242,7 @@ pub struct QueryCtx<'a> {
     pub auth: &'a Auth,
     pub request_id: &'a RequestId,
     now_ms: f64,
-    info: CallInfo<'a>,
+    pub(crate) info: CallInfo<'a>,
     pub(crate) logs: LogLines,
 }
 

@@ -45,6 +45,13 @@ pub enum JobState {
 }
 
 impl JobState {
+    pub const ALL: [JobState; 5] = [
+        JobState::Pending,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Dead,
+        JobState::Canceled,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Pending => "pending",
@@ -435,6 +442,10 @@ impl Jobs<'_> {
     /// Cancels a pending job (see `cancel_in`).
     pub fn cancel(&mut self, id: &DocumentId) -> FnResult<bool> {
         cancel_in(self.txn, id, self.now_ms)
+    }
+    /// Sends a dead job back to pending with its attempts reset (see `retry_in`).
+    pub fn retry(&mut self, id: &DocumentId) -> FnResult<bool> {
+        retry_in(self.txn, id, self.now_ms)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Named queries, mutations and actions: the registry, typed contexts, argument validation, errors,
 //! and the runtime that executes a call against the store.
 
+pub mod activity;
 mod context;
 pub mod crons;
 mod error;
@@ -10,6 +11,7 @@ mod path;
 mod registry;
 mod runtime;
 pub mod scheduler;
+pub mod system;
 mod tenancy;
 mod typed;
 

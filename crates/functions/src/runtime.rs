@@ -87,6 +87,7 @@ struct Inner {
     store: Store,
     http: reqwest::Client,
     timeout: Duration,
+    activity: crate::activity::Activity,
 }
 
 #[derive(Clone)]
@@ -107,12 +108,17 @@ impl Runtime {
                     .build()
                     .expect("HTTP client builds with default TLS settings"),
                 timeout,
+                activity: crate::activity::Activity::default(),
             }),
         }
     }
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+    /// What the background layer ran on this node, for `/metrics`.
+    pub fn activity(&self) -> &crate::activity::Activity {
+        &self.inner.activity
     }
     pub fn registry(&self) -> &Registry {
         &self.inner.registry

@@ -35,6 +35,13 @@ pub enum ScheduledState {
 }
 
 impl ScheduledState {
+    pub const ALL: [ScheduledState; 5] = [
+        ScheduledState::Pending,
+        ScheduledState::InProgress,
+        ScheduledState::Success,
+        ScheduledState::Failed,
+        ScheduledState::Canceled,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             ScheduledState::Pending => "pending",

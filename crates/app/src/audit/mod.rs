@@ -47,10 +47,13 @@ pub enum Event {
     AiPromptGroupChanged,
     IncidentDeleted,
     IncidentImported,
+    JobRetried,
+    JobCanceled,
+    ScheduledFunctionCanceled,
 }
 
 impl Event {
-    pub const ALL: [Event; 28] = [
+    pub const ALL: [Event; 31] = [
         Event::SignIn,
         Event::SignInFailed,
         Event::AccountLocked,
@@ -79,6 +82,9 @@ impl Event {
         Event::AiPromptGroupChanged,
         Event::IncidentDeleted,
         Event::IncidentImported,
+        Event::JobRetried,
+        Event::JobCanceled,
+        Event::ScheduledFunctionCanceled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,6 +117,9 @@ impl Event {
             Event::AiPromptGroupChanged => "ai_prompt_group_changed",
             Event::IncidentDeleted => "incident_deleted",
             Event::IncidentImported => "incident_imported",
+            Event::JobRetried => "job_retried",
+            Event::JobCanceled => "job_canceled",
+            Event::ScheduledFunctionCanceled => "scheduled_function_canceled",
         }
     }
 }

@@ -1028,6 +1028,43 @@ pub fn rows() -> Vec<Row> {
             |c, _| perm(c, SampleData),
             |_| json!({"prompt_name": "not a name!", "ai_model": "m"}),
         ),
+        // operations: the background layer, for system administrators
+        row(
+            "operations:listJobs",
+            "system_configuration",
+            |c, _| perm(c, SystemConfiguration),
+            |_| json!({"state": "dead"}),
+        ),
+        row(
+            "operations:retryJob",
+            "system_configuration",
+            |c, _| perm(c, SystemConfiguration),
+            |_| json!({"jobId": "not-a-job-id"}),
+        ),
+        row(
+            "operations:cancelJob",
+            "system_configuration",
+            |c, _| perm(c, SystemConfiguration),
+            |_| json!({"jobId": "not-a-job-id"}),
+        ),
+        row(
+            "operations:listScheduledFunctions",
+            "system_configuration",
+            |c, _| perm(c, SystemConfiguration),
+            |_| json!({}),
+        ),
+        row(
+            "operations:cancelScheduledFunction",
+            "system_configuration",
+            |c, _| perm(c, SystemConfiguration),
+            |_| json!({"scheduledFunctionId": "not-an-id"}),
+        ),
+        row(
+            "operations:listCrons",
+            "system_configuration",
+            |c, _| perm(c, SystemConfiguration),
+            |_| json!({}),
+        ),
         row(
             "promptManager:createPromptVersion",
             "system_configuration",

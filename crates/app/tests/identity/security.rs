@@ -65,7 +65,9 @@ async fn security_events_are_audited_and_readable_only_with_permission() {
                 "sign_in_failed",
                 "sign_in_failed",
                 "sign_in",
-                "user_registered"
+                "user_registered",
+                // The default prompts the server seeded when it started.
+                "ai_prompt_changed"
             ],
             "{db:?}: newest first"
         );

@@ -304,5 +304,6 @@ pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -
     let hub = &state.sync;
     let mut body = hub.metrics.render(hub.subscriptions.position());
     body.push_str(&crate::jobs_metrics::render(&state.runtime).await);
+    body.push_str(&state.runtime.activity().render());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
