@@ -7,8 +7,7 @@
 use functions::jobs::{Job, JobState};
 use functions::system::CronStatus;
 use functions::{
-    ErrorCode, FnResult, FunctionError, MutationCtx, QueryCtx, Registry, ScheduledFunction,
-    ScheduledState,
+    FnResult, FunctionError, MutationCtx, QueryCtx, Registry, ScheduledFunction, ScheduledState,
 };
 use serde::{Deserialize, Serialize};
 use values::validator::v;
@@ -130,14 +129,14 @@ pub struct Changed {
 fn job_id(ctx: &MutationCtx<'_>, id: &str) -> FnResult<DocumentId> {
     ctx.db
         .normalize_id(functions::jobs::TABLE, id)
-        .ok_or_else(|| FunctionError::plain(ErrorCode::Validation, "jobId is not a job's Id"))
+        .ok_or_else(|| FunctionError::validation("jobId", "jobId is not a job's Id"))
 }
 
 fn job_state(ctx: &mut MutationCtx<'_>, id: &DocumentId) -> FnResult<String> {
     let doc = ctx
         .db
         .get(id)?
-        .ok_or_else(|| FunctionError::plain(ErrorCode::NotFound, "No such job"))?;
+        .ok_or_else(|| FunctionError::not_found("No such job"))?;
     Ok(Job::from_document(&doc)?.state.as_str().to_string())
 }
 
@@ -252,13 +251,13 @@ pub struct ScheduledIdArgs {
 fn cancel_scheduled(ctx: &mut MutationCtx<'_>, args: ScheduledIdArgs) -> FnResult<Changed> {
     let now = ctx.now_ms();
     let viewer = operator(&mut ctx.db, ctx.auth, now)?;
-    let not_found = || FunctionError::plain(ErrorCode::NotFound, "No such scheduled function");
+    let not_found = || FunctionError::not_found("No such scheduled function");
     let id = ctx
         .db
         .normalize_id(functions::scheduler::TABLE, &args.scheduled_function_id)
         .ok_or_else(|| {
-            FunctionError::plain(
-                ErrorCode::Validation,
+            FunctionError::validation(
+                "scheduledFunctionId",
                 "scheduledFunctionId is not a scheduled function's Id",
             )
         })?;

@@ -682,6 +682,14 @@ async fn run_one(worker: &Arc<Worker>, job: Job, attempt: Attempt) -> Ran {
         caller: Caller::Server,
     };
     let number = attempt_number(&job, attempt);
+    if attempt == Attempt::Unclaimed {
+        // Run without a claim (a mutation, inside its own transaction): `run_at` is when it was
+        // due. Claimed runs counted their lag when claimed.
+        worker
+            .runtime
+            .activity()
+            .started(Work::Job, wall_ms() - job.run_at);
+    }
     tracing::debug!(id = %job.id, path = %job.name, attempt = number, %request_id, "jobs: running");
     let outcome = match job.kind {
         FunctionKind::Mutation => {

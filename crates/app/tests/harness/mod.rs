@@ -96,6 +96,12 @@ impl App {
 
     /// Starts with extra environment settings.
     pub async fn start_with(place: &Place, extra: &[(&str, &str)]) -> App {
+        let config = App::config(place, extra);
+        let running = app::start(config).await.unwrap();
+        App::running(running)
+    }
+
+    fn config(place: &Place, extra: &[(&str, &str)]) -> config::Config {
         let mut env: HashMap<&str, &str> = [("SUPPORTSIGNAL_ENV", "test")].into_iter().collect();
         env.extend(extra.iter().copied());
         let overrides = config::Overrides {
@@ -103,9 +109,24 @@ impl App {
             data_dir: Some(place.dir.path().join("data")),
             database_url: place.pg_url.clone(),
         };
-        let config =
-            config::Config::from_env(overrides, |k| env.get(k).map(|v| v.to_string())).unwrap();
-        let running = app::start(config).await.unwrap();
+        config::Config::from_env(overrides, |k| env.get(k).map(|v| v.to_string())).unwrap()
+    }
+
+    /// Starts with the application's functions and tables plus those `extend` adds (for tests
+    /// that need a function the application does not have, such as one that always fails).
+    pub async fn start_extended(
+        place: &Place,
+        extend: impl FnOnce(store::Schema, &mut functions::Registry) -> store::Schema + Send + 'static,
+    ) -> App {
+        let config = App::config(place, &[]);
+        let options = app::Options {
+            extend: Some(Box::new(extend)),
+            ..app::Options::default()
+        };
+        App::running(app::start_with(config, options).await.unwrap())
+    }
+
+    fn running(running: app::Running) -> App {
         let store = running.store().clone();
         App {
             url: format!("http://{}", running.addr),
