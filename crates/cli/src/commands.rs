@@ -28,6 +28,13 @@ enum Command {
         #[command(flatten)]
         place: Where,
     },
+    /// See and act on the job queue (works while the server runs).
+    Jobs {
+        #[command(subcommand)]
+        command: crate::jobs::JobsCommand,
+        #[command(flatten)]
+        place: Where,
+    },
     /// Print the spec of every function (path, kind, args and returns validators) as JSON.
     Functions,
     /// Write the TypeScript a Convex client app imports from `convex/_generated` (api.d.ts,
@@ -146,6 +153,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::Jobs { command, place } => {
+            let config = place.config()?;
+            let store = server::open_store(&config, app::schema()).await?;
+            let result = crate::jobs::run(&store, command).await;
+            store.close().await?;
+            result
+        }
         Command::Functions => {
             let config = Where::default().config()?;
             let spec = app::registry(&config).spec_json();

@@ -2,6 +2,7 @@
 
 mod codegen;
 mod commands;
+mod jobs;
 
 // Request handling allocates many small short-lived buffers; mimalloc's thread-local free lists
 // measured 20-25% more throughput than the system allocator on the 50-document range query.
