@@ -16,6 +16,9 @@ use functions::{Registry, Runtime};
 use secrecy::SecretString;
 use store::{Schema, Store};
 
+/// Adds tables (returning the schema) and functions to the application's.
+pub type Extend = Box<dyn FnOnce(Schema, &mut Registry) -> Schema + Send>;
+
 /// What may differ from a production start. `Options::default()` is production.
 pub struct Options {
     /// Completes when the application should stop by itself (a signal); `Running::stop` stops it
@@ -24,7 +27,7 @@ pub struct Options {
     /// Limits of the WebSocket sync endpoint.
     pub sync: server::SyncOptions,
     /// Tables and functions beside the application's own (the benchmark adds its fixtures).
-    pub extend: Option<Box<dyn FnOnce(Schema, &mut Registry) -> Schema + Send>>,
+    pub extend: Option<Extend>,
     /// The first system administrator, created when none exists. `serve` takes it from
     /// `SUPPORTSIGNAL_ADMIN_EMAIL` / `_PASSWORD` / `_NAME`.
     pub first_admin: Option<FirstAdmin>,
