@@ -393,3 +393,25 @@ fn oauth_secrets_never_printed() {
         "{printed}"
     );
 }
+
+#[test]
+fn storage_limits_have_defaults_and_an_upload_fits_in_a_body() {
+    let c = load(&[]).unwrap();
+    assert_eq!(c.storage.max_upload_bytes, 10 * 1024 * 1024);
+    assert_eq!(c.storage.download_url_ttl, Duration::from_secs(300));
+    assert_eq!(c.storage.upload_url_ttl, Duration::from_secs(3600));
+    let c = load(&[
+        ("SUPPORTSIGNAL_MAX_UPLOAD_BYTES", "1000"),
+        ("SUPPORTSIGNAL_DOWNLOAD_URL_TTL_SECS", "60"),
+    ])
+    .unwrap();
+    assert_eq!(c.storage.max_upload_bytes, 1000);
+    assert_eq!(c.storage.download_url_ttl, Duration::from_secs(60));
+    let refused = problems(&[
+        ("SUPPORTSIGNAL_MAX_BODY_BYTES", "1000"),
+        ("SUPPORTSIGNAL_MAX_UPLOAD_BYTES", "2000"),
+        ("SUPPORTSIGNAL_STORAGE_QUOTA_BYTES", "lots"),
+    ]);
+    assert!(refused.contains("SUPPORTSIGNAL_MAX_UPLOAD_BYTES (2000) must not exceed"));
+    assert!(refused.contains("SUPPORTSIGNAL_STORAGE_QUOTA_BYTES must be a positive"));
+}

@@ -10,6 +10,7 @@ mod path;
 mod registry;
 mod runtime;
 pub mod scheduler;
+pub mod storage;
 mod tenancy;
 mod typed;
 

@@ -87,6 +87,7 @@ struct Inner {
     store: Store,
     http: reqwest::Client,
     timeout: Duration,
+    storage: Option<crate::storage::FileStorage>,
 }
 
 #[derive(Clone)]
@@ -107,8 +108,22 @@ impl Runtime {
                     .build()
                     .expect("HTTP client builds with default TLS settings"),
                 timeout,
+                storage: None,
             }),
         }
+    }
+
+    /// This runtime with file storage (`ctx.storage()`); call before the runtime is shared.
+    pub fn with_storage(mut self, storage: crate::storage::FileStorage) -> Runtime {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_storage is called before the runtime is cloned")
+            .storage = Some(storage);
+        self
+    }
+
+    /// The file storage, when configured.
+    pub fn storage(&self) -> Option<&crate::storage::FileStorage> {
+        self.inner.storage.as_ref()
     }
 
     pub fn store(&self) -> &Store {
