@@ -2,6 +2,7 @@
 
 pub mod ai_service;
 mod args;
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod clarification;
@@ -19,6 +20,7 @@ pub mod oauth;
 pub mod participants;
 pub mod prompts;
 pub mod rate_limit;
+pub mod reports;
 pub mod sample_data;
 pub mod users;
 
@@ -44,6 +46,8 @@ pub fn schema() -> Schema {
         .chain(email::tables())
         .chain(prompts::tables())
         .chain(ai_service::tables())
+        .chain(attachments::tables())
+        .chain(reports::tables())
         .fold(Schema::new(), Schema::table)
 }
 
@@ -68,6 +72,8 @@ pub fn row_types() -> Vec<(&'static str, values::Validator)> {
         .chain(invitations::rows())
         .chain(impersonation::rows())
         .chain(email::rows())
+        .chain(attachments::rows())
+        .chain(reports::rows())
         .collect()
 }
 
@@ -105,6 +111,8 @@ pub fn registry(config: &config::Config) -> Registry {
     rate_limit::register_sweep(&mut r);
     email::register_sweep(&mut r);
     exports::register(&mut r);
+    attachments::register(&mut r);
+    reports::register(&mut r);
     r
 }
 

@@ -144,6 +144,7 @@ struct FileRow {
     #[serde(rename = "contentType")]
     content_type: Option<String>,
     file_name: Option<String>,
+    uploaded_by: Option<String>,
 }
 
 impl FileRow {
@@ -623,6 +624,7 @@ fn insert_file(
         size: file.size as f64,
         content_type: Some(file.content_type.clone()),
         file_name: file.file_name.clone(),
+        uploaded_by: file.by.clone(),
     };
     log_access(txn, &row, "upload", file.by.as_deref(), file.client_ip)?;
     Ok(row.metadata())
@@ -731,6 +733,12 @@ impl StorageWriter<'_> {
         Ok(scoped_file(self.txn, scope, id)?.map(|row| row.metadata()))
     }
 
+    /// Who uploaded file `id` (the user the upload URL was made for), if `scope` may see it:
+    /// `Some(None)` for a file stored by the server.
+    pub fn uploader(&mut self, scope: &Scope, id: &str) -> FnResult<Option<Option<String>>> {
+        Ok(scoped_file(self.txn, scope, id)?.map(|row| row.uploaded_by))
+    }
+
     /// A signed download URL, as `StorageReader::get_url`; minting it is in the access log.
     pub fn get_url(
         &mut self,
@@ -758,6 +766,22 @@ impl StorageWriter<'_> {
         log_access(self.txn, &row, "delete", by, self.client_ip)?;
         Ok(true)
     }
+}
+
+/// Deletes file `id` as `StorageWriter::delete` where only the database handle is at hand (a
+/// module deleting a record together with its files).
+pub fn delete_with(
+    db: &mut crate::DbWriter<'_>,
+    scope: &Scope,
+    id: &str,
+    by: Option<&str>,
+) -> FnResult<bool> {
+    StorageWriter {
+        txn: &mut *db.txn,
+        files: None,
+        client_ip: None,
+    }
+    .delete(scope, id, by)
 }
 
 /// `ctx.storage()` in an action: storing bytes the server made.
