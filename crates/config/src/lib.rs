@@ -2,6 +2,7 @@
 //! validated with messages that say what to fix; and the generator of every outward URL.
 
 mod oauth;
+mod object_store;
 mod smtp;
 mod urls;
 
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use oauth::{OAuthClient, OAuthSettings, SecretKey, MIN_SECRET_KEY_LEN};
+pub use object_store::ObjectStoreSettings;
 pub use smtp::{SmtpSettings, SmtpTls, DEFAULT_MAIL_FROM};
 use url::Url;
 pub use urls::{OAuthProvider, UrlError, Urls};
@@ -142,6 +144,9 @@ pub struct StorageLimits {
     pub upload_url_ttl: Duration,
     /// How long a download URL works (`SUPPORTSIGNAL_DOWNLOAD_URL_TTL_SECS`, 5 minutes).
     pub download_url_ttl: Duration,
+    /// File contents in S3-compatible object storage (`SUPPORTSIGNAL_STORAGE_URL`) rather than
+    /// the data directory.
+    pub object_store: Option<ObjectStoreSettings>,
 }
 
 /// Shortest metrics token accepted: long enough that guessing it over HTTP is hopeless.
@@ -388,6 +393,7 @@ impl Config {
                 300,
                 &mut problems,
             ) as u64),
+            object_store: object_store::load(&var, &mut problems),
         };
 
         let (smtp, mail_from) = smtp::load(&var, environment, &mut problems);

@@ -103,16 +103,30 @@ async fn file_storage(
     tokio::fs::create_dir_all(&root)
         .await
         .with_context(|| format!("creating the file directory {}", root.display()))?;
-    let settings = functions::storage::StorageSettings {
-        root,
-        api_base: config.api_url.as_str().trim_end_matches('/').to_string(),
-        server_secret: config.oauth.secret_key.expose().to_vec(),
-        max_upload_bytes: config.storage.max_upload_bytes,
-        company_quota_bytes: config.storage.company_quota_bytes,
-        upload_url_ttl: config.storage.upload_url_ttl,
-        download_url_ttl: config.storage.download_url_ttl,
-    };
-    Ok(Some(functions::storage::FileStorage::new(settings)))
+    let settings =
+        functions::storage::StorageSettings {
+            root,
+            api_base: config.api_url.as_str().trim_end_matches('/').to_string(),
+            server_secret: config.oauth.secret_key.expose().to_vec(),
+            max_upload_bytes: config.storage.max_upload_bytes,
+            company_quota_bytes: config.storage.company_quota_bytes,
+            upload_url_ttl: config.storage.upload_url_ttl,
+            download_url_ttl: config.storage.download_url_ttl,
+            bucket: config.storage.object_store.as_ref().map(|s3| {
+                functions::storage::BucketSettings {
+                    bucket: s3.bucket.clone(),
+                    prefix: s3.prefix.clone(),
+                    region: s3.region.clone(),
+                    endpoint: s3.endpoint.clone(),
+                    access_key_id: s3.access_key_id.clone(),
+                    secret_access_key: s3.secret_access_key.clone(),
+                    allow_http: s3.allow_http,
+                }
+            }),
+        };
+    functions::storage::FileStorage::new(settings)
+        .map(Some)
+        .map_err(anyhow::Error::msg)
 }
 
 /// A running server.

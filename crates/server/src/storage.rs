@@ -3,8 +3,6 @@
 //! holds a signed, unexpired URL, with `Range`, `ETag`, `Content-Type` and `Content-Disposition`.
 //! The checks themselves are in `functions::storage`.
 
-use std::io::SeekFrom;
-
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -13,7 +11,6 @@ use axum::{Extension, Json};
 use functions::storage::{Download, DownloadError, FileStorage, UploadError};
 use futures::StreamExt;
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::error::ApiError;
 use crate::middleware::RequestMeta;
@@ -186,8 +183,12 @@ async fn serve(
         },
         None => None,
     };
-    let mut blob = match tokio::fs::File::open(&file.path).await {
-        Ok(blob) => blob,
+    let (status, start, len) = match range {
+        Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        None => (StatusCode::OK, 0, file.size),
+    };
+    let stream = match files.read(&file, start, len).await {
+        Ok(stream) => stream,
         // Deleted between the lookup and now.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
         Err(e) => return Err(internal(meta, &e.to_string())),
@@ -196,16 +197,7 @@ async fn serve(
         .log_download(store, storage_id, &by, meta.client_ip)
         .await
         .map_err(|e| internal(meta, &e.to_string()))?;
-    let (status, start, len) = match range {
-        Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
-        None => (StatusCode::OK, 0, file.size),
-    };
-    if start > 0 {
-        blob.seek(SeekFrom::Start(start))
-            .await
-            .map_err(|e| internal(meta, &e.to_string()))?;
-    }
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(blob.take(len)));
+    let body = Body::from_stream(stream);
     let mut response = Response::builder()
         .status(status)
         .header(header::CONTENT_LENGTH, len)

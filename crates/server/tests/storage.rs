@@ -2,7 +2,8 @@
 //! is refused (reused, expired or unknown upload URLs; oversized, disguised and unsupported files;
 //! a bad digest; another company's files; tampered and expired download URLs), downloads with
 //! `Range` and `ETag`, deletion, the sweep of what broken uploads and deletions leave, and the
-//! access log. SQLite, and PostgreSQL when TEST_DATABASE_URL is set.
+//! access log; blobs in the data directory and in an S3-compatible bucket (moto's server, started
+//! by the tests). SQLite, and PostgreSQL when TEST_DATABASE_URL is set.
 
 mod common;
 
@@ -126,9 +127,21 @@ async fn the_official_client_uploads_and_downloads() {
     tokio::task::spawn_blocking(ensure_client_installed)
         .await
         .unwrap();
-    for db in backends() {
+    let moto = Moto::start().await;
+    moto.create_bucket("ss-npm").await;
+    let in_bucket = [
+        ("SUPPORTSIGNAL_STORAGE_URL", "s3://ss-npm"),
+        ("AWS_ENDPOINT_URL", moto.url.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ];
+    let cases = backends()
+        .into_iter()
+        .flat_map(|db| [(db, &[][..]), (db, &in_bucket[..])]);
+    for (db, env) in cases {
         let place = Place::new(db).await;
-        let server = TestServer::start(&place).await;
+        let server = TestServer::start_with(&place, env).await;
         let company = company(&server, "Acme Care").await;
         let (url, c) = (server.url.clone(), company.clone());
         let out = tokio::task::spawn_blocking(move || {
@@ -455,6 +468,135 @@ async fn another_companys_files_are_out_of_reach_and_deletion_is_final() {
             access_log(&server).await,
             ["upload", "url_issued", "delete", "upload"]
         );
+        server.stop().await;
+    }
+}
+
+/// moto's S3 server on a free port, stopped (killed) when dropped.
+struct Moto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Moto {
+    async fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server is installed (pip install 'moto[server]'; .ci/run does it)");
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..200 {
+            if reqwest::get(&url).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Moto { child, url }
+    }
+
+    async fn create_bucket(&self, bucket: &str) {
+        let created = reqwest::Client::new()
+            .put(format!("{}/{bucket}", self.url))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            created.status().is_success(),
+            "bucket: {}",
+            created.status()
+        );
+    }
+
+    /// The keys in `bucket`, from a ListObjectsV2 answer.
+    async fn keys(&self, bucket: &str) -> Vec<String> {
+        let xml = reqwest::get(format!("{}/{bucket}?list-type=2", self.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        xml.split("<Key>")
+            .skip(1)
+            .filter_map(|part| part.split("</Key>").next())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn files_can_live_in_an_s3_compatible_bucket() {
+    let moto = Moto::start().await;
+    let created = reqwest::Client::new()
+        .put(format!("{}/ss-files", moto.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        created.status().is_success(),
+        "bucket: {}",
+        created.status()
+    );
+    for db in backends() {
+        let place = Place::new(db).await;
+        let server = TestServer::start_with(
+            &place,
+            &[
+                ("SUPPORTSIGNAL_STORAGE_URL", "s3://ss-files/node-a"),
+                ("AWS_ENDPOINT_URL", moto.url.as_str()),
+                ("AWS_ALLOW_HTTP", "true"),
+                ("AWS_ACCESS_KEY_ID", "testing"),
+                ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ],
+        )
+        .await;
+        let company = company(&server, "Acme Care").await;
+        let bytes: Vec<u8> = PNG
+            .iter()
+            .copied()
+            .chain((0..3000u32).map(|i| i as u8))
+            .collect();
+        let file = upload(&server, &company, "image/png", &bytes).await;
+        let keys = moto.keys("ss-files").await;
+        assert_eq!(keys.len(), 1, "{db:?} {keys:?}");
+        assert!(keys[0].starts_with("node-a/blobs/"), "{keys:?}");
+        assert_eq!(files_in(&place.data_dir().join("files/blobs")), 0);
+        assert_eq!(files_in(&place.data_dir().join("files/tmp")), 0);
+
+        let url = download_url(&server, &company, &file).await;
+        let url = url.as_str().unwrap();
+        let whole = server.http.get(url).send().await.unwrap();
+        assert_eq!(whole.status(), 200);
+        assert_eq!(whole.bytes().await.unwrap().as_ref(), &bytes[..]);
+        let part = server
+            .http
+            .get(url)
+            .header("range", "bytes=100-199")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(part.status(), 206);
+        assert_eq!(part.bytes().await.unwrap().as_ref(), &bytes[100..200]);
+
+        // Deleted files leave the bucket with the sweep.
+        let args = json!({ "company": company, "storageId": file });
+        assert_eq!(server.ok("mutation", "files:delete", args).await, true);
+        let swept = sweep(&server).await;
+        assert_eq!(swept["orphaned_blobs"], 1.0, "{swept}");
+        assert!(moto.keys("ss-files").await.is_empty());
         server.stop().await;
     }
 }

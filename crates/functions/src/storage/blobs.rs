@@ -1,21 +1,54 @@
-//! The blobs themselves, in a local directory: `blobs/<storage id>` for stored files and
-//! `tmp/<random>.part` for uploads in progress. A blob is written to `tmp`, fsynced, renamed into
-//! `blobs` and the directory fsynced before its metadata commits, so an acknowledged file is on
-//! disk; a crash in between leaves only files without metadata, which the sweep removes.
+//! The blobs themselves: `tmp/<random>.part` in a local directory for uploads in progress, and
+//! `blobs/<storage id>` for stored files, in the same directory or in an S3-compatible bucket. A
+//! blob is written to `tmp` and fsynced, then renamed into `blobs` with the directory fsynced (or
+//! uploaded to the bucket, which acknowledges only what it keeps) before its metadata commits, so
+//! an acknowledged file is stored; a crash in between leaves only blobs without metadata, which
+//! the sweep removes.
 
+use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as Key;
+use object_store::{GetOptions, GetRange, ObjectStore};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 /// How many leading bytes are kept to recognise the file type.
 const HEAD: usize = 8192;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct LocalBlobs {
     root: PathBuf,
+    bucket: Option<Bucket>,
+}
+
+/// Stored blobs in object storage, under `<prefix>/blobs/`.
+#[derive(Clone)]
+pub(crate) struct Bucket {
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: String,
+}
+
+impl fmt::Debug for LocalBlobs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.bucket {
+            Some(bucket) => write!(f, "Blobs({}, bucket {})", self.root.display(), bucket.store),
+            None => write!(f, "Blobs({})", self.root.display()),
+        }
+    }
+}
+
+fn other(e: object_store::Error) -> io::Error {
+    match e {
+        object_store::Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, e),
+        e => io::Error::other(e),
+    }
 }
 
 /// A storage id names a file on disk, so only the characters we generate are accepted.
@@ -24,8 +57,46 @@ pub(crate) fn valid_storage_id(id: &str) -> bool {
 }
 
 impl LocalBlobs {
-    pub fn new(root: PathBuf) -> LocalBlobs {
-        LocalBlobs { root }
+    pub fn new(root: PathBuf, bucket: Option<Bucket>) -> LocalBlobs {
+        LocalBlobs { root, bucket }
+    }
+
+    fn key(bucket: &Bucket, storage_id: &str) -> Key {
+        let prefix = bucket.prefix.trim_matches('/');
+        if prefix.is_empty() {
+            Key::from(format!("blobs/{storage_id}"))
+        } else {
+            Key::from(format!("{prefix}/blobs/{storage_id}"))
+        }
+    }
+
+    /// `len` bytes of stored blob `storage_id` from `start`.
+    pub async fn read(
+        &self,
+        storage_id: &str,
+        start: u64,
+        len: u64,
+    ) -> io::Result<BoxStream<'static, io::Result<Bytes>>> {
+        if !valid_storage_id(storage_id) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        if let Some(bucket) = &self.bucket {
+            let options = GetOptions {
+                range: Some(GetRange::Bounded(start..start + len)),
+                ..GetOptions::default()
+            };
+            let got = bucket
+                .store
+                .get_opts(&Self::key(bucket, storage_id), options)
+                .await
+                .map_err(other)?;
+            return Ok(got.into_stream().map_err(other).boxed());
+        }
+        let mut file = tokio::fs::File::open(self.blobs().join(storage_id)).await?;
+        if start > 0 {
+            file.seek(io::SeekFrom::Start(start)).await?;
+        }
+        Ok(tokio_util::io::ReaderStream::new(file.take(len)).boxed())
     }
 
     fn blobs(&self) -> PathBuf {
@@ -40,8 +111,7 @@ impl LocalBlobs {
         tokio::fs::create_dir_all(self.tmp()).await
     }
 
-    /// Where a stored file lives; `None` for ids we never generate.
-    pub fn path(&self, storage_id: &str) -> Option<PathBuf> {
+    fn path(&self, storage_id: &str) -> Option<PathBuf> {
         valid_storage_id(storage_id).then(|| self.blobs().join(storage_id))
     }
 
@@ -70,12 +140,32 @@ impl LocalBlobs {
         let target = self
             .path(storage_id)
             .ok_or_else(|| io::Error::other("bad storage id"))?;
+        if let Some(bucket) = &self.bucket {
+            // Streamed up in parts; `Written` removes the local copy when it drops.
+            let from = written.path.as_ref().expect("a written blob has a path");
+            let mut file = tokio::fs::File::open(from).await?;
+            let mut upload = object_store::buffered::BufWriter::new(
+                bucket.store.clone(),
+                Self::key(bucket, storage_id),
+            );
+            tokio::io::copy(&mut file, &mut upload).await?;
+            return upload.shutdown().await;
+        }
         let from = written.path.take().expect("a written blob has a path");
         tokio::fs::rename(&from, &target).await?;
         sync_dir(&self.blobs()).await
     }
 
     pub async fn remove(&self, storage_id: &str) -> io::Result<()> {
+        if let Some(bucket) = &self.bucket {
+            if !valid_storage_id(storage_id) {
+                return Ok(());
+            }
+            return match bucket.store.delete(&Self::key(bucket, storage_id)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(other(e)),
+            };
+        }
         if let Some(path) = self.path(storage_id) {
             match tokio::fs::remove_file(path).await {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -87,7 +177,24 @@ impl LocalBlobs {
 
     /// Stored blobs (`(storage id, last modified)`).
     pub async fn list(&self) -> io::Result<Vec<(String, SystemTime)>> {
-        list_dir(&self.blobs()).await
+        let Some(bucket) = &self.bucket else {
+            return list_dir(&self.blobs()).await;
+        };
+        let prefix = Self::key(bucket, "x");
+        let dir: Key = prefix.parts().take(prefix.parts().count() - 1).collect();
+        let listed: Vec<_> = bucket
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(other)?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|meta| {
+                let name = meta.location.filename()?.to_string();
+                Some((name, SystemTime::from(meta.last_modified)))
+            })
+            .collect())
     }
 
     /// Unfinished uploads (`(file name, last modified)`).

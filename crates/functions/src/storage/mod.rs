@@ -91,6 +91,46 @@ pub struct StorageSettings {
     pub upload_url_ttl: Duration,
     /// How long a download URL works.
     pub download_url_ttl: Duration,
+    /// Keep stored blobs in an S3-compatible bucket rather than under `root` (which still holds
+    /// uploads in progress).
+    pub bucket: Option<BucketSettings>,
+}
+
+/// An S3-compatible bucket (AWS, MinIO, Ceph, R2, moto).
+#[derive(Clone)]
+pub struct BucketSettings {
+    pub bucket: String,
+    /// Keys start with `<prefix>/blobs/`.
+    pub prefix: String,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub allow_http: bool,
+}
+
+impl BucketSettings {
+    fn connect(&self) -> Result<blobs::Bucket, String> {
+        let mut builder = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(&self.bucket)
+            .with_region(&self.region)
+            .with_allow_http(self.allow_http);
+        if let Some(endpoint) = &self.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let (Some(id), Some(secret)) = (&self.access_key_id, &self.secret_access_key) {
+            builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret);
+        }
+        let store = builder
+            .build()
+            .map_err(|e| format!("object storage for bucket {}: {e}", self.bucket))?;
+        Ok(blobs::Bucket {
+            store: Arc::new(store),
+            prefix: self.prefix.clone(),
+        })
+    }
 }
 
 struct Inner {
@@ -264,10 +304,10 @@ pub struct Upload {
     writer: blobs::BlobWriter,
 }
 
-/// A file the server may serve: its metadata and where the bytes are.
+/// A file the server may serve: its metadata (`FileStorage::read` streams the bytes).
 #[derive(Debug)]
 pub struct Download {
-    pub path: PathBuf,
+    storage_id: String,
     pub sha256: String,
     pub size: u64,
     pub content_type: Option<String>,
@@ -284,10 +324,16 @@ pub enum DownloadError {
 }
 
 impl FileStorage {
-    pub fn new(settings: StorageSettings) -> FileStorage {
-        FileStorage {
+    /// Fails when the bucket settings cannot make a client (nothing is contacted yet).
+    pub fn new(settings: StorageSettings) -> Result<FileStorage, String> {
+        let bucket = settings
+            .bucket
+            .as_ref()
+            .map(BucketSettings::connect)
+            .transpose()?;
+        Ok(FileStorage {
             inner: Arc::new(Inner {
-                blobs: blobs::LocalBlobs::new(settings.root),
+                blobs: blobs::LocalBlobs::new(settings.root, bucket),
                 api_base: settings.api_base.trim_end_matches('/').to_string(),
                 key: signing::derive_key(&settings.server_secret),
                 max_upload_bytes: settings.max_upload_bytes,
@@ -295,7 +341,17 @@ impl FileStorage {
                 upload_url_ttl: settings.upload_url_ttl,
                 download_url_ttl: settings.download_url_ttl,
             }),
-        }
+        })
+    }
+
+    /// `len` bytes of a file from `start`, as a stream (nothing is held in memory whole).
+    pub async fn read(
+        &self,
+        file: &Download,
+        start: u64,
+        len: u64,
+    ) -> std::io::Result<futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>> {
+        self.inner.blobs.read(&file.storage_id, start, len).await
     }
 
     pub fn max_upload_bytes(&self) -> u64 {
@@ -382,13 +438,8 @@ impl FileStorage {
             .await
             .map_err(DownloadError::Failed)?;
         let row = row.ok_or(DownloadError::NotFound)?;
-        let path = self
-            .inner
-            .blobs
-            .path(&row.storage_id)
-            .ok_or(DownloadError::NotFound)?;
         Ok(Download {
-            path,
+            storage_id: row.storage_id,
             sha256: row.sha256,
             size: row.size as u64,
             content_type: row.content_type,
