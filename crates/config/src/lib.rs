@@ -136,7 +136,8 @@ pub struct Config {
 /// Limits of file storage.
 #[derive(Clone, Debug)]
 pub struct StorageLimits {
-    /// Largest file accepted (`SUPPORTSIGNAL_MAX_UPLOAD_BYTES`, 10 MiB; at most the body limit).
+    /// Largest file accepted (`SUPPORTSIGNAL_MAX_UPLOAD_BYTES`, 10 MiB or the body limit if
+    /// lower; never above the body limit).
     pub max_upload_bytes: u64,
     /// Most bytes of files one company keeps (`SUPPORTSIGNAL_STORAGE_QUOTA_BYTES`, 5 GiB).
     pub company_quota_bytes: u64,
@@ -362,10 +363,11 @@ impl Config {
             Some(MetricsToken(token))
         });
 
+        // By default as large as 10 MiB and the body limit allow; a larger explicit one is a mistake.
         let max_upload_bytes = parse_number(
             &var,
             "SUPPORTSIGNAL_MAX_UPLOAD_BYTES",
-            10 * 1024 * 1024,
+            (10 * 1024 * 1024).min(max_body_bytes),
             &mut problems,
         );
         if max_upload_bytes > max_body_bytes {

@@ -407,6 +407,8 @@ fn storage_limits_have_defaults_and_an_upload_fits_in_a_body() {
     .unwrap();
     assert_eq!(c.storage.max_upload_bytes, 1000);
     assert_eq!(c.storage.download_url_ttl, Duration::from_secs(60));
+    let small = load(&[("SUPPORTSIGNAL_MAX_BODY_BYTES", "4096")]).unwrap();
+    assert_eq!(small.storage.max_upload_bytes, 4096);
     let refused = problems(&[
         ("SUPPORTSIGNAL_MAX_BODY_BYTES", "1000"),
         ("SUPPORTSIGNAL_MAX_UPLOAD_BYTES", "2000"),

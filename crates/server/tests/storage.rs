@@ -600,3 +600,174 @@ async fn files_can_live_in_an_s3_compatible_bucket() {
         server.stop().await;
     }
 }
+
+const CHILD_ENV: &str = "SS_STORAGE_CHILD_DATA_DIR";
+
+#[test]
+#[ignore = "the server half of sigkill_mid_upload_leaves_no_visible_file; it starts this itself"]
+fn storage_child_process() {
+    let dir = std::env::var(CHILD_ENV).expect("started by the crash test");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let overrides = config::Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some(dir.into()),
+            database_url: None,
+        };
+        let config = config::Config::from_env(overrides, |k| {
+            (k == "SUPPORTSIGNAL_ENV").then(|| "test".to_string())
+        })
+        .unwrap();
+        let store = server::open_store(&config, common::functions_under_test::schema())
+            .await
+            .unwrap();
+        let running = server::start(
+            config,
+            store,
+            common::functions_under_test::registry(),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+        println!("LISTENING {}", running.addr);
+        running.wait().await.unwrap();
+    });
+}
+
+fn spawn_child(dir: &Path) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "storage_child_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("re-run the test binary as a server");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("child printed its address").unwrap();
+        if let Some((_, addr)) = line.split_once("LISTENING ") {
+            break addr.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+async fn call(http: &reqwest::Client, addr: &str, kind: &str, path: &str, args: Json) -> Json {
+    let body = json!({"path": path, "format": "json", "args": [args]});
+    let reply: Json = http
+        .post(format!("http://{addr}/api/{kind}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["status"], "success", "{path}: {reply}");
+    reply["value"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_upload_leaves_no_visible_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut child, addr) = spawn_child(&data);
+    let http = reqwest::Client::new();
+    let company = call(
+        &http,
+        &addr,
+        "mutation",
+        "tenancy:createCompany",
+        json!({"name": "Acme"}),
+    )
+    .await;
+    let company = company.as_str().unwrap().to_string();
+    let url = call(
+        &http,
+        &addr,
+        "mutation",
+        "files:generateUploadUrl",
+        json!({"company": company}),
+    )
+    .await;
+    let url = url.as_str().unwrap().to_string();
+
+    // Half of a 200 KB upload arrives; then the server dies.
+    let path = url.split(&addr).nth(1).unwrap().to_string();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: image/png\r\ncontent-length: 200000\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let half: Vec<u8> = PNG.iter().copied().cycle().take(100_000).collect();
+    socket.write_all(&half).await.unwrap();
+    let tmp = data.join("files/tmp");
+    for _ in 0..200 {
+        if files_in(&tmp) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(files_in(&tmp), 1, "the upload was under way");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(socket);
+
+    let (mut child, addr) = spawn_child(&data);
+    let count = json!({"company": company});
+    assert_eq!(
+        call(&http, &addr, "query", "files:count", count.clone()).await,
+        0.0
+    );
+    let swept = call(&http, &addr, "action", "files:sweepNow", json!({})).await;
+    assert_eq!(swept["unfinished_uploads"], 1.0, "{swept}");
+    assert_eq!(files_in(&tmp), 0);
+    assert_eq!(files_in(&data.join("files/blobs")), 0);
+    // The URL was never used up: the whole file can still be sent.
+    let url = url.replace(
+        url.split("/api/").next().unwrap(),
+        &format!("http://{addr}"),
+    );
+    let whole: Vec<u8> = PNG.iter().copied().cycle().take(200_000).collect();
+    let response = http
+        .post(&url)
+        .header("content-type", "image/png")
+        .body(whole)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(call(&http, &addr, "query", "files:count", count).await, 1.0);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn a_company_cannot_keep_more_than_its_quota() {
+    let place = Place::new(common::Db::Sqlite).await;
+    let server =
+        TestServer::start_with(&place, &[("SUPPORTSIGNAL_STORAGE_QUOTA_BYTES", "100")]).await;
+    let ours = company(&server, "Acme Care").await;
+    let theirs = company(&server, "Other Care").await;
+    let sixty = "a line of plain text that is exactly sixty bytes long......\n";
+    assert_eq!(sixty.len(), 60);
+    upload(&server, &ours, "text/plain", sixty.as_bytes()).await;
+    let url = upload_url(&server, &ours).await;
+    let (status, body) = post(&server, &url, "text/plain", sixty.as_bytes()).await;
+    assert_eq!(
+        (status, body["code"].as_str().unwrap()),
+        (507, "StorageQuotaExceeded")
+    );
+    assert_eq!(files_in(&place.data_dir().join("files/blobs")), 1);
+    // Each company has its own quota.
+    upload(&server, &theirs, "text/plain", sixty.as_bytes()).await;
+    server.stop().await;
+}

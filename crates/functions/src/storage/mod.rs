@@ -27,7 +27,7 @@ use crate::tenancy::Scope;
 use crate::{FnResult, FunctionError};
 
 pub use kinds::KindError;
-pub use sweep::{register, SWEEP};
+pub use sweep::{register, SweepArgs, Swept, SWEEP};
 
 /// File metadata, one row per stored file (Convex's `_storage`).
 pub const FILES: &str = "storage_files";

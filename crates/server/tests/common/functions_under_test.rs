@@ -245,6 +245,29 @@ fn storage_functions(r: &mut Registry) {
             .delete(&scope, str_arg(&args, "storageId"), Some("tester"))?;
         Ok(Value::from(deleted))
     });
+    r.query_untyped(
+        "files:count",
+        v::object([("company", v::string())]),
+        |ctx, args| {
+            let scope = company_scope(&ctx.db, &args)?;
+            let count = ctx
+                .db
+                .scoped(&scope)
+                .query(functions::storage::FILES, "by_company", |q| q)?
+                .count()?;
+            Ok(Value::from(count as f64))
+        },
+    );
+    // The sweep, sparing nothing for its age (tests in another process cannot call it directly).
+    r.action_untyped("files:sweepNow", no_args(), |ctx, _| async move {
+        let swept = ctx
+            .run_action(
+                functions::storage::SWEEP,
+                &functions::storage::SweepArgs { min_age_ms: 0.0 },
+            )
+            .await?;
+        Ok(values::serde_bridge::to_value(&swept).expect("counts encode"))
+    });
     r.action_untyped(
         "files:storeText",
         v::object([("company", v::string()), ("text", v::string())]),
