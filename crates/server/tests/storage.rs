@@ -771,3 +771,43 @@ async fn a_company_cannot_keep_more_than_its_quota() {
     upload(&server, &theirs, "text/plain", sixty.as_bytes()).await;
     server.stop().await;
 }
+
+/// The throughput figures: `cargo test --release -p server --test storage -- --ignored
+/// throughput --nocapture` (prints MB/s; asserts only that the bytes round-trip).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement, run by hand"]
+async fn throughput_of_a_10_mb_file() {
+    let place = Place::new(common::Db::Sqlite).await;
+    let server = TestServer::start(&place).await;
+    let company = company(&server, "Acme Care").await;
+    let bytes: Vec<u8> = PNG
+        .iter()
+        .copied()
+        .chain((0..10 * 1024 * 1024 - PNG.len()).map(|i| (i % 251) as u8))
+        .collect();
+    let url = upload_url(&server, &company).await;
+    let started = std::time::Instant::now();
+    let (status, body) = post(&server, &url, "image/png", &bytes).await;
+    let up = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    let link = download_url(&server, &company, body["storageId"].as_str().unwrap()).await;
+    let started = std::time::Instant::now();
+    let got = server
+        .http
+        .get(link.as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let down = started.elapsed();
+    assert_eq!(got.len(), bytes.len());
+    let mb = bytes.len() as f64 / 1e6;
+    eprintln!(
+        "10 MB upload {:.0} MB/s, download {:.0} MB/s",
+        mb / up.as_secs_f64(),
+        mb / down.as_secs_f64()
+    );
+    server.stop().await;
+}
