@@ -2,6 +2,7 @@
 
 pub mod ai_service;
 mod args;
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod clarification;
@@ -20,6 +21,7 @@ pub mod operations;
 pub mod participants;
 pub mod prompts;
 pub mod rate_limit;
+pub mod reports;
 pub mod sample_data;
 mod start;
 pub mod users;
@@ -48,6 +50,8 @@ pub fn schema() -> Schema {
         .chain(email::tables())
         .chain(prompts::tables())
         .chain(ai_service::tables())
+        .chain(attachments::tables())
+        .chain(reports::tables())
         .fold(Schema::new(), Schema::table)
 }
 
@@ -72,6 +76,8 @@ pub fn row_types() -> Vec<(&'static str, values::Validator)> {
         .chain(invitations::rows())
         .chain(impersonation::rows())
         .chain(email::rows())
+        .chain(attachments::rows())
+        .chain(reports::rows())
         .collect()
 }
 
@@ -112,6 +118,8 @@ pub fn registry(config: &config::Config) -> Registry {
     exports::register(&mut r);
     // Outgoing email: delivery jobs send through the configured relay, or log without one.
     email::register(&mut r, mailer(config));
+    attachments::register(&mut r);
+    reports::register(&mut r);
     r
 }
 

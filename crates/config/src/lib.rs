@@ -2,6 +2,7 @@
 //! validated with messages that say what to fix; and the generator of every outward URL.
 
 mod oauth;
+mod object_store;
 mod smtp;
 mod urls;
 
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use oauth::{OAuthClient, OAuthSettings, SecretKey, MIN_SECRET_KEY_LEN};
+pub use object_store::ObjectStoreSettings;
 pub use smtp::{SmtpSettings, SmtpTls, DEFAULT_MAIL_FROM};
 use url::Url;
 pub use urls::{OAuthProvider, UrlError, Urls};
@@ -127,6 +129,25 @@ pub struct Config {
     /// The bearer token `GET /metrics` requires (`SUPPORTSIGNAL_METRICS_TOKEN`). Without one the
     /// endpoint is open outside production and off in production.
     pub metrics_token: Option<MetricsToken>,
+    /// File uploads and downloads.
+    pub storage: StorageLimits,
+}
+
+/// Limits of file storage.
+#[derive(Clone, Debug)]
+pub struct StorageLimits {
+    /// Largest file accepted (`SUPPORTSIGNAL_MAX_UPLOAD_BYTES`, 10 MiB or the body limit if
+    /// lower; never above the body limit).
+    pub max_upload_bytes: u64,
+    /// Most bytes of files one company keeps (`SUPPORTSIGNAL_STORAGE_QUOTA_BYTES`, 5 GiB).
+    pub company_quota_bytes: u64,
+    /// How long an upload URL may be used, once (`SUPPORTSIGNAL_UPLOAD_URL_TTL_SECS`, 1 hour).
+    pub upload_url_ttl: Duration,
+    /// How long a download URL works (`SUPPORTSIGNAL_DOWNLOAD_URL_TTL_SECS`, 5 minutes).
+    pub download_url_ttl: Duration,
+    /// File contents in S3-compatible object storage (`SUPPORTSIGNAL_STORAGE_URL`) rather than
+    /// the data directory.
+    pub object_store: Option<ObjectStoreSettings>,
 }
 
 /// Shortest metrics token accepted: long enough that guessing it over HTTP is hopeless.
@@ -342,6 +363,41 @@ impl Config {
             Some(MetricsToken(token))
         });
 
+        // By default as large as 10 MiB and the body limit allow; a larger explicit one is a mistake.
+        let max_upload_bytes = parse_number(
+            &var,
+            "SUPPORTSIGNAL_MAX_UPLOAD_BYTES",
+            (10 * 1024 * 1024).min(max_body_bytes),
+            &mut problems,
+        );
+        if max_upload_bytes > max_body_bytes {
+            problems.push(format!(
+                "SUPPORTSIGNAL_MAX_UPLOAD_BYTES ({max_upload_bytes}) must not exceed SUPPORTSIGNAL_MAX_BODY_BYTES ({max_body_bytes})"
+            ));
+        }
+        let storage = StorageLimits {
+            max_upload_bytes: max_upload_bytes as u64,
+            company_quota_bytes: parse_number(
+                &var,
+                "SUPPORTSIGNAL_STORAGE_QUOTA_BYTES",
+                5 * 1024 * 1024 * 1024,
+                &mut problems,
+            ) as u64,
+            upload_url_ttl: Duration::from_secs(parse_number(
+                &var,
+                "SUPPORTSIGNAL_UPLOAD_URL_TTL_SECS",
+                3600,
+                &mut problems,
+            ) as u64),
+            download_url_ttl: Duration::from_secs(parse_number(
+                &var,
+                "SUPPORTSIGNAL_DOWNLOAD_URL_TTL_SECS",
+                300,
+                &mut problems,
+            ) as u64),
+            object_store: object_store::load(&var, &mut problems),
+        };
+
         let (smtp, mail_from) = smtp::load(&var, environment, &mut problems);
         let oauth = oauth::load(&var, environment, &mut problems);
         let ai = ai::AiConfig::from_env(var).unwrap_or_else(|ai_problems| {
@@ -372,6 +428,7 @@ impl Config {
                 oauth,
                 ai,
                 metrics_token,
+                storage,
             }),
             _ => Err(ConfigError(problems)),
         }

@@ -393,3 +393,64 @@ fn oauth_secrets_never_printed() {
         "{printed}"
     );
 }
+
+#[test]
+fn storage_limits_have_defaults_and_an_upload_fits_in_a_body() {
+    let c = load(&[]).unwrap();
+    assert_eq!(c.storage.max_upload_bytes, 10 * 1024 * 1024);
+    assert_eq!(c.storage.download_url_ttl, Duration::from_secs(300));
+    assert_eq!(c.storage.upload_url_ttl, Duration::from_secs(3600));
+    let c = load(&[
+        ("SUPPORTSIGNAL_MAX_UPLOAD_BYTES", "1000"),
+        ("SUPPORTSIGNAL_DOWNLOAD_URL_TTL_SECS", "60"),
+    ])
+    .unwrap();
+    assert_eq!(c.storage.max_upload_bytes, 1000);
+    assert_eq!(c.storage.download_url_ttl, Duration::from_secs(60));
+    let small = load(&[("SUPPORTSIGNAL_MAX_BODY_BYTES", "4096")]).unwrap();
+    assert_eq!(small.storage.max_upload_bytes, 4096);
+    let refused = problems(&[
+        ("SUPPORTSIGNAL_MAX_BODY_BYTES", "1000"),
+        ("SUPPORTSIGNAL_MAX_UPLOAD_BYTES", "2000"),
+        ("SUPPORTSIGNAL_STORAGE_QUOTA_BYTES", "lots"),
+    ]);
+    assert!(refused.contains("SUPPORTSIGNAL_MAX_UPLOAD_BYTES (2000) must not exceed"));
+    assert!(refused.contains("SUPPORTSIGNAL_STORAGE_QUOTA_BYTES must be a positive"));
+}
+
+#[test]
+fn object_storage_is_named_by_an_s3_url_and_its_secret_never_prints() {
+    assert!(load(&[]).unwrap().storage.object_store.is_none());
+    let c = load(&[
+        (
+            "SUPPORTSIGNAL_STORAGE_URL",
+            "s3://files/supportsignal/prod/",
+        ),
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "very-secret-key"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+        ("AWS_ALLOW_HTTP", "true"),
+    ])
+    .unwrap();
+    let s3 = c.storage.object_store.clone().unwrap();
+    assert_eq!(
+        (s3.bucket.as_str(), s3.prefix.as_str()),
+        ("files", "supportsignal/prod")
+    );
+    assert_eq!(s3.region, "us-east-1");
+    assert!(s3.allow_http);
+    assert!(!format!("{c:?}").contains("very-secret-key"));
+    let refused = problems(&[
+        ("SUPPORTSIGNAL_STORAGE_URL", "gs://elsewhere"),
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+    ]);
+    assert!(
+        refused.contains("must be s3://bucket[/prefix]"),
+        "{refused}"
+    );
+    let refused = problems(&[
+        ("SUPPORTSIGNAL_STORAGE_URL", "s3://b"),
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+    ]);
+    assert!(refused.contains("must be set together"), "{refused}");
+}

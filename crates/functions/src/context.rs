@@ -270,6 +270,13 @@ impl<'a> QueryCtx<'a> {
     pub fn log(&mut self, message: &str) {
         self.logs.push(message);
     }
+    /// File metadata and signed download URLs.
+    pub fn storage(&mut self) -> crate::storage::StorageReader<'_> {
+        crate::storage::StorageReader {
+            txn: &mut *self.db.txn,
+            files: self.info.runtime.storage(),
+        }
+    }
 }
 
 pub struct MutationCtx<'a> {
@@ -309,6 +316,14 @@ impl<'a> MutationCtx<'a> {
     }
     pub fn log(&mut self, message: &str) {
         self.logs.push(message);
+    }
+    /// Upload URLs, file metadata, signed download URLs and deletion, in this transaction.
+    pub fn storage(&mut self) -> crate::storage::StorageWriter<'_> {
+        crate::storage::StorageWriter {
+            txn: &mut *self.db.txn,
+            files: self.info.runtime.storage(),
+            client_ip: self.auth.client_ip(),
+        }
     }
 }
 
@@ -358,6 +373,13 @@ impl ActionCtx {
     /// Calls a function by path with untyped arguments (see `run_action` for typed calls).
     pub async fn run_action_untyped(&self, path: &str, args: Object) -> FnResult<Value> {
         self.run(FunctionKind::Action, path, args).await
+    }
+    /// Storing files the action made (a generated report).
+    pub fn storage(&self) -> crate::storage::StorageActions<'_> {
+        crate::storage::StorageActions {
+            store: self.runtime.store(),
+            files: self.runtime.storage(),
+        }
     }
     /// A shared HTTP client for calls to external services.
     pub fn http(&self) -> &reqwest::Client {

@@ -12,6 +12,7 @@ mod registry;
 mod runtime;
 pub mod scheduler;
 pub mod system;
+pub mod storage;
 mod tenancy;
 mod typed;
 

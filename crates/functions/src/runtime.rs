@@ -88,6 +88,7 @@ struct Inner {
     http: reqwest::Client,
     timeout: Duration,
     activity: crate::activity::Activity,
+    storage: Option<crate::storage::FileStorage>,
 }
 
 #[derive(Clone)]
@@ -109,8 +110,22 @@ impl Runtime {
                     .expect("HTTP client builds with default TLS settings"),
                 timeout,
                 activity: crate::activity::Activity::default(),
+                storage: None,
             }),
         }
+    }
+
+    /// This runtime with file storage (`ctx.storage()`); call before the runtime is shared.
+    pub fn with_storage(mut self, storage: crate::storage::FileStorage) -> Runtime {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_storage is called before the runtime is cloned")
+            .storage = Some(storage);
+        self
+    }
+
+    /// The file storage, when configured.
+    pub fn storage(&self) -> Option<&crate::storage::FileStorage> {
+        self.inner.storage.as_ref()
     }
 
     pub fn store(&self) -> &Store {

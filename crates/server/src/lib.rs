@@ -6,6 +6,7 @@ mod connections;
 mod error;
 mod jobs_metrics;
 mod middleware;
+mod storage;
 mod sync;
 
 use std::net::SocketAddr;
@@ -43,6 +44,9 @@ pub async fn open_store(config: &Config, schema: Schema) -> anyhow::Result<Store
         .table(functions::scheduler::table())
         .table(functions::jobs::table())
         .table(functions::crons::table());
+    let schema = functions::storage::tables()
+        .into_iter()
+        .fold(schema, Schema::table);
     let backend = match &config.database {
         config::Database::Sqlite { path } => Backend::Sqlite { path: path.clone() },
         config::Database::Postgres { url } => Backend::Postgres { url: url.clone() },
@@ -72,6 +76,8 @@ pub fn router(runtime: Runtime, config: Arc<Config>, sync: Arc<sync::Hub>) -> Ro
         .route("/api/action", post(api::action))
         .route("/api/function", post(api::function))
         .route("/api/run/{*path}", post(api::run))
+        .route("/api/storage/upload", post(storage::upload))
+        .route("/api/storage/{storage_id}", get(storage::download))
         .route("/api/sync", get(sync::upgrade))
         .route("/api/{version}/sync", get(sync::upgrade))
         .layer(axum::middleware::from_fn(middleware::client_version));
@@ -83,6 +89,44 @@ pub fn router(runtime: Runtime, config: Arc<Config>, sync: Arc<sync::Hub>) -> Ro
         .fallback(api::not_found)
         .with_state(state);
     middleware::apply(app, &config)
+}
+
+/// File storage in `<data dir>/files`, when the schema has its tables (`open_store` adds them).
+async fn file_storage(
+    config: &Config,
+    store: &Store,
+) -> anyhow::Result<Option<functions::storage::FileStorage>> {
+    if store.table_number(functions::storage::FILES).is_none() {
+        return Ok(None);
+    }
+    let root = config.data_dir.join("files");
+    tokio::fs::create_dir_all(&root)
+        .await
+        .with_context(|| format!("creating the file directory {}", root.display()))?;
+    let settings =
+        functions::storage::StorageSettings {
+            root,
+            api_base: config.api_url.as_str().trim_end_matches('/').to_string(),
+            server_secret: config.oauth.secret_key.expose().to_vec(),
+            max_upload_bytes: config.storage.max_upload_bytes,
+            company_quota_bytes: config.storage.company_quota_bytes,
+            upload_url_ttl: config.storage.upload_url_ttl,
+            download_url_ttl: config.storage.download_url_ttl,
+            bucket: config.storage.object_store.as_ref().map(|s3| {
+                functions::storage::BucketSettings {
+                    bucket: s3.bucket.clone(),
+                    prefix: s3.prefix.clone(),
+                    region: s3.region.clone(),
+                    endpoint: s3.endpoint.clone(),
+                    access_key_id: s3.access_key_id.clone(),
+                    secret_access_key: s3.secret_access_key.clone(),
+                    allow_http: s3.allow_http,
+                }
+            }),
+        };
+    functions::storage::FileStorage::new(settings)
+        .map(Some)
+        .map_err(anyhow::Error::msg)
 }
 
 /// A running server.
@@ -139,10 +183,22 @@ pub async fn start_with(
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let mut config = config;
+    // Listening on port 0 (tests): links to this server name the port it got.
+    if config.api_url.port() == Some(0) {
+        let _ = config.api_url.set_port(Some(addr.port()));
+    }
     // Old WebSocket mutation records are pruned by a cron of their own.
     let mut registry = registry;
     sync::register_prune(&mut registry, &store, sync_options.mutation_memory);
-    let runtime = Runtime::new(registry, store.clone(), config.function_timeout);
+    let files = file_storage(&config, &store).await?;
+    if files.is_some() {
+        functions::storage::register(&mut registry);
+    }
+    let mut runtime = Runtime::new(registry, store.clone(), config.function_timeout);
+    if let Some(files) = files {
+        runtime = runtime.with_storage(files);
+    }
     let hub = sync::Hub::start(runtime.clone(), sync_options).await?;
     // Runs what functions scheduled, on every node (each schedule still runs once).
     let scheduler = background::Executor::start(

@@ -44,13 +44,28 @@ pub const CHILD_TABLES: &[ChildTable] = &[
         table: crate::ai_service::LOGS,
         index: "by_company_incident",
     },
+    ChildTable {
+        table: crate::attachments::TABLE,
+        index: "by_company_incident",
+    },
+    ChildTable {
+        table: crate::reports::TABLE,
+        index: "by_company_incident",
+    },
 ];
 
 impl ChildTable {
     /// Whether the export carries this table. AI request logs go when their incident is deleted
     /// (they quote its narrative) but are the platform's records, not part of the capture.
+    /// Attachments and generated reports stay behind too: the export is JSON and does not carry
+    /// file contents.
     pub fn exported(&self) -> bool {
-        self.table != crate::ai_service::LOGS
+        ![
+            crate::ai_service::LOGS,
+            crate::attachments::TABLE,
+            crate::reports::TABLE,
+        ]
+        .contains(&self.table)
     }
 }
 
@@ -80,6 +95,12 @@ pub fn delete_all(
     let mut removed = 0;
     for child in CHILD_TABLES {
         for row in rows_of(db, scope, child, &incident.id)? {
+            if child.table == crate::attachments::TABLE {
+                crate::attachments::release_file(db, scope, &row)?;
+            }
+            if child.table == crate::reports::TABLE {
+                crate::reports::release_file(db, scope, &row)?;
+            }
             db.scoped(scope).delete(&row.id)?;
             removed += 1;
         }

@@ -3,7 +3,7 @@
 //! refused once incidents refer to the participant (discharge instead).
 
 mod admin;
-mod fields;
+pub(crate) mod fields;
 mod listing;
 pub mod rows;
 mod samples;

@@ -1197,6 +1197,61 @@ pub fn rows() -> Vec<Row> {
             |cx| json!({"companyId": cx.t.company, "limit": 1.0}),
         )
         .tenanted(),
+        // incident attachments and the file access log
+        row(
+            "incidentAttachments:generateUploadUrl",
+            "edit_own_incident_capture, the creator only, while the capture is open",
+            capture_owner,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "incidentAttachments:attach",
+            "edit_own_incident_capture, the creator only (no such upload: VALIDATION)",
+            capture_owner,
+            |cx| json!({"incident_id": cx.t.incident, "storageId": "none"}),
+        )
+        .tenanted(),
+        row(
+            "incidentAttachments:list",
+            "the creator, or view_all_company_incidents in the company",
+            incident_reader,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "incidentAttachments:remove",
+            "edit_own_incident_capture, the creator only (no such attachment: VALIDATION)",
+            capture_owner,
+            |cx| json!({"incident_id": cx.t.incident, "attachment_id": "none"}),
+        )
+        .tenanted(),
+        // the PDF incident report
+        row(
+            "pdfGeneration:generateIncidentPDF",
+            "the creator, or view_all_company_incidents in the company",
+            incident_reader,
+            |cx| json!({"incident_id": cx.t.incident, "sections": ["metadata"]}),
+        )
+        .tenanted(),
+        row(
+            "pdfGeneration:downloadPDF",
+            "a report of an incident the caller reads (no such report: NOT_FOUND for everyone)",
+            |c, _| match c.role() {
+                Some(_) if c.has_company() => Hidden,
+                _ => Forbidden,
+            },
+            |_| json!({"storageId": "none"}),
+        ),
+        row(
+            "storageAccess:listAccessLog",
+            "view_audit_logs, own company (a company is needed)",
+            |c, _| match perm(c, ViewAuditLogs) {
+                Allowed if c.has_company() => Allowed,
+                _ => Forbidden,
+            },
+            |_| json!({"limit": 1.0}),
+        ),
         row(
             "promptManager:getAiUsageStats",
             "view_audit_logs for the own company; any company with system_configuration",

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 /// Paths that come with later work, each with the issue that brings it. Nothing else may be missing.
 const LATER: &[(&str, &str)] = &[
-    ("pdfGeneration:", "15 (file storage and PDF reports)"),
     ("debugLogs:", "16 (log ingest)"),
     ("debugActions:", "16 (log ingest)"),
     ("workerSync:", "16 (log ingest)"),

@@ -201,7 +201,92 @@ pub fn registry() -> Registry {
         Err(FunctionError::user(ErrorCode::RateLimited, "Slow down"))
     });
     tenancy_functions(&mut r);
+    storage_functions(&mut r);
     r
+}
+
+/// `ctx.storage()` as modules use it; the company comes from the arguments here.
+fn storage_functions(r: &mut Registry) {
+    let file_args = || v::object([("company", v::string()), ("storageId", v::string())]);
+    r.mutation_untyped(
+        "files:generateUploadUrl",
+        v::object([("company", v::string())]),
+        |ctx, args| {
+            let scope = company_scope(&ctx.db, &args)?;
+            let Scope::Company(company) = scope else {
+                unreachable!()
+            };
+            Ok(Value::from(
+                ctx.storage()
+                    .generate_upload_url(&company, Some("tester"))?,
+            ))
+        },
+    );
+    r.mutation_untyped("files:getUrl", file_args(), |ctx, args| {
+        let scope = company_scope(&ctx.db, &args)?;
+        let url = ctx
+            .storage()
+            .get_url(&scope, str_arg(&args, "storageId"), Some("tester"))?;
+        Ok(url.map_or(Value::Null, Value::from))
+    });
+    r.query_untyped("files:getMetadata", file_args(), |ctx, args| {
+        let scope = company_scope(&ctx.db, &args)?;
+        let meta = ctx
+            .storage()
+            .get_metadata(&scope, str_arg(&args, "storageId"))?;
+        Ok(meta.map_or(Value::Null, |m| {
+            values::serde_bridge::to_value(&m).expect("metadata encodes")
+        }))
+    });
+    r.mutation_untyped("files:delete", file_args(), |ctx, args| {
+        let scope = company_scope(&ctx.db, &args)?;
+        let deleted = ctx
+            .storage()
+            .delete(&scope, str_arg(&args, "storageId"), Some("tester"))?;
+        Ok(Value::from(deleted))
+    });
+    r.query_untyped(
+        "files:count",
+        v::object([("company", v::string())]),
+        |ctx, args| {
+            let scope = company_scope(&ctx.db, &args)?;
+            let count = ctx
+                .db
+                .scoped(&scope)
+                .query(functions::storage::FILES, "by_company", |q| q)?
+                .count()?;
+            Ok(Value::from(count as f64))
+        },
+    );
+    // The sweep, sparing nothing for its age (tests in another process cannot call it directly).
+    r.action_untyped("files:sweepNow", no_args(), |ctx, _| async move {
+        let swept = ctx
+            .run_action(
+                functions::storage::SWEEP,
+                &functions::storage::SweepArgs { min_age_ms: 0.0 },
+            )
+            .await?;
+        Ok(values::serde_bridge::to_value(&swept).expect("counts encode"))
+    });
+    r.action_untyped(
+        "files:storeText",
+        v::object([("company", v::string()), ("text", v::string())]),
+        |ctx, args| async move {
+            let company = values::DocumentId::decode(str_arg(&args, "company"))
+                .map_err(|_| FunctionError::validation("company", "unknown company"))?;
+            let meta = ctx
+                .storage()
+                .store(
+                    &company,
+                    str_arg(&args, "text").as_bytes(),
+                    "text/plain",
+                    Some("note.txt"),
+                    None,
+                )
+                .await?;
+            Ok(Value::from(meta.id))
+        },
+    );
 }
 
 /// Tests pass the company to act for as an argument; real modules take it from the signed-in user.

@@ -170,6 +170,11 @@ impl TestServer {
         }
     }
 
+    /// The server's function runtime (its store, internal functions).
+    pub fn runtime(&self) -> functions::Runtime {
+        self.running.as_ref().expect("running").runtime.clone()
+    }
+
     pub async fn stop(mut self) {
         self.running
             .take()
