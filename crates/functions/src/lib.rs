@@ -11,8 +11,8 @@ mod path;
 mod registry;
 mod runtime;
 pub mod scheduler;
-pub mod system;
 pub mod storage;
+pub mod system;
 mod tenancy;
 mod typed;
 
