@@ -1,6 +1,7 @@
 //! The SupportSignal modules: their tables and functions. Each module owns its tables.
 
 pub mod ai_service;
+pub mod analysis;
 mod args;
 pub mod audit;
 pub mod auth;
@@ -15,6 +16,7 @@ pub mod impersonation;
 pub mod incidents;
 pub mod invitations;
 pub mod narratives;
+pub mod notifications;
 pub mod oauth;
 pub mod participants;
 pub mod prompts;
@@ -44,6 +46,8 @@ pub fn schema() -> Schema {
         .chain(email::tables())
         .chain(prompts::tables())
         .chain(ai_service::tables())
+        .chain(analysis::tables())
+        .chain(notifications::tables())
         .fold(Schema::new(), Schema::table)
 }
 
@@ -68,6 +72,8 @@ pub fn row_types() -> Vec<(&'static str, values::Validator)> {
         .chain(invitations::rows())
         .chain(impersonation::rows())
         .chain(email::rows())
+        .chain(analysis::rows())
+        .chain(notifications::rows())
         .collect()
 }
 
@@ -96,6 +102,8 @@ pub fn registry(config: &config::Config) -> Registry {
     ai_service::register(&mut r, &ai);
     clarification::register(&mut r, &ai);
     enhancement::register(&mut r, &ai);
+    analysis::register(&mut r, urls, &ai);
+    notifications::register(&mut r, urls);
     sample_data::register(&mut r);
     // Each module's sweep of its dead rows, run by a cron.
     identity::sessions::register_sweep(&mut r);

@@ -47,10 +47,16 @@ pub enum Event {
     AiPromptGroupChanged,
     IncidentDeleted,
     IncidentImported,
+    AnalysisStarted,
+    AnalysisTakenOver,
+    ReportableDecided,
+    CommissionNotified,
+    AnalysisCompleted,
+    AnalysisReopened,
 }
 
 impl Event {
-    pub const ALL: [Event; 28] = [
+    pub const ALL: [Event; 34] = [
         Event::SignIn,
         Event::SignInFailed,
         Event::AccountLocked,
@@ -79,6 +85,12 @@ impl Event {
         Event::AiPromptGroupChanged,
         Event::IncidentDeleted,
         Event::IncidentImported,
+        Event::AnalysisStarted,
+        Event::AnalysisTakenOver,
+        Event::ReportableDecided,
+        Event::CommissionNotified,
+        Event::AnalysisCompleted,
+        Event::AnalysisReopened,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,6 +123,12 @@ impl Event {
             Event::AiPromptGroupChanged => "ai_prompt_group_changed",
             Event::IncidentDeleted => "incident_deleted",
             Event::IncidentImported => "incident_imported",
+            Event::AnalysisStarted => "analysis_started",
+            Event::AnalysisTakenOver => "analysis_taken_over",
+            Event::ReportableDecided => "reportable_decided",
+            Event::CommissionNotified => "commission_notified",
+            Event::AnalysisCompleted => "analysis_completed",
+            Event::AnalysisReopened => "analysis_reopened",
         }
     }
 }
@@ -193,6 +211,23 @@ pub fn record_by(
     entry: Entry<'_>,
 ) -> FnResult<()> {
     write(db, now, correlation_id, viewer.impersonator.as_ref(), entry)
+}
+
+/// The scope's company's entries about `target` (an incident id, say), oldest first. Scans the
+/// company's log: for reports, not for hot paths.
+pub fn for_target(
+    db: &mut impl functions::DbRead,
+    scope: &Scope,
+    target: &str,
+) -> FnResult<Vec<AuditDoc>> {
+    let target = target.to_string();
+    db.read_scoped(scope)
+        .query(TABLE, "by_company_time", |q| q)?
+        .filter(move |doc| doc.get("target_id").and_then(Value::as_str) == Some(target.as_str()))
+        .collect()?
+        .iter()
+        .map(functions::row)
+        .collect()
 }
 
 fn write(

@@ -44,13 +44,34 @@ pub const CHILD_TABLES: &[ChildTable] = &[
         table: crate::ai_service::LOGS,
         index: "by_company_incident",
     },
+    ChildTable {
+        table: crate::analysis::ANALYSES,
+        index: "by_company_incident",
+    },
+    ChildTable {
+        table: crate::analysis::REVISIONS,
+        index: "by_company_incident_revision",
+    },
+    ChildTable {
+        table: crate::analysis::CLASSIFICATIONS,
+        index: "by_company_incident",
+    },
+    ChildTable {
+        table: crate::analysis::SCREENINGS,
+        index: "by_company_incident",
+    },
+    ChildTable {
+        table: crate::notifications::TABLE,
+        index: "by_company_incident",
+    },
 ];
 
 impl ChildTable {
     /// Whether the export carries this table. AI request logs go when their incident is deleted
     /// (they quote its narrative) but are the platform's records, not part of the capture.
     pub fn exported(&self) -> bool {
-        self.table != crate::ai_service::LOGS
+        // Notifications are each user's inbox, not part of the record either.
+        self.table != crate::ai_service::LOGS && self.table != crate::notifications::TABLE
     }
 }
 
