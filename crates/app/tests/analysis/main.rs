@@ -6,8 +6,12 @@
 
 #[path = "../harness/mod.rs"]
 mod harness;
+#[path = "../node_client/mod.rs"]
+mod node_client;
 #[path = "../seed/mod.rs"]
 mod seed;
+
+mod npm;
 
 use std::time::{Duration, Instant};
 
