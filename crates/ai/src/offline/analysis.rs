@@ -185,7 +185,7 @@ pub(super) fn classify(vars: &Map<String, Value>) -> Value {
         .filter(|(_, found)| !found.is_empty())
         .collect();
     // Most evidence first; ties keep the table's order (stable sort).
-    scored.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    scored.sort_by_key(|s| std::cmp::Reverse(s.1.len()));
     let serious = !matching(&pool, SERIOUS_INJURY, 1).is_empty();
     let injured = !matching(&pool, INJURY, 1).is_empty();
     let (severity, risk) = match (serious, injured) {

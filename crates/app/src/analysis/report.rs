@@ -18,7 +18,7 @@ const BUILD: FunctionRef<ReportArgs, String> = FunctionRef::internal_query("anal
 
 pub fn register(r: &mut Registry) {
     r.internal_query(BUILD, build);
-    r.action("analysis:exportReport", |ctx, args| export(ctx, args));
+    r.action("analysis:exportReport", export);
 }
 
 #[derive(Clone, Copy, Serialize, Deserialize, Typed)]

@@ -4,6 +4,8 @@
 //! screening and its reminders (time driven through the scheduler), completion, the report and
 //! reopening; the refusals; and (PostgreSQL) two nodes sending each reminder once.
 
+#[path = "../ai_service/fake.rs"]
+mod fake;
 #[path = "../harness/mod.rs"]
 mod harness;
 #[path = "../node_client/mod.rs"]
@@ -950,4 +952,197 @@ async fn two_nodes_send_each_reminder_once() {
     assert_eq!(emails, 12);
     second.stop().await;
     first.stop().await;
+}
+
+/// Starts the analysis of a submitted incident as the lead and decides it reportable as the admin.
+async fn reportable(app: &App, p: &People, id: &str) {
+    app.ok(
+        M,
+        "aiEnhancement:submitIncidentForAnalysis",
+        by(&p.worker, id, json!({})),
+    )
+    .await;
+    app.ok(M, "analysis:startAnalysis", by(&p.lead, id, json!({})))
+        .await;
+    app.ok(
+        M,
+        "analysis:decideReportable",
+        by(
+            &p.admin,
+            id,
+            json!({"decision": "reportable", "categories": ["serious_injury"],
+                                "harm_caused": true, "rationale": "Broken wrist"}),
+        ),
+    )
+    .await;
+}
+
+/// The reminders are durable: after a restart they still fire, and a `not_reportable` decision
+/// cancels those still to come.
+#[tokio::test]
+async fn reminders_survive_a_restart_and_stop_when_not_reportable() {
+    for db in backends() {
+        let place = Place::new(db).await;
+        let app = App::start(&place).await;
+        let p = people(&app).await;
+        let id = submitted_incident(&app, &p).await;
+        reportable(&app, &p, &id).await;
+        app.stop().await;
+
+        let app = App::start(&place).await;
+        let mut due = reminders(&app).await;
+        due.sort_by(|a, b| a.3.total_cmp(&b.3));
+        assert_eq!(due.len(), 4, "{db:?}");
+        make_due(&app, &due[0].0).await;
+        let notes = wait_for_note(&app, &p.lead, "reportable_deadline", 1).await;
+        assert_eq!(notes.len(), 1, "{db:?}");
+        app.ok(
+            M,
+            "analysis:decideReportable",
+            by(
+                &p.lead,
+                &id,
+                json!({"decision": "not_reportable", "categories": [],
+                                    "harm_caused": false, "rationale": "The fracture was old"}),
+            ),
+        )
+        .await;
+        let states: Vec<(String, String)> = reminders(&app)
+            .await
+            .into_iter()
+            .map(|(_, point, state, _)| (point, state))
+            .collect();
+        for (point, state) in &states {
+            let expected = if point == "50" { "success" } else { "canceled" };
+            assert_eq!(state, expected, "{db:?}: {states:?}");
+        }
+        let deadlines = app
+            .ok(
+                Q,
+                "analysis:listReportableDeadlines",
+                json!({"sessionToken": p.lead.token}),
+            )
+            .await;
+        assert_eq!(deadlines, json!([]));
+        app.stop().await;
+    }
+}
+
+/// With a real provider (a fake OpenAI-compatible server): its conditions are stored, quotes that
+/// are not in the narrative are dropped, and a provider outage leaves the analyst's edits as they
+/// were and reports the code.
+#[tokio::test]
+async fn provider_conditions_keep_only_real_quotes_and_an_outage_keeps_the_edits() {
+    use fake::{Fake, Reply};
+    for db in backends() {
+        let place = Place::new(db).await;
+        let questions = json!([{"question": "What was on the floor?", "purpose": "Cause."},
+                               {"question": "Who was there?", "purpose": "Witnesses."},
+                               {"question": "What happened next?", "purpose": "Order."}]);
+        let fake = Fake::start(Reply::text(&questions.to_string(), 10, 10)).await;
+        let env = [
+            ("LLM_BASE_URL", fake.base_url.as_str()),
+            ("LLM_API_KEY", "sk-test-not-a-real-key"),
+            ("LLM_MODEL", "test-model"),
+            ("AI_MAX_RETRIES", "0"),
+            ("AI_RETRY_BASE_DELAY_MS", "1"),
+        ];
+        let app = App::start_with(&place, &env).await;
+        let p = people(&app).await;
+        fake.then(Reply::text(&questions.to_string(), 10, 10));
+        fake.then(Reply::text(
+            "Sarah slipped on the freshly mopped floor and fell.",
+            10,
+            10,
+        ));
+        let id = submitted_incident(&app, &p).await;
+        app.ok(
+            M,
+            "aiEnhancement:submitIncidentForAnalysis",
+            by(&p.worker, &id, json!({})),
+        )
+        .await;
+        app.ok(M, "analysis:startAnalysis", by(&p.lead, &id, json!({})))
+            .await;
+        let reply = json!({"conditions": [{
+            "type": "environmental", "title": "Wet floor", "description": "Just mopped.",
+            "severity": "high", "is_modifiable": true, "recommended_actions": ["Signs"],
+            "evidence": [{"phase": "during_event", "quote": "slipped on the wet floor"},
+                         {"phase": "during_event", "quote": "nobody put up a sign"},
+                         {"phase": "before_event", "quote": "She fell and broke her wrist"}]}],
+            "confidence": 0.8});
+        fake.then(Reply::text(&reply.to_string(), 10, 10));
+        let generated = app
+            .ok(
+                A,
+                "analysis:generateContributingConditions",
+                by(&p.lead, &id, json!({})),
+            )
+            .await;
+        assert_eq!(generated["success"], true, "{db:?}: {generated}");
+        assert_eq!(generated["offline"], false);
+        assert_eq!(generated["ai_model"], "test-model");
+        let condition = &generated["conditions"][0];
+        // The invented quote and the one from another phase are gone.
+        assert_eq!(
+            condition["evidence"],
+            json!([{"phase": "during_event", "quote": "slipped on the wet floor"}]),
+            "{db:?}"
+        );
+        let view = app
+            .ok(Q, "analysis:getAnalysis", by(&p.lead, &id, json!({})))
+            .await;
+        assert_eq!(view["analysis"]["ai_confidence"], 0.8);
+        let sent = fake.bodies();
+        let prompt = sent.last().unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for part in [
+            NARRATIVE[1],
+            "The floor had just been mopped.",
+            "freshly mopped floor",
+        ] {
+            assert!(prompt.contains(part), "{part} is in the prompt");
+        }
+
+        let mut edited = generated["conditions"].as_array().unwrap().clone();
+        edited[0]["title"] = json!("Floor mopped during the lunch rush");
+        app.ok(
+            M,
+            "analysis:updateContributingConditions",
+            by(
+                &p.lead,
+                &id,
+                json!({"conditions": edited, "expected_revision": 1}),
+            ),
+        )
+        .await;
+        fake.then(Reply::Status(503));
+        let failed = app
+            .ok(
+                A,
+                "analysis:generateContributingConditions",
+                by(&p.lead, &id, json!({"force": true})),
+            )
+            .await;
+        assert_eq!(failed["success"], false, "{db:?}: {failed}");
+        assert!(
+            failed["error_code"].as_str().unwrap().starts_with("AI_"),
+            "{failed}"
+        );
+        let view = app
+            .ok(Q, "analysis:getAnalysis", by(&p.lead, &id, json!({})))
+            .await;
+        assert_eq!(
+            view["analysis"]["conditions"][0]["title"],
+            "Floor mopped during the lunch rush"
+        );
+        assert_eq!(view["analysis"]["revision"], 2.0);
+        app.stop().await;
+    }
 }
