@@ -10,6 +10,8 @@ use crate::request::ChatRequest;
 pub const PROVIDER: &str = "offline";
 pub const MODEL: &str = "offline";
 
+mod analysis;
+
 const PHASES: [(&str, &str); 4] = [
     ("before_event", "beforeEvent"),
     ("during_event", "duringEvent"),
@@ -31,7 +33,9 @@ pub fn answer(req: &ChatRequest) -> Result<String, AiError> {
     }
     match op {
         "generate_mock_answers" => Ok(mock_answers(&vars).to_string()),
-        "analyze_contributing_conditions" => Ok(contributing_conditions(&vars)),
+        "analyze_contributing_conditions" => Ok(analysis::contributing_conditions(&req.variables).to_string()),
+        "classify_incident" => Ok(analysis::classify(&req.variables).to_string()),
+        "screen_reportable_incident" => Ok(analysis::screen(&req.variables).to_string()),
         _ => Err(AiError::new(
             AiErrorCode::Unsupported,
             format!(
@@ -77,7 +81,7 @@ impl Vars<'_> {
 }
 
 /// Sentences of a narrative (split at `.`, `!`, `?` and line ends), trimmed, non-empty.
-fn sentences(text: &str) -> Vec<String> {
+pub(crate) fn sentences(text: &str) -> Vec<String> {
     text.split(['.', '!', '?', '\n'])
         .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
         .filter(|s| s.split_whitespace().count() >= 2)
@@ -609,7 +613,7 @@ fn lower_first(s: &str) -> String {
 }
 
 /// Conditions the analysis looks for, each with the words that point to it.
-const CONDITIONS: &[(&str, &[&str])] = &[
+pub(crate) const CONDITIONS: &[(&str, &[&str])] = &[
     (
         "Noisy, crowded or busy environment",
         &[
@@ -699,56 +703,8 @@ const CONDITIONS: &[(&str, &[&str])] = &[
 ];
 
 /// Contributing conditions as markdown, each with the narrative sentences that support it.
-fn contributing_conditions(vars: &Vars) -> String {
-    let p = vars.or("participant_name", "the participant");
-    let phases = [
-        ("before the event", "before_event"),
-        ("during the event", "during_event"),
-        ("at the end of the event", "end_of_event"),
-        ("after the event", "post_event_support"),
-    ];
-    // Each phase's original and enhanced text, sentence by sentence.
-    let mut evidence_pool: Vec<(&str, String)> = Vec::new();
-    for (label, name) in phases {
-        for key in [name.to_string(), format!("{name}_extra")] {
-            for s in sentences(&vars.text(&key)) {
-                if !evidence_pool.iter().any(|(_, e)| *e == s) {
-                    evidence_pool.push((label, s));
-                }
-            }
-        }
-    }
-    let mut out = String::from("**Immediate Contributing Conditions**\n");
-    let mut any = false;
-    for (condition, words) in CONDITIONS {
-        let evidence: Vec<&(&str, String)> = evidence_pool
-            .iter()
-            .filter(|(_, s)| {
-                let lower = s.to_lowercase();
-                words.iter().any(|w| contains_word(&lower, w))
-            })
-            .take(4)
-            .collect();
-        if evidence.is_empty() {
-            continue;
-        }
-        any = true;
-        out.push_str(&format!("\n### {condition}\n"));
-        for (label, s) in evidence {
-            out.push_str(&format!("- {label}: \"{s}\"\n"));
-        }
-    }
-    if !any {
-        out.push_str("\n### No clear contributing condition identified\n");
-        out.push_str(&format!(
-            "- The narratives do not describe noise, changes to routine, discomfort, communication difficulty, other people or demands placed on {p}; a team lead should review them directly.\n"
-        ));
-    }
-    out
-}
-
 /// `word` occurs in `text` starting at a word boundary (so "tv" does not match "activity").
-fn contains_word(text: &str, word: &str) -> bool {
+pub(crate) fn contains_word(text: &str, word: &str) -> bool {
     text.match_indices(word).any(|(i, _)| {
         i == 0
             || !text[..i]

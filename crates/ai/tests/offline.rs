@@ -242,31 +242,92 @@ async fn contributing_conditions_cite_the_narratives() {
         .complete(&request("analyze_contributing_conditions", vars))
         .await
         .unwrap();
-    let md = reply.text;
+    let reply: Value = serde_json::from_str(&reply.text).unwrap();
+    let conditions = reply["conditions"].as_array().unwrap();
+    let titles: Vec<&str> = conditions
+        .iter()
+        .map(|c| c["title"].as_str().unwrap())
+        .collect();
     assert!(
-        md.starts_with("**Immediate Contributing Conditions**"),
-        "{md}"
+        titles.contains(&"Noisy, crowded or busy environment"),
+        "{reply}"
     );
-    assert!(
-        md.contains("### Noisy, crowded or busy environment"),
-        "{md}"
-    );
-    assert!(md.contains("- before the event: \"The TV was loud"), "{md}");
-    assert!(md.contains("### Change to routine or plans"), "{md}");
-    assert!(md.contains("outing was cancelled"), "{md}");
+    assert!(titles.contains(&"Change to routine or plans"), "{reply}");
+    // Every quote is a sentence of the phase it names (original or enhanced).
+    let texts = [
+        (
+            "before_event",
+            format!("{BEFORE} Jordan's usual outing was cancelled because the van was late."),
+        ),
+        ("during_event", DURING.to_string()),
+        ("end_event", END.to_string()),
+        ("post_event", POST.to_string()),
+    ];
+    for condition in conditions {
+        assert_eq!(condition["is_modifiable"], true);
+        let evidence = condition["evidence"].as_array().unwrap();
+        assert!(!evidence.is_empty(), "{condition}");
+        for e in evidence {
+            let (_, text) = texts.iter().find(|(p, _)| *p == e["phase"]).unwrap();
+            assert!(text.contains(e["quote"].as_str().unwrap()), "{e}");
+        }
+    }
 
-    // Nothing to go on: said plainly rather than made up.
+    // Nothing to go on: no condition is made up.
     let empty = Llm::offline()
         .complete(&request("analyze_contributing_conditions", Map::new()))
         .await
         .unwrap();
-    assert!(
-        empty
-            .text
-            .contains("No clear contributing condition identified"),
-        "{}",
-        empty.text
+    let empty: Value = serde_json::from_str(&empty.text).unwrap();
+    assert_eq!(empty["conditions"], json!([]));
+}
+
+fn analysis_vars(during: &str) -> Map<String, Value> {
+    json!({"participant_name": "Jordan Lee", "before_event": BEFORE, "during_event": during,
+           "end_of_event": END, "post_event_support": POST})
+    .as_object()
+    .cloned()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn classification_and_screening_follow_the_narrative() {
+    let fall = "Jordan slipped on the wet floor and fell. He broke his wrist and the ambulance took him to hospital.";
+    let reply = Llm::offline()
+        .complete(&request("classify_incident", analysis_vars(fall)))
+        .await
+        .unwrap();
+    let reply: Value = serde_json::from_str(&reply.text).unwrap();
+    let all = reply["classifications"].as_array().unwrap();
+    let primary: Vec<&Value> = all.iter().filter(|c| c["rank"] == "primary").collect();
+    assert_eq!(primary.len(), 1, "{reply}");
+    assert_eq!(primary[0]["severity"], "high", "{reply}");
+
+    let screen = |during: &'static str| async move {
+        let reply = Llm::offline()
+            .complete(&request(
+                "screen_reportable_incident",
+                analysis_vars(during),
+            ))
+            .await
+            .unwrap();
+        serde_json::from_str::<Value>(&reply.text).unwrap()
+    };
+    let serious = screen(fall).await;
+    assert_eq!(
+        serious["categories"],
+        json!(["serious_injury"]),
+        "{serious}"
     );
+    assert_eq!(serious["harm_caused"], true);
+    assert!(serious["evidence"][0]["quote"]
+        .as_str()
+        .unwrap()
+        .contains("broke his wrist"));
+    // The capture of the other tests: a cup thrown, no one hurt.
+    let calm = screen(DURING).await;
+    assert_eq!(calm["categories"], json!([]), "{calm}");
+    assert_eq!(calm["harm_caused"], false);
 }
 
 #[tokio::test]

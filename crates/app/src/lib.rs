@@ -1,6 +1,7 @@
 //! The SupportSignal modules: their tables and functions. Each module owns its tables.
 
 pub mod ai_service;
+pub mod analysis;
 mod args;
 pub mod attachments;
 pub mod audit;
@@ -16,6 +17,7 @@ pub mod impersonation;
 pub mod incidents;
 pub mod invitations;
 pub mod narratives;
+pub mod notifications;
 pub mod oauth;
 pub mod operations;
 pub mod participants;
@@ -52,6 +54,8 @@ pub fn schema() -> Schema {
         .chain(ai_service::tables())
         .chain(attachments::tables())
         .chain(reports::tables())
+        .chain(analysis::tables())
+        .chain(notifications::tables())
         .fold(Schema::new(), Schema::table)
 }
 
@@ -78,6 +82,8 @@ pub fn row_types() -> Vec<(&'static str, values::Validator)> {
         .chain(email::rows())
         .chain(attachments::rows())
         .chain(reports::rows())
+        .chain(analysis::rows())
+        .chain(notifications::rows())
         .collect()
 }
 
@@ -106,6 +112,8 @@ pub fn registry(config: &config::Config) -> Registry {
     ai_service::register(&mut r, &ai);
     clarification::register(&mut r, &ai);
     enhancement::register(&mut r, &ai);
+    analysis::register(&mut r, urls, &ai);
+    notifications::register(&mut r, urls);
     sample_data::register(&mut r);
     operations::register(&mut r);
     // Each module's sweep of its dead rows, run by a cron.

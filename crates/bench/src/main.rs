@@ -80,8 +80,8 @@ struct RunArgs {
     /// Smoke run: 0.2 s warm-up and 0.5 s measured per cell.
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run (getOne, range50, authList50, incidentList<size>, insert,
-    /// createIncident, login); all by default.
+    /// Scenarios to run (getOne, range50, authList50, incidentList<size>, analysisQueue,
+    /// getAnalysis, insert, createIncident, login); all by default.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Also run on PostgreSQL: a fresh database is created through this URL and dropped after.

@@ -375,6 +375,107 @@ impl Scenario for ListIncidents {
     }
 }
 
+/// Seeds the bench company up to `incidents` incidents (what is missing).
+async fn seed_company(connection: &mut Connection, incidents: usize) -> anyhow::Result<()> {
+    loop {
+        let args = json!({"upTo": incidents as f64, "batch": INCIDENT_BATCH as f64});
+        let added = connection
+            .call("mutation", "bench:seedIncidents", args)
+            .await?;
+        if added.as_f64().unwrap_or(0.0) == 0.0 {
+            return Ok(());
+        }
+    }
+}
+
+/// The company size the analysis scenarios are measured at (the issue's 10,000).
+pub const ANALYSIS_COMPANY: usize = 10_000;
+
+/// The first page (50) of the analysis queue (`analysis:listQueue`: incidents awaiting or in
+/// analysis, urgent first) of a company with `ANALYSIS_COMPANY` incidents, a fifth of them open.
+pub struct AnalysisQueue;
+
+impl Scenario for AnalysisQueue {
+    fn name(&self) -> &'static str {
+        "analysisQueue"
+    }
+    fn route(&self) -> &'static str {
+        "/api/query"
+    }
+    fn body(&self, _client: usize, _seq: u64) -> Vec<u8> {
+        let args = json!({
+            "sessionToken": AUTH_TOKEN,
+            "paginationOpts": {"numItems": RANGE_LEN as f64, "cursor": null},
+        });
+        request_body("analysis:listQueue", &args)
+    }
+    fn check(&self, _client: usize, _seq: u64, value: &Json) -> Result<(), String> {
+        let page = value["page"].as_array().map(Vec::len).unwrap_or_default();
+        let expected = RANGE_LEN.min(ANALYSIS_COMPANY / 5);
+        if page != expected {
+            return Err(format!(
+                "analysisQueue: {page} incidents, expected {expected}"
+            ));
+        }
+        Ok(())
+    }
+    fn prepare<'a>(&'a self, connection: &'a mut Connection) -> Preparation<'a> {
+        Box::pin(async move { seed_company(connection, ANALYSIS_COMPANY).await })
+    }
+}
+
+/// `analysis:getAnalysis` of one incident whose analysis the bench lead started (the page a team
+/// lead keeps open), in the same company.
+pub struct GetAnalysis {
+    incident: OnceLock<String>,
+}
+
+impl Scenario for GetAnalysis {
+    fn name(&self) -> &'static str {
+        "getAnalysis"
+    }
+    fn route(&self) -> &'static str {
+        "/api/query"
+    }
+    fn body(&self, _client: usize, _seq: u64) -> Vec<u8> {
+        let incident = self.incident.get().map(String::as_str).unwrap_or_default();
+        let args = json!({"sessionToken": AUTH_TOKEN, "incident_id": incident});
+        request_body("analysis:getAnalysis", &args)
+    }
+    fn check(&self, _client: usize, _seq: u64, value: &Json) -> Result<(), String> {
+        if value["analysis"]["status"].as_str().is_none() {
+            return Err(format!("getAnalysis: no analysis in {value}"));
+        }
+        Ok(())
+    }
+    fn prepare<'a>(&'a self, connection: &'a mut Connection) -> Preparation<'a> {
+        Box::pin(async move {
+            seed_company(connection, ANALYSIS_COMPANY).await?;
+            let queue = connection
+                .call(
+                    "query",
+                    "analysis:listQueue",
+                    json!({"sessionToken": AUTH_TOKEN, "status": "awaiting",
+                           "paginationOpts": {"numItems": 1.0, "cursor": null}}),
+                )
+                .await?;
+            let incident = queue["page"][0]["incident_id"]
+                .as_str()
+                .ok_or_else(|| anyhow::anyhow!("no incident awaits analysis: {queue}"))?
+                .to_string();
+            connection
+                .call(
+                    "mutation",
+                    "analysis:startAnalysis",
+                    json!({"sessionToken": AUTH_TOKEN, "incident_id": incident}),
+                )
+                .await?;
+            let _ = self.incident.set(incident);
+            Ok(())
+        })
+    }
+}
+
 /// The scenarios of the issue, in the order they run: reads first, so inserts do not change what
 /// they read between client counts; the incident lists from the smallest company size up.
 pub fn standard(plan: SeedPlan, incident_sizes: &[usize]) -> Vec<Arc<dyn Scenario>> {
@@ -389,6 +490,10 @@ pub fn standard(plan: SeedPlan, incident_sizes: &[usize]) -> Vec<Arc<dyn Scenari
     for size in sizes {
         all.push(Arc::new(ListIncidents::new(size)));
     }
+    all.push(Arc::new(AnalysisQueue));
+    all.push(Arc::new(GetAnalysis {
+        incident: OnceLock::new(),
+    }));
     all.push(Arc::new(Insert {
         plan,
         payload: payload(plan.payload_len),

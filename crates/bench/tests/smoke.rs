@@ -34,6 +34,8 @@ async fn every_scenario_runs_without_errors_on_sqlite() {
             "authList50",
             "incidentList300",
             "incidentList600",
+            "analysisQueue",
+            "getAnalysis",
             "insert",
             "createIncident",
             "login"

@@ -50,10 +50,16 @@ pub enum Event {
     JobRetried,
     JobCanceled,
     ScheduledFunctionCanceled,
+    AnalysisStarted,
+    AnalysisTakenOver,
+    ReportableDecided,
+    CommissionNotified,
+    AnalysisCompleted,
+    AnalysisReopened,
 }
 
 impl Event {
-    pub const ALL: [Event; 31] = [
+    pub const ALL: [Event; 37] = [
         Event::SignIn,
         Event::SignInFailed,
         Event::AccountLocked,
@@ -85,6 +91,12 @@ impl Event {
         Event::JobRetried,
         Event::JobCanceled,
         Event::ScheduledFunctionCanceled,
+        Event::AnalysisStarted,
+        Event::AnalysisTakenOver,
+        Event::ReportableDecided,
+        Event::CommissionNotified,
+        Event::AnalysisCompleted,
+        Event::AnalysisReopened,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -120,6 +132,12 @@ impl Event {
             Event::JobRetried => "job_retried",
             Event::JobCanceled => "job_canceled",
             Event::ScheduledFunctionCanceled => "scheduled_function_canceled",
+            Event::AnalysisStarted => "analysis_started",
+            Event::AnalysisTakenOver => "analysis_taken_over",
+            Event::ReportableDecided => "reportable_decided",
+            Event::CommissionNotified => "commission_notified",
+            Event::AnalysisCompleted => "analysis_completed",
+            Event::AnalysisReopened => "analysis_reopened",
         }
     }
 }
@@ -202,6 +220,23 @@ pub fn record_by(
     entry: Entry<'_>,
 ) -> FnResult<()> {
     write(db, now, correlation_id, viewer.impersonator.as_ref(), entry)
+}
+
+/// The scope's company's entries about `target` (an incident id, say), oldest first. Scans the
+/// company's log: for reports, not for hot paths.
+pub fn for_target(
+    db: &mut impl functions::DbRead,
+    scope: &Scope,
+    target: &str,
+) -> FnResult<Vec<AuditDoc>> {
+    let target = target.to_string();
+    db.read_scoped(scope)
+        .query(TABLE, "by_company_time", |q| q)?
+        .filter(move |doc| doc.get("target_id").and_then(Value::as_str) == Some(target.as_str()))
+        .collect()?
+        .iter()
+        .map(functions::row)
+        .collect()
 }
 
 fn write(

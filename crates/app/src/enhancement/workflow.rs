@@ -154,6 +154,12 @@ fn submit(ctx: &mut MutationCtx<'_>, args: ByIncident) -> FnResult<SubmittedForA
     if done.already {
         return Err(already_submitted());
     }
+    // The team hears of it from a job, so a failure to notify never undoes the submission.
+    crate::analysis::workflow::enqueue_handoff_notification(
+        ctx,
+        &incident.row.company_id,
+        &incident.id,
+    )?;
     Ok(SubmittedForAnalysis {
         success: true,
         handoff_id: done.handoff_id,

@@ -52,6 +52,26 @@ pub const CHILD_TABLES: &[ChildTable] = &[
         table: crate::reports::TABLE,
         index: "by_company_incident",
     },
+    ChildTable {
+        table: crate::analysis::ANALYSES,
+        index: "by_company_incident",
+    },
+    ChildTable {
+        table: crate::analysis::REVISIONS,
+        index: "by_company_incident_revision",
+    },
+    ChildTable {
+        table: crate::analysis::CLASSIFICATIONS,
+        index: "by_company_incident",
+    },
+    ChildTable {
+        table: crate::analysis::SCREENINGS,
+        index: "by_company_incident",
+    },
+    ChildTable {
+        table: crate::notifications::TABLE,
+        index: "by_company_incident",
+    },
 ];
 
 impl ChildTable {
@@ -64,6 +84,8 @@ impl ChildTable {
             crate::ai_service::LOGS,
             crate::attachments::TABLE,
             crate::reports::TABLE,
+            // Notifications are each user's inbox, not part of the record.
+            crate::notifications::TABLE,
         ]
         .contains(&self.table)
     }

@@ -22,6 +22,7 @@ pub mod export;
 pub mod fields;
 pub mod listing;
 pub mod plan;
+pub mod queue;
 mod read;
 pub mod record;
 pub mod rows;
@@ -95,6 +96,14 @@ pub fn tables() -> Vec<TableDef> {
     let incidents = plan::INDEXES
         .iter()
         .fold(incidents, |t, index| t.index(index.name, index.fields))
+        .index(
+            queue::BY_STATUS_SUBMITTED,
+            &["company_id", "overall_status", "submitted_at"],
+        )
+        .index(
+            queue::BY_HANDOFF_SUBMITTED,
+            &["company_id", "handoff_status", "submitted_at"],
+        )
         .tenant("company_id");
     let mut all = vec![incidents];
     all.extend(counts::tables());

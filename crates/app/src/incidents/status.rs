@@ -157,11 +157,13 @@ pub enum Request {
     Analysis(AnalysisStatus),
 }
 
-/// How the change arrives: a plain status update, or the submission that checked the checklist.
+/// How the change arrives: a plain status update, the submission that checked the checklist, or a
+/// company administrator reopening a completed analysis (the analysis module checks who).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
     StatusUpdate,
     Submission,
+    Reopen,
 }
 
 /// Who asks: their role, and whether they created the incident.
@@ -283,9 +285,14 @@ pub fn transition(
                 return Err(Refusal::MissingPermission(Permission::PerformAnalysis));
             }
             let from = state.analysis;
-            // Submission hands the capture over; it never moves the analysis itself.
-            let allowed = route == Route::StatusUpdate
-                && match (from, to) {
+            // Submission hands the capture over; it never moves the analysis itself. Only a
+            // reopening goes back, and only from completed to in progress.
+            let allowed = match route {
+                Route::Submission => false,
+                Route::Reopen => {
+                    (from, to) == (AnalysisStatus::Completed, AnalysisStatus::InProgress)
+                }
+                Route::StatusUpdate => match (from, to) {
                     _ if from == to => true,
                     (AnalysisStatus::NotStarted, AnalysisStatus::InProgress) => {
                         if state.capture != CaptureStatus::Completed {
@@ -295,7 +302,8 @@ pub fn transition(
                     }
                     (AnalysisStatus::InProgress, AnalysisStatus::Completed) => true,
                     _ => false,
-                };
+                },
+            };
             if !allowed {
                 return Err(Refusal::InvalidAnalysis { from, to });
             }

@@ -282,3 +282,87 @@ pub fn mark_submitted(ctx: &mut MutationCtx<'_>, args: MarkArgs) -> FnResult<Mar
         already_submitted: done.already,
     })
 }
+
+/// The handoff of `incident`, if it was submitted.
+pub fn handoff_of(
+    db: &mut impl functions::DbRead,
+    scope: &Scope,
+    incident: &DocumentId,
+) -> FnResult<Option<HandoffDoc>> {
+    db.read_scoped(scope)
+        .query(HANDOFFS, "by_company_incident", |q| {
+            q.eq("incident_id", incident.encode())
+        })?
+        .first()?
+        .map(|doc| functions::row(&doc))
+        .transpose()
+}
+
+fn patch_handoff(
+    db: &mut DbWriter<'_>,
+    scope: &Scope,
+    incident: &DocumentId,
+    by: Option<&DocumentId>,
+    now: f64,
+    fields: &[(&str, Value)],
+) -> FnResult<bool> {
+    let Some(handoff) = handoff_of(db, scope, incident)? else {
+        return Ok(false);
+    };
+    let mut patch = store::Patch::new();
+    for (field, value) in fields {
+        patch.insert(field.to_string(), Some(value.clone()));
+    }
+    patch.insert("updated_at".into(), Some(Value::from(now)));
+    if let Some(by) = by {
+        patch.insert("updated_by".into(), Some(Value::from(*by)));
+    }
+    db.scoped(scope).patch(&handoff.id.get(), patch)?;
+    Ok(true)
+}
+
+/// The analyst accepts the handoff (`accepted_by`, `accepted_at`); the first acceptance stays.
+pub fn accept_handoff(
+    db: &mut DbWriter<'_>,
+    scope: &Scope,
+    incident: &DocumentId,
+    by: &DocumentId,
+    now: f64,
+) -> FnResult<()> {
+    if handoff_of(db, scope, incident)?.is_some_and(|h| h.handoff_accepted) {
+        return Ok(());
+    }
+    patch_handoff(
+        db,
+        scope,
+        incident,
+        Some(by),
+        now,
+        &[
+            ("handoff_accepted", Value::from(true)),
+            ("accepted_by", Value::from(*by)),
+            ("accepted_at", Value::from(now)),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Records that the team was told of the handoff (called when the notifications were made).
+pub fn mark_team_notified(
+    db: &mut DbWriter<'_>,
+    scope: &Scope,
+    incident: &DocumentId,
+    now: f64,
+) -> FnResult<bool> {
+    patch_handoff(
+        db,
+        scope,
+        incident,
+        None,
+        now,
+        &[
+            ("team_leader_notified", Value::from(true)),
+            ("notification_sent_at", Value::from(now)),
+        ],
+    )
+}

@@ -39,7 +39,7 @@ pub const GROUPS: [(&str, &str); 4] = [
     ),
     (
         "Incident analysis",
-        "Contributing conditions for team leaders",
+        "Contributing conditions, classification and reportable screening for team leaders",
     ),
     (
         "Sample data",
@@ -263,25 +263,36 @@ Reply with JSON only, in this form:
     }
 }
 
-/// The reference keeps this one in documents only (`docs/prompts/ndis-original/`); it is seeded
-/// here so the analysis stage has a managed prompt like the others.
-fn contributing_conditions() -> DefaultPrompt {
-    let sections = [
-        ("before_event", "Before the incident"),
-        ("during_event", "During the incident"),
-        ("end_of_event", "End of the incident"),
-        ("post_event_support", "Support after the incident"),
-    ];
-    let mut report = String::new();
+/// The narrative sections every analysis prompt is given: variable and heading.
+const ANALYSIS_SECTIONS: [(&str, &str); 4] = [
+    ("before_event", "Before the incident"),
+    ("during_event", "During the incident"),
+    ("end_of_event", "End of the incident"),
+    ("post_event_support", "Support after the incident"),
+];
+
+/// The whole capture record as the analysis prompts see it: details, the four phases with their
+/// enhanced versions, and the clarification answers; and its variables.
+fn analysis_record() -> (String, Vec<VariableSpec>) {
+    let mut report = String::from(
+        "Incident details
+- Participant: {{participant_name}}
+- Reported by: {{reporter_name}}
+- Location: {{location}}
+- Date and time: {{event_datetime}}
+
+",
+    );
     let mut variables = vec![
         string("reporter_name", true, "The name of the worker who reported"),
         string("participant_name", true, "The participant's name"),
         string("event_datetime", true, "When the incident happened"),
         string("location", true, "Where the incident happened"),
     ];
-    for (var, heading) in sections {
+    for (var, heading) in ANALYSIS_SECTIONS {
         report.push_str(&format!(
-            "{heading}:\n\"\"\"\n{{{{{var}}}}}\n\"\"\"\n\n{heading}, with the follow-up answers merged in:\n\"\"\"\n{{{{{var}_extra}}}}\n\"\"\"\n\n"
+            "{heading} (phase \"{phase}\"):\n\"\"\"\n{{{{{var}}}}}\n\"\"\"\n\n{heading}, with the follow-up answers merged in:\n\"\"\"\n{{{{{var}_extra}}}}\n\"\"\"\n\n",
+            phase = narrative_phase(var),
         ));
         variables.push(string(
             var,
@@ -294,40 +305,92 @@ fn contributing_conditions() -> DefaultPrompt {
             &format!("The enhanced narrative: {}", heading.to_lowercase()),
         ));
     }
+    report.push_str(
+        "The worker's answers to the follow-up questions:\n\"\"\"\n{{clarification_answers}}\n\"\"\"\n\n",
+    );
+    variables.push(string(
+        "clarification_answers",
+        false,
+        "The answered follow-up questions, as \"Q: ...\\nA: ...\" lines",
+    ));
+    (report, variables)
+}
+
+/// The narrative phase key a section's evidence names.
+fn narrative_phase(var: &str) -> &'static str {
+    match var {
+        "before_event" => "before_event",
+        "during_event" => "during_event",
+        "end_of_event" => "end_event",
+        _ => "post_event",
+    }
+}
+
+const EVIDENCE_RULE: &str = "- Evidence is a quote: copy words exactly as they appear in one phase's text (original or merged), and name that phase (before_event, during_event, end_event or post_event). Quotes that do not appear in the report are discarded.";
+
+fn analysis_prompt(
+    name: &str,
+    description: &str,
+    order: f64,
+    task: &str,
+    reply: &str,
+) -> DefaultPrompt {
+    let (record, variables) = analysis_record();
     let template = format!(
-        "You support a team leader who reviews NDIS incident reports. Identify the immediate contributing conditions of this incident from the report below.
+        "You support a team leader who reviews NDIS incident reports.
 
-Incident details
-- Participant: {{{{participant_name}}}}
-- Reported by: {{{{reporter_name}}}}
-- Location: {{{{location}}}}
-- Date and time: {{{{event_datetime}}}}
-
-{report}Instructions
-- A contributing condition is a circumstance present at the time that made the incident more likely or more serious: for example the environment, staffing, communication, a change of routine, health, pain or sensory factors.
-- Use only what the report says. Back every condition with evidence from the report; leave out any condition the report does not support.
+{record}{task}
+- Use only what the report says; leave out anything it does not support.
 - Describe behaviour neutrally and the participant with dignity. Do not blame individuals and do not diagnose.
+{EVIDENCE_RULE}
 - Use plain English.
 
-Reply in Markdown, in this form, with one ### section per condition, the most significant first:
-**Immediate Contributing Conditions**
-
-### <short name of the condition>
-- <evidence from the report>
-- <further evidence, if any>"
+Reply with JSON only, in this form:
+{reply}"
     );
     DefaultPrompt {
-        name: "analyze_contributing_conditions".to_string(),
-        description: "The immediate contributing conditions of a submitted incident, with evidence"
-            .to_string(),
+        name: name.to_string(),
+        description: description.to_string(),
         workflow_step: "incident_analysis",
         group: GROUPS[2].0,
-        display_order: 1.0,
-        output_format: OutputFormat::Text,
+        display_order: order,
+        output_format: OutputFormat::Json,
         max_tokens: 3000.0,
         template,
         variables,
     }
+}
+
+/// The reference keeps this one in documents only (`docs/prompts/ndis-original/`, in Markdown);
+/// here it answers with structured conditions so the team lead can edit each one.
+fn contributing_conditions() -> DefaultPrompt {
+    analysis_prompt(
+        "analyze_contributing_conditions",
+        "The immediate contributing conditions of a submitted incident, with quoted evidence",
+        1.0,
+        "Identify the immediate contributing conditions of this incident. A contributing condition is a circumstance present at the time that made the incident more likely or more serious: for example the environment, staffing, communication, a change of routine, health, pain or sensory factors. List the most significant first.",
+        r#"{"conditions": [{"type": "environmental|behavioural|medical|communication|procedural|other", "title": "...", "description": "...", "severity": "low|medium|high", "is_modifiable": true, "recommended_actions": ["..."], "evidence": [{"phase": "during_event", "quote": "..."}]}], "confidence": 0.0}"#,
+    )
+}
+
+fn classification() -> DefaultPrompt {
+    analysis_prompt(
+        "classify_incident",
+        "One primary and any secondary classifications of a submitted incident",
+        2.0,
+        "Classify this incident: exactly one primary classification, and secondary ones only where the report clearly supports them. Severity is about the harm and its likely impact; risk level is about how likely and how serious a repeat would be. Confidence is a whole number from 0 to 100. Supporting evidence items are quotes from the report.",
+        r#"{"classifications": [{"rank": "primary|secondary", "incident_type": "behavioural|environmental|medical|communication|other", "severity": "low|medium|high", "risk_level": "minimal|low|moderate|high|extreme", "confidence": 0, "supporting_evidence": ["..."], "recommended_actions": ["..."]}]}"#,
+    )
+}
+
+fn reportable_screening() -> DefaultPrompt {
+    analysis_prompt(
+        "screen_reportable_incident",
+        "Screens a submitted incident against the NDIS Commission's six reportable categories",
+        3.0,
+        "Screen this incident against the NDIS Commission's reportable incident categories: death (death), serious injury (serious_injury), abuse or neglect (abuse_or_neglect), unlawful physical or sexual contact with, or assault of, the participant (unlawful_contact_or_assault), sexual misconduct (sexual_misconduct), and the use of a restrictive practice that was not authorised or not in line with a behaviour support plan (unauthorised_restrictive_practice). Name every category the report supports, say whether the participant was harmed, and explain why in two or three sentences. A person makes the decision; say so when the report is unclear.",
+        r#"{"categories": ["serious_injury"], "harm_caused": true, "rationale": "...", "evidence": [{"phase": "during_event", "quote": "..."}]}"#,
+    )
 }
 
 /// Every default prompt, in display order.
@@ -345,6 +408,8 @@ pub fn all() -> Vec<DefaultPrompt> {
     );
     prompts.push(mock_answers());
     prompts.push(contributing_conditions());
+    prompts.push(classification());
+    prompts.push(reportable_screening());
     prompts
 }
 
@@ -362,7 +427,7 @@ mod tests {
     #[test]
     fn every_default_passes_the_save_time_check_and_renders() {
         let prompts = all();
-        assert_eq!(prompts.len(), 10);
+        assert_eq!(prompts.len(), 12);
         for prompt in &prompts {
             let template = check(&prompt.template, &prompt.variables)
                 .unwrap_or_else(|issues| panic!("{}: {issues:?}", prompt.name));

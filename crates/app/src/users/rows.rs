@@ -63,3 +63,50 @@ pub fn export_rows(db: &mut impl DbRead, grant: &CrossTenant) -> FnResult<Vec<Va
 pub fn export_removed() -> &'static [&'static str] {
     &SECRET
 }
+
+/// Someone other modules address: name and email.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contact {
+    pub id: DocumentId,
+    pub name: String,
+    pub email: String,
+}
+
+fn contact(doc: &store::Document) -> Contact {
+    Contact {
+        id: doc.id,
+        name: super::text_of(doc, "name").to_string(),
+        email: super::text_of(doc, "email").to_string(),
+    }
+}
+
+/// The members of the scope's company holding any of `roles` (one index probe per role).
+pub fn with_roles(
+    db: &mut impl DbRead,
+    scope: &Scope,
+    roles: &[crate::identity::Role],
+) -> FnResult<Vec<Contact>> {
+    let mut found = Vec::new();
+    for role in roles {
+        let role = role.as_str();
+        let users = db
+            .read_scoped(scope)
+            .query("users", "by_company_role", |q| q.eq("role", role))?
+            .collect()?;
+        found.extend(users.iter().map(contact));
+    }
+    Ok(found)
+}
+
+/// The member `id` of the scope's company, if there is one.
+pub fn contact_of(
+    db: &mut impl DbRead,
+    scope: &Scope,
+    id: &DocumentId,
+) -> FnResult<Option<Contact>> {
+    Ok(db
+        .read_scoped(scope)
+        .get_in("users", &id.encode())?
+        .as_ref()
+        .map(contact))
+}

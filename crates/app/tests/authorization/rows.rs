@@ -152,6 +152,17 @@ fn incident_reader(c: Caller, t: Tenant) -> Expect {
     own_company(c, t, ViewMyIncidents)
 }
 
+/// An analysis is read by `perform_analysis` holders in the company and, once completed, by the
+/// incident's creator; the frontline worker is refused for their own company's incident before
+/// completion, and another company's incident is hidden from them as from everyone.
+fn analysis_reader(c: Caller, t: Tenant) -> Expect {
+    match (c, t) {
+        (Caller::FrontlineWorker, Tenant::Own) => Forbidden,
+        (Caller::FrontlineWorker, _) => Hidden,
+        _ => own_company(c, t, PerformAnalysis),
+    }
+}
+
 // ---- the table ----
 
 pub fn rows() -> Vec<Row> {
@@ -1264,5 +1275,152 @@ pub fn rows() -> Vec<Row> {
             |cx| json!({"companyId": cx.t.company, "days": 1.0}),
         )
         .tenanted(),
+        // analysis (the fixture's incident is unsubmitted: allowed calls end in CONFLICT)
+        row(
+            "analysis:listQueue",
+            "perform_analysis, own company",
+            |c, t| own_company(c, t, PerformAnalysis),
+            |_| json!({"paginationOpts": {"numItems": 5.0, "cursor": null}}),
+        ),
+        row(
+            "analysis:listReportableDeadlines",
+            "perform_analysis, own company",
+            |c, t| own_company(c, t, PerformAnalysis),
+            |_| json!({}),
+        ),
+        row(
+            "analysis:getAnalysis",
+            "perform_analysis in the company; the creator once completed",
+            analysis_reader,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "analysis:listRevisions",
+            "perform_analysis in the company; the creator once completed",
+            analysis_reader,
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "analysis:exportReport",
+            "perform_analysis in the company; the creator once completed",
+            analysis_reader,
+            |cx| json!({"incident_id": cx.t.incident, "format": "markdown"}),
+        )
+        .tenanted(),
+        row(
+            "analysis:startAnalysis",
+            "perform_analysis in the company (before submission: CONFLICT)",
+            |c, t| own_company(c, t, PerformAnalysis),
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "analysis:takeOverAnalysis",
+            "perform_analysis in the company",
+            |c, t| own_company(c, t, PerformAnalysis),
+            |cx| json!({"incident_id": cx.t.incident, "reason": "cover"}),
+        )
+        .tenanted(),
+        row(
+            "analysis:generateContributingConditions",
+            "perform_analysis in the company",
+            |c, t| own_company(c, t, PerformAnalysis),
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "analysis:updateContributingConditions",
+            "perform_analysis in the company, the assigned analyst",
+            |c, t| own_company(c, t, PerformAnalysis),
+            |cx| json!({"incident_id": cx.t.incident, "conditions": [], "expected_revision": 0.0}),
+        )
+        .tenanted(),
+        row(
+            "analysis:generateClassifications",
+            "perform_analysis in the company",
+            |c, t| own_company(c, t, PerformAnalysis),
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "analysis:saveClassification",
+            "perform_analysis in the company, the assigned analyst",
+            |c, t| own_company(c, t, PerformAnalysis),
+            |cx| {
+                json!({"incident_id": cx.t.incident, "rank": "primary", "incident_type": "other",
+                       "severity": "low", "risk_level": "low", "supporting_evidence": [],
+                       "recommended_actions": []})
+            },
+        )
+        .tenanted(),
+        row(
+            "analysis:removeClassification",
+            "perform_analysis in the company, the assigned analyst",
+            |c, t| own_company(c, t, PerformAnalysis),
+            |cx| json!({"incident_id": cx.t.incident, "classification_id": "cls_1"}),
+        )
+        .tenanted(),
+        row(
+            "analysis:screenReportable",
+            "perform_analysis in the company",
+            |c, t| own_company(c, t, PerformAnalysis),
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "analysis:decideReportable",
+            "perform_analysis (team leads and company admins) in the company",
+            |c, t| own_company(c, t, PerformAnalysis),
+            |cx| {
+                json!({"incident_id": cx.t.incident, "decision": "not_reportable",
+                       "categories": [], "harm_caused": false, "rationale": "No harm"})
+            },
+        )
+        .tenanted(),
+        row(
+            "analysis:recordCommissionNotification",
+            "perform_analysis in the company",
+            |c, t| own_company(c, t, PerformAnalysis),
+            |cx| {
+                json!({"incident_id": cx.t.incident, "form": "immediate",
+                       "submitted_at": 1.0, "reference": "REF-1"})
+            },
+        )
+        .tenanted(),
+        row(
+            "analysis:completeAnalysis",
+            "perform_analysis in the company, the assigned analyst",
+            |c, t| own_company(c, t, PerformAnalysis),
+            |cx| json!({"incident_id": cx.t.incident}),
+        )
+        .tenanted(),
+        row(
+            "analysis:reopenAnalysis",
+            "company_configuration in the company",
+            |c, t| own_company(c, t, CompanyConfiguration),
+            |cx| json!({"incident_id": cx.t.incident, "reason": "New information"}),
+        )
+        .tenanted(),
+        // notifications: each user's own
+        row(
+            "notifications:listMine",
+            "signed in (no company: an empty page)",
+            signed_in,
+            |_| json!({"paginationOpts": {"numItems": 5.0, "cursor": null}}),
+        ),
+        row(
+            "notifications:markRead",
+            "signed in, in a company",
+            |c, _| {
+                if c.role().is_some() && c.has_company() {
+                    Allowed
+                } else {
+                    Forbidden
+                }
+            },
+            |_| json!({}),
+        ),
     ]
 }

@@ -307,7 +307,7 @@ async fn reset_and_seed(app: &App, p: &People) {
         )
         .await;
     let count = before.as_array().unwrap().len();
-    assert!(count > 10);
+    assert!(count > 12);
     let out = app
         .ok(
             M,
@@ -317,9 +317,9 @@ async fn reset_and_seed(app: &App, p: &People) {
         .await;
     assert_eq!(out["clearedCount"], count as f64);
     let cleared = out["clearedTemplates"].as_array().unwrap();
-    assert_eq!(cleared.len(), 10, "each name once: {cleared:?}");
+    assert_eq!(cleared.len(), 12, "each name once: {cleared:?}");
     assert!(cleared.contains(&json!("generate_mock_answers")));
-    assert_eq!(out["seededCount"], 10.0);
+    assert_eq!(out["seededCount"], 12.0);
     let after = app
         .ok(
             Q,
@@ -327,7 +327,7 @@ async fn reset_and_seed(app: &App, p: &People) {
             json!({"sessionToken": p.frontline, "activeOnly": false}),
         )
         .await;
-    assert_eq!(after.as_array().unwrap().len(), 10);
+    assert_eq!(after.as_array().unwrap().len(), 12);
     let mock = active(app, "generate_mock_answers").await;
     assert_eq!(mock["prompt_version"], "v1.0.0");
     assert_eq!(

@@ -146,7 +146,7 @@ async fn seeding_gives_the_defaults_once(app: &App, p: &People) {
         )
         .await;
     let listed = listed.as_array().unwrap();
-    assert_eq!(listed.len(), 10, "{listed:#?}");
+    assert_eq!(listed.len(), 12, "{listed:#?}");
     let all = app
         .ok(
             Q,
@@ -156,7 +156,7 @@ async fn seeding_gives_the_defaults_once(app: &App, p: &People) {
         .await;
     assert_eq!(
         all.as_array().unwrap().len(),
-        10,
+        12,
         "seeding twice made duplicates"
     );
     for phase in ["before_event", "during_event", "end_event", "post_event"] {

@@ -40,7 +40,7 @@ async fn start(web: &Web) -> (People, Member) {
             .iter()
             .filter(|d| d.get("is_active") == Some(&Value::from(true)))
             .count(),
-        10
+        12
     );
     (people, demo)
 }
@@ -153,7 +153,7 @@ async fn the_group_board_lists_without_a_session_and_only_prompt_admins_rearrang
         }
         assert!(groups[0]["description"].is_string());
         let listed = out[1].value().as_array().unwrap().clone();
-        assert_eq!(listed.len(), 10);
+        assert_eq!(listed.len(), 12);
         for prompt in &listed {
             for read in ["_id", "prompt_name", "description", "group_id", "ai_model"] {
                 assert!(prompt[read].is_string(), "{read} of {prompt}");
@@ -179,7 +179,7 @@ async fn the_group_board_lists_without_a_session_and_only_prompt_admins_rearrang
         assert_eq!(keys, sorted, "by group, then display order");
         // Without activeOnly, every version.
         let all = web.query("promptGroups:listPrompts", json!({})).await;
-        assert_eq!(all.value().as_array().unwrap().len(), 10);
+        assert_eq!(all.value().as_array().unwrap().len(), 12);
 
         let before = active_id(&web.app, "generate_clarification_questions_before_event").await;
         let during = active_id(&web.app, "generate_clarification_questions_during_event").await;
@@ -516,13 +516,13 @@ async fn the_seeder_view_lists_the_defaults_clears_them_and_seeds_them_again() {
             ])
             .await;
         let defaults = out[0].value();
-        assert_eq!(defaults["totalTemplates"], 10.0);
+        assert_eq!(defaults["totalTemplates"], 12.0);
         assert_eq!(
             defaults["validation"],
             json!({"isValid": true, "errors": []})
         );
         let templates = defaults["templates"].as_array().unwrap();
-        assert_eq!(templates.len(), 10);
+        assert_eq!(templates.len(), 12);
         for t in templates {
             assert!(t["name"].is_string() && t["description"].is_string(), "{t}");
             assert_eq!(t["subsystem"], "incidents");
@@ -530,16 +530,16 @@ async fn the_seeder_view_lists_the_defaults_clears_them_and_seeds_them_again() {
         refused(&out[1], "FORBIDDEN", "worker");
         refused(&out[2], "FORBIDDEN", "company admin");
         let cleared = out[3].value();
-        assert_eq!(cleared["deletedCount"], 10.0, "{db:?}: {cleared}");
+        assert_eq!(cleared["deletedCount"], 12.0, "{db:?}: {cleared}");
         let names = cleared["deletedTemplates"].as_array().unwrap();
-        assert_eq!(names.len(), 10);
+        assert_eq!(names.len(), 12);
         assert!(names.contains(&json!("enhance_narrative_post_event")));
         assert!(cleared["message"].is_string());
         assert_eq!(out[4].value(), &json!([]), "no active prompt is left");
         assert_eq!(out[5].value(), &Json::Null);
         // Deactivated, not deleted: the history stays.
         let stored = prompts(&web.app).await;
-        assert_eq!(stored.len(), 10);
+        assert_eq!(stored.len(), 12);
         assert!(stored
             .iter()
             .all(|d| d.get("is_active") == Some(&Value::from(false))
@@ -556,18 +556,18 @@ async fn the_seeder_view_lists_the_defaults_clears_them_and_seeds_them_again() {
                 (M, "promptManager:resetAndSeedPrompts", tok(&demo)),
             ])
             .await;
-        assert_eq!(out[0].value()["promptIds"].as_array().unwrap().len(), 10);
-        assert_eq!(out[1].value().as_array().unwrap().len(), 10);
+        assert_eq!(out[0].value()["promptIds"].as_array().unwrap().len(), 12);
+        assert_eq!(out[1].value().as_array().unwrap().len(), 12);
         let reset = out[2].value();
-        assert_eq!(reset["clearedCount"], 20.0);
-        assert_eq!(reset["seededCount"], 10.0);
+        assert_eq!(reset["clearedCount"], 24.0);
+        assert_eq!(reset["seededCount"], 12.0);
         let cleared: Vec<&str> = reset["clearedTemplates"]
             .as_array()
             .unwrap()
             .iter()
             .map(|n| n.as_str().unwrap())
             .collect();
-        assert_eq!(cleared.len(), 10, "each name once: {cleared:?}");
+        assert_eq!(cleared.len(), 12, "each name once: {cleared:?}");
         assert!(cleared.contains(&"generate_mock_answers"));
         assert!(reset["message"].is_string());
         // The default list needs a session (the app skips the query without one).
