@@ -17,6 +17,7 @@ use super::model::{
     ClassificationDoc, ClassificationFacts, ClassificationRow, IncidentType, Rank, RiskLevel,
     Severity, CLASSIFICATIONS,
 };
+use super::reply::{self, strings, text};
 use super::{analyst, prepare_ai, require_editor, started, ByIncident, Prepared};
 use crate::ai_service::AiService;
 
@@ -123,31 +124,7 @@ fn store(ctx: &mut MutationCtx<'_>, args: StoreArgs) -> FnResult<Vec<Classificat
 /// The AI's classifications from its JSON reply (at most one primary: later ones become
 /// secondary).
 fn read_reply(reply: &Json) -> Result<Vec<ClassificationFacts>, String> {
-    let list = match reply {
-        Json::Array(items) => items,
-        Json::Object(fields) => fields
-            .get("classifications")
-            .and_then(Json::as_array)
-            .ok_or("the reply has no \"classifications\" list")?,
-        _ => return Err("the reply is not a JSON object".into()),
-    };
-    let text = |c: &Json, k: &str| {
-        c.get(k)
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let strings = |c: &Json, k: &str| -> Vec<String> {
-        c.get(k)
-            .and_then(Json::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Json::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let list = reply::list(reply, "classifications")?;
     let mut primary_seen = false;
     Ok(list
         .iter()

@@ -17,6 +17,7 @@ use super::model::{
     AnalysisState, Condition, ConditionStatus, ConditionType, Evidence, RevisionDoc, RevisionRow,
     Severity, Source, REVISIONS,
 };
+use super::reply::{self, strings, text};
 use super::{analyst, phase_texts, prepare_ai, quote_occurs, require_editor, started, Prepared};
 use crate::ai_service::AiService;
 use crate::narratives::Phase;
@@ -278,32 +279,8 @@ fn store(ctx: &mut MutationCtx<'_>, args: StoreArgs) -> FnResult<Vec<Condition>>
 
 /// The AI's conditions and confidence from its JSON reply.
 fn read_reply(reply: &Json) -> Result<(Vec<ConditionInput>, Option<f64>), String> {
-    let list = match reply {
-        Json::Array(items) => items,
-        Json::Object(fields) => fields
-            .get("conditions")
-            .and_then(Json::as_array)
-            .ok_or("the reply has no \"conditions\" list")?,
-        _ => return Err("the reply is not a JSON object".into()),
-    };
+    let list = reply::list(reply, "conditions")?;
     let confidence = reply.get("confidence").and_then(Json::as_f64);
-    let text = |c: &Json, k: &str| {
-        c.get(k)
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let strings = |c: &Json, k: &str| -> Vec<String> {
-        c.get(k)
-            .and_then(Json::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Json::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let conditions = list
         .iter()
         .map(|c| ConditionInput {
@@ -315,22 +292,7 @@ fn read_reply(reply: &Json) -> Result<(Vec<ConditionInput>, Option<f64>), String
             is_modifiable: c.get("is_modifiable").and_then(Json::as_bool),
             recommended_actions: Some(strings(c, "recommended_actions")),
             status: None,
-            evidence: Some(
-                c.get("evidence")
-                    .and_then(Json::as_array)
-                    .map(|items| {
-                        items
-                            .iter()
-                            .filter_map(|e| {
-                                Some(Evidence {
-                                    phase: Phase::parse(e.get("phase")?.as_str()?)?,
-                                    quote: e.get("quote")?.as_str()?.to_string(),
-                                })
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            ),
+            evidence: Some(reply::evidence(c)),
             source: Some(Source::Ai),
         })
         .collect();

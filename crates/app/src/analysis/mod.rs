@@ -17,6 +17,7 @@ mod conditions;
 pub mod deadline;
 pub mod model;
 mod read;
+mod reply;
 mod report;
 mod screening;
 pub mod workflow;

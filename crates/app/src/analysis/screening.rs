@@ -25,7 +25,6 @@ use crate::ai_service::AiService;
 use crate::audit::{self, Entry, Event};
 use crate::clarification::AiRequest;
 use crate::incidents::record::Incident;
-use crate::narratives::Phase;
 use crate::notifications::{self, Kind, Note, ANALYSTS};
 
 pub const PROMPT: &str = "screen_reportable_incident";
@@ -142,21 +141,7 @@ fn read_reply(reply: &Json) -> Result<Suggested, String> {
         .filter_map(Json::as_str)
         .filter_map(ReportableCategory::parse)
         .collect();
-    let evidence = fields
-        .get("evidence")
-        .and_then(Json::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|e| {
-                    Some(Evidence {
-                        phase: Phase::parse(e.get("phase")?.as_str()?)?,
-                        quote: e.get("quote")?.as_str()?.to_string(),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let evidence = super::reply::evidence(reply);
     Ok(Suggested {
         categories,
         harm_caused: fields
